@@ -1,0 +1,182 @@
+//! Errors that know whether a retry can help.
+//!
+//! Lambda retries a failed asynchronous invocation, replaying every side effect that
+//! already happened. So a handler returns `Err` only for faults a retry can fix; permanent
+//! ones (bad input, a Slack 4xx, a missing parameter) are logged and acknowledged.
+
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use crate::config::ConfigError;
+use crate::deadline::OutOfTime;
+use crate::slack::SlackError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+
+    #[error("bad input: {0}")]
+    BadInput(String),
+
+    #[error(transparent)]
+    Slack(#[from] SlackError),
+
+    #[error("{service} {operation} failed: {message}")]
+    Aws {
+        service: &'static str,
+        operation: &'static str,
+        code: Option<String>,
+        message: String,
+        retryable: bool,
+    },
+
+    #[error("{0} did not finish before the invocation's deadline")]
+    OutOfTime(&'static str),
+}
+
+impl Error {
+    pub fn bad_input(why: impl Into<String>) -> Self {
+        Self::BadInput(why.into())
+    }
+
+    /// Whether invoking again with the same input could succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Config(_) | Self::BadInput(_) => false,
+            Self::Slack(e) => e.is_retryable(),
+            Self::Aws { retryable, .. } => *retryable,
+            Self::OutOfTime(_) => true,
+        }
+    }
+
+    /// The AWS error code, when this came from an AWS service.
+    pub fn aws_code(&self) -> Option<&str> {
+        match self {
+            Self::Aws { code, .. } => code.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Classifies an AWS SDK error. Transport faults, timeouts, throttling and 5xx are
+    /// retryable; a service's 4xx answer (not found, access denied, validation) is not.
+    pub fn from_sdk<E, R>(
+        service: &'static str,
+        operation: &'static str,
+        err: SdkError<E, R>,
+    ) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug + HttpStatus,
+    {
+        let code = err.code().map(str::to_owned);
+        let retryable = match &err {
+            SdkError::TimeoutError(_)
+            | SdkError::DispatchFailure(_)
+            | SdkError::ResponseError(_) => true,
+            SdkError::ConstructionFailure(_) => false,
+            SdkError::ServiceError(ctx) => {
+                ctx.raw().status_code() >= 500 || code.as_deref().is_some_and(is_throttling_code)
+            }
+            _ => true,
+        };
+        let message = match err.message() {
+            Some(m) => format!("{}: {m}", code.as_deref().unwrap_or("error")),
+            None => DisplayErrorContext(&err).to_string(),
+        };
+        Self::Aws {
+            service,
+            operation,
+            code,
+            message,
+            retryable,
+        }
+    }
+}
+
+impl From<OutOfTime> for Error {
+    fn from(_: OutOfTime) -> Self {
+        Self::OutOfTime("the work")
+    }
+}
+
+/// The HTTP status of a raw response, so [`Error::from_sdk`] can stay generic.
+pub trait HttpStatus {
+    fn status_code(&self) -> u16;
+}
+
+impl HttpStatus for aws_smithy_runtime_api::http::Response {
+    fn status_code(&self) -> u16 {
+        self.status().as_u16()
+    }
+}
+
+fn is_throttling_code(code: &str) -> bool {
+    matches!(
+        code,
+        "Throttling"
+            | "ThrottlingException"
+            | "ThrottledException"
+            | "TooManyRequestsException"
+            | "RequestLimitExceeded"
+            | "RequestThrottled"
+            | "RequestThrottledException"
+            | "ProvisionedThroughputExceededException"
+            | "SlowDown"
+            | "PriorRequestNotComplete"
+            | "EC2ThrottledException"
+    )
+}
+
+/// What a handler returns to the Lambda runtime for `result`: permanent errors are logged
+/// and acknowledged so that Lambda does not replay side effects; retryable ones become an
+/// invocation error so the async retries (and then the dead-letter queue) take over.
+pub fn settle<T>(result: Result<T, Error>) -> Result<T, lambda_runtime::Error>
+where
+    T: Default,
+{
+    match result {
+        Ok(v) => Ok(v),
+        Err(e) if e.is_retryable() => {
+            tracing::error!(error = %e, retryable = true, "invocation failed; returning an error so Lambda retries it");
+            Err(Box::new(e))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, retryable = false, "invocation failed permanently; acknowledged so Lambda does not replay it");
+            Ok(T::default())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_input_and_config_are_permanent() {
+        assert!(!Error::bad_input("not JSON").is_retryable());
+        assert!(
+            !Error::Config(ConfigError::missing("SNS_TOPIC_ARN", "an SNS topic ARN"))
+                .is_retryable()
+        );
+    }
+
+    #[test]
+    fn running_out_of_time_is_retryable() {
+        assert!(Error::OutOfTime("posting to Slack").is_retryable());
+    }
+
+    #[test]
+    fn settle_acknowledges_permanent_errors_and_surfaces_retryable_ones() {
+        assert!(settle::<()>(Err(Error::bad_input("unknown detail-type"))).is_ok());
+        assert!(settle::<()>(Err(Error::OutOfTime("posting"))).is_err());
+    }
+
+    #[test]
+    fn throttling_codes_are_recognised() {
+        assert!(is_throttling_code("ThrottlingException"));
+        assert!(is_throttling_code("TooManyRequestsException"));
+        assert!(!is_throttling_code("ParameterNotFound"));
+    }
+}

@@ -1,0 +1,212 @@
+//! CodePipeline job results for Lambda invoke actions.
+//!
+//! A job must get exactly one final answer, or the stage hangs until CodePipeline times
+//! it out. A repeated answer (the async invocation retried after a report that did land)
+//! comes back as `InvalidJobStateException` and counts as already done. Throttling is
+//! retried by the SDK's standard retry; the whole report is bounded by the deadline.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_codepipeline::types::{ExecutionDetails, FailureDetails, FailureType};
+
+use crate::deadline::Deadline;
+use crate::error::Error;
+use crate::text::truncate_plain;
+
+const MAX_SUMMARY: usize = 2048;
+const MAX_FAILURE_MESSAGE: usize = 5000;
+const MAX_CONTINUATION_TOKEN: usize = 2048;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    JobFailed,
+    ConfigurationError,
+    PermissionError,
+    RevisionOutOfSync,
+    RevisionUnavailable,
+    SystemUnavailable,
+}
+
+impl FailureKind {
+    fn to_sdk(self) -> FailureType {
+        match self {
+            Self::JobFailed => FailureType::JobFailed,
+            Self::ConfigurationError => FailureType::ConfigurationError,
+            Self::PermissionError => FailureType::PermissionError,
+            Self::RevisionOutOfSync => FailureType::RevisionOutOfSync,
+            Self::RevisionUnavailable => FailureType::RevisionUnavailable,
+            Self::SystemUnavailable => FailureType::SystemUnavailable,
+        }
+    }
+}
+
+/// What to tell CodePipeline. Output variables exist only on the final success, because
+/// CodePipeline rejects them next to a continuation token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobOutcome {
+    /// Not finished: CodePipeline invokes the function again later with this token.
+    InProgress {
+        continuation_token: String,
+        summary: String,
+    },
+    Succeeded {
+        summary: String,
+        output_variables: BTreeMap<String, String>,
+    },
+    Failed {
+        kind: FailureKind,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reported {
+    Recorded,
+    /// CodePipeline already had a result for this job: an earlier attempt's report landed.
+    AlreadyReported,
+}
+
+/// The port the functions depend on; [`JobReporter`] is the AWS implementation.
+pub trait ReportJob {
+    fn report(
+        &self,
+        job_id: &str,
+        outcome: JobOutcome,
+        deadline: &Deadline,
+    ) -> impl std::future::Future<Output = Result<Reported, Error>> + Send;
+}
+
+pub struct JobReporter {
+    client: aws_sdk_codepipeline::Client,
+}
+
+impl JobReporter {
+    pub fn new(sdk: &aws_config::SdkConfig) -> Self {
+        Self {
+            client: aws_sdk_codepipeline::Client::new(sdk),
+        }
+    }
+
+    pub fn from_client(client: aws_sdk_codepipeline::Client) -> Self {
+        Self { client }
+    }
+
+    async fn send(&self, job_id: &str, outcome: JobOutcome) -> Result<Reported, Error> {
+        let result = match outcome {
+            JobOutcome::InProgress {
+                continuation_token,
+                summary,
+            } => {
+                if continuation_token.is_empty()
+                    || continuation_token.len() > MAX_CONTINUATION_TOKEN
+                {
+                    return Err(Error::bad_input(
+                        "a continuation token must be 1 to 2048 characters",
+                    ));
+                }
+                self.client
+                    .put_job_success_result()
+                    .job_id(job_id)
+                    .continuation_token(continuation_token)
+                    .execution_details(details(&summary))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| Error::from_sdk("CodePipeline", "PutJobSuccessResult", e))
+            }
+            JobOutcome::Succeeded {
+                summary,
+                output_variables,
+            } => {
+                if let Some(bad) = output_variables.keys().find(|k| !valid_variable_name(k)) {
+                    return Err(Error::bad_input(format!(
+                        "output variable name {bad:?} is not [A-Za-z0-9@_-]+"
+                    )));
+                }
+                self.client
+                    .put_job_success_result()
+                    .job_id(job_id)
+                    .execution_details(details(&summary))
+                    .set_output_variables(
+                        (!output_variables.is_empty())
+                            .then(|| output_variables.into_iter().collect()),
+                    )
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| Error::from_sdk("CodePipeline", "PutJobSuccessResult", e))
+            }
+            JobOutcome::Failed { kind, message } => {
+                let failure = FailureDetails::builder()
+                    .r#type(kind.to_sdk())
+                    .message(truncate_plain(&message, MAX_FAILURE_MESSAGE))
+                    .build()
+                    .map_err(|e| Error::bad_input(format!("failure details: {e}")))?;
+                self.client
+                    .put_job_failure_result()
+                    .job_id(job_id)
+                    .failure_details(failure)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| Error::from_sdk("CodePipeline", "PutJobFailureResult", e))
+            }
+        };
+        match result {
+            Ok(()) => Ok(Reported::Recorded),
+            Err(e) if e.aws_code() == Some("InvalidJobStateException") => {
+                Ok(Reported::AlreadyReported)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl ReportJob for JobReporter {
+    async fn report(
+        &self,
+        job_id: &str,
+        outcome: JobOutcome,
+        deadline: &Deadline,
+    ) -> Result<Reported, Error> {
+        let reported = deadline
+            .run(self.send(job_id, outcome))
+            .await
+            .map_err(|_| Error::OutOfTime("reporting the CodePipeline job result"))??;
+        match reported {
+            Reported::Recorded => tracing::info!(job_id, "CodePipeline job result recorded"),
+            Reported::AlreadyReported => tracing::info!(
+                job_id,
+                "CodePipeline already had a result for this job; nothing more to do"
+            ),
+        }
+        Ok(reported)
+    }
+}
+
+fn details(summary: &str) -> ExecutionDetails {
+    ExecutionDetails::builder()
+        .summary(truncate_plain(summary, MAX_SUMMARY))
+        .build()
+}
+
+fn valid_variable_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '@' | '_' | '-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_variable_names_follow_codepipelines_pattern() {
+        assert!(valid_variable_name("VERDICT"));
+        assert!(valid_variable_name("count_high-1@x"));
+        assert!(!valid_variable_name("has space"));
+        assert!(!valid_variable_name(""));
+        assert!(!valid_variable_name("dot.ted"));
+    }
+}

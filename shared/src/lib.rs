@@ -1,0 +1,20 @@
+//! What the container-delivery functions share: typed configuration, secrets, Slack and
+//! SNS delivery, retries bounded by the Lambda deadline, CodePipeline job results,
+//! console links and logging. Each mechanism lives here once.
+
+pub mod aws;
+pub mod config;
+pub mod console;
+pub mod deadline;
+pub mod error;
+pub mod jobs;
+pub mod notifier;
+pub mod retry;
+pub mod secrets;
+pub mod slack;
+pub mod sns;
+pub mod telemetry;
+pub mod text;
+
+pub use deadline::Deadline;
+pub use error::{Error, settle};

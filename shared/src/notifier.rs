@@ -1,0 +1,260 @@
+//! Fan-out of one notification to Slack and/or SNS, as configured.
+
+use std::sync::Arc;
+
+use crate::config::{ConfigError, Environment, Vars};
+use crate::deadline::Deadline;
+use crate::error::Error;
+use crate::secrets::{SecretRef, Secrets};
+use crate::slack::{Message, SlackClient};
+use crate::sns::SnsPublisher;
+
+/// The same facts for both channels: Block Kit for Slack, a subject and plain text for SNS
+/// (whose subscribers are often e-mail or chat bridges that show text as it is).
+#[derive(Debug, Clone)]
+pub struct Notification {
+    pub subject: String,
+    pub body: String,
+    pub slack: Message,
+    /// Another webhook for this message (per-pipeline routing); the default otherwise.
+    pub slack_route: Option<SecretRef>,
+}
+
+impl Notification {
+    pub fn new(subject: impl Into<String>, body: impl Into<String>, slack: Message) -> Self {
+        Self {
+            subject: subject.into(),
+            body: body.into(),
+            slack,
+            slack_route: None,
+        }
+    }
+
+    pub fn routed_to(mut self, webhook: Option<SecretRef>) -> Self {
+        self.slack_route = webhook;
+        self
+    }
+}
+
+#[derive(Debug)]
+pub enum ChannelOutcome {
+    Delivered,
+    NotConfigured,
+    Failed(Error),
+}
+
+#[derive(Debug)]
+pub struct DeliveryReport {
+    pub slack: ChannelOutcome,
+    pub sns: ChannelOutcome,
+}
+
+impl DeliveryReport {
+    /// One result for the handler. A Lambda retry replays every channel, so once any
+    /// channel has delivered, the others' failures are logged rather than retried: a
+    /// duplicate in Slack is worse than a gap in SNS. With nothing delivered, a retryable
+    /// failure is returned so Lambda's async retry (and then the DLQ) takes over.
+    pub fn into_result(self) -> Result<(), Error> {
+        let delivered = matches!(self.slack, ChannelOutcome::Delivered)
+            || matches!(self.sns, ChannelOutcome::Delivered);
+        let mut failures: Vec<(&str, Error)> = Vec::new();
+        if let ChannelOutcome::Failed(e) = self.slack {
+            failures.push(("Slack", e));
+        }
+        if let ChannelOutcome::Failed(e) = self.sns {
+            failures.push(("SNS", e));
+        }
+        if failures.is_empty() {
+            return Ok(());
+        }
+        if delivered {
+            for (channel, e) in &failures {
+                tracing::error!(channel, error = %e, "notification not delivered to this channel; not retried because another channel already has it");
+            }
+            return Ok(());
+        }
+        let pick = failures
+            .iter()
+            .position(|(_, e)| e.is_retryable())
+            .unwrap_or(0);
+        let (channel, e) = failures.swap_remove(pick);
+        for (other, err) in &failures {
+            tracing::error!(channel = other, error = %err, "notification not delivered to this channel");
+        }
+        tracing::error!(channel, error = %e, "notification not delivered");
+        Err(e)
+    }
+}
+
+/// The port handlers depend on; [`Notifier`] is the real one.
+pub trait Notify {
+    fn notify(
+        &self,
+        notification: &Notification,
+        deadline: &Deadline,
+    ) -> impl std::future::Future<Output = DeliveryReport> + Send;
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NotifierConfig {
+    pub slack_webhook: Option<SecretRef>,
+    pub sns_topic_arn: Option<String>,
+}
+
+impl NotifierConfig {
+    /// `SLACK_WEBHOOK_URL` (literal or reference) and `SNS_TOPIC_ARN`, both optional.
+    pub fn from_env<E: Environment + ?Sized>(env: &E) -> Result<Self, ConfigError> {
+        let vars = Vars::new(env);
+        Ok(Self {
+            slack_webhook: vars.secret("SLACK_WEBHOOK_URL")?,
+            sns_topic_arn: vars.arn("SNS_TOPIC_ARN", "sns")?,
+        })
+    }
+}
+
+pub struct Notifier {
+    slack: SlackClient,
+    default_webhook: Option<SecretRef>,
+    sns: Option<SnsPublisher>,
+    secrets: Arc<Secrets>,
+}
+
+impl Notifier {
+    pub fn new(
+        config: NotifierConfig,
+        sdk: &aws_config::SdkConfig,
+        slack: SlackClient,
+        secrets: Arc<Secrets>,
+    ) -> Self {
+        if config.slack_webhook.is_none() && config.sns_topic_arn.is_none() {
+            tracing::warn!(
+                "neither SLACK_WEBHOOK_URL nor SNS_TOPIC_ARN is set: dry run, notifications go to the log only"
+            );
+        }
+        Self {
+            slack,
+            default_webhook: config.slack_webhook,
+            sns: config.sns_topic_arn.map(|arn| SnsPublisher::new(sdk, arn)),
+            secrets,
+        }
+    }
+
+    pub fn is_dry_run(&self) -> bool {
+        self.default_webhook.is_none() && self.sns.is_none()
+    }
+
+    async fn to_slack(&self, n: &Notification, deadline: &Deadline) -> ChannelOutcome {
+        let Some(webhook) = n.slack_route.as_ref().or(self.default_webhook.as_ref()) else {
+            return ChannelOutcome::NotConfigured;
+        };
+        let url = match self.secrets.resolve(webhook, deadline).await {
+            Ok(url) => url,
+            Err(e) => {
+                tracing::error!(webhook = %webhook.describe(), error = %e, "cannot read the Slack webhook");
+                return ChannelOutcome::Failed(e);
+            }
+        };
+        match self.slack.post(&url, &n.slack, deadline).await {
+            Ok(()) => {
+                tracing::info!(webhook = %webhook.describe(), "posted to Slack");
+                ChannelOutcome::Delivered
+            }
+            Err(e) => {
+                tracing::error!(webhook = %webhook.describe(), error = %e, "Slack post failed");
+                ChannelOutcome::Failed(e.into())
+            }
+        }
+    }
+
+    async fn to_sns(&self, n: &Notification, deadline: &Deadline) -> ChannelOutcome {
+        let Some(sns) = &self.sns else {
+            return ChannelOutcome::NotConfigured;
+        };
+        match sns.publish(&n.subject, &n.body, deadline).await {
+            Ok(id) => {
+                tracing::info!(topic = sns.topic_arn(), message_id = %id, "published to SNS");
+                ChannelOutcome::Delivered
+            }
+            Err(e) => {
+                tracing::error!(topic = sns.topic_arn(), error = %e, "SNS publish failed");
+                ChannelOutcome::Failed(e)
+            }
+        }
+    }
+}
+
+impl Notify for Notifier {
+    async fn notify(&self, n: &Notification, deadline: &Deadline) -> DeliveryReport {
+        if self.is_dry_run() && n.slack_route.is_none() {
+            tracing::info!(subject = %n.subject, text = %n.body, "dry run: would notify");
+            return DeliveryReport {
+                slack: ChannelOutcome::NotConfigured,
+                sns: ChannelOutcome::NotConfigured,
+            };
+        }
+        let (slack, sns) = tokio::join!(self.to_slack(n, deadline), self.to_sns(n, deadline));
+        DeliveryReport { slack, sns }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::slack::SlackError;
+
+    fn failed_slack(retryable: bool) -> ChannelOutcome {
+        ChannelOutcome::Failed(Error::Slack(if retryable {
+            SlackError::Unavailable {
+                attempts: 5,
+                last: "HTTP 500".into(),
+            }
+        } else {
+            SlackError::Rejected {
+                status: 404,
+                error: "no_service".into(),
+            }
+        }))
+    }
+
+    #[test]
+    fn a_failure_after_another_channel_delivered_is_not_retried() {
+        let r = DeliveryReport {
+            slack: failed_slack(true),
+            sns: ChannelOutcome::Delivered,
+        };
+        assert!(r.into_result().is_ok());
+    }
+
+    #[test]
+    fn nothing_delivered_with_a_retryable_failure_asks_for_a_retry() {
+        let r = DeliveryReport {
+            slack: failed_slack(true),
+            sns: ChannelOutcome::NotConfigured,
+        };
+        assert!(r.into_result().unwrap_err().is_retryable());
+    }
+
+    #[test]
+    fn a_permanent_failure_alone_is_permanent() {
+        let r = DeliveryReport {
+            slack: failed_slack(false),
+            sns: ChannelOutcome::NotConfigured,
+        };
+        assert!(!r.into_result().unwrap_err().is_retryable());
+    }
+
+    #[test]
+    fn config_reads_both_channels_and_checks_the_topic_arn() {
+        let env = [
+            ("SLACK_WEBHOOK_URL", "ssm:/ops/slack"),
+            ("SNS_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:t"),
+        ];
+        let c = NotifierConfig::from_env(&env).unwrap();
+        assert_eq!(c.slack_webhook, Some(SecretRef::Ssm("/ops/slack".into())));
+        let bad = [("SNS_TOPIC_ARN", "my-topic")];
+        assert_eq!(
+            NotifierConfig::from_env(&bad).unwrap_err().variable,
+            "SNS_TOPIC_ARN"
+        );
+    }
+}

@@ -1,0 +1,110 @@
+//! SNS publishing within SNS's limits: a subject of at most 100 ASCII characters with no
+//! line breaks, a message of at most 256 KiB.
+
+use crate::deadline::Deadline;
+use crate::error::Error;
+use crate::text::truncate_bytes;
+
+pub const MAX_SUBJECT: usize = 100;
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
+pub struct SnsPublisher {
+    client: aws_sdk_sns::Client,
+    topic_arn: String,
+}
+
+impl SnsPublisher {
+    pub fn new(sdk: &aws_config::SdkConfig, topic_arn: impl Into<String>) -> Self {
+        Self {
+            client: aws_sdk_sns::Client::new(sdk),
+            topic_arn: topic_arn.into(),
+        }
+    }
+
+    pub fn topic_arn(&self) -> &str {
+        &self.topic_arn
+    }
+
+    /// Publishes and returns SNS's message id.
+    pub async fn publish(
+        &self,
+        subject: &str,
+        message: &str,
+        deadline: &Deadline,
+    ) -> Result<String, Error> {
+        let subject = sns_subject(subject);
+        let request = self
+            .client
+            .publish()
+            .topic_arn(&self.topic_arn)
+            .set_subject((!subject.is_empty()).then_some(subject))
+            .message(sns_message(message));
+        let out = deadline
+            .run(request.send())
+            .await
+            .map_err(|_| Error::OutOfTime("publishing to SNS"))?
+            .map_err(|e| Error::from_sdk("SNS", "Publish", e))?;
+        Ok(out.message_id.unwrap_or_default())
+    }
+}
+
+/// SNS subjects must be ASCII without control characters, start with a letter, digit or
+/// punctuation, and stay under 100 characters (email subscribers see them as the subject).
+pub fn sns_subject(text: &str) -> String {
+    let ascii: String = text
+        .chars()
+        .map(|c| match c {
+            '\n' | '\r' | '\t' => ' ',
+            c if c.is_ascii() && !c.is_ascii_control() => c,
+            _ => '?',
+        })
+        .collect();
+    let collapsed = ascii
+        .split(' ')
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut subject: String = collapsed.chars().take(MAX_SUBJECT).collect();
+    if collapsed.len() > MAX_SUBJECT {
+        subject.truncate(MAX_SUBJECT - 3);
+        subject.push_str("...");
+    }
+    subject
+}
+
+pub fn sns_message(text: &str) -> String {
+    let message = truncate_bytes(text, MAX_MESSAGE_BYTES).into_owned();
+    // SNS rejects an empty message.
+    if message.is_empty() {
+        "(empty)".to_owned()
+    } else {
+        message
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subject_is_one_ascii_line_within_the_limit() {
+        let s = sns_subject("FAILED: ünïcode\npipeline\r\n".repeat(20).as_str());
+        assert!(s.len() <= MAX_SUBJECT, "{}", s.len());
+        assert!(s.is_ascii());
+        assert!(!s.contains(['\n', '\r']));
+        assert!(s.ends_with("..."));
+    }
+
+    #[test]
+    fn short_subject_is_kept() {
+        assert_eq!(sns_subject("prod-api: SUCCEEDED"), "prod-api: SUCCEEDED");
+    }
+
+    #[test]
+    fn message_is_cut_to_256_kib_on_a_char_boundary() {
+        let m = sns_message(&"é".repeat(200_000));
+        assert!(m.len() <= MAX_MESSAGE_BYTES);
+        assert!(m.ends_with(crate::text::TRUNCATION_MARKER));
+        assert_eq!(sns_message(""), "(empty)");
+    }
+}

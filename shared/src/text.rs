@@ -1,0 +1,158 @@
+//! Escaping and truncation for text that reaches Slack or SNS.
+
+use std::borrow::Cow;
+
+/// Appended where text was cut, so a reader knows something is missing.
+pub const TRUNCATION_MARKER: &str = "… [truncated]";
+
+/// Escapes Slack's three control characters. Applied to every untrusted string, it turns
+/// `<!channel>` and `<https://evil|ok>` into inert text.
+pub fn escape_mrkdwn(untrusted: &str) -> Cow<'_, str> {
+    if !untrusted.contains(['&', '<', '>']) {
+        return Cow::Borrowed(untrusted);
+    }
+    let mut out = String::with_capacity(untrusted.len() + 16);
+    for c in untrusted.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Length as Slack's limits count it (UTF-16 code units): an emoji counts twice.
+pub fn slack_len(text: &str) -> usize {
+    text.chars().map(char::len_utf16).sum()
+}
+
+/// Cuts already-escaped mrkdwn to at most `max` UTF-16 units including the marker. The
+/// cut lands on a char boundary and never inside an entity (`&amp;`) or one of our own
+/// `<url|label>` links, which would otherwise render as garbage or a broken link.
+pub fn truncate_mrkdwn(text: &str, max: usize) -> Cow<'_, str> {
+    if slack_len(text) <= max {
+        return Cow::Borrowed(text);
+    }
+    let marker_len = slack_len(TRUNCATION_MARKER);
+    if max <= marker_len {
+        return Cow::Owned(cut_at_units(TRUNCATION_MARKER, max).to_owned());
+    }
+    let mut kept = cut_at_units(text, max - marker_len);
+    if let Some(amp) = kept.rfind('&') {
+        if !kept[amp..].contains(';') {
+            kept = &kept[..amp];
+        }
+    }
+    if let Some(open) = kept.rfind('<') {
+        if !kept[open..].contains('>') {
+            kept = &kept[..open];
+        }
+    }
+    Cow::Owned(format!("{kept}{TRUNCATION_MARKER}"))
+}
+
+/// Cuts plain text (no markup) to at most `max` UTF-16 units including the marker.
+pub fn truncate_plain(text: &str, max: usize) -> Cow<'_, str> {
+    if slack_len(text) <= max {
+        return Cow::Borrowed(text);
+    }
+    let marker_len = slack_len(TRUNCATION_MARKER);
+    if max <= marker_len {
+        return Cow::Owned(cut_at_units(TRUNCATION_MARKER, max).to_owned());
+    }
+    Cow::Owned(format!(
+        "{}{TRUNCATION_MARKER}",
+        cut_at_units(text, max - marker_len)
+    ))
+}
+
+/// Cuts to at most `max` UTF-8 bytes including the marker, on a char boundary.
+pub fn truncate_bytes(text: &str, max: usize) -> Cow<'_, str> {
+    if text.len() <= max {
+        return Cow::Borrowed(text);
+    }
+    let budget = max.saturating_sub(TRUNCATION_MARKER.len());
+    let mut end = budget.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    if budget == 0 {
+        return Cow::Owned(String::new());
+    }
+    Cow::Owned(format!("{}{TRUNCATION_MARKER}", &text[..end]))
+}
+
+fn cut_at_units(text: &str, max_units: usize) -> &str {
+    let mut units = 0;
+    for (i, c) in text.char_indices() {
+        units += c.len_utf16();
+        if units > max_units {
+            return &text[..i];
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_neutralises_mentions_and_disguised_links() {
+        assert_eq!(escape_mrkdwn("<!channel> hi"), "&lt;!channel&gt; hi");
+        assert_eq!(
+            escape_mrkdwn("<https://evil|ok>"),
+            "&lt;https://evil|ok&gt;"
+        );
+        assert_eq!(escape_mrkdwn("fish & chips"), "fish &amp; chips");
+        assert_eq!(escape_mrkdwn("&amp;"), "&amp;amp;");
+        assert!(matches!(escape_mrkdwn("plain"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn short_text_is_left_alone() {
+        assert_eq!(truncate_mrkdwn("abc", 10), "abc");
+        assert_eq!(truncate_bytes("abc", 3), "abc");
+    }
+
+    #[test]
+    fn truncation_respects_the_limit_and_marks_the_cut() {
+        let long = "x".repeat(5000);
+        let cut = truncate_mrkdwn(&long, 3000);
+        assert_eq!(slack_len(&cut), 3000);
+        assert!(cut.ends_with(TRUNCATION_MARKER));
+    }
+
+    #[test]
+    fn truncation_counts_multibyte_and_astral_characters_and_cuts_between_them() {
+        let text = "é😀".repeat(2000);
+        let cut = truncate_mrkdwn(&text, 3000);
+        assert!(slack_len(&cut) <= 3000);
+        assert!(cut.ends_with(TRUNCATION_MARKER));
+        let bytes = truncate_bytes(&text, 1001);
+        assert!(bytes.len() <= 1001);
+    }
+
+    #[test]
+    fn truncation_never_splits_an_entity() {
+        let text = format!("{}&amp;{}", "a".repeat(20), "tail".repeat(20));
+        let marker = slack_len(TRUNCATION_MARKER);
+        let cut = truncate_mrkdwn(&text, 22 + marker);
+        assert_eq!(cut, format!("{}{TRUNCATION_MARKER}", "a".repeat(20)));
+    }
+
+    #[test]
+    fn truncation_never_leaves_half_a_link() {
+        let text = format!("see <https://example.com/{}|logs> now", "p".repeat(100));
+        let cut = truncate_mrkdwn(&text, 60);
+        assert_eq!(cut, format!("see {TRUNCATION_MARKER}"));
+    }
+
+    #[test]
+    fn tiny_limits_still_fit() {
+        assert!(slack_len(&truncate_mrkdwn("abcdefghijklmnopqrstuvwxyz", 5)) <= 5);
+        assert!(truncate_bytes("abcdef", 3).len() <= 3);
+    }
+}
