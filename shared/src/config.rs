@@ -36,32 +36,35 @@ impl ConfigError {
     }
 }
 
+/// A variable that is set but is not valid Unicode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotUnicode;
+
 /// Where variables come from: the process environment in production, a map in tests.
 pub trait Environment {
-    /// `Err(())` when the variable is set but not valid Unicode.
-    fn var(&self, name: &str) -> Result<Option<String>, ()>;
+    fn var(&self, name: &str) -> Result<Option<String>, NotUnicode>;
 }
 
 pub struct ProcessEnv;
 
 impl Environment for ProcessEnv {
-    fn var(&self, name: &str) -> Result<Option<String>, ()> {
+    fn var(&self, name: &str) -> Result<Option<String>, NotUnicode> {
         match std::env::var(name) {
             Ok(v) => Ok(Some(v)),
             Err(std::env::VarError::NotPresent) => Ok(None),
-            Err(std::env::VarError::NotUnicode(_)) => Err(()),
+            Err(std::env::VarError::NotUnicode(_)) => Err(NotUnicode),
         }
     }
 }
 
 impl Environment for HashMap<String, String> {
-    fn var(&self, name: &str) -> Result<Option<String>, ()> {
+    fn var(&self, name: &str) -> Result<Option<String>, NotUnicode> {
         Ok(self.get(name).cloned())
     }
 }
 
 impl<const N: usize> Environment for [(&str, &str); N] {
-    fn var(&self, name: &str) -> Result<Option<String>, ()> {
+    fn var(&self, name: &str) -> Result<Option<String>, NotUnicode> {
         Ok(self
             .iter()
             .find(|(k, _)| *k == name)
@@ -86,7 +89,7 @@ impl<'a, E: Environment + ?Sized> Vars<'a, E> {
             Ok(Some(v)) if v.trim().is_empty() => Ok(None),
             Ok(Some(v)) => Ok(Some(v.trim().to_owned())),
             Ok(None) => Ok(None),
-            Err(()) => Err(ConfigError::malformed(
+            Err(NotUnicode) => Err(ConfigError::malformed(
                 name,
                 "UTF-8 text",
                 "not valid UTF-8",

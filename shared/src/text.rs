@@ -40,15 +40,15 @@ pub fn truncate_mrkdwn(text: &str, max: usize) -> Cow<'_, str> {
         return Cow::Owned(cut_at_units(TRUNCATION_MARKER, max).to_owned());
     }
     let mut kept = cut_at_units(text, max - marker_len);
-    if let Some(amp) = kept.rfind('&') {
-        if !kept[amp..].contains(';') {
-            kept = &kept[..amp];
-        }
+    if let Some(amp) = kept.rfind('&')
+        && !kept[amp..].contains(';')
+    {
+        kept = &kept[..amp];
     }
-    if let Some(open) = kept.rfind('<') {
-        if !kept[open..].contains('>') {
-            kept = &kept[..open];
-        }
+    if let Some(open) = kept.rfind('<')
+        && !kept[open..].contains('>')
+    {
+        kept = &kept[..open];
     }
     Cow::Owned(format!("{kept}{TRUNCATION_MARKER}"))
 }

@@ -360,11 +360,7 @@ mod tests {
         }
         let p = m.to_payload();
         let blocks = p["blocks"].as_array().unwrap();
-        let total: usize = blocks
-            .iter()
-            .flat_map(|b| texts(b))
-            .map(|t| slack_len(&t))
-            .sum();
+        let total: usize = blocks.iter().flat_map(texts).map(|t| slack_len(&t)).sum();
         assert!(total <= MAX_TOTAL_BLOCK_TEXT, "{total}");
         let last = blocks.last().unwrap()["elements"][0]["text"]
             .as_str()

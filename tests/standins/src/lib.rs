@@ -1,1 +1,19 @@
+//! Local stand-ins for AWS and Slack, for tests and `make demo`: real servers, not mocks
+//! of the SDK. moto plays ECS, ECR, SNS, SSM, Secrets Manager, CloudWatch and Logs; the
+//! recording stub plays the CodeDeploy and CodePipeline calls moto lacks; the Slack sink
+//! plays an incoming webhook.
 
+pub mod moto;
+pub mod slack_sink;
+pub mod stub;
+
+pub use moto::Moto;
+pub use slack_sink::{Reply, SlackSink};
+pub use stub::RecordingStub;
+
+use std::path::PathBuf;
+
+pub fn workspace_root() -> PathBuf {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors().nth(2).map(PathBuf::from).unwrap_or(here)
+}

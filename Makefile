@@ -1,0 +1,60 @@
+# The two commands a newcomer needs: `make demo` and `make test` (what CI runs).
+# Everything they need is installed here, into .venv/, on first use.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV    := $(CURDIR)/.venv
+STAMP   := $(VENV)/.installed
+PYTHON  ?= python3
+
+# moto, sam and cargo-lambda (with its zig) come from the virtualenv.
+export PATH := $(VENV)/bin:$(PATH)
+export MOTO_SERVER := $(VENV)/bin/moto_server
+# Nothing here may reach real AWS: no instance metadata look-ups, fake credentials.
+export AWS_EC2_METADATA_DISABLED := true
+export SAM_CLI_TELEMETRY := 0
+
+FUNCTIONS := $(notdir $(wildcard functions/*))
+
+.PHONY: help venv test lint unit validate demo build clean
+
+help:
+	@echo "make demo      run the suite locally against moto, the recording stub and a Slack sink"
+	@echo "make test      what CI runs: fmt, clippy, every test (with the local servers), template validation"
+	@echo "make build     cargo lambda build --release of every function (Amazon Linux 2023 binaries)"
+	@echo "make venv      create .venv/ with moto, aws-sam-cli and cargo-lambda (done on demand)"
+
+venv: $(STAMP)
+
+$(STAMP): scripts/requirements.txt
+	@echo "==> creating $(VENV) (moto, aws-sam-cli, cargo-lambda); first run only"
+	$(PYTHON) -m venv "$(VENV)"
+	"$(VENV)/bin/pip" install --quiet --disable-pip-version-check --upgrade pip
+	"$(VENV)/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements.txt
+	touch "$@"
+
+test: venv lint unit validate
+	@echo "==> make test: all checks passed"
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+unit: venv
+	cargo test --workspace --locked
+
+validate: venv
+	sam validate --lint --template template.yaml --region us-east-1
+
+demo: venv
+	cargo run --quiet --locked -p demo
+
+build: venv
+	@if [ -z "$(FUNCTIONS)" ]; then echo "no functions yet under functions/"; else \
+	  cargo lambda build --release --locked $(addprefix -p ,$(FUNCTIONS)); fi
+
+clean:
+	cargo clean
+	rm -rf "$(VENV)"

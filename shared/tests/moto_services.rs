@@ -1,0 +1,291 @@
+//! Secrets, SNS and the notifier against a real moto server (and the Slack sink).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_ssm::types::ParameterType;
+use serde_json::Value;
+use shared::Deadline;
+use shared::notifier::{ChannelOutcome, Notification, Notifier, NotifierConfig, Notify};
+use shared::secrets::{SecretRef, Secrets};
+use shared::slack::{Block, Message, Mrkdwn, SlackClient};
+use shared::sns::SnsPublisher;
+use standins::{Moto, SlackSink};
+
+fn budget() -> Deadline {
+    Deadline::after(Duration::from_secs(20))
+}
+
+#[tokio::test]
+async fn ssm_secure_string_is_decrypted_once_and_then_served_from_cache() {
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    let ssm = aws_sdk_ssm::Client::new(&sdk);
+    ssm.put_parameter()
+        .name("/ops/slack/webhook")
+        .value("https://hooks.slack.com/services/T/B/first")
+        .r#type(ParameterType::SecureString)
+        .send()
+        .await
+        .unwrap();
+
+    let secrets = Secrets::new(&sdk);
+    let reference = SecretRef::parse("ssm:/ops/slack/webhook").unwrap();
+    let first = secrets.resolve(&reference, &budget()).await.unwrap();
+    assert_eq!(first.expose(), "https://hooks.slack.com/services/T/B/first");
+
+    ssm.delete_parameter()
+        .name("/ops/slack/webhook")
+        .send()
+        .await
+        .unwrap();
+    let again = secrets.resolve(&reference, &budget()).await.unwrap();
+    assert_eq!(
+        again, first,
+        "the second read must come from the per-container cache"
+    );
+}
+
+#[tokio::test]
+async fn secrets_manager_secret_is_read_whole_or_by_json_key() {
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    let sm = aws_sdk_secretsmanager::Client::new(&sdk);
+    sm.create_secret()
+        .name("ops/slack-plain")
+        .secret_string("https://hooks.slack.com/services/T/B/plain")
+        .send()
+        .await
+        .unwrap();
+    sm.create_secret()
+        .name("ops/slack-json")
+        .secret_string(r#"{"webhook_url":"https://hooks.slack.com/services/T/B/json","other":"x"}"#)
+        .send()
+        .await
+        .unwrap();
+
+    let secrets = Secrets::new(&sdk);
+    let plain = secrets
+        .resolve(
+            &SecretRef::parse("secretsmanager:ops/slack-plain").unwrap(),
+            &budget(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(plain.expose(), "https://hooks.slack.com/services/T/B/plain");
+    let keyed = secrets
+        .resolve(
+            &SecretRef::parse("secretsmanager:ops/slack-json#webhook_url").unwrap(),
+            &budget(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(keyed.expose(), "https://hooks.slack.com/services/T/B/json");
+    let wrong_key = secrets
+        .resolve(
+            &SecretRef::parse("secretsmanager:ops/slack-json#nope").unwrap(),
+            &budget(),
+        )
+        .await
+        .unwrap_err();
+    assert!(!wrong_key.is_retryable());
+    assert!(
+        !wrong_key.to_string().contains("hooks.slack.com"),
+        "{wrong_key}"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_parameter_is_a_permanent_error_naming_it() {
+    let moto = Moto::start();
+    let secrets = Secrets::new(&moto.sdk_config().await);
+    let err = secrets
+        .resolve(&SecretRef::parse("ssm:/does/not/exist").unwrap(), &budget())
+        .await
+        .unwrap_err();
+    assert!(!err.is_retryable(), "{err}");
+    assert_eq!(err.aws_code(), Some("ParameterNotFound"));
+}
+
+#[tokio::test]
+async fn an_unreachable_service_is_retryable() {
+    let sdk = standins::moto::sdk_config_for(&format!(
+        "http://127.0.0.1:{}",
+        standins::moto::free_port()
+    ))
+    .await;
+    let secrets = Secrets::new(&sdk);
+    let err = secrets
+        .resolve(
+            &SecretRef::parse("ssm:/x").unwrap(),
+            &Deadline::after(Duration::from_secs(5)),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+}
+
+/// A topic with an SQS queue subscribed, so what SNS delivered can be read back.
+async fn topic_with_queue(sdk: &aws_config::SdkConfig) -> (String, String) {
+    let sns = aws_sdk_sns::Client::new(sdk);
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let topic = sns
+        .create_topic()
+        .name("delivery-alerts")
+        .send()
+        .await
+        .unwrap()
+        .topic_arn
+        .unwrap();
+    let queue_url = sqs
+        .create_queue()
+        .queue_name("alerts-inbox")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap();
+    let queue_arn =
+        attrs.attributes.unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
+    sns.subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(queue_arn)
+        .send()
+        .await
+        .unwrap();
+    (topic, queue_url)
+}
+
+async fn received(sdk: &aws_config::SdkConfig, queue_url: &str) -> Vec<Value> {
+    let out = aws_sdk_sqs::Client::new(sdk)
+        .receive_message()
+        .queue_url(queue_url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .unwrap();
+    out.messages
+        .unwrap_or_default()
+        .iter()
+        .map(|m| serde_json::from_str(m.body().unwrap()).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn sns_publish_lands_with_a_clean_subject() {
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    let (topic, queue) = topic_with_queue(&sdk).await;
+    let sns = SnsPublisher::new(&sdk, &topic);
+    sns.publish(
+        "prod-api: FAILED\nat stage Deploy — ünïcode",
+        "The Deploy stage failed.",
+        &budget(),
+    )
+    .await
+    .unwrap();
+
+    let got = received(&sdk, &queue).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        got[0]["Subject"],
+        "prod-api: FAILED at stage Deploy ? ?n?code"
+    );
+    assert_eq!(got[0]["Message"], "The Deploy stage failed.");
+}
+
+#[tokio::test]
+async fn publishing_to_a_missing_topic_is_permanent() {
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    let sns = SnsPublisher::new(&sdk, "arn:aws:sns:us-east-1:123456789012:nope");
+    let err = sns.publish("s", "m", &budget()).await.unwrap_err();
+    assert!(!err.is_retryable(), "{err}");
+}
+
+fn notification() -> Notification {
+    Notification::new(
+        "prod-api: SUCCEEDED",
+        "Pipeline prod-api succeeded.",
+        Message::new(Mrkdwn::from_untrusted("prod-api SUCCEEDED")).block(Block::section(
+            Mrkdwn::new().bold("prod-api").plain(" succeeded"),
+        )),
+    )
+}
+
+#[tokio::test]
+async fn notifier_fans_out_to_slack_from_ssm_and_to_sns() {
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    let sink = SlackSink::start().await;
+    aws_sdk_ssm::Client::new(&sdk)
+        .put_parameter()
+        .name("/ops/slack/default")
+        .value(sink.webhook_url("default"))
+        .r#type(ParameterType::SecureString)
+        .send()
+        .await
+        .unwrap();
+    let (topic, queue) = topic_with_queue(&sdk).await;
+    let config = NotifierConfig {
+        slack_webhook: Some(SecretRef::parse("ssm:/ops/slack/default").unwrap()),
+        sns_topic_arn: Some(topic),
+    };
+    let notifier = Notifier::new(
+        config,
+        &sdk,
+        SlackClient::new().unwrap(),
+        Arc::new(Secrets::new(&sdk)),
+    );
+
+    let report = notifier.notify(&notification(), &budget()).await;
+    assert!(
+        matches!(report.slack, ChannelOutcome::Delivered),
+        "{report:?}"
+    );
+    assert!(
+        matches!(report.sns, ChannelOutcome::Delivered),
+        "{report:?}"
+    );
+    assert_eq!(sink.delivered().len(), 1);
+    assert!(sink.requests()[0].path.contains("/default/"));
+    assert_eq!(
+        received(&sdk, &queue).await[0]["Message"],
+        "Pipeline prod-api succeeded."
+    );
+
+    // A routed message goes to its own webhook instead of the default.
+    let routed =
+        notification().routed_to(Some(SecretRef::parse(&sink.webhook_url("prod")).unwrap()));
+    notifier
+        .notify(&routed, &budget())
+        .await
+        .into_result()
+        .unwrap();
+    assert!(sink.requests()[1].path.contains("/prod/"));
+}
+
+#[tokio::test]
+async fn with_no_channel_configured_the_notifier_is_a_dry_run() {
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    let notifier = Notifier::new(
+        NotifierConfig::default(),
+        &sdk,
+        SlackClient::new().unwrap(),
+        Arc::new(Secrets::new(&sdk)),
+    );
+    assert!(notifier.is_dry_run());
+    let report = notifier.notify(&notification(), &budget()).await;
+    assert!(matches!(report.slack, ChannelOutcome::NotConfigured));
+    assert!(report.into_result().is_ok());
+}

@@ -1,0 +1,322 @@
+//! A recording stand-in for the AWS JSON (awsJson1_1) calls moto lacks: CodeDeploy
+//! `PutLifecycleEventHookExecutionStatus` and CodePipeline `PutJobSuccessResult` /
+//! `PutJobFailureResult`, routed by `X-Amz-Target`.
+//!
+//! A service's endpoint is one URL, so the stub also answers that service's other calls:
+//! from fixtures a test registers, else by forwarding to an upstream (moto), else with
+//! `UnknownOperationException`.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// e.g. `CodePipeline_20150709`
+    pub service: String,
+    /// e.g. `PutJobSuccessResult`
+    pub operation: String,
+    pub body: Value,
+    /// The HTTP status the stub answered with.
+    pub status: u16,
+}
+
+#[derive(Clone)]
+enum Answer {
+    Ok(Value),
+    Error { code: String, message: String },
+}
+
+struct Fixture {
+    operation: String,
+    when: Value,
+    answer: Answer,
+}
+
+#[derive(Default)]
+struct Inner {
+    calls: Vec<Call>,
+    finished_jobs: HashSet<String>,
+    completed_hooks: HashSet<String>,
+    throttle: HashMap<String, u32>,
+    fixtures: Vec<Fixture>,
+    upstream: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct RecordingStub {
+    addr: SocketAddr,
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl RecordingStub {
+    /// Starts on a free loopback port, on the current tokio runtime.
+    pub async fn start() -> Self {
+        let inner = Arc::new(Mutex::new(Inner::default()));
+        let app = Router::new().fallback(handle).with_state(inner.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind stub");
+        let addr = listener.local_addr().expect("stub address");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { addr, inner }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Calls the stub does not answer itself go to `upstream` (a moto endpoint).
+    pub fn forward_unknown_to(&self, upstream: &str) {
+        self.lock().upstream = Some(upstream.to_owned());
+    }
+
+    /// The next `times` calls of `operation` answer `ThrottlingException`.
+    pub fn throttle(&self, operation: &str, times: u32) {
+        self.lock().throttle.insert(operation.to_owned(), times);
+    }
+
+    /// Answers `operation` with `response` when the request contains every field of `when`.
+    pub fn fixture(&self, operation: &str, when: Value, response: Value) {
+        self.lock().fixtures.push(Fixture {
+            operation: operation.into(),
+            when,
+            answer: Answer::Ok(response),
+        });
+    }
+
+    /// Answers `operation` with the AWS error `code` when the request contains `when`.
+    pub fn fixture_error(&self, operation: &str, when: Value, code: &str, message: &str) {
+        self.lock().fixtures.push(Fixture {
+            operation: operation.into(),
+            when,
+            answer: Answer::Error {
+                code: code.into(),
+                message: message.into(),
+            },
+        });
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.lock().calls.clone()
+    }
+
+    /// Calls of `operation` that the stub accepted (2xx).
+    pub fn accepted(&self, operation: &str) -> Vec<Value> {
+        self.lock()
+            .calls
+            .iter()
+            .filter(|c| c.operation == operation && (200..300).contains(&c.status))
+            .map(|c| c.body.clone())
+            .collect()
+    }
+
+    /// Every CodePipeline job result the stub accepted, success or failure, in order.
+    pub fn job_results(&self) -> Vec<Call> {
+        self.lock()
+            .calls
+            .iter()
+            .filter(|c| {
+                matches!(
+                    c.operation.as_str(),
+                    "PutJobSuccessResult" | "PutJobFailureResult"
+                ) && c.status == 200
+            })
+            .cloned()
+            .collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn aws_error(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        [
+            ("content-type", "application/x-amz-json-1.1"),
+            ("x-amzn-errortype", code),
+        ],
+        json!({"__type": code, "message": message}).to_string(),
+    )
+        .into_response()
+}
+
+fn contains(request: &Value, when: &Value) -> bool {
+    match when {
+        Value::Object(fields) => fields
+            .iter()
+            .all(|(k, v)| request.get(k).is_some_and(|r| contains(r, v))),
+        other => request == other,
+    }
+}
+
+async fn handle(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let (service, operation) = target
+        .split_once('.')
+        .map(|(s, o)| (s.to_owned(), o.to_owned()))
+        .unwrap_or_default();
+    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+
+    let (response, status, upstream) = {
+        let mut state = inner.lock().unwrap_or_else(|p| p.into_inner());
+        let (response, status) = answer(&mut state, &operation, &request);
+        (response, status, state.upstream.clone())
+    };
+    let (response, status) = match (response, upstream) {
+        (Some(r), _) => (r, status),
+        (None, Some(upstream)) => forward(&upstream, &headers, body).await,
+        (None, None) => (
+            aws_error(
+                StatusCode::BAD_REQUEST,
+                "UnknownOperationException",
+                &format!("the stub does not answer {target}"),
+            ),
+            400,
+        ),
+    };
+    inner
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .calls
+        .push(Call {
+            service,
+            operation,
+            body: request,
+            status,
+        });
+    response
+}
+
+/// The stub's own answer, or `None` to forward the call.
+fn answer(state: &mut Inner, operation: &str, request: &Value) -> (Option<Response>, u16) {
+    if let Some(left) = state.throttle.get_mut(operation).filter(|n| **n > 0) {
+        *left -= 1;
+        return (
+            Some(aws_error(
+                StatusCode::BAD_REQUEST,
+                "ThrottlingException",
+                "Rate exceeded",
+            )),
+            400,
+        );
+    }
+    let field = |name: &str| {
+        request
+            .get(name)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    match operation {
+        "PutJobSuccessResult" | "PutJobFailureResult" => {
+            let job = field("jobId");
+            // A continuation keeps the job open; only a final answer closes it.
+            let is_final =
+                operation == "PutJobFailureResult" || request.get("continuationToken").is_none();
+            if state.finished_jobs.contains(&job) {
+                return (
+                    Some(aws_error(
+                        StatusCode::BAD_REQUEST,
+                        "InvalidJobStateException",
+                        "job is not in a state to accept a result",
+                    )),
+                    400,
+                );
+            }
+            if is_final {
+                state.finished_jobs.insert(job);
+            }
+            (Some((StatusCode::OK, "{}").into_response()), 200)
+        }
+        "PutLifecycleEventHookExecutionStatus" => {
+            let id = field("lifecycleEventHookExecutionId");
+            if !state.completed_hooks.insert(id.clone()) {
+                return (
+                    Some(aws_error(
+                        StatusCode::BAD_REQUEST,
+                        "LifecycleEventAlreadyCompletedException",
+                        "already completed",
+                    )),
+                    400,
+                );
+            }
+            let body = json!({"lifecycleEventHookExecutionId": id}).to_string();
+            (Some((StatusCode::OK, body).into_response()), 200)
+        }
+        _ => {
+            let hit = state
+                .fixtures
+                .iter()
+                .rev()
+                .find(|f| f.operation == operation && contains(request, &f.when));
+            match hit.map(|f| f.answer.clone()) {
+                Some(Answer::Ok(v)) => (Some((StatusCode::OK, v.to_string()).into_response()), 200),
+                Some(Answer::Error { code, message }) => (
+                    Some(aws_error(StatusCode::BAD_REQUEST, &code, &message)),
+                    400,
+                ),
+                None => (None, 0),
+            }
+        }
+    }
+}
+
+async fn forward(upstream: &str, headers: &HeaderMap, body: Bytes) -> (Response, u16) {
+    let mut request = reqwest::Client::new().post(upstream).body(body);
+    for name in [
+        "x-amz-target",
+        "content-type",
+        "authorization",
+        "x-amz-date",
+        "x-amz-security-token",
+    ] {
+        if let Some(v) = headers.get(name).and_then(|v| v.to_str().ok()) {
+            request = request.header(name, v);
+        }
+    }
+    match request.send().await {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            let content_type = r
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("application/x-amz-json-1.1")
+                .to_owned();
+            let bytes = r.bytes().await.unwrap_or_default();
+            let code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+            (
+                (code, [("content-type", content_type)], bytes).into_response(),
+                status,
+            )
+        }
+        Err(e) => (
+            aws_error(
+                StatusCode::BAD_GATEWAY,
+                "ServiceUnavailableException",
+                &e.to_string(),
+            ),
+            502,
+        ),
+    }
+}
