@@ -4,10 +4,12 @@
 //! plays an incoming webhook.
 
 pub mod moto;
+pub mod runtime_api;
 pub mod slack_sink;
 pub mod stub;
 
 pub use moto::Moto;
+pub use runtime_api::{FunctionProcess, Outcome, RuntimeApi};
 pub use slack_sink::{Reply, SlackSink};
 pub use stub::RecordingStub;
 

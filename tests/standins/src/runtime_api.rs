@@ -1,0 +1,291 @@
+//! A local Lambda Runtime API: runs a built function binary the way Lambda does (the
+//! binary polls `/runtime/invocation/next` and posts a response or an error) so tests and
+//! the demo exercise the real `main`, config loading and runtime loop.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::{Notify, oneshot};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Response(Value),
+    /// The function reported an invocation error (`errorType`, `errorMessage`).
+    Error(Value),
+    /// No answer before the invocation's timeout.
+    TimedOut,
+    /// The process exited without answering.
+    Crashed,
+}
+
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub request_id: String,
+    pub outcome: Outcome,
+    pub took: Duration,
+}
+
+struct Queued {
+    id: String,
+    event: Bytes,
+    deadline_ms: u64,
+}
+
+#[derive(Default)]
+struct Inner {
+    queue: Mutex<VecDeque<Queued>>,
+    waiting: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
+    arrived: Notify,
+    init_error: Mutex<Option<Value>>,
+}
+
+pub struct RuntimeApi {
+    addr: SocketAddr,
+    inner: Arc<Inner>,
+    counter: Mutex<u64>,
+}
+
+impl RuntimeApi {
+    pub async fn start() -> Self {
+        let inner = Arc::new(Inner::default());
+        let app = Router::new()
+            .route("/2018-06-01/runtime/invocation/next", get(next))
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/response",
+                post(response),
+            )
+            .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
+            .route("/2018-06-01/runtime/init/error", post(init_error))
+            .with_state(inner.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind runtime API");
+        let addr = listener.local_addr().expect("runtime API address");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            addr,
+            inner,
+            counter: Mutex::new(0),
+        }
+    }
+
+    /// The value for `AWS_LAMBDA_RUNTIME_API`.
+    pub fn address(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// What the function posted to `/runtime/init/error`, if its init failed.
+    pub fn init_error(&self) -> Option<Value> {
+        self.inner
+            .init_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Hands `event` to the function with a `timeout` deadline and waits for its answer.
+    pub async fn invoke(
+        &self,
+        function: &mut FunctionProcess,
+        event: &Value,
+        timeout: Duration,
+    ) -> Invocation {
+        let id = {
+            let mut n = self.counter.lock().unwrap_or_else(|p| p.into_inner());
+            *n += 1;
+            format!("00000000-0000-4000-8000-{:012}", *n)
+        };
+        let deadline_ms = SystemTime::now()
+            .checked_add(timeout)
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), tx);
+        self.inner
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_back(Queued {
+                id: id.clone(),
+                event: Bytes::from(event.to_string()),
+                deadline_ms,
+            });
+        self.inner.arrived.notify_waiters();
+        self.inner.arrived.notify_one();
+        let started = Instant::now();
+        // A little grace past the deadline: Lambda, too, kills the sandbox only then.
+        let outcome = tokio::select! {
+            answer = rx => answer.unwrap_or(Outcome::Crashed),
+            _ = tokio::time::sleep(timeout + Duration::from_millis(500)) => Outcome::TimedOut,
+            _ = function.child.wait() => Outcome::Crashed,
+        };
+        Invocation {
+            request_id: id,
+            outcome,
+            took: started.elapsed(),
+        }
+    }
+}
+
+async fn next(State(inner): State<Arc<Inner>>) -> Response {
+    loop {
+        let notified = inner.arrived.notified();
+        if let Some(q) = inner
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop_front()
+        {
+            let mut headers = HeaderMap::new();
+            let put = |h: &mut HeaderMap, k: &'static str, v: String| {
+                if let Ok(v) = HeaderValue::from_str(&v) {
+                    h.insert(k, v);
+                }
+            };
+            put(&mut headers, "lambda-runtime-aws-request-id", q.id);
+            put(
+                &mut headers,
+                "lambda-runtime-deadline-ms",
+                q.deadline_ms.to_string(),
+            );
+            put(
+                &mut headers,
+                "lambda-runtime-invoked-function-arn",
+                "arn:aws:lambda:us-east-1:123456789012:function:local".into(),
+            );
+            put(
+                &mut headers,
+                "lambda-runtime-trace-id",
+                "Root=1-00000000-000000000000000000000000;Sampled=0".into(),
+            );
+            put(&mut headers, "content-type", "application/json".into());
+            return (StatusCode::OK, headers, q.event).into_response();
+        }
+        notified.await;
+    }
+}
+
+fn finish(inner: &Inner, id: &str, outcome: Outcome) -> StatusCode {
+    match inner
+        .waiting
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(id)
+    {
+        Some(tx) => {
+            let _ = tx.send(outcome);
+            StatusCode::ACCEPTED
+        }
+        None => StatusCode::BAD_REQUEST,
+    }
+}
+
+async fn response(
+    State(inner): State<Arc<Inner>>,
+    UrlPath(id): UrlPath<String>,
+    body: Bytes,
+) -> StatusCode {
+    let value = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+    finish(&inner, &id, Outcome::Response(value))
+}
+
+async fn error(
+    State(inner): State<Arc<Inner>>,
+    UrlPath(id): UrlPath<String>,
+    body: Bytes,
+) -> StatusCode {
+    let value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    finish(&inner, &id, Outcome::Error(value))
+}
+
+async fn init_error(State(inner): State<Arc<Inner>>, body: Bytes) -> StatusCode {
+    *inner.init_error.lock().unwrap_or_else(|p| p.into_inner()) =
+        serde_json::from_slice(&body).ok();
+    StatusCode::ACCEPTED
+}
+
+/// A function binary running against a [`RuntimeApi`], with its log lines kept.
+pub struct FunctionProcess {
+    child: Child,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl FunctionProcess {
+    /// Starts `binary` as Lambda would: the runtime API address, function metadata, and
+    /// JSON logs unless `env` says otherwise. `env` adds to (and overrides) these.
+    pub fn spawn(binary: &Path, api: &RuntimeApi, env: &[(String, String)]) -> Self {
+        let mut cmd = Command::new(binary);
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("AWS_LAMBDA_RUNTIME_API", api.address())
+            .env(
+                "AWS_LAMBDA_FUNCTION_NAME",
+                binary
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            )
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+            .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+            .env("AWS_LAMBDA_LOG_LEVEL", "INFO");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        if let Some(out) = child.stdout.take() {
+            tokio::spawn(keep_lines(out, logs.clone()));
+        }
+        if let Some(err) = child.stderr.take() {
+            tokio::spawn(keep_lines(err, logs.clone()));
+        }
+        Self { child, logs }
+    }
+
+    /// Every line the function has written so far (stdout and stderr).
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Waits up to `timeout` for the process to exit (a failed init exits).
+    pub async fn exited_within(&mut self, timeout: Duration) -> bool {
+        tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .is_ok()
+    }
+}
+
+async fn keep_lines<R: tokio::io::AsyncRead + Unpin>(pipe: R, logs: Arc<Mutex<Vec<String>>>) {
+    let mut lines = BufReader::new(pipe).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        logs.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+    }
+}
