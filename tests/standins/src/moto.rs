@@ -92,6 +92,98 @@ impl Moto {
         aws_env(&self.endpoint)
     }
 
+    /// Creates an IAM role in moto (CodePipeline and ECS check that roles exist) through
+    /// IAM's query API, and returns its ARN.
+    pub async fn create_role(&self, name: &str) -> String {
+        let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"codepipeline.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+        let r = reqwest::Client::new()
+            .post(format!("{}/", self.endpoint))
+            .header("authorization", "AWS4-HMAC-SHA256 Credential=testing/20250101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0")
+            .form(&[("Action", "CreateRole"), ("Version", "2010-05-08"), ("RoleName", name), ("AssumeRolePolicyDocument", trust)])
+            .send()
+            .await
+            .expect("IAM CreateRole");
+        assert!(r.status().is_success(), "IAM CreateRole: {}", r.status());
+        format!("arn:aws:iam::{ACCOUNT}:role/{name}")
+    }
+
+    /// One awsJson1_1 call for test set-up, where building the request through an SDK crate
+    /// would add little. `service` is the signing name moto routes by (`ssm`,
+    /// `codepipeline`); `target` the operation (`CodePipeline_20150709.CreatePipeline`).
+    pub async fn aws_json(
+        &self,
+        service: &str,
+        target: &str,
+        body: &serde_json::Value,
+    ) -> serde_json::Value {
+        let r = reqwest::Client::new()
+            .post(format!("{}/", self.endpoint))
+            .header("content-type", "application/x-amz-json-1.1")
+            .header("x-amz-target", target)
+            .header(
+                "authorization",
+                format!("AWS4-HMAC-SHA256 Credential=testing/20250101/{REGION}/{service}/aws4_request, SignedHeaders=host, Signature=0"),
+            )
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{target}: {e}"));
+        let status = r.status();
+        let text = r.text().await.unwrap_or_default();
+        assert!(status.is_success(), "{target}: {status} {text}");
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// A two-stage pipeline in moto with one execution started; returns the execution id.
+    pub async fn pipeline_with_execution(&self, name: &str) -> String {
+        let role = self.create_role(&format!("{name}-role")).await;
+        let action = |name: &str,
+                      category: &str,
+                      owner: &str,
+                      provider: &str,
+                      config: serde_json::Value,
+                      out: bool| {
+            let mut a = serde_json::json!({
+                "name": name,
+                "actionTypeId": {"category": category, "owner": owner, "provider": provider, "version": "1"},
+                "configuration": config,
+                "runOrder": 1
+            });
+            if out {
+                a["outputArtifacts"] = serde_json::json!([{"name": "SourceArtifact"}]);
+            } else {
+                a["inputArtifacts"] = serde_json::json!([{"name": "SourceArtifact"}]);
+            }
+            a
+        };
+        let pipeline = serde_json::json!({"pipeline": {
+            "name": name,
+            "roleArn": role,
+            "artifactStore": {"type": "S3", "location": "artifacts-bucket"},
+            "stages": [
+                {"name": "Source", "actions": [action("Source", "Source", "AWS", "S3", serde_json::json!({"S3Bucket": "src", "S3ObjectKey": "app.zip"}), true)]},
+                {"name": "Build", "actions": [action("Build", "Build", "AWS", "CodeBuild", serde_json::json!({"ProjectName": "build"}), false)]}
+            ]
+        }});
+        self.aws_json(
+            "codepipeline",
+            "CodePipeline_20150709.CreatePipeline",
+            &pipeline,
+        )
+        .await;
+        let started = self
+            .aws_json(
+                "codepipeline",
+                "CodePipeline_20150709.StartPipelineExecution",
+                &serde_json::json!({"name": name}),
+            )
+            .await;
+        started["pipelineExecutionId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
     /// Configures what moto's DescribeImageScanFindings answers next for the given image.
     pub async fn post_moto_api(&self, path: &str, body: &serde_json::Value) {
         let url = format!("{}{path}", self.endpoint);

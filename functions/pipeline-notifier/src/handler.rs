@@ -1,0 +1,128 @@
+//! One event in, at most one message out.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use shared::dedupe::RecentEvents;
+use shared::notifier::Notify;
+use shared::{Deadline, Error};
+
+use crate::config::Config;
+use crate::event::parse;
+use crate::lookup::ExecutionLookup;
+use crate::render::{RenderOptions, render};
+
+/// Time kept back from the Lambda deadline so the invocation can still return its result.
+const MARGIN: Duration = Duration::from_millis(500);
+/// The revision look-up is a nice-to-have: it may not eat the budget for posting.
+const LOOKUP_BUDGET: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Notified {
+        event_id: String,
+    },
+    /// Not a CodePipeline state change we understand.
+    Ignored {
+        reason: String,
+    },
+    /// Understood, but configuration says not to post it (or it was already posted).
+    Skipped {
+        event_id: String,
+        reason: String,
+    },
+}
+
+impl Outcome {
+    pub fn to_json(&self) -> Value {
+        match self {
+            Self::Notified { event_id } => json!({"outcome": "notified", "eventId": event_id}),
+            Self::Ignored { reason } => json!({"outcome": "ignored", "reason": reason}),
+            Self::Skipped { event_id, reason } => {
+                json!({"outcome": "skipped", "eventId": event_id, "reason": reason})
+            }
+        }
+    }
+}
+
+pub struct Handler<L, N> {
+    pub config: Config,
+    pub lookup: L,
+    pub notifier: N,
+    pub recent: RecentEvents,
+}
+
+impl<L: ExecutionLookup, N: Notify> Handler<L, N> {
+    pub fn new(config: Config, lookup: L, notifier: N) -> Self {
+        Self {
+            config,
+            lookup,
+            notifier,
+            recent: RecentEvents::new(512),
+        }
+    }
+
+    pub async fn handle(&self, event: &Value, deadline: Deadline) -> Result<Outcome, Error> {
+        let deadline = deadline.less(MARGIN);
+        let e = match parse(event) {
+            Ok(e) => e,
+            Err(why) => {
+                tracing::warn!(reason = %why.0, "event ignored");
+                return Ok(Outcome::Ignored { reason: why.0 });
+            }
+        };
+        let skip = |reason: &str| {
+            tracing::info!(event_id = %e.id, pipeline = %e.pipeline, state = e.state.name(), level = e.level.name(), reason, "event skipped");
+            Ok(Outcome::Skipped {
+                event_id: e.id.clone(),
+                reason: reason.to_owned(),
+            })
+        };
+        if !self.config.watches(&e.pipeline) {
+            return skip("pipeline not in PIPELINE_FILTER");
+        }
+        if !self.config.notify_on.wants(&e) {
+            return skip("not selected by NOTIFY_ON");
+        }
+        if self.recent.seen(&e.id) {
+            return skip("already posted by this container (duplicate delivery)");
+        }
+
+        let info = match self
+            .lookup
+            .execution(
+                &e.pipeline,
+                &e.execution_id,
+                &deadline.capped(LOOKUP_BUDGET),
+            )
+            .await
+        {
+            Ok(info) => Some(info),
+            Err(err) => {
+                tracing::warn!(event_id = %e.id, error = %err, "GetPipelineExecution failed; posting without the source revision");
+                None
+            }
+        };
+        let options = RenderOptions {
+            failure_mention: self.config.failure_mention.as_deref(),
+            action_failures_posted: self.config.notify_on.posts_action_failures(),
+        };
+        let notification = render(&e, info.as_ref(), &options)
+            .routed_to(self.config.route_for(&e.pipeline).cloned());
+        let delivered = self
+            .notifier
+            .notify(&notification, &deadline)
+            .await
+            .into_result();
+        // A permanent failure will not get better on a redelivery either.
+        if delivered
+            .as_ref()
+            .map_or_else(|err| !err.is_retryable(), |_| true)
+        {
+            self.recent.record(&e.id);
+        }
+        delivered?;
+        tracing::info!(event_id = %e.id, pipeline = %e.pipeline, state = e.state.name(), level = e.level.name(), "notified");
+        Ok(Outcome::Notified { event_id: e.id })
+    }
+}

@@ -1,0 +1,427 @@
+//! The message a person gets: Block Kit for Slack, the same facts as text for SNS.
+//! Everything from the event or the API goes through `Mrkdwn::plain` (escaped); only the
+//! operator's `FAILURE_MENTION` and our own markup are passed as they are.
+
+use aws_smithy_types::DateTime;
+use aws_smithy_types::date_time::Format;
+use shared::console;
+use shared::notifier::Notification;
+use shared::slack::{Block, Button, Message, Mrkdwn};
+
+use crate::event::{Level, PipelineEvent, State};
+use crate::lookup::{ExecutionInfo, Revision};
+
+/// What the message is about, beyond its state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Story {
+    Normal,
+    WaitingForApproval,
+    Approved,
+    /// A reviewer rejected (or the approval expired): the pipeline stops by design, so this
+    /// is news, not an incident, and gets no failure mention.
+    ApprovalRejected,
+    /// A real failure: the mention goes here.
+    Failure,
+    /// A pipeline failure whose failing action has its own message: kept short and
+    /// without a second mention.
+    FailureAlreadyReported,
+}
+
+pub struct RenderOptions<'a> {
+    pub failure_mention: Option<&'a str>,
+    /// Whether `action:FAILED` is posted, so a pipeline failure need not repeat it.
+    pub action_failures_posted: bool,
+}
+
+fn story(e: &PipelineEvent, opts: &RenderOptions) -> Story {
+    match (e.is_approval(), e.state) {
+        (true, State::Started) => Story::WaitingForApproval,
+        (true, State::Succeeded) => Story::Approved,
+        (true, State::Failed) => Story::ApprovalRejected,
+        (false, State::Failed) if e.level == Level::Pipeline && opts.action_failures_posted => {
+            Story::FailureAlreadyReported
+        }
+        (false, State::Failed) => Story::Failure,
+        _ => Story::Normal,
+    }
+}
+
+fn emoji(story: Story, state: State) -> &'static str {
+    match story {
+        Story::WaitingForApproval => "✋",
+        Story::Approved => "👍",
+        Story::ApprovalRejected => "🙅",
+        Story::Failure | Story::FailureAlreadyReported => "❌",
+        Story::Normal => match state {
+            State::Started => "🚀",
+            State::Succeeded => "✅",
+            State::Resumed => "🔁",
+            State::Failed => "❌",
+            State::Canceled => "🚫",
+            State::Stopped => "⏹️",
+            State::Stopping => "⏳",
+            State::Superseded => "⏭️",
+            State::Abandoned => "🗑️",
+        },
+    }
+}
+
+fn verb(state: State) -> &'static str {
+    match state {
+        State::Started => "started",
+        State::Succeeded => "succeeded",
+        State::Resumed => "resumed",
+        State::Failed => "failed",
+        State::Canceled => "was canceled",
+        State::Stopped => "stopped",
+        State::Stopping => "is stopping",
+        State::Superseded => "was superseded by a newer execution",
+        State::Abandoned => "was abandoned",
+    }
+}
+
+/// The one-line title, plain text (escaped later where it goes to Slack).
+fn title(e: &PipelineEvent, story: Story) -> String {
+    let action = e.action.as_deref().unwrap_or("approval");
+    match story {
+        Story::WaitingForApproval => format!("{}: waiting for approval ({action})", e.pipeline),
+        Story::Approved => format!("{}: approved ({action})", e.pipeline),
+        Story::ApprovalRejected => format!("{}: approval rejected ({action})", e.pipeline),
+        _ => match e.level {
+            Level::Pipeline => format!("{} {}", e.pipeline, verb(e.state)),
+            Level::Stage => format!(
+                "{}: stage {} {}",
+                e.pipeline,
+                e.stage.as_deref().unwrap_or("?"),
+                verb(e.state)
+            ),
+            Level::Action => format!("{}: {} {}", e.pipeline, action, verb(e.state)),
+        },
+    }
+}
+
+fn short_execution(id: &str) -> String {
+    id.chars().take(8).collect()
+}
+
+fn epoch(ts: &str) -> Option<i64> {
+    DateTime::from_str(ts, Format::DateTime)
+        .ok()
+        .map(|d| d.secs())
+}
+
+fn human_duration(secs: i64) -> String {
+    let secs = secs.max(0);
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m {}s", s / 60, s % 60),
+        s => format!("{}h {}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+fn provider_label(e: &PipelineEvent) -> &'static str {
+    match e.action_type.as_ref().and_then(|t| t.provider.as_deref()) {
+        Some("CodeBuild") => "Open build logs",
+        Some("CodeDeploy" | "CodeDeployToECS") => "Open deployment",
+        Some("ECS") => "Open ECS service",
+        Some("CloudFormation") => "Open stack",
+        _ => "Open details",
+    }
+}
+
+pub fn render(
+    e: &PipelineEvent,
+    info: Option<&ExecutionInfo>,
+    opts: &RenderOptions,
+) -> Notification {
+    let story = story(e, opts);
+    let title = title(e, story);
+    let icon = emoji(story, e.state);
+    let execution_url = console::codepipeline_execution(&e.region, &e.pipeline, &e.execution_id);
+    let mention = match story {
+        Story::Failure => opts.failure_mention,
+        _ => None,
+    };
+
+    let mut lead = Mrkdwn::new();
+    if let Some(m) = mention {
+        lead = lead.markup(m).newline();
+    }
+    lead = match story {
+        Story::WaitingForApproval => lead
+            .plain("Manual approval ")
+            .bold(e.action.as_deref().unwrap_or_default())
+            .plain(" in stage ")
+            .bold(e.stage.as_deref().unwrap_or_default())
+            .plain(" is waiting for a reviewer."),
+        Story::ApprovalRejected => lead
+            .plain("A reviewer rejected ")
+            .bold(e.action.as_deref().unwrap_or_default())
+            .plain(" (or it expired): the execution stops here by design."),
+        Story::FailureAlreadyReported => {
+            lead.plain("The execution failed. The failing action is reported in its own message.")
+        }
+        _ => match e.level {
+            Level::Pipeline => lead
+                .plain("Execution ")
+                .code(&short_execution(&e.execution_id))
+                .plain(" ")
+                .plain(verb(e.state))
+                .plain("."),
+            Level::Stage => lead
+                .plain("Stage ")
+                .bold(e.stage.as_deref().unwrap_or_default())
+                .plain(" ")
+                .plain(verb(e.state))
+                .plain("."),
+            Level::Action => {
+                let kind = e.action_type.as_ref().map(|t| {
+                    [t.category.as_deref(), t.provider.as_deref()]
+                        .into_iter()
+                        .flatten()
+                        .collect::<Vec<_>>()
+                        .join(" · ")
+                });
+                let lead = lead
+                    .plain("Action ")
+                    .bold(e.action.as_deref().unwrap_or_default())
+                    .plain(" in stage ")
+                    .bold(e.stage.as_deref().unwrap_or_default())
+                    .plain(" ")
+                    .plain(verb(e.state));
+                match kind.filter(|k| !k.is_empty()) {
+                    Some(k) => lead.plain(" (").plain(&k).plain(")."),
+                    None => lead.plain("."),
+                }
+            }
+        },
+    };
+
+    let mut fields = vec![
+        Mrkdwn::new().bold("Pipeline").newline().plain(&e.pipeline),
+        Mrkdwn::new()
+            .bold("Execution")
+            .newline()
+            .link(&execution_url, &short_execution(&e.execution_id)),
+    ];
+    if let Some(stage) = &e.stage {
+        fields.push(Mrkdwn::new().bold("Stage").newline().plain(stage));
+    }
+    if let Some(action) = &e.action {
+        fields.push(Mrkdwn::new().bold("Action").newline().plain(action));
+    }
+    let place = match &e.account {
+        Some(a) => format!("{} · {a}", e.region),
+        None => e.region.clone(),
+    };
+    fields.push(
+        Mrkdwn::new()
+            .bold("Region · account")
+            .newline()
+            .plain(&place),
+    );
+    if let Some(time) = &e.time {
+        let mut f = Mrkdwn::new().bold("Time").newline();
+        f = match epoch(time) {
+            // Slack shows the time in each reader's own time zone; the fallback is UTC.
+            Some(secs) => f
+                .markup(&format!(
+                    "<!date^{secs}^{{date_short_pretty}} {{time_secs}}|"
+                ))
+                .plain(time)
+                .markup(">"),
+            None => f.plain(time),
+        };
+        if let (Some(start), Some(now)) = (e.start_time.as_deref().and_then(epoch), epoch(time)) {
+            f = f.plain(&format!(" (running for {})", human_duration(now - start)));
+        }
+        fields.push(f);
+    }
+
+    let mut message = Message::new(
+        Mrkdwn::new()
+            .markup(
+                mention
+                    .map(|m| format!("{m} "))
+                    .as_deref()
+                    .unwrap_or_default(),
+            )
+            .plain(&format!("{icon} {title}")),
+    )
+    .block(Block::Header(format!("{icon} {title}")))
+    .block(Block::section(lead))
+    .block(Block::fields(fields));
+
+    let mut text = vec![
+        title.clone(),
+        String::new(),
+        format!("Pipeline:  {}", e.pipeline),
+        format!("Execution: {}", e.execution_id),
+    ];
+    if let Some(stage) = &e.stage {
+        text.push(format!("Stage:     {stage}"));
+    }
+    if let Some(action) = &e.action {
+        text.push(format!("Action:    {action}"));
+    }
+    text.push(format!("Region:    {place}"));
+    if let Some(time) = &e.time {
+        text.push(format!("Time:      {time}"));
+    }
+
+    if let Some(result) = e
+        .result
+        .as_ref()
+        .filter(|_| matches!(story, Story::Failure | Story::ApprovalRejected))
+    {
+        let mut block = Mrkdwn::new();
+        if story == Story::ApprovalRejected {
+            block = block.bold("Reviewer's comment");
+        } else {
+            block = block.bold("Error");
+            if let Some(code) = &result.error_code {
+                block = block.plain(" ").code(code);
+            }
+        }
+        if let Some(summary) = result.summary.as_deref().filter(|s| !s.trim().is_empty()) {
+            for line in summary.lines().take(40) {
+                block = block.newline().markup("> ").plain(line);
+            }
+            text.push(format!(
+                "{}: {}{}",
+                if story == Story::ApprovalRejected {
+                    "Comment"
+                } else {
+                    "Error"
+                },
+                result
+                    .error_code
+                    .as_deref()
+                    .map(|c| format!("{c} — "))
+                    .unwrap_or_default(),
+                summary
+            ));
+        } else if let Some(code) = &result.error_code {
+            text.push(format!("Error: {code}"));
+        }
+        if let Some(url) = &result.url {
+            block = block.newline().link(url, provider_label(e));
+            text.push(format!("Details:   {url}"));
+        }
+        message = message.block(Block::section(block));
+    }
+
+    if let Some(info) = info {
+        if let Some(summary) = info
+            .status_summary
+            .as_deref()
+            .filter(|s| !s.trim().is_empty())
+            && e.level == Level::Pipeline
+            && !matches!(e.state, State::Started | State::Succeeded)
+        {
+            message = message.block(Block::section(
+                Mrkdwn::new().bold("Status").newline().plain(summary),
+            ));
+            text.push(format!("Status:    {summary}"));
+        }
+        for r in info.revisions.iter().take(3) {
+            message = message.block(Block::section(revision_line(r)));
+            text.push(format!("Source:    {}", revision_text(r)));
+        }
+        if info.revisions.is_empty()
+            && let Some(who) = &info.trigger_detail
+            && e.level == Level::Pipeline
+            && e.state == State::Started
+        {
+            message = message.block(Block::Context(vec![
+                Mrkdwn::new().plain("Started by ").plain(who),
+            ]));
+        }
+    }
+
+    let mut buttons = vec![Button {
+        label: "Open execution".into(),
+        url: execution_url.clone(),
+    }];
+    if story == Story::WaitingForApproval {
+        buttons.insert(
+            0,
+            Button {
+                label: "Review and approve".into(),
+                url: console::codepipeline_pipeline(&e.region, &e.pipeline),
+            },
+        );
+    }
+    if let Some(url) = e
+        .result
+        .as_ref()
+        .and_then(|r| r.url.clone())
+        .filter(|_| story == Story::Failure)
+    {
+        buttons.push(Button {
+            label: provider_label(e).into(),
+            url,
+        });
+    }
+    message = message
+        .block(Block::Buttons(buttons))
+        .block(Block::Context(vec![Mrkdwn::new().plain(&format!(
+            "{} event {}",
+            e.level.name(),
+            e.id
+        ))]));
+    text.push(format!("Console:   {execution_url}"));
+
+    let subject = format!("[{}] {title}", e.state.name());
+    Notification::new(subject, text.join("\n"), message)
+}
+
+fn revision_line(r: &Revision) -> Mrkdwn {
+    let mut m = Mrkdwn::new().bold("Source").plain(" ");
+    if let Some(name) = &r.artifact {
+        m = m.plain(name).plain(" ");
+    }
+    if let Some(short) = r.short_id() {
+        m = match &r.url {
+            Some(url) => m.link(url, &short),
+            None => m.code(&short),
+        };
+    }
+    if let Some(h) = r.headline() {
+        m = m.plain(": ").plain(h);
+    }
+    if let Some(a) = &r.author {
+        m = m.plain(" — ").plain(a);
+    }
+    m
+}
+
+fn revision_text(r: &Revision) -> String {
+    let mut parts = Vec::new();
+    if let Some(s) = r.short_id() {
+        parts.push(s);
+    }
+    if let Some(h) = r.headline() {
+        parts.push(format!("\"{h}\""));
+    }
+    if let Some(a) = &r.author {
+        parts.push(format!("by {a}"));
+    }
+    if let Some(u) = &r.url {
+        parts.push(u.clone());
+    }
+    parts.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human_duration(42), "42s");
+        assert_eq!(human_duration(200), "3m 20s");
+        assert_eq!(human_duration(7384), "2h 3m");
+        assert_eq!(human_duration(-5), "0s");
+    }
+}

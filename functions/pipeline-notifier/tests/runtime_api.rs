@@ -1,0 +1,148 @@
+//! End to end: the function binary run as Lambda runs it, through the Runtime API, with
+//! its configuration from the environment, the webhook from SSM in moto, Slack through
+//! the sink. `PIPELINE_NOTIFIER_BIN` points it at another build (the release bootstrap).
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::json;
+use standins::slack_sink::WEBHOOK_TOKEN;
+use standins::{FunctionProcess, Moto, Outcome, Reply, RuntimeApi, SlackSink};
+
+fn binary() -> PathBuf {
+    std::env::var_os("PIPELINE_NOTIFIER_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_pipeline-notifier")))
+}
+
+async fn store_webhook(moto: &Moto, sink: &SlackSink) {
+    moto.aws_json(
+        "ssm",
+        "AmazonSSM.PutParameter",
+        &json!({"Name": "/ops/slack/webhook", "Value": sink.webhook_url("ops"), "Type": "SecureString"}),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_binary_posts_sample_events_and_acknowledges_what_it_cannot_use() {
+    let moto = Moto::start();
+    let sink = SlackSink::start().await;
+    store_webhook(&moto, &sink).await;
+    let api = RuntimeApi::start().await;
+    let mut env = moto.env();
+    env.push(("SLACK_WEBHOOK_URL".into(), "ssm:/ops/slack/webhook".into()));
+    env.push(("FAILURE_MENTION".into(), "<!here>".into()));
+    let mut function = FunctionProcess::spawn(&binary(), &api, &env);
+
+    let failed = api
+        .invoke(
+            &mut function,
+            &common::sample("action-failed-codebuild.json"),
+            Duration::from_secs(20),
+        )
+        .await;
+    assert_eq!(
+        failed.outcome,
+        Outcome::Response(
+            json!({"outcome": "notified", "eventId": "6d2f4c0b-1a7e-4f3b-8c51-0e9a7d3b0014"})
+        )
+    );
+    let posted = sink.delivered();
+    assert_eq!(posted.len(), 1);
+    assert!(
+        posted[0]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("<!here> ❌ prod-api: BuildImage failed"),
+        "{}",
+        posted[0]
+    );
+
+    let ignored = api
+        .invoke(
+            &mut function,
+            &common::sample("not-codepipeline.json"),
+            Duration::from_secs(20),
+        )
+        .await;
+    assert!(
+        matches!(&ignored.outcome, Outcome::Response(v) if v["outcome"] == "ignored"),
+        "{ignored:?}"
+    );
+
+    sink.script([Reply::Status(404, "no_service")]);
+    let gone = api
+        .invoke(
+            &mut function,
+            &common::sample("approval-started.json"),
+            Duration::from_secs(20),
+        )
+        .await;
+    assert!(
+        matches!(&gone.outcome, Outcome::Response(_)),
+        "a removed webhook is permanent: acknowledged, not an error: {gone:?}"
+    );
+    assert_eq!(sink.requests().len(), 2, "no retry after no_service");
+
+    sink.script(std::iter::repeat_n(Reply::Status(500, "rollup_error"), 20));
+    let down = api
+        .invoke(
+            &mut function,
+            &common::sample("approval-rejected.json"),
+            Duration::from_secs(3),
+        )
+        .await;
+    assert!(
+        matches!(&down.outcome, Outcome::Error(_)),
+        "Slack down with nothing delivered: an error, so Lambda retries: {down:?}"
+    );
+    assert!(
+        down.took < Duration::from_secs(3),
+        "answered within the invocation deadline: {:?}",
+        down.took
+    );
+
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let logs = function.logs();
+    let joined = logs.join("\n");
+    assert!(
+        !joined.contains(WEBHOOK_TOKEN),
+        "webhook leaked into logs:\n{joined}"
+    );
+    let request_line = logs
+        .iter()
+        .find(|l| l.contains("notified") && l.contains(&failed.request_id))
+        .unwrap_or_else(|| {
+            panic!(
+                "no JSON log line with the request id {}:\n{joined}",
+                failed.request_id
+            )
+        });
+    assert!(
+        serde_json::from_str::<serde_json::Value>(request_line).is_ok(),
+        "not a JSON line: {request_line}"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_variable_stops_init_with_its_name() {
+    let api = RuntimeApi::start().await;
+    let env = vec![
+        ("NOTIFY_ON".to_owned(), "pipeline:EXPLODED".to_owned()),
+        ("AWS_REGION".to_owned(), "us-east-1".to_owned()),
+    ];
+    let mut function = FunctionProcess::spawn(&binary(), &api, &env);
+    assert!(
+        function.exited_within(Duration::from_secs(10)).await,
+        "init must fail fast"
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let logs = function.logs().join("\n");
+    assert!(
+        logs.contains("NOTIFY_ON") && logs.contains("unknown state"),
+        "{logs}"
+    );
+}

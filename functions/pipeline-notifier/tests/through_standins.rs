@@ -1,0 +1,389 @@
+//! The handler with its real adapters: GetPipelineExecution against moto (or the stub's
+//! fixtures, since moto records no source revisions), Slack through the recording sink,
+//! SNS through moto.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pipeline_notifier::lookup::CodePipelineLookup;
+use pipeline_notifier::{Config, Handler, Outcome};
+use serde_json::{Value, json};
+use shared::Deadline;
+use shared::notifier::Notifier;
+use shared::retry::Backoff;
+use shared::secrets::Secrets;
+use shared::slack::SlackClient;
+use standins::{Moto, RecordingStub, Reply, SlackSink};
+
+struct Rig {
+    moto: Moto,
+    sink: SlackSink,
+    sdk: aws_config::SdkConfig,
+    topic: String,
+    queue: String,
+}
+
+async fn rig() -> Rig {
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    let sink = SlackSink::start().await;
+    // SNS and SQS speak the query protocol; create them through the SDK-free form API.
+    let topic = query(
+        &moto,
+        "sns",
+        &[("Action", "CreateTopic"), ("Name", "pipeline-alerts")],
+        "TopicArn",
+    )
+    .await;
+    let queue = query(
+        &moto,
+        "sqs",
+        &[
+            ("Action", "CreateQueue"),
+            ("QueueName", "pipeline-alerts-inbox"),
+        ],
+        "QueueUrl",
+    )
+    .await;
+    let queue_arn = format!(
+        "arn:aws:sqs:{}:{}:pipeline-alerts-inbox",
+        standins::moto::REGION,
+        standins::moto::ACCOUNT
+    );
+    query(
+        &moto,
+        "sns",
+        &[
+            ("Action", "Subscribe"),
+            ("TopicArn", &topic),
+            ("Protocol", "sqs"),
+            ("Endpoint", &queue_arn),
+        ],
+        "SubscriptionArn",
+    )
+    .await;
+    Rig {
+        moto,
+        sink,
+        sdk,
+        topic,
+        queue,
+    }
+}
+
+async fn query(moto: &Moto, service: &str, form: &[(&str, &str)], field: &str) -> String {
+    let text = reqwest::Client::new()
+        .post(format!("{}/", moto.endpoint()))
+        .header("authorization", format!("AWS4-HMAC-SHA256 Credential=testing/20250101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0"))
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let open = format!("<{field}>");
+    let start = text
+        .find(&open)
+        .map(|i| i + open.len())
+        .unwrap_or_else(|| panic!("no {field} in {text}"));
+    let end = text[start..].find('<').unwrap() + start;
+    text[start..end].replace("&amp;", "&")
+}
+
+async fn sns_messages(rig: &Rig) -> Vec<Value> {
+    let text = reqwest::Client::new()
+        .post(format!("{}/", rig.moto.endpoint()))
+        .header("authorization", "AWS4-HMAC-SHA256 Credential=testing/20250101/us-east-1/sqs/aws4_request, SignedHeaders=host, Signature=0")
+        .form(&[("Action", "ReceiveMessage"), ("QueueUrl", rig.queue.as_str()), ("MaxNumberOfMessages", "10")])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.split("<Body>")
+        .skip(1)
+        .filter_map(|chunk| chunk.split("</Body>").next())
+        .map(|body| {
+            let unescaped = body
+                .replace("&quot;", "\"")
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&#39;", "'")
+                .replace("&amp;", "&");
+            serde_json::from_str(&unescaped).unwrap()
+        })
+        .collect()
+}
+
+fn quick_slack() -> SlackClient {
+    SlackClient::with_policy(
+        Backoff {
+            first: Duration::from_millis(50),
+            max: Duration::from_millis(200),
+            max_attempts: 4,
+        },
+        Duration::from_secs(2),
+    )
+    .unwrap()
+}
+
+fn handler(
+    rig: &Rig,
+    lookup_sdk: &aws_config::SdkConfig,
+    extra: &[(&str, &str)],
+) -> Handler<CodePipelineLookup, Notifier> {
+    let mut env: HashMap<String, String> = HashMap::from([
+        ("SLACK_WEBHOOK_URL".into(), rig.sink.webhook_url("default")),
+        ("SNS_TOPIC_ARN".into(), rig.topic.clone()),
+        ("FAILURE_MENTION".into(), "<!subteam^S0PLATFORM>".into()),
+    ]);
+    for (k, v) in extra {
+        env.insert((*k).into(), (*v).into());
+    }
+    env.retain(|_, v| !v.is_empty());
+    let config = Config::from_env(&env).unwrap();
+    let notifier = Notifier::new(
+        config.notifier.clone(),
+        &rig.sdk,
+        quick_slack(),
+        Arc::new(Secrets::new(&rig.sdk)),
+    );
+    Handler::new(config, CodePipelineLookup::new(lookup_sdk), notifier)
+}
+
+fn budget() -> Deadline {
+    Deadline::after(Duration::from_secs(20))
+}
+
+fn event_for(file: &str, execution_id: &str) -> Value {
+    let mut e = common::sample(file);
+    e["detail"]["execution-id"] = json!(execution_id);
+    e
+}
+
+#[tokio::test]
+async fn action_failure_posts_once_to_slack_and_sns_using_the_execution_in_moto() {
+    let rig = rig().await;
+    let execution = rig.moto.pipeline_with_execution("prod-api").await;
+    let h = handler(&rig, &rig.sdk, &[]);
+
+    let outcome = h
+        .handle(
+            &event_for("action-failed-codebuild.json", &execution),
+            budget(),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(outcome, Outcome::Notified { .. }), "{outcome:?}");
+
+    let posts = rig.sink.delivered();
+    assert_eq!(posts.len(), 1);
+    let text = posts[0].to_string();
+    assert!(
+        text.contains("BuildImage failed")
+            && text.contains("JobFailed")
+            && text.contains("Open build logs"),
+        "{text}"
+    );
+    assert!(text.contains(&execution[..8]));
+    assert!(
+        !text.contains("*Source*"),
+        "moto records no revisions, so none may be invented"
+    );
+    let sns = sns_messages(&rig).await;
+    assert_eq!(sns.len(), 1);
+    assert_eq!(sns[0]["Subject"], "[FAILED] prod-api: BuildImage failed");
+    assert!(sns[0]["Message"].as_str().unwrap().contains(&execution));
+}
+
+#[tokio::test]
+async fn source_revision_from_get_pipeline_execution_is_shown() {
+    let rig = rig().await;
+    let stub = RecordingStub::start().await;
+    stub.forward_unknown_to(rig.moto.endpoint());
+    stub.fixture(
+        "GetPipelineExecution",
+        json!({"pipelineName": "prod-api"}),
+        json!({"pipelineExecution": {
+            "pipelineName": "prod-api", "pipelineExecutionId": "3f2a0c1e-7b4d-4c55-9a7e-2d1f6b8e9a01", "status": "InProgress",
+            "artifactRevisions": [{
+                "name": "SourceArtifact",
+                "revisionId": "8e0c6fb80e09020556d271d4cf0bacdab3614fbd",
+                "revisionSummary": "{\"ProviderType\":\"GitHub\",\"CommitMessage\":\"Retry ECR pushes on 5xx <!channel>\\n\\nbody\",\"AuthorName\":\"Ada\"}",
+                "revisionUrl": "https://github.com/example/prod-api/commit/8e0c6fb80e09020556d271d4cf0bacdab3614fbd"
+            }]
+        }}),
+    );
+    let stub_sdk = standins::moto::sdk_config_for(&stub.endpoint()).await;
+    let h = handler(&rig, &stub_sdk, &[]);
+    h.handle(&common::sample("pipeline-started.json"), budget())
+        .await
+        .unwrap();
+
+    assert_eq!(
+        stub.accepted("GetPipelineExecution").len(),
+        1,
+        "one look-up per message"
+    );
+    let text = rig.sink.delivered()[0].to_string();
+    assert!(
+        text.contains("8e0c6fb")
+            && text.contains("Retry ECR pushes on 5xx &lt;!channel&gt;")
+            && text.contains("Ada"),
+        "{text}"
+    );
+    assert!(!text.contains("<!channel>"));
+}
+
+#[tokio::test]
+async fn a_failed_lookup_still_posts_without_the_revision() {
+    let rig = rig().await;
+    let h = handler(&rig, &rig.sdk, &[]);
+    // No such pipeline in moto: GetPipelineExecution answers PipelineNotFoundException.
+    let outcome = h
+        .handle(&common::sample("pipeline-succeeded.json"), budget())
+        .await
+        .unwrap();
+    assert!(matches!(outcome, Outcome::Notified { .. }));
+    assert_eq!(rig.sink.delivered().len(), 1);
+}
+
+#[tokio::test]
+async fn rate_limit_is_waited_out_and_the_message_posted_once() {
+    let rig = rig().await;
+    rig.sink.script([Reply::RateLimited {
+        retry_after_secs: 1,
+    }]);
+    let h = handler(&rig, &rig.sdk, &[]);
+    let started = Instant::now();
+    h.handle(&common::sample("approval-started.json"), budget())
+        .await
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    let statuses: Vec<u16> = rig.sink.requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, vec![429, 200]);
+}
+
+#[tokio::test]
+async fn a_server_error_is_retried_then_delivered() {
+    let rig = rig().await;
+    rig.sink.script([Reply::Status(500, "rollup_error")]);
+    let h = handler(&rig, &rig.sdk, &[]);
+    h.handle(&common::sample("pipeline-superseded.json"), budget())
+        .await
+        .unwrap();
+    let statuses: Vec<u16> = rig.sink.requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, vec![500, 200]);
+}
+
+#[tokio::test]
+async fn no_service_is_not_retried_and_is_acknowledged() {
+    let rig = rig().await;
+    rig.sink.script([Reply::Status(404, "no_service")]);
+    let h = handler(&rig, &rig.sdk, &[("SNS_TOPIC_ARN", "")]);
+    let err = h
+        .handle(&common::sample("pipeline-failed.json"), budget())
+        .await
+        .unwrap_err();
+    assert!(!err.is_retryable(), "{err}");
+    assert!(err.to_string().contains("no_service"));
+    assert!(
+        shared::settle::<()>(Err(err)).is_ok(),
+        "permanent errors are acknowledged to Lambda"
+    );
+    assert_eq!(rig.sink.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn a_duplicate_delivery_is_posted_once() {
+    let rig = rig().await;
+    let h = handler(&rig, &rig.sdk, &[]);
+    let event = common::sample("action-failed-deploy.json");
+    h.handle(&event, budget()).await.unwrap();
+    let again = h.handle(&event, budget()).await.unwrap();
+    assert!(matches!(again, Outcome::Skipped { .. }), "{again:?}");
+    assert_eq!(rig.sink.delivered().len(), 1);
+    assert_eq!(sns_messages(&rig).await.len(), 1);
+}
+
+#[tokio::test]
+async fn routes_filters_and_notify_on_decide_where_and_whether_to_post() {
+    let rig = rig().await;
+    let routes = format!(
+        r#"[{{"pipeline":"prod-*","webhook":"{}"}}]"#,
+        rig.sink.webhook_url("prod")
+    );
+    let h = handler(
+        &rig,
+        &rig.sdk,
+        &[("SLACK_ROUTES", &routes), ("PIPELINE_FILTER", "prod-*")],
+    );
+    h.handle(&common::sample("pipeline-succeeded.json"), budget())
+        .await
+        .unwrap();
+    assert!(
+        rig.sink.requests()[0].path.contains("/prod/"),
+        "routed to the prod webhook"
+    );
+
+    let skipped = h
+        .handle(&common::sample("stage-started.json"), budget())
+        .await
+        .unwrap();
+    assert_eq!(
+        skipped,
+        Outcome::Skipped {
+            event_id: "6d2f4c0b-1a7e-4f3b-8c51-0e9a7d3b0007".into(),
+            reason: "not selected by NOTIFY_ON".into()
+        }
+    );
+    let mut other = common::sample("pipeline-failed.json");
+    other["detail"]["pipeline"] = json!("sandbox");
+    let filtered = h.handle(&other, budget()).await.unwrap();
+    assert!(
+        matches!(filtered, Outcome::Skipped { ref reason, .. } if reason.contains("PIPELINE_FILTER"))
+    );
+    assert_eq!(rig.sink.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn events_that_are_not_for_us_are_acknowledged_without_posting() {
+    let rig = rig().await;
+    let h = handler(&rig, &rig.sdk, &[]);
+    for input in [
+        common::sample("not-codepipeline.json"),
+        common::sample("unknown-state.json"),
+        json!("not even an object"),
+        json!({}),
+    ] {
+        let outcome = h.handle(&input, budget()).await.unwrap();
+        assert!(matches!(outcome, Outcome::Ignored { .. }), "{outcome:?}");
+    }
+    assert!(rig.sink.requests().is_empty());
+}
+
+#[tokio::test]
+async fn slack_hanging_past_the_deadline_returns_a_retryable_error_in_time() {
+    let rig = rig().await;
+    rig.sink.script(std::iter::repeat_n(Reply::Hang, 10));
+    let h = handler(&rig, &rig.sdk, &[("SNS_TOPIC_ARN", "")]);
+    let started = Instant::now();
+    let err = h
+        .handle(
+            &common::sample("pipeline-failed.json"),
+            Deadline::after(Duration::from_secs(3)),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(err.is_retryable(), "{err}");
+}
