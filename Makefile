@@ -49,6 +49,7 @@ validate: venv
 	sam validate --lint --template template.yaml --region us-east-1
 
 demo: venv
+	cargo build --quiet --locked --bins
 	cargo run --quiet --locked -p demo
 
 build: venv

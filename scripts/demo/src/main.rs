@@ -1,6 +1,7 @@
 //! `make demo`: starts the local stand-ins (moto, the recording stub, a Slack sink) and
 //! shows, step by step and in plain words, what the suite does with them. No AWS account.
 
+mod notifier;
 mod render;
 
 use std::collections::BTreeMap;
@@ -45,8 +46,12 @@ async fn main() -> Fallible<()> {
     let sdk = moto.sdk_config().await;
     shared_mechanisms(&sdk, &stub, &sink).await?;
 
-    println!("\n== Functions");
-    println!("  None yet under functions/: each function's issue adds its own section here.");
+    let notifier_bin = standins::workspace_root().join("target/debug/pipeline-notifier");
+    if notifier_bin.exists() {
+        notifier::run(&notifier_bin, &moto, &stub, &sink).await?;
+    } else {
+        println!("\n(pipeline-notifier is not built: run `make demo`, which builds it first)");
+    }
     println!("\nDone. Everything above ran against local servers; nothing left this machine.");
     Ok(())
 }
@@ -135,9 +140,13 @@ async fn shared_mechanisms(
     if let Some(last) = sink.delivered().last() {
         print!("{}", render::slack_payload(last));
     }
-    println!(
-        "   The untrusted commit text was escaped: no @channel ping and no disguised link reached Slack."
-    );
+    if let Some(last) = sink.delivered().last() {
+        let sent = last["blocks"][1]["text"]["text"]
+            .as_str()
+            .unwrap_or_default();
+        println!("   Sent for the commit line, escaped: {sent}");
+    }
+    println!("   So Slack shows the commit text literally: no @channel ping, no disguised link.");
 
     let got = sqs
         .receive_message()

@@ -1,6 +1,44 @@
-//! Shows a Slack payload roughly as a person would read it in the channel.
+//! Shows a Slack payload roughly as a person reads it in the channel: links as their
+//! labels, dates as text, mentions as @-tags, entities decoded.
 
 use serde_json::Value;
+
+/// mrkdwn as displayed: `<url|label>` → `label ↗`, `<!date^…|text>` → `text`,
+/// `<!here>` → `@here`, `<!subteam^ID>` → `@ID`, then `&lt;` `&gt;` `&amp;` decoded (so
+/// escaped input shows as the literal text it was, which is what Slack does).
+pub fn as_read(mrkdwn: &str) -> String {
+    let mut out = String::new();
+    let mut rest = mrkdwn;
+    while let Some(open) = rest.find('<') {
+        out.push_str(&rest[..open]);
+        let Some(close) = rest[open..].find('>') else {
+            out.push_str(&rest[open..]);
+            rest = "";
+            break;
+        };
+        let token = &rest[open + 1..open + close];
+        let (target, label) = token.split_once('|').unwrap_or((token, ""));
+        let shown = if let Some(special) = target.strip_prefix('!') {
+            if special.starts_with("date^") {
+                label.to_owned()
+            } else {
+                format!("@{}", special.trim_start_matches("subteam^"))
+            }
+        } else if let Some(user) = target.strip_prefix('@') {
+            format!("@{user}")
+        } else if label.is_empty() {
+            format!("{target} ↗")
+        } else {
+            format!("{label} ↗")
+        };
+        out.push_str(&shown);
+        rest = &rest[open + close + 1..];
+    }
+    out.push_str(rest);
+    out.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
 
 pub fn slack_payload(payload: &Value) -> String {
     let mut out = String::new();
@@ -11,46 +49,71 @@ pub fn slack_payload(payload: &Value) -> String {
             out.push('\n');
         }
     };
+    let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
     out.push_str("   ┌──────────────────────────────────────────────────────────\n");
+    if let Some(text) = payload["text"].as_str() {
+        line(&mut out, &format!("(notification: {})", as_read(text)));
+    }
     for block in payload["blocks"].as_array().into_iter().flatten() {
         match block["type"].as_str().unwrap_or_default() {
             "header" => line(
                 &mut out,
-                &format!("# {}", block["text"]["text"].as_str().unwrap_or_default()),
+                &format!("# {}", as_read(&s(&block["text"]["text"]))),
             ),
             "section" => {
                 if let Some(t) = block["text"]["text"].as_str() {
-                    line(&mut out, t);
+                    line(&mut out, &as_read(t));
                 }
-                for f in block["fields"].as_array().into_iter().flatten() {
-                    line(&mut out, f["text"].as_str().unwrap_or_default());
-                }
-            }
-            "context" => {
-                let parts: Vec<&str> = block["elements"]
+                let fields: Vec<String> = block["fields"]
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .filter_map(|e| e["text"].as_str())
+                    .map(|f| as_read(&s(&f["text"])).replacen('\n', ": ", 1))
+                    .collect();
+                for pair in fields.chunks(2) {
+                    line(
+                        &mut out,
+                        &pair.iter().map(|f| format!("{f:<46}")).collect::<String>(),
+                    );
+                }
+            }
+            "context" => {
+                let parts: Vec<String> = block["elements"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|e| as_read(&s(&e["text"])))
                     .collect();
                 line(&mut out, &format!("({})", parts.join(" · ")));
             }
             "divider" => line(&mut out, "────"),
             "actions" => {
-                for b in block["elements"].as_array().into_iter().flatten() {
-                    line(
-                        &mut out,
-                        &format!(
-                            "[{}] → {}",
-                            b["text"]["text"].as_str().unwrap_or_default(),
-                            b["url"].as_str().unwrap_or_default()
-                        ),
-                    );
-                }
+                let buttons: Vec<String> = block["elements"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|b| format!("[ {} ]", s(&b["text"]["text"])))
+                    .collect();
+                line(&mut out, &buttons.join("  "));
             }
             _ => {}
         }
     }
     out.push_str("   └──────────────────────────────────────────────────────────\n");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_links_dates_mentions_and_entities_as_slack_shows_them() {
+        assert_eq!(
+            as_read(
+                "<https://x|logs> at <!date^1^{time}|10:00Z> <!subteam^S1> &lt;!channel&gt; &amp;"
+            ),
+            "logs ↗ at 10:00Z @S1 <!channel> &"
+        );
+    }
 }

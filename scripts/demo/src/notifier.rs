@@ -1,0 +1,115 @@
+//! The pipeline-notifier section of the demo: the built binary, run through the Lambda
+//! Runtime API, fed sample events; what Slack received is shown as a person would see it.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use standins::{FunctionProcess, Moto, Outcome, RecordingStub, RuntimeApi, SlackSink};
+
+use crate::Fallible;
+use crate::render::slack_payload;
+
+const EVENTS: &[(&str, &str)] = &[
+    (
+        "pipeline-started.json",
+        "an execution starts (commit details come from GetPipelineExecution)",
+    ),
+    (
+        "stage-started.json",
+        "a stage starts: not in the default NOTIFY_ON, so no message",
+    ),
+    ("approval-started.json", "a manual approval is waiting"),
+    (
+        "approval-rejected.json",
+        "the reviewer rejects: news, not an incident (no mention)",
+    ),
+    (
+        "action-failed-codebuild.json",
+        "the build action fails: error, summary, logs link, and the on-call mention",
+    ),
+    (
+        "action-failed-codebuild.json",
+        "EventBridge delivers the same event again",
+    ),
+    (
+        "pipeline-failed.json",
+        "the pipeline fails: kept short, the action message above has the details",
+    ),
+    (
+        "not-codepipeline.json",
+        "an event from another source reaches the function",
+    ),
+];
+
+pub async fn run(
+    binary: &Path,
+    moto: &Moto,
+    stub: &RecordingStub,
+    sink: &SlackSink,
+) -> Fallible<()> {
+    println!("\n== pipeline-notifier ({})", binary.display());
+    let events_dir = standins::workspace_root().join("events/pipeline-notifier");
+    stub.fixture(
+        "GetPipelineExecution",
+        json!({"pipelineName": "prod-api"}),
+        json!({"pipelineExecution": {
+            "pipelineName": "prod-api", "pipelineExecutionId": "3f2a0c1e-7b4d-4c55-9a7e-2d1f6b8e9a01", "status": "InProgress",
+            "artifactRevisions": [{
+                "name": "SourceArtifact",
+                "revisionId": "8e0c6fb80e09020556d271d4cf0bacdab3614fbd",
+                "revisionSummary": "{\"ProviderType\":\"GitHub\",\"CommitMessage\":\"Retry ECR pushes on 5xx\\n\\nCloses #412\",\"AuthorName\":\"Ada Lovelace\"}",
+                "revisionUrl": "https://github.com/example/prod-api/commit/8e0c6fb80e09020556d271d4cf0bacdab3614fbd"
+            }]
+        }}),
+    );
+    let api = RuntimeApi::start().await;
+    let mut env = moto.env();
+    env.extend([
+        ("AWS_ENDPOINT_URL_CODEPIPELINE".to_owned(), stub.endpoint()),
+        (
+            "SLACK_WEBHOOK_URL".to_owned(),
+            "ssm:/demo/slack/webhook".to_owned(),
+        ),
+        (
+            "FAILURE_MENTION".to_owned(),
+            "<!subteam^S0PLATFORM>".to_owned(),
+        ),
+        ("AWS_LAMBDA_LOG_LEVEL".to_owned(), "WARN".to_owned()),
+    ]);
+    println!(
+        "Configuration: webhook from SSM, FAILURE_MENTION=<!subteam^S0PLATFORM>, default NOTIFY_ON."
+    );
+    let mut function = FunctionProcess::spawn(binary, &api, &env);
+
+    for (i, (file, what)) in EVENTS.iter().enumerate() {
+        let event: Value = serde_json::from_str(&std::fs::read_to_string(events_dir.join(file))?)?;
+        let before = sink.delivered().len();
+        let invocation = api
+            .invoke(&mut function, &event, Duration::from_secs(30))
+            .await;
+        println!(
+            "\n{}. {what}\n   event: events/pipeline-notifier/{file}",
+            i + 1
+        );
+        match &invocation.outcome {
+            Outcome::Response(v) => {
+                let reason = v
+                    .get("reason")
+                    .and_then(Value::as_str)
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default();
+                println!(
+                    "   result: {}{reason}",
+                    v.get("outcome").and_then(Value::as_str).unwrap_or("?")
+                );
+            }
+            other => println!("   result: {other:?}"),
+        }
+        match sink.delivered().get(before) {
+            Some(payload) => print!("{}", slack_payload(payload)),
+            None => println!("   (nothing posted to Slack)"),
+        }
+    }
+    Ok(())
+}
