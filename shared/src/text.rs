@@ -32,29 +32,33 @@ pub fn slack_len(text: &str) -> usize {
 /// cut lands on a char boundary and never inside an entity (`&amp;`) or one of our own
 /// `<url|label>` links, which would otherwise render as garbage or a broken link.
 pub fn truncate_mrkdwn(text: &str, max: usize) -> Cow<'_, str> {
-    if slack_len(text) <= max {
-        return Cow::Borrowed(text);
-    }
-    let marker_len = slack_len(TRUNCATION_MARKER);
-    if max <= marker_len {
-        return Cow::Owned(cut_at_units(TRUNCATION_MARKER, max).to_owned());
-    }
-    let mut kept = cut_at_units(text, max - marker_len);
-    if let Some(amp) = kept.rfind('&')
-        && !kept[amp..].contains(';')
-    {
-        kept = &kept[..amp];
-    }
-    if let Some(open) = kept.rfind('<')
-        && !kept[open..].contains('>')
-    {
-        kept = &kept[..open];
-    }
-    Cow::Owned(format!("{kept}{TRUNCATION_MARKER}"))
+    cut_with_marker(text, max, |mut kept| {
+        if let Some(amp) = kept.rfind('&')
+            && !kept[amp..].contains(';')
+        {
+            kept = &kept[..amp];
+        }
+        if let Some(open) = kept.rfind('<')
+            && !kept[open..].contains('>')
+        {
+            kept = &kept[..open];
+        }
+        kept
+    })
 }
 
 /// Cuts plain text (no markup) to at most `max` UTF-16 units including the marker.
 pub fn truncate_plain(text: &str, max: usize) -> Cow<'_, str> {
+    cut_with_marker(text, max, |kept| kept)
+}
+
+/// Keeps what fits of `text` beside the marker; `back_off` may shorten the kept part
+/// further so that it does not end inside markup.
+fn cut_with_marker<'a>(
+    text: &'a str,
+    max: usize,
+    back_off: impl Fn(&'a str) -> &'a str,
+) -> Cow<'a, str> {
     if slack_len(text) <= max {
         return Cow::Borrowed(text);
     }
@@ -62,10 +66,8 @@ pub fn truncate_plain(text: &str, max: usize) -> Cow<'_, str> {
     if max <= marker_len {
         return Cow::Owned(cut_at_units(TRUNCATION_MARKER, max).to_owned());
     }
-    Cow::Owned(format!(
-        "{}{TRUNCATION_MARKER}",
-        cut_at_units(text, max - marker_len)
-    ))
+    let kept = back_off(cut_at_units(text, max - marker_len));
+    Cow::Owned(format!("{kept}{TRUNCATION_MARKER}"))
 }
 
 /// Cuts to at most `max` UTF-8 bytes including the marker, on a char boundary.

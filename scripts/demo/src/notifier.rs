@@ -50,18 +50,13 @@ pub async fn run(
 ) -> Fallible<()> {
     println!("\n== pipeline-notifier ({})", binary.display());
     let events_dir = standins::workspace_root().join("events/pipeline-notifier");
+    let execution: Value = serde_json::from_str(&std::fs::read_to_string(
+        events_dir.join("api/get-pipeline-execution.json"),
+    )?)?;
     stub.fixture(
         "GetPipelineExecution",
         json!({"pipelineName": "prod-api"}),
-        json!({"pipelineExecution": {
-            "pipelineName": "prod-api", "pipelineExecutionId": "3f2a0c1e-7b4d-4c55-9a7e-2d1f6b8e9a01", "status": "InProgress",
-            "artifactRevisions": [{
-                "name": "SourceArtifact",
-                "revisionId": "8e0c6fb80e09020556d271d4cf0bacdab3614fbd",
-                "revisionSummary": "{\"ProviderType\":\"GitHub\",\"CommitMessage\":\"Retry ECR pushes on 5xx\\n\\nCloses #412\",\"AuthorName\":\"Ada Lovelace\"}",
-                "revisionUrl": "https://github.com/example/prod-api/commit/8e0c6fb80e09020556d271d4cf0bacdab3614fbd"
-            }]
-        }}),
+        execution,
     );
     let api = RuntimeApi::start().await;
     let mut env = moto.env();

@@ -25,3 +25,8 @@ pub fn sample_names() -> Vec<String> {
     names.sort();
     names
 }
+
+/// A recorded API answer, for the recording stub to give back.
+pub fn api_fixture(name: &str) -> Value {
+    sample(&format!("api/{name}"))
+}
