@@ -18,11 +18,11 @@ export SAM_CLI_TELEMETRY := 0
 
 FUNCTIONS := $(notdir $(wildcard functions/*))
 
-.PHONY: help venv test lint unit validate demo build clean
+.PHONY: help venv test lint unit validate e2e-release demo build clean
 
 help:
 	@echo "make demo      run the suite locally against moto, the recording stub and a Slack sink"
-	@echo "make test      what CI runs: fmt, clippy, every test (with the local servers), template validation"
+	@echo "make test      what CI runs: fmt, clippy, every test (with the local servers), template validation, release e2e"
 	@echo "make build     cargo lambda build --release of every function (Amazon Linux 2023 binaries)"
 	@echo "make venv      create .venv/ with moto, aws-sam-cli and cargo-lambda (done on demand)"
 
@@ -35,7 +35,7 @@ $(STAMP): scripts/requirements.txt
 	"$(VENV)/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements.txt
 	touch "$@"
 
-test: venv lint unit validate
+test: venv lint unit validate e2e-release
 	@echo "==> make test: all checks passed"
 
 lint:
@@ -47,6 +47,15 @@ unit: venv
 
 validate: venv
 	sam validate --lint --template template.yaml --region us-east-1
+
+# Each function's tests/runtime_api.rs runs the debug binary in `unit`; here the same tests
+# drive the release bootstrap that Lambda would run (<NAME>_BIN points them at it).
+e2e-release: venv build
+	@for f in $(FUNCTIONS); do \
+	  var=$$(echo "$$f" | tr 'a-z-' 'A-Z_')_BIN; \
+	  echo "==> $$f: release bootstrap through the Lambda Runtime API"; \
+	  env "$$var=$(CURDIR)/target/lambda/$$f/bootstrap" cargo test --locked -p "$$f" --test runtime_api; \
+	done
 
 demo: venv
 	cargo build --quiet --locked --bins
