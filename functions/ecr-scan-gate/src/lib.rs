@@ -1,0 +1,13 @@
+//! ecr-scan-gate: a PASS / FAIL / PENDING verdict on an image's scan findings under a
+//! policy, reached the same way from scan events and from a CodePipeline stage.
+
+pub mod config;
+pub mod entry;
+pub mod handler;
+pub mod policy;
+pub mod registry;
+pub mod render;
+pub mod verdict;
+
+pub use config::Config;
+pub use handler::Handler;

@@ -1,0 +1,331 @@
+//! ECR: the image's scan and findings (every page, basic and enhanced), its tags, and the
+//! optional promotion tag.
+
+use std::future::Future;
+
+use aws_sdk_ecr::types::ImageIdentifier;
+use shared::{Deadline, Error};
+
+use crate::entry::{ImageRef, Reference};
+use crate::policy::{Finding, Severity};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scan {
+    /// No scan exists yet (scan on push may not have started).
+    NotStarted,
+    InProgress {
+        status: String,
+        description: Option<String>,
+    },
+    Complete {
+        digest: String,
+        tags: Vec<String>,
+        findings: Vec<Finding>,
+        enhanced: bool,
+        /// Seconds since the epoch, when ECR says.
+        completed_at: Option<i64>,
+    },
+    /// FAILED, UNSUPPORTED_IMAGE, or a status this gate does not know: it fails closed.
+    Unusable {
+        status: String,
+        description: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Promotion {
+    Tagged,
+    AlreadyTagged,
+    /// The repository's tags are immutable and the tag already names another image.
+    TagTaken(String),
+}
+
+/// The port the handler depends on.
+pub trait Registry {
+    fn scan(
+        &self,
+        image: &ImageRef,
+        deadline: &Deadline,
+    ) -> impl Future<Output = Result<Scan, Error>> + Send;
+    fn promote(
+        &self,
+        repository: &str,
+        digest: &str,
+        tag: &str,
+        deadline: &Deadline,
+    ) -> impl Future<Output = Result<Promotion, Error>> + Send;
+}
+
+pub struct Ecr {
+    client: aws_sdk_ecr::Client,
+}
+
+impl Ecr {
+    pub fn new(sdk: &aws_config::SdkConfig) -> Self {
+        Self {
+            client: aws_sdk_ecr::Client::new(sdk),
+        }
+    }
+}
+
+/// A bound on pages: a service that keeps handing back a token must not hold the gate.
+const MAX_PAGES: usize = 100;
+
+fn image_id(image: &ImageRef) -> ImageIdentifier {
+    match &image.reference {
+        Reference::Tag(t) => ImageIdentifier::builder().image_tag(t).build(),
+        Reference::Digest(d) => ImageIdentifier::builder().image_digest(d).build(),
+    }
+}
+
+fn basic_finding(f: aws_sdk_ecr::types::ImageScanFinding) -> Finding {
+    let attr = |key: &str| {
+        f.attributes()
+            .iter()
+            .find(|a| a.key() == key)
+            .and_then(|a| a.value())
+            .map(str::to_owned)
+    };
+    Finding {
+        id: f.name.clone().unwrap_or_else(|| "(unnamed)".into()),
+        severity: Severity::parse(
+            f.severity
+                .as_ref()
+                .map(|s| s.as_str())
+                .unwrap_or("UNDEFINED"),
+        ),
+        package: attr("package_name"),
+        version: attr("package_version"),
+        fixed_in: None,
+        url: f.uri.clone(),
+        fix_available: None,
+    }
+}
+
+fn enhanced_finding(f: aws_sdk_ecr::types::EnhancedImageScanFinding) -> Finding {
+    let details = f.package_vulnerability_details.as_ref();
+    let package = details.and_then(|d| d.vulnerable_packages().first());
+    Finding {
+        id: details
+            .and_then(|d| d.vulnerability_id.clone())
+            .or(f.title.clone())
+            .unwrap_or_else(|| "(unnamed)".into()),
+        severity: Severity::parse(f.severity.as_deref().unwrap_or("UNDEFINED")),
+        package: package.and_then(|p| p.name.clone()),
+        version: package.and_then(|p| p.version.clone()),
+        fixed_in: package
+            .and_then(|p| p.fixed_in_version.clone())
+            .filter(|v| !v.is_empty() && v != "NotAvailable"),
+        url: details.and_then(|d| d.source_url.clone()),
+        fix_available: match f.fix_available.as_deref() {
+            Some("NO") => Some(false),
+            Some("YES" | "PARTIAL") => Some(true),
+            _ => None,
+        },
+    }
+}
+
+impl Ecr {
+    async fn fetch(&self, image: &ImageRef) -> Result<Scan, Error> {
+        let mut findings = Vec::new();
+        let mut enhanced = false;
+        let mut next: Option<String> = None;
+        let mut first: Option<
+            aws_sdk_ecr::operation::describe_image_scan_findings::DescribeImageScanFindingsOutput,
+        > = None;
+        for _ in 0..MAX_PAGES {
+            let page = self
+                .client
+                .describe_image_scan_findings()
+                .repository_name(&image.repository)
+                .image_id(image_id(image))
+                .set_next_token(next.clone())
+                .send()
+                .await;
+            let mut page = match page {
+                Ok(p) => p,
+                Err(e) => {
+                    let e = Error::from_sdk("ECR", "DescribeImageScanFindings", e);
+                    if e.aws_code() == Some("ScanNotFoundException") {
+                        return Ok(Scan::NotStarted);
+                    }
+                    return Err(e);
+                }
+            };
+            if let Some(f) = page.image_scan_findings.as_mut() {
+                findings.extend(
+                    f.findings
+                        .take()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(basic_finding),
+                );
+                let e = f.enhanced_findings.take().unwrap_or_default();
+                enhanced |= !e.is_empty();
+                findings.extend(e.into_iter().map(enhanced_finding));
+            }
+            let token = page.next_token.clone().filter(|t| !t.is_empty());
+            if first.is_none() {
+                first = Some(page);
+                let status = first
+                    .as_ref()
+                    .and_then(|p| p.image_scan_status.as_ref())
+                    .and_then(|s| s.status.as_ref())
+                    .map(|s| s.as_str().to_owned());
+                if status.as_deref() != Some("COMPLETE") && status.as_deref() != Some("ACTIVE") {
+                    break;
+                }
+            }
+            if token.is_none() {
+                next = None;
+                break;
+            }
+            if token == next {
+                return Err(Error::Aws {
+                    service: "ECR",
+                    operation: "DescribeImageScanFindings",
+                    code: None,
+                    message: "pagination returned the same token twice".into(),
+                    retryable: false,
+                });
+            }
+            next = token;
+        }
+        if next.is_some() {
+            return Err(Error::bad_input(format!(
+                "more than {MAX_PAGES} pages of findings"
+            )));
+        }
+        let Some(first) = first else {
+            return Ok(Scan::NotStarted);
+        };
+        let status = first.image_scan_status.as_ref();
+        let status_text = status
+            .and_then(|s| s.status.as_ref())
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_else(|| "UNKNOWN".into());
+        let description = status.and_then(|s| s.description.clone());
+        match status_text.as_str() {
+            "COMPLETE" | "ACTIVE" => {}
+            "IN_PROGRESS" | "PENDING" => {
+                return Ok(Scan::InProgress {
+                    status: status_text,
+                    description,
+                });
+            }
+            _ => {
+                return Ok(Scan::Unusable {
+                    status: status_text,
+                    description,
+                });
+            }
+        }
+        let digest = first
+            .image_id
+            .as_ref()
+            .and_then(|i| i.image_digest.clone())
+            .or_else(|| match &image.reference {
+                Reference::Digest(d) => Some(d.clone()),
+                Reference::Tag(_) => None,
+            })
+            .unwrap_or_default();
+        let completed_at = first
+            .image_scan_findings
+            .as_ref()
+            .and_then(|f| f.image_scan_completed_at)
+            .map(|t| t.secs());
+        let tags = self.tags(&image.repository, &digest).await?;
+        Ok(Scan::Complete {
+            digest,
+            tags,
+            findings,
+            enhanced: enhanced || status_text == "ACTIVE",
+            completed_at,
+        })
+    }
+
+    async fn tags(&self, repository: &str, digest: &str) -> Result<Vec<String>, Error> {
+        if digest.is_empty() {
+            return Ok(Vec::new());
+        }
+        let out = self
+            .client
+            .describe_images()
+            .repository_name(repository)
+            .image_ids(ImageIdentifier::builder().image_digest(digest).build())
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("ECR", "DescribeImages", e))?;
+        Ok(out
+            .image_details
+            .unwrap_or_default()
+            .into_iter()
+            .flat_map(|d| d.image_tags.unwrap_or_default())
+            .collect())
+    }
+
+    async fn put_tag(&self, repository: &str, digest: &str, tag: &str) -> Result<Promotion, Error> {
+        let got = self
+            .client
+            .batch_get_image()
+            .repository_name(repository)
+            .image_ids(ImageIdentifier::builder().image_digest(digest).build())
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("ECR", "BatchGetImage", e))?;
+        let image = got
+            .images
+            .unwrap_or_default()
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::bad_input(format!("image {digest} not found for tagging")))?;
+        let manifest = image
+            .image_manifest
+            .ok_or_else(|| Error::bad_input("BatchGetImage returned no manifest"))?;
+        let put = self
+            .client
+            .put_image()
+            .repository_name(repository)
+            .image_manifest(manifest)
+            .set_image_manifest_media_type(image.image_manifest_media_type)
+            .image_tag(tag)
+            .image_digest(digest)
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(Promotion::Tagged),
+            Err(e) => {
+                let e = Error::from_sdk("ECR", "PutImage", e);
+                match e.aws_code() {
+                    Some("ImageAlreadyExistsException") => Ok(Promotion::AlreadyTagged),
+                    Some("ImageTagAlreadyExistsException") => {
+                        Ok(Promotion::TagTaken(e.to_string()))
+                    }
+                    _ => Err(e),
+                }
+            }
+        }
+    }
+}
+
+impl Registry for Ecr {
+    async fn scan(&self, image: &ImageRef, deadline: &Deadline) -> Result<Scan, Error> {
+        deadline
+            .run(self.fetch(image))
+            .await
+            .map_err(|_| Error::OutOfTime("reading the scan findings"))?
+    }
+
+    async fn promote(
+        &self,
+        repository: &str,
+        digest: &str,
+        tag: &str,
+        deadline: &Deadline,
+    ) -> Result<Promotion, Error> {
+        deadline
+            .run(self.put_tag(repository, digest, tag))
+            .await
+            .map_err(|_| Error::OutOfTime("tagging the image"))?
+    }
+}

@@ -1,0 +1,220 @@
+//! The message: verdict, image, counts before and after waivers, the worst findings,
+//! waivers applied / expired / ending soon, promotion, and a link to the image.
+
+use shared::console;
+use shared::notifier::Notification;
+use shared::slack::{Block, Button, Message, Mrkdwn};
+
+use crate::policy::{Counts, Evaluation, Finding, Severity};
+use crate::registry::Promotion;
+use crate::verdict::{Judged, Verdict};
+
+pub struct Place<'a> {
+    pub region: &'a str,
+    pub account: &'a str,
+}
+
+const ORDER: [Severity; 6] = [
+    Severity::Critical,
+    Severity::High,
+    Severity::Medium,
+    Severity::Low,
+    Severity::Informational,
+    Severity::Undefined,
+];
+
+pub fn counts_line(counts: &Counts) -> String {
+    let mut parts: Vec<String> = ORDER
+        .iter()
+        .map(|s| format!("{} {}", counts.get(s).copied().unwrap_or(0), s.name()))
+        .collect();
+    for (s, n) in counts.iter().filter(|(s, _)| !ORDER.contains(s)) {
+        parts.push(format!("{n} {}", s.name()));
+    }
+    parts.join(" · ")
+}
+
+fn short_digest(d: &str) -> String {
+    let hex = d.strip_prefix("sha256:").unwrap_or(d);
+    format!("sha256:{}", hex.chars().take(12).collect::<String>())
+}
+
+fn image_label(repository: &str, image: Option<&Judged>, fallback: &str) -> String {
+    match image {
+        Some(i) => {
+            let tag = i.tags.first().map(|t| format!(":{t}")).unwrap_or_default();
+            format!("{}{tag}@{}", i.repository, short_digest(&i.digest))
+        }
+        None => format!("{repository} ({fallback})"),
+    }
+}
+
+fn finding_line(f: &Finding) -> Mrkdwn {
+    let mut m = Mrkdwn::new().code(f.severity.name()).plain(" ");
+    m = match &f.url {
+        Some(u) => m.link(u, &f.id),
+        None => m.bold(&f.id),
+    };
+    if let Some(p) = &f.package {
+        m = m.plain(" in ").plain(p);
+        if let Some(v) = &f.version {
+            m = m.plain(" ").plain(v);
+        }
+    }
+    if let Some(fix) = &f.fixed_in {
+        m = m.plain(" → fixed in ").plain(fix);
+    }
+    m
+}
+
+pub fn render(
+    verdict: &Verdict,
+    repository: &str,
+    subject_ref: &str,
+    place: &Place,
+    promotion: Option<&(String, Promotion)>,
+) -> Notification {
+    let (icon, word) = match verdict {
+        Verdict::Pass { .. } => ("✅", "PASS"),
+        Verdict::Fail { .. } => ("⛔", "FAIL"),
+        Verdict::Pending { .. } => ("⏳", "PENDING"),
+    };
+    let image = match verdict {
+        Verdict::Pass { image, .. } => Some(image),
+        Verdict::Fail { image, .. } => image.as_ref(),
+        Verdict::Pending { .. } => None,
+    };
+    let label = image_label(repository, image, subject_ref);
+    let title = format!("{icon} Image scan {word}: {label}");
+    let mut text = vec![format!("Image scan {word}: {label}")];
+    let mut message =
+        Message::new(Mrkdwn::from_untrusted(&title)).block(Block::Header(title.clone()));
+
+    let evaluation: Option<&Evaluation> = match verdict {
+        Verdict::Pass { evaluation, .. } => Some(evaluation),
+        Verdict::Fail { evaluation, .. } => evaluation.as_ref(),
+        Verdict::Pending { .. } => None,
+    };
+    match verdict {
+        Verdict::Fail { reasons, .. } => {
+            let mut m = Mrkdwn::new().bold("Blocked because");
+            for r in reasons {
+                m = m.newline().plain("• ").plain(r);
+                text.push(format!("Blocked: {r}"));
+            }
+            message = message.block(Block::section(m));
+        }
+        Verdict::Pending { reason } => {
+            message = message.block(Block::section(
+                Mrkdwn::new().plain("Not decided yet: ").plain(reason),
+            ));
+            text.push(format!("Pending: {reason}"));
+        }
+        Verdict::Pass { .. } => {
+            message = message.block(Block::section(
+                Mrkdwn::new().plain("Within policy: no threshold exceeded."),
+            ));
+        }
+    }
+    if let Some(e) = evaluation {
+        let before = counts_line(&e.before);
+        let after = counts_line(&e.after);
+        message = message.block(Block::fields(vec![
+            Mrkdwn::new().bold("Findings").newline().plain(&before),
+            Mrkdwn::new().bold("After waivers").newline().plain(&after),
+        ]));
+        text.push(format!("Findings:      {before}"));
+        text.push(format!("After waivers: {after}"));
+        if !e.counted.is_empty() {
+            let mut m =
+                Mrkdwn::new().bold(&format!("Worst findings ({} counted)", e.counted.len()));
+            for f in e.counted.iter().take(10) {
+                m = m.newline().markup(finding_line(f).as_str());
+                text.push(format!(
+                    "  {} {} {} {} {}",
+                    f.severity.name(),
+                    f.id,
+                    f.package.as_deref().unwrap_or(""),
+                    f.version.as_deref().unwrap_or(""),
+                    f.fixed_in
+                        .as_deref()
+                        .map(|v| format!("(fixed in {v})"))
+                        .unwrap_or_default()
+                ));
+            }
+            message = message.block(Block::section(m));
+        }
+        let mut waivers = Vec::new();
+        for (f, w) in &e.waived {
+            waivers.push(
+                Mrkdwn::new()
+                    .plain("Waived ")
+                    .bold(&f.id)
+                    .plain(&format!(" until {}: ", w.expires))
+                    .plain(&w.reason),
+            );
+            text.push(format!("Waived {} until {}: {}", f.id, w.expires, w.reason));
+        }
+        for (f, w) in &e.expired {
+            waivers.push(
+                Mrkdwn::new()
+                    .plain("⚠️ Waiver for ")
+                    .bold(&f.id)
+                    .plain(&format!(" expired on {}: it counts again", w.expires)),
+            );
+            text.push(format!(
+                "Expired waiver {} ({}): counts again",
+                f.id, w.expires
+            ));
+        }
+        for w in &e.expiring_soon {
+            waivers.push(
+                Mrkdwn::new()
+                    .plain("⏰ Waiver for ")
+                    .bold(&w.id)
+                    .plain(&format!(" ends on {}", w.expires)),
+            );
+            text.push(format!("Waiver {} ends on {}", w.id, w.expires));
+        }
+        if !e.ignored_unfixed.is_empty() {
+            waivers.push(Mrkdwn::new().plain(&format!(
+                "{} finding(s) without a fix ignored (IGNORE_UNFIXED)",
+                e.ignored_unfixed.len()
+            )));
+        }
+        if !waivers.is_empty() {
+            let mut m = Mrkdwn::new();
+            for (i, w) in waivers.into_iter().enumerate() {
+                if i > 0 {
+                    m = m.newline();
+                }
+                m = m.markup(w.as_str());
+            }
+            message = message.block(Block::section(m));
+        }
+    }
+    if let Some((tag, p)) = promotion {
+        let line = match p {
+            Promotion::Tagged => format!("Tagged {tag} on this digest."),
+            Promotion::AlreadyTagged => format!("Already tagged {tag}."),
+            Promotion::TagTaken(why) => format!(
+                "Could not tag {tag}: the tag is immutable and names another image ({why})."
+            ),
+        };
+        message = message.block(Block::Context(vec![Mrkdwn::from_untrusted(&line)]));
+        text.push(line);
+    }
+    if let Some(i) = image {
+        let url = console::ecr_image(place.region, place.account, &i.repository, &i.digest);
+        message = message.block(Block::Buttons(vec![Button {
+            label: "Open image in ECR".into(),
+            url: url.clone(),
+        }]));
+        text.push(format!("Console: {url}"));
+    }
+    Notification::new(
+        format!("[{word}] image scan {label}"),
+        text.join("\n"),
+        message,
+    )
+}
