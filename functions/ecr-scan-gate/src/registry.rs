@@ -220,21 +220,14 @@ impl Ecr {
                 });
             }
         }
-        let digest = first
-            .image_id
-            .as_ref()
-            .and_then(|i| i.image_digest.clone())
-            .or_else(|| match &image.reference {
-                Reference::Digest(d) => Some(d.clone()),
-                Reference::Tag(_) => None,
-            })
-            .unwrap_or_default();
         let completed_at = first
             .image_scan_findings
             .as_ref()
             .and_then(|f| f.image_scan_completed_at)
             .map(|t| t.secs());
-        let tags = self.tags(&image.repository, &digest).await?;
+        // The findings answer need not name the digest when asked by tag; DescribeImages,
+        // asked the same way, gives the digest and every tag.
+        let (digest, tags) = self.identity(&image.repository, image_id(image)).await?;
         Ok(Scan::Complete {
             digest,
             tags,
@@ -244,24 +237,29 @@ impl Ecr {
         })
     }
 
-    async fn tags(&self, repository: &str, digest: &str) -> Result<Vec<String>, Error> {
-        if digest.is_empty() {
-            return Ok(Vec::new());
-        }
+    async fn identity(
+        &self,
+        repository: &str,
+        id: ImageIdentifier,
+    ) -> Result<(String, Vec<String>), Error> {
         let out = self
             .client
             .describe_images()
             .repository_name(repository)
-            .image_ids(ImageIdentifier::builder().image_digest(digest).build())
+            .image_ids(id)
             .send()
             .await
             .map_err(|e| Error::from_sdk("ECR", "DescribeImages", e))?;
-        Ok(out
+        let detail = out
             .image_details
             .unwrap_or_default()
             .into_iter()
-            .flat_map(|d| d.image_tags.unwrap_or_default())
-            .collect())
+            .next()
+            .ok_or_else(|| Error::bad_input(format!("no such image in {repository}")))?;
+        Ok((
+            detail.image_digest.unwrap_or_default(),
+            detail.image_tags.unwrap_or_default(),
+        ))
     }
 
     async fn put_tag(&self, repository: &str, digest: &str, tag: &str) -> Result<Promotion, Error> {
@@ -297,7 +295,17 @@ impl Ecr {
             Err(e) => {
                 let e = Error::from_sdk("ECR", "PutImage", e);
                 match e.aws_code() {
-                    Some("ImageAlreadyExistsException") => Ok(Promotion::AlreadyTagged),
+                    // "Already pushed, nothing changed" — or, from some implementations, an
+                    // immutable tag held by another image. Where the tag points tells which.
+                    Some("ImageAlreadyExistsException") => {
+                        let tagged = ImageIdentifier::builder().image_tag(tag).build();
+                        let (holder, _) = self.identity(repository, tagged).await?;
+                        if holder == digest {
+                            Ok(Promotion::AlreadyTagged)
+                        } else {
+                            Ok(Promotion::TagTaken(format!("{tag} already names {holder}")))
+                        }
+                    }
                     Some("ImageTagAlreadyExistsException") => {
                         Ok(Promotion::TagTaken(e.to_string()))
                     }

@@ -1,0 +1,575 @@
+//! The gate with its real adapters: ECR and SSM in moto (scan results configured through
+//! moto's API), CodePipeline job results through the recording stub, Slack through the sink.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::{
+    basic_finding, create_repository, ecr, enhanced_finding, push_image, sample, scan_result,
+};
+use ecr_scan_gate::entry::ImageRef;
+use ecr_scan_gate::registry::{Ecr, Promotion, Registry, Scan};
+use ecr_scan_gate::{Config, Handler};
+use serde_json::{Value, json};
+use shared::jobs::JobReporter;
+use shared::notifier::Notifier;
+use shared::secrets::Secrets;
+use shared::slack::SlackClient;
+use shared::{Deadline, Error};
+use standins::{Moto, RecordingStub, SlackSink};
+
+struct Rig {
+    moto: Moto,
+    stub: RecordingStub,
+    sink: SlackSink,
+    sdk: aws_config::SdkConfig,
+    stub_sdk: aws_config::SdkConfig,
+}
+
+async fn rig() -> Rig {
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    let stub = RecordingStub::start().await;
+    stub.forward_unknown_to(moto.endpoint());
+    let stub_sdk = standins::moto::sdk_config_for(&stub.endpoint()).await;
+    Rig {
+        moto,
+        stub,
+        sink: SlackSink::start().await,
+        sdk,
+        stub_sdk,
+    }
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn budget() -> Deadline {
+    Deadline::after(Duration::from_secs(30))
+}
+
+fn handler_with<R: Registry>(
+    rig: &Rig,
+    registry: R,
+    extra: &[(&str, &str)],
+) -> Handler<R, JobReporter, Notifier> {
+    let mut env: HashMap<String, String> =
+        HashMap::from([("SLACK_WEBHOOK_URL".into(), rig.sink.webhook_url("security"))]);
+    env.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    let config = Config::from_env(&env).unwrap();
+    let secrets = Arc::new(Secrets::new(&rig.sdk));
+    let notifier = Notifier::new(
+        config.notifier.clone(),
+        &rig.sdk,
+        SlackClient::new().unwrap(),
+        secrets.clone(),
+    );
+    Handler::new(
+        config,
+        registry,
+        JobReporter::new(&rig.stub_sdk),
+        notifier,
+        Some(secrets),
+        "us-east-1".into(),
+    )
+}
+
+fn handler(rig: &Rig, extra: &[(&str, &str)]) -> Handler<Ecr, JobReporter, Notifier> {
+    handler_with(rig, Ecr::new(&rig.sdk), extra)
+}
+
+fn job(file: &str, params: Value) -> Value {
+    let mut e = sample(file);
+    e["CodePipeline.job"]["data"]["actionConfiguration"]["configuration"]["UserParameters"] =
+        json!(params.to_string());
+    e
+}
+
+fn scan_event(file: &str, digest: &str) -> Value {
+    let mut e = sample(file);
+    e["detail"]["image-digest"] = json!(digest);
+    e
+}
+
+/// An image with one critical and one high finding, answerable by tag and by digest.
+async fn vulnerable_image(rig: &Rig, repository: &str, tag: &str) -> String {
+    create_repository(&rig.moto, repository, false).await;
+    let digest = push_image(&rig.moto, repository, tag, "vulnerable").await;
+    let findings = vec![
+        basic_finding("CVE-2024-0001", "CRITICAL"),
+        basic_finding("CVE-2024-0002", "HIGH"),
+        basic_finding("CVE-2024-0003", "LOW"),
+    ];
+    for id in [json!({"imageTag": tag}), json!({"imageDigest": digest})] {
+        scan_result(
+            &rig.moto,
+            repository,
+            id,
+            "COMPLETE",
+            findings.clone(),
+            false,
+        )
+        .await;
+    }
+    digest
+}
+
+#[tokio::test]
+async fn all_three_entry_points_reach_the_same_fail_verdict() {
+    let rig = rig().await;
+    let digest = vulnerable_image(&rig, "prod-api", "1.42.0").await;
+    let h = handler(&rig, &[]);
+
+    let basic = h
+        .handle(&scan_event("ecr-image-scan.json", &digest), budget(), now())
+        .await
+        .unwrap();
+    let enhanced = h
+        .handle(
+            &scan_event("inspector2-scan.json", &digest),
+            budget(),
+            now(),
+        )
+        .await
+        .unwrap();
+    let job = h
+        .handle(
+            &job(
+                "codepipeline-job.json",
+                json!({"repository": "prod-api", "tag": "1.42.0"}),
+            ),
+            budget(),
+            now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(basic["verdict"], "FAIL");
+    assert_eq!(enhanced["verdict"], "FAIL");
+    assert_eq!(job["verdict"], "FAIL");
+
+    let failure = &rig.stub.accepted("PutJobFailureResult")[0];
+    let message = failure["failureDetails"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("1 CRITICAL finding(s) exceed MAX_CRITICAL=0 (CVE-2024-0001)"),
+        "{message}"
+    );
+    assert!(
+        message.contains("1 HIGH finding(s) exceed MAX_HIGH=0 (CVE-2024-0002)"),
+        "{message}"
+    );
+
+    let posts = rig.sink.delivered();
+    assert_eq!(
+        posts.len(),
+        3,
+        "FAIL is notified whichever way it was reached"
+    );
+    let text = posts[2].to_string();
+    assert!(
+        text.contains("Image scan FAIL: prod-api:1.42.0@sha256:")
+            && text.contains("CVE-2024-0001")
+            && text.contains("openssl 3.0.1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("1 CRITICAL · 1 HIGH · 0 MEDIUM · 1 LOW"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_clean_image_passes_with_output_variables_and_the_pass_tag() {
+    let rig = rig().await;
+    create_repository(&rig.moto, "prod-api", false).await;
+    let digest = push_image(&rig.moto, "prod-api", "1.42.0", "clean").await;
+    scan_result(
+        &rig.moto,
+        "prod-api",
+        json!({"imageTag": "1.42.0"}),
+        "COMPLETE",
+        vec![basic_finding("CVE-2024-0003", "LOW")],
+        false,
+    )
+    .await;
+    let h = handler(&rig, &[("PASS_TAG", "scan-passed"), ("NOTIFY_ON", "ALL")]);
+
+    let out = h
+        .handle(
+            &job(
+                "codepipeline-job.json",
+                json!({"repository": "prod-api", "tag": "1.42.0"}),
+            ),
+            budget(),
+            now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out["verdict"], "PASS");
+    let success = &rig.stub.accepted("PutJobSuccessResult")[0];
+    assert_eq!(success["outputVariables"]["VERDICT"], "PASS");
+    assert_eq!(success["outputVariables"]["CRITICAL"], "0");
+    assert_eq!(success["outputVariables"]["LOW"], "1");
+    assert_eq!(success["outputVariables"]["IMAGE_DIGEST"], digest);
+
+    let images = ecr(
+        &rig.moto,
+        "DescribeImages",
+        json!({"repositoryName": "prod-api", "imageIds": [{"imageDigest": digest}]}),
+    )
+    .await;
+    let tags = images["imageDetails"][0]["imageTags"].to_string();
+    assert!(
+        tags.contains("scan-passed") && tags.contains("1.42.0"),
+        "{tags}"
+    );
+    assert!(
+        rig.sink.delivered()[0]
+            .to_string()
+            .contains("Tagged scan-passed")
+    );
+}
+
+#[tokio::test]
+async fn an_unfinished_scan_continues_and_then_fails_closed_after_max_wait() {
+    let rig = rig().await;
+    create_repository(&rig.moto, "prod-api", false).await;
+    push_image(&rig.moto, "prod-api", "1.42.0", "slow").await;
+    scan_result(
+        &rig.moto,
+        "prod-api",
+        json!({"imageTag": "1.42.0"}),
+        "IN_PROGRESS",
+        vec![],
+        false,
+    )
+    .await;
+    let h = handler(&rig, &[("MAX_WAIT", "30m")]);
+    let params = json!({"repository": "prod-api", "tag": "1.42.0"});
+    let started = now();
+
+    h.handle(
+        &job("codepipeline-job.json", params.clone()),
+        budget(),
+        started,
+    )
+    .await
+    .unwrap();
+    let waiting = &rig.stub.accepted("PutJobSuccessResult")[0];
+    let token = waiting["continuationToken"].as_str().unwrap().to_owned();
+    assert!(waiting.get("outputVariables").is_none());
+
+    let mut again = job("codepipeline-job.json", params);
+    again["CodePipeline.job"]["data"]["continuationToken"] = json!(token);
+    h.handle(&again, budget(), started + 10 * 60).await.unwrap();
+    assert_eq!(
+        rig.stub.accepted("PutJobSuccessResult").len(),
+        2,
+        "still waiting after 10 minutes"
+    );
+
+    h.handle(&again, budget(), started + 31 * 60).await.unwrap();
+    let failure = &rig.stub.accepted("PutJobFailureResult")[0];
+    assert!(
+        failure["failureDetails"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("MAX_WAIT"),
+        "{failure}"
+    );
+    assert!(
+        rig.sink.delivered()[0]
+            .to_string()
+            .contains("failing closed")
+    );
+}
+
+#[tokio::test]
+async fn findings_on_several_pages_all_count() {
+    let rig = rig().await;
+    create_repository(&rig.moto, "prod-api", false).await;
+    let digest = push_image(&rig.moto, "prod-api", "1.42.0", "paged").await;
+    let page = |findings: Vec<Value>, next: Option<&str>| {
+        let mut p = json!({
+            "repositoryName": "prod-api", "imageId": {"imageDigest": digest, "imageTag": "1.42.0"},
+            "imageScanStatus": {"status": "COMPLETE"},
+            "imageScanFindings": {"findings": findings, "imageScanCompletedAt": 1_700_000_000}
+        });
+        if let Some(n) = next {
+            p["nextToken"] = json!(n);
+        }
+        p
+    };
+    let op = "DescribeImageScanFindings";
+    rig.stub.fixture(
+        op,
+        json!({"repositoryName": "prod-api"}),
+        page(vec![basic_finding("CVE-1", "LOW")], Some("p2")),
+    );
+    rig.stub.fixture(
+        op,
+        json!({"nextToken": "p2"}),
+        page(vec![basic_finding("CVE-2", "MEDIUM")], Some("p3")),
+    );
+    rig.stub.fixture(
+        op,
+        json!({"nextToken": "p3"}),
+        page(vec![basic_finding("CVE-3", "CRITICAL")], None),
+    );
+    let h = handler_with(&rig, Ecr::new(&rig.stub_sdk), &[]);
+
+    let out = h
+        .handle(
+            &job(
+                "codepipeline-job.json",
+                json!({"repository": "prod-api", "tag": "1.42.0"}),
+            ),
+            budget(),
+            now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        out["verdict"], "FAIL",
+        "the critical finding is on the last page"
+    );
+    assert_eq!(rig.stub.accepted(op).len(), 3);
+    assert!(
+        rig.sink.delivered()[0]
+            .to_string()
+            .contains("1 CRITICAL · 0 HIGH · 1 MEDIUM · 1 LOW")
+    );
+}
+
+#[tokio::test]
+async fn waivers_from_ssm_and_ignore_unfixed_let_an_image_pass_and_say_why() {
+    let rig = rig().await;
+    create_repository(&rig.moto, "prod-api", false).await;
+    let digest = push_image(&rig.moto, "prod-api", "1.42.0", "waived").await;
+    let findings = vec![
+        enhanced_finding("CVE-2024-1111", "CRITICAL", "NO"),
+        enhanced_finding("CVE-2024-2222", "HIGH", "YES"),
+    ];
+    scan_result(
+        &rig.moto,
+        "prod-api",
+        json!({"imageDigest": digest}),
+        "ACTIVE",
+        findings,
+        true,
+    )
+    .await;
+    let waivers = json!([{"id": "CVE-2024-2222", "repository": "prod-*", "expires": "2099-12-31", "reason": "not reachable from the network"}]);
+    rig.moto
+        .aws_json(
+            "ssm",
+            "AmazonSSM.PutParameter",
+            &json!({"Name": "/ops/ecr/waivers", "Value": waivers.to_string(), "Type": "String"}),
+        )
+        .await;
+    let h = handler(
+        &rig,
+        &[
+            ("WAIVERS", "ssm:/ops/ecr/waivers"),
+            ("IGNORE_UNFIXED", "true"),
+            ("NOTIFY_ON", "ALL"),
+        ],
+    );
+
+    let out = h
+        .handle(
+            &scan_event("inspector2-scan.json", &digest),
+            budget(),
+            now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out["verdict"], "PASS");
+    let text = rig.sink.delivered()[0].to_string();
+    assert!(
+        text.contains("Waived *CVE-2024-2222* until 2099-12-31: not reachable from the network"),
+        "{text}"
+    );
+    assert!(
+        text.contains("1 finding(s) without a fix ignored"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn an_immutable_tag_conflict_is_reported_not_crashed_on() {
+    let rig = rig().await;
+    create_repository(&rig.moto, "prod-api", true).await;
+    push_image(&rig.moto, "prod-api", "scan-passed", "older").await;
+    let digest = push_image(&rig.moto, "prod-api", "1.42.0", "newer").await;
+    scan_result(
+        &rig.moto,
+        "prod-api",
+        json!({"imageDigest": digest}),
+        "COMPLETE",
+        vec![],
+        false,
+    )
+    .await;
+    let h = handler(&rig, &[("PASS_TAG", "scan-passed"), ("NOTIFY_ON", "ALL")]);
+
+    let out = h
+        .handle(
+            &scan_event("ecr-image-scan-no-findings.json", &digest),
+            budget(),
+            now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out["verdict"], "PASS");
+    let text = rig.sink.delivered()[0].to_string();
+    assert!(text.contains("Could not tag scan-passed"), "{text}");
+}
+
+#[tokio::test]
+async fn an_unusable_scan_fails_closed_with_its_status() {
+    let rig = rig().await;
+    create_repository(&rig.moto, "prod-api", false).await;
+    push_image(&rig.moto, "prod-api", "1.42.0", "weird").await;
+    scan_result(
+        &rig.moto,
+        "prod-api",
+        json!({"imageTag": "1.42.0"}),
+        "UNSUPPORTED_IMAGE",
+        vec![],
+        false,
+    )
+    .await;
+    let h = handler(&rig, &[]);
+    h.handle(
+        &job(
+            "codepipeline-job.json",
+            json!({"repository": "prod-api", "tag": "1.42.0"}),
+        ),
+        budget(),
+        now(),
+    )
+    .await
+    .unwrap();
+    let message = rig.stub.accepted("PutJobFailureResult")[0]["failureDetails"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.contains("scan status UNSUPPORTED_IMAGE: scan UNSUPPORTED_IMAGE"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_second_final_report_for_the_same_job_is_tolerated() {
+    let rig = rig().await;
+    vulnerable_image(&rig, "prod-api", "1.42.0").await;
+    let h = handler(&rig, &[]);
+    let event = job(
+        "codepipeline-job.json",
+        json!({"repository": "prod-api", "tag": "1.42.0"}),
+    );
+    h.handle(&event, budget(), now()).await.unwrap();
+    let again = h.handle(&event, budget(), now()).await.unwrap();
+    assert_eq!(again["reported"], "AlreadyReported");
+    assert_eq!(rig.stub.job_results().len(), 1);
+}
+
+#[tokio::test]
+async fn bad_user_parameters_fail_the_job_with_the_reason() {
+    let rig = rig().await;
+    let h = handler(&rig, &[]);
+    h.handle(
+        &sample("codepipeline-job-bad-parameters.json"),
+        budget(),
+        now(),
+    )
+    .await
+    .unwrap();
+    let failure = &rig.stub.accepted("PutJobFailureResult")[0];
+    assert_eq!(failure["failureDetails"]["type"], "ConfigurationError");
+    assert!(
+        failure["failureDetails"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("UserParameters is not")
+    );
+}
+
+/// A registry that panics or never answers, to prove the job is still reported.
+struct Broken {
+    hang: bool,
+}
+
+impl Registry for Broken {
+    async fn scan(&self, _: &ImageRef, _: &Deadline) -> Result<Scan, Error> {
+        if self.hang {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+        panic!("simulated bug while reading findings")
+    }
+    async fn promote(&self, _: &str, _: &str, _: &str, _: &Deadline) -> Result<Promotion, Error> {
+        Ok(Promotion::Tagged)
+    }
+}
+
+#[tokio::test]
+async fn a_panic_while_judging_still_fails_the_job() {
+    let rig = rig().await;
+    let h = handler_with(&rig, Broken { hang: false }, &[]);
+    h.handle(
+        &job(
+            "codepipeline-job.json",
+            json!({"repository": "prod-api", "tag": "1.42.0"}),
+        ),
+        budget(),
+        now(),
+    )
+    .await
+    .unwrap();
+    let failure = &rig.stub.accepted("PutJobFailureResult")[0];
+    assert!(
+        failure["failureDetails"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("internal error")
+    );
+}
+
+#[tokio::test]
+async fn a_hanging_scan_read_still_gets_an_answer_before_the_deadline() {
+    let rig = rig().await;
+    let h = handler_with(&rig, Broken { hang: true }, &[]);
+    let started = Instant::now();
+    h.handle(
+        &job(
+            "codepipeline-job.json",
+            json!({"repository": "prod-api", "tag": "1.42.0"}),
+        ),
+        Deadline::after(Duration::from_secs(8)),
+        now(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    let waiting = &rig.stub.accepted("PutJobSuccessResult")[0];
+    assert!(
+        waiting["continuationToken"].is_string(),
+        "an unfinished evaluation asks to be invoked again: {waiting}"
+    );
+}
