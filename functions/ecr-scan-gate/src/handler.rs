@@ -36,7 +36,7 @@ pub struct Handler<R, J, N> {
 
 /// What a job's answer will be, before it is sent.
 enum Decision {
-    Final(Verdict),
+    Final(Box<Verdict>),
     /// Transient: ask CodePipeline to invoke again.
     Wait(String),
     Broken(FailureKind, String),
@@ -208,7 +208,7 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
             Ok(Ok(Err(e))) if e.is_retryable() => Decision::Wait(format!("transient error: {e}")),
             Ok(Ok(Err(e))) => Decision::Broken(FailureKind::JobFailed, e.to_string()),
             Ok(Ok(Ok(Verdict::Pending { reason }))) => Decision::Wait(reason),
-            Ok(Ok(Ok(verdict))) => Decision::Final(verdict),
+            Ok(Ok(Ok(verdict))) => Decision::Final(Box::new(verdict)),
         }
     }
 
@@ -237,14 +237,14 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
             Decision::Wait(reason)
                 if now.saturating_sub(since) >= self.config.max_wait.as_secs() as i64 =>
             {
-                Decision::Final(Verdict::Fail {
+                Decision::Final(Box::new(Verdict::Fail {
                     image: None,
                     reasons: vec![format!(
                         "no decision after {} min (MAX_WAIT), failing closed: {reason}",
                         self.config.max_wait.as_secs() / 60
                     )],
                     evaluation: None,
-                })
+                }))
             }
             other => other,
         };
@@ -264,6 +264,7 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
             }
             Decision::Broken(kind, message) => (JobOutcome::Failed { kind, message }, None, None),
             Decision::Final(verdict) => {
+                let verdict = *verdict;
                 let promotion = self.promote(&verdict, &work_deadline).await;
                 let outcome = match &verdict {
                     Verdict::Pass { image, evaluation } => {

@@ -1,0 +1,118 @@
+//! End to end: the gate's binary run as Lambda runs it, through the Runtime API, against
+//! moto (ECR) and the recording stub (CodePipeline job results). `ECR_SCAN_GATE_BIN`
+//! points it at another build (the release bootstrap).
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::{basic_finding, create_repository, push_image, sample, scan_result};
+use serde_json::json;
+use standins::slack_sink::WEBHOOK_TOKEN;
+use standins::{FunctionProcess, Moto, Outcome, RecordingStub, RuntimeApi, SlackSink};
+
+fn binary() -> PathBuf {
+    std::env::var_os("ECR_SCAN_GATE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_ecr-scan-gate")))
+}
+
+#[tokio::test]
+async fn the_binary_gates_a_pipeline_job_and_judges_scan_events() {
+    let moto = Moto::start();
+    let stub = RecordingStub::start().await;
+    let sink = SlackSink::start().await;
+    create_repository(&moto, "prod-api", false).await;
+    let digest = push_image(&moto, "prod-api", "1.42.0", "e2e").await;
+    let findings = vec![basic_finding("CVE-2024-0001", "CRITICAL")];
+    for id in [
+        json!({"imageTag": "1.42.0"}),
+        json!({"imageDigest": digest}),
+    ] {
+        scan_result(&moto, "prod-api", id, "COMPLETE", findings.clone(), false).await;
+    }
+
+    let api = RuntimeApi::start().await;
+    let mut env = moto.env();
+    env.extend([
+        ("AWS_ENDPOINT_URL_CODEPIPELINE".to_owned(), stub.endpoint()),
+        ("SLACK_WEBHOOK_URL".to_owned(), sink.webhook_url("security")),
+    ]);
+    let mut function = FunctionProcess::spawn(&binary(), &api, &env);
+
+    let job = api
+        .invoke(
+            &mut function,
+            &sample("codepipeline-job.json"),
+            Duration::from_secs(30),
+        )
+        .await;
+    assert!(
+        matches!(&job.outcome, Outcome::Response(v) if v["verdict"] == "FAIL" && v["result"] == "failed"),
+        "{job:?}"
+    );
+    let failure = &stub.accepted("PutJobFailureResult")[0];
+    assert_eq!(failure["jobId"], "11111111-2222-3333-4444-555555555555");
+    assert!(
+        failure["failureDetails"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("CVE-2024-0001")
+    );
+
+    let bad = api
+        .invoke(
+            &mut function,
+            &sample("codepipeline-job-bad-parameters.json"),
+            Duration::from_secs(30),
+        )
+        .await;
+    assert!(matches!(&bad.outcome, Outcome::Response(_)), "{bad:?}");
+    assert_eq!(
+        stub.accepted("PutJobFailureResult")[1]["failureDetails"]["type"],
+        "ConfigurationError"
+    );
+
+    let mut event = sample("ecr-image-scan.json");
+    event["detail"]["image-digest"] = json!(digest);
+    let scanned = api
+        .invoke(&mut function, &event, Duration::from_secs(30))
+        .await;
+    assert!(
+        matches!(&scanned.outcome, Outcome::Response(v) if v["verdict"] == "FAIL"),
+        "{scanned:?}"
+    );
+    assert_eq!(
+        sink.delivered().len(),
+        2,
+        "the job's FAIL and the event's FAIL are both notified"
+    );
+
+    let ignored = api
+        .invoke(
+            &mut function,
+            &json!({"hello": "world"}),
+            Duration::from_secs(10),
+        )
+        .await;
+    assert!(
+        matches!(&ignored.outcome, Outcome::Response(v) if v["outcome"] == "ignored"),
+        "{ignored:?}"
+    );
+
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let logs = function.logs().join("\n");
+    for secret in [
+        "SECRETaccessKEYdoNOTlog",
+        "SESSIONtokenDONOTLOG",
+        "ASIAEXAMPLEDONOTLOG",
+        WEBHOOK_TOKEN,
+    ] {
+        assert!(
+            !logs.contains(secret),
+            "{secret} leaked into the logs:\n{logs}"
+        );
+    }
+    assert!(logs.contains("failing the job"), "{logs}");
+}
