@@ -23,12 +23,16 @@ const ORDER: [Severity; 6] = [
     Severity::Undefined,
 ];
 
+/// CRITICAL to LOW always (a zero is news too); other severities only when present.
 pub fn counts_line(counts: &Counts) -> String {
-    let mut parts: Vec<String> = ORDER
+    let mut parts: Vec<String> = ORDER[..4]
         .iter()
         .map(|s| format!("{} {}", counts.get(s).copied().unwrap_or(0), s.name()))
         .collect();
-    for (s, n) in counts.iter().filter(|(s, _)| !ORDER.contains(s)) {
+    for (s, n) in counts
+        .iter()
+        .filter(|(s, n)| !ORDER[..4].contains(s) && **n > 0)
+    {
         parts.push(format!("{n} {}", s.name()));
     }
     parts.join(" · ")

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{
-    basic_finding, create_repository, ecr, enhanced_finding, push_image, sample, scan_result,
+    basic_finding, call as ecr, create_repository, enhanced_finding, push_image, sample,
+    scan_result,
 };
 use ecr_scan_gate::entry::ImageRef;
 use ecr_scan_gate::registry::{Ecr, Promotion, Registry, Scan};

@@ -3,6 +3,7 @@
 
 mod notifier;
 mod render;
+mod scan_gate;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -51,6 +52,10 @@ async fn main() -> Fallible<()> {
         notifier::run(&notifier_bin, &moto, &stub, &sink).await?;
     } else {
         println!("\n(pipeline-notifier is not built: run `make demo`, which builds it first)");
+    }
+    let gate_bin = standins::workspace_root().join("target/debug/ecr-scan-gate");
+    if gate_bin.exists() {
+        scan_gate::run(&gate_bin, &moto, &stub, &sink).await?;
     }
     println!("\nDone. Everything above ran against local servers; nothing left this machine.");
     Ok(())

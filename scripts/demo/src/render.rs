@@ -70,11 +70,14 @@ pub fn slack_payload(payload: &Value) -> String {
                     .flatten()
                     .map(|f| as_read(&s(&f["text"])).replacen('\n', ": ", 1))
                     .collect();
-                for pair in fields.chunks(2) {
-                    line(
-                        &mut out,
-                        &pair.iter().map(|f| format!("{f:<46}")).collect::<String>(),
-                    );
+                // Slack shows short fields two to a row; long ones get a row each here.
+                if fields.iter().all(|f| f.chars().count() < 44) {
+                    for pair in fields.chunks(2) {
+                        let row: String = pair.iter().map(|f| format!("{f:<46}")).collect();
+                        line(&mut out, &row);
+                    }
+                } else {
+                    fields.iter().for_each(|f| line(&mut out, f));
                 }
             }
             "context" => {

@@ -1,0 +1,112 @@
+//! The ecr-scan-gate section of the demo: two images in moto's ECR, one clean and one
+//! with a critical finding; the gate's binary, run through the Lambda Runtime API as a
+//! CodePipeline job for each; what CodePipeline and Slack received.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use standins::ecr::{basic_finding, create_repository, push_image, scan_result};
+use standins::{FunctionProcess, Moto, Outcome, RecordingStub, RuntimeApi, SlackSink};
+
+use crate::Fallible;
+use crate::render::slack_payload;
+
+pub async fn run(
+    binary: &Path,
+    moto: &Moto,
+    stub: &RecordingStub,
+    sink: &SlackSink,
+) -> Fallible<()> {
+    println!("\n== ecr-scan-gate ({})", binary.display());
+    create_repository(moto, "prod-api", false).await;
+    push_image(moto, "prod-api", "1.42.0", "clean-build").await;
+    push_image(moto, "prod-api", "1.43.0", "vulnerable-build").await;
+    scan_result(
+        moto,
+        "prod-api",
+        json!({"imageTag": "1.42.0"}),
+        "COMPLETE",
+        vec![basic_finding("CVE-2024-0003", "LOW")],
+        false,
+    )
+    .await;
+    let findings = vec![
+        basic_finding("CVE-2024-0001", "CRITICAL"),
+        basic_finding("CVE-2024-0002", "HIGH"),
+        basic_finding("CVE-2024-0003", "LOW"),
+    ];
+    scan_result(
+        moto,
+        "prod-api",
+        json!({"imageTag": "1.43.0"}),
+        "COMPLETE",
+        findings,
+        false,
+    )
+    .await;
+    println!(
+        "moto's ECR holds prod-api:1.42.0 (one LOW finding) and prod-api:1.43.0 (CRITICAL + HIGH + LOW)."
+    );
+    println!(
+        "Policy: MAX_CRITICAL=0, MAX_HIGH=0 (the defaults), PASS_TAG=scan-passed, NOTIFY_ON=ALL."
+    );
+
+    let api = RuntimeApi::start().await;
+    let mut env = moto.env();
+    env.extend([
+        ("AWS_ENDPOINT_URL_CODEPIPELINE".to_owned(), stub.endpoint()),
+        (
+            "SLACK_WEBHOOK_URL".to_owned(),
+            "ssm:/demo/slack/webhook".to_owned(),
+        ),
+        ("PASS_TAG".to_owned(), "scan-passed".to_owned()),
+        ("NOTIFY_ON".to_owned(), "ALL".to_owned()),
+        ("AWS_LAMBDA_LOG_LEVEL".to_owned(), "WARN".to_owned()),
+    ]);
+    let mut function = FunctionProcess::spawn(binary, &api, &env);
+    let template: Value = serde_json::from_str(&std::fs::read_to_string(
+        standins::workspace_root().join("events/ecr-scan-gate/codepipeline-job.json"),
+    )?)?;
+
+    for (n, tag) in [(1, "1.42.0"), (2, "1.43.0")] {
+        let mut job = template.clone();
+        let job_id = format!("demo-gate-job-{n}");
+        job["CodePipeline.job"]["id"] = json!(job_id);
+        job["CodePipeline.job"]["data"]["actionConfiguration"]["configuration"]["UserParameters"] =
+            json!(json!({"repository": "prod-api", "tag": tag}).to_string());
+        let before = sink.delivered().len();
+        let invocation = api
+            .invoke(&mut function, &job, Duration::from_secs(30))
+            .await;
+        println!(
+            "\n{n}. A pipeline stage asks about prod-api:{tag} (events/ecr-scan-gate/codepipeline-job.json)"
+        );
+        if let Outcome::Response(v) = &invocation.outcome {
+            println!("   verdict: {}", v["verdict"].as_str().unwrap_or("?"));
+        }
+        let reported = stub
+            .job_results()
+            .into_iter()
+            .find(|c| c.body["jobId"] == job_id.as_str());
+        match reported {
+            Some(c) if c.operation == "PutJobSuccessResult" => {
+                println!(
+                    "   CodePipeline got PutJobSuccessResult, output variables {}",
+                    c.body["outputVariables"]
+                );
+            }
+            Some(c) => println!(
+                "   CodePipeline got PutJobFailureResult: {}",
+                c.body["failureDetails"]["message"]
+                    .as_str()
+                    .unwrap_or_default()
+            ),
+            None => println!("   (no job result recorded)"),
+        }
+        if let Some(payload) = sink.delivered().get(before) {
+            print!("{}", slack_payload(payload));
+        }
+    }
+    Ok(())
+}
