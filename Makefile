@@ -49,13 +49,13 @@ validate: venv
 	sam validate --lint --template template.yaml --region us-east-1
 
 # Each function's tests/runtime_api.rs runs the debug binary in `unit`; here the same tests
-# drive the release bootstrap that Lambda would run (<NAME>_BIN points them at it).
+# drive the release bootstrap that Lambda would run (<NAME>_BIN points them at it). One
+# workspace invocation reuses the test binaries `unit` built.
+RELEASE_BINS := $(foreach f,$(FUNCTIONS),$(shell echo '$(f)' | tr 'a-z-' 'A-Z_')_BIN=$(CURDIR)/target/lambda/$(f)/bootstrap)
+
 e2e-release: venv build
-	@for f in $(FUNCTIONS); do \
-	  var=$$(echo "$$f" | tr 'a-z-' 'A-Z_')_BIN; \
-	  echo "==> $$f: release bootstrap through the Lambda Runtime API"; \
-	  env "$$var=$(CURDIR)/target/lambda/$$f/bootstrap" cargo test --locked -p "$$f" --test runtime_api; \
-	done
+	@echo "==> release bootstraps through the Lambda Runtime API: $(FUNCTIONS)"
+	env $(RELEASE_BINS) cargo test --workspace --locked --test runtime_api
 
 demo: venv
 	cargo build --quiet --locked --bins

@@ -106,21 +106,19 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
         })
     }
 
+    /// `settle`: how long after an enhanced scan completes before its findings are trusted.
+    /// Only a pipeline job can afford to wait (it is invoked again); a scan event that
+    /// decided PENDING would never be decided, so events judge at once.
     async fn judge(
         &self,
         image: &ImageRef,
         deadline: &Deadline,
         now: i64,
+        settle: Duration,
     ) -> Result<Verdict, Error> {
         let policy = self.policy(deadline).await?;
         let scan = self.registry.scan(image, deadline).await?;
-        Ok(decide(
-            scan,
-            &image.repository,
-            &policy,
-            now,
-            self.config.findings_settle,
-        ))
+        Ok(decide(scan, &image.repository, &policy, now, settle))
     }
 
     async fn promote(&self, verdict: &Verdict, deadline: &Deadline) -> Option<(String, Promotion)> {
@@ -165,7 +163,9 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
             );
         }
         tracing::info!(image = %scan.image.describe(), status = %scan.status, enhanced = scan.enhanced, counts = ?scan.counts, "scan event");
-        let verdict = self.judge(&scan.image, &deadline, now).await?;
+        let verdict = self
+            .judge(&scan.image, &deadline, now, Duration::ZERO)
+            .await?;
         let outcome = json!({"outcome": "judged", "verdict": verdict.name()});
         if let Verdict::Pending { reason } = &verdict {
             tracing::info!(image = %scan.image.describe(), reason, "not decided yet; a later scan event will decide");
@@ -198,7 +198,8 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
             Ok(image) => image,
             Err(why) => return Decision::Broken(FailureKind::ConfigurationError, why.clone()),
         };
-        let work = AssertUnwindSafe(self.judge(image, deadline, now)).catch_unwind();
+        let work = AssertUnwindSafe(self.judge(image, deadline, now, self.config.findings_settle))
+            .catch_unwind();
         match deadline.run(work).await {
             Err(_) => Decision::Wait("the evaluation did not finish in this invocation".into()),
             Ok(Err(_panic)) => Decision::Broken(

@@ -574,3 +574,42 @@ async fn a_hanging_scan_read_still_gets_an_answer_before_the_deadline() {
         "an unfinished evaluation asks to be invoked again: {waiting}"
     );
 }
+
+#[tokio::test]
+async fn a_fresh_enhanced_scan_waits_in_a_pipeline_but_is_judged_at_once_from_its_event() {
+    let rig = rig().await;
+    create_repository(&rig.moto, "prod-api", false).await;
+    let digest = push_image(&rig.moto, "prod-api", "1.42.0", "fresh").await;
+    let findings = vec![enhanced_finding("CVE-2024-3333", "CRITICAL", "YES")];
+    for id in [
+        json!({"imageTag": "1.42.0"}),
+        json!({"imageDigest": digest}),
+    ] {
+        scan_result(&rig.moto, "prod-api", id, "ACTIVE", findings.clone(), true).await;
+    }
+    // moto's configured result says the scan completed at 1_700_000_000.
+    let just_after = 1_700_000_010;
+    let h = handler(&rig, &[("FINDINGS_SETTLE", "60s")]);
+
+    let job_out = h
+        .handle(
+            &job(
+                "codepipeline-job.json",
+                json!({"repository": "prod-api", "tag": "1.42.0"}),
+            ),
+            budget(),
+            just_after,
+        )
+        .await
+        .unwrap();
+    assert_eq!(job_out["result"], "continue", "{job_out}");
+    let event_out = h
+        .handle(
+            &scan_event("inspector2-scan.json", &digest),
+            budget(),
+            just_after,
+        )
+        .await
+        .unwrap();
+    assert_eq!(event_out["verdict"], "FAIL", "{event_out}");
+}
