@@ -3,6 +3,7 @@
 //! recording stub plays the CodeDeploy and CodePipeline calls moto lacks; the Slack sink
 //! plays an incoming webhook.
 
+pub mod cbor;
 pub mod ecr;
 pub mod moto;
 pub mod runtime_api;

@@ -5,6 +5,10 @@
 //! A service's endpoint is one URL, so the stub also answers that service's other calls:
 //! from fixtures a test registers, else by forwarding to an upstream (moto), else with
 //! `UnknownOperationException`.
+//!
+//! It also bridges Smithy RPC v2 CBOR (`/service/<Service>/operation/<Op>`, which the current
+//! CloudWatch SDK speaks) to the AWS JSON protocol of the upstream moto, so CloudWatch calls
+//! reach moto's state: point `AWS_ENDPOINT_URL_CLOUDWATCH` at the stub.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -13,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
@@ -157,9 +161,13 @@ fn contains(request: &Value, when: &Value) -> bool {
 
 async fn handle(
     State(inner): State<Arc<Mutex<Inner>>>,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if let Some(rest) = uri.path().strip_prefix("/service/") {
+        return rpc_v2_cbor(&inner, rest, &headers, body).await;
+    }
     let target = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
@@ -313,4 +321,75 @@ async fn forward(upstream: &str, headers: &HeaderMap, body: Bytes) -> (Response,
             502,
         ),
     }
+}
+
+/// One rpcv2Cbor call: recorded, forwarded to the upstream as awsJson1_0, answered in CBOR.
+async fn rpc_v2_cbor(
+    inner: &Arc<Mutex<Inner>>,
+    path: &str,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (service, operation) = match path.split_once("/operation/") {
+        Some((s, o)) => (s.to_owned(), o.to_owned()),
+        None => (path.to_owned(), String::new()),
+    };
+    let request = crate::cbor::decode(&body);
+    let upstream = inner
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .upstream
+        .clone();
+    let (status, answer) = match upstream {
+        Some(upstream) => {
+            let mut call = reqwest::Client::new()
+                .post(upstream)
+                .header("content-type", "application/x-amz-json-1.0")
+                .header("x-amz-target", format!("{service}.{operation}"))
+                .body(request.to_string());
+            for name in ["authorization", "x-amz-date", "x-amz-security-token"] {
+                if let Some(v) = headers.get(name).and_then(|v| v.to_str().ok()) {
+                    call = call.header(name, v);
+                }
+            }
+            match call.send().await {
+                Ok(r) => {
+                    let status = r.status().as_u16();
+                    let text = r.text().await.unwrap_or_default();
+                    (
+                        status,
+                        serde_json::from_str(&text).unwrap_or_else(|_| json!({})),
+                    )
+                }
+                Err(e) => (
+                    502,
+                    json!({"__type": "ServiceUnavailableException", "message": e.to_string()}),
+                ),
+            }
+        }
+        None => (
+            400,
+            json!({"__type": "UnknownOperationException", "message": "the stub has no upstream for rpcv2Cbor calls"}),
+        ),
+    };
+    inner
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .calls
+        .push(Call {
+            service,
+            operation,
+            body: request,
+            status,
+        });
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    (
+        code,
+        [
+            ("content-type", "application/cbor"),
+            ("smithy-protocol", "rpc-v2-cbor"),
+        ],
+        crate::cbor::encode(&answer),
+    )
+        .into_response()
 }
