@@ -9,6 +9,7 @@ pub mod deadline;
 pub mod dedupe;
 pub mod error;
 pub mod glob;
+pub mod guard;
 pub mod hooks;
 pub mod jobs;
 pub mod notifier;

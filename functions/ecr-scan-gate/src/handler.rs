@@ -1,13 +1,12 @@
 //! One input in: a verdict, and for a pipeline job exactly one report.
 
 use std::collections::BTreeMap;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::FutureExt;
 use serde_json::{Value, json};
 use shared::dedupe::RecentEvents;
+use shared::guard::{Guarded, guarded};
 use shared::jobs::{FailureKind, JobOutcome, ReportJob};
 use shared::notifier::Notify;
 use shared::secrets::Secrets;
@@ -198,18 +197,21 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
             Ok(image) => image,
             Err(why) => return Decision::Broken(FailureKind::ConfigurationError, why.clone()),
         };
-        let work = AssertUnwindSafe(self.judge(image, deadline, now, self.config.findings_settle))
-            .catch_unwind();
-        match deadline.run(work).await {
-            Err(_) => Decision::Wait("the evaluation did not finish in this invocation".into()),
-            Ok(Err(_panic)) => Decision::Broken(
+        let work = self.judge(image, deadline, now, self.config.findings_settle);
+        match guarded(deadline, work).await {
+            Guarded::OutOfTime => {
+                Decision::Wait("the evaluation did not finish in this invocation".into())
+            }
+            Guarded::Panicked => Decision::Broken(
                 FailureKind::JobFailed,
                 "internal error while judging the image; see the function's log".into(),
             ),
-            Ok(Ok(Err(e))) if e.is_retryable() => Decision::Wait(format!("transient error: {e}")),
-            Ok(Ok(Err(e))) => Decision::Broken(FailureKind::JobFailed, e.to_string()),
-            Ok(Ok(Ok(Verdict::Pending { reason }))) => Decision::Wait(reason),
-            Ok(Ok(Ok(verdict))) => Decision::Final(Box::new(verdict)),
+            Guarded::Finished(Err(e)) if e.is_retryable() => {
+                Decision::Wait(format!("transient error: {e}"))
+            }
+            Guarded::Finished(Err(e)) => Decision::Broken(FailureKind::JobFailed, e.to_string()),
+            Guarded::Finished(Ok(Verdict::Pending { reason })) => Decision::Wait(reason),
+            Guarded::Finished(Ok(verdict)) => Decision::Final(Box::new(verdict)),
         }
     }
 
