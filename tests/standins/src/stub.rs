@@ -196,16 +196,15 @@ async fn handle(
             400,
         ),
     };
-    inner
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .calls
-        .push(Call {
+    record(
+        &inner,
+        Call {
             service,
             operation,
             body: request,
             status,
-        });
+        },
+    );
     response
 }
 
@@ -285,17 +284,7 @@ fn answer(state: &mut Inner, operation: &str, request: &Value) -> (Option<Respon
 
 async fn forward(upstream: &str, headers: &HeaderMap, body: Bytes) -> (Response, u16) {
     let mut request = reqwest::Client::new().post(upstream).body(body);
-    for name in [
-        "x-amz-target",
-        "content-type",
-        "authorization",
-        "x-amz-date",
-        "x-amz-security-token",
-    ] {
-        if let Some(v) = headers.get(name).and_then(|v| v.to_str().ok()) {
-            request = request.header(name, v);
-        }
-    }
+    request = with_headers(request, headers, &["x-amz-target", "content-type"]);
     match request.send().await {
         Ok(r) => {
             let status = r.status().as_u16();
@@ -347,11 +336,7 @@ async fn rpc_v2_cbor(
                 .header("content-type", "application/x-amz-json-1.0")
                 .header("x-amz-target", format!("{service}.{operation}"))
                 .body(request.to_string());
-            for name in ["authorization", "x-amz-date", "x-amz-security-token"] {
-                if let Some(v) = headers.get(name).and_then(|v| v.to_str().ok()) {
-                    call = call.header(name, v);
-                }
-            }
+            call = with_headers(call, headers, &[]);
             match call.send().await {
                 Ok(r) => {
                     let status = r.status().as_u16();
@@ -372,16 +357,15 @@ async fn rpc_v2_cbor(
             json!({"__type": "UnknownOperationException", "message": "the stub has no upstream for rpcv2Cbor calls"}),
         ),
     };
-    inner
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .calls
-        .push(Call {
+    record(
+        inner,
+        Call {
             service,
             operation,
             body: request,
             status,
-        });
+        },
+    );
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
     (
         code,
@@ -392,4 +376,30 @@ async fn rpc_v2_cbor(
         crate::cbor::encode(&answer),
     )
         .into_response()
+}
+
+fn record(inner: &Mutex<Inner>, call: Call) {
+    inner
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .calls
+        .push(call);
+}
+
+/// Copies the request's signature headers (moto reads region and service from them) and the
+/// `extra` ones onto a forwarded request.
+fn with_headers(
+    mut request: reqwest::RequestBuilder,
+    headers: &HeaderMap,
+    extra: &[&str],
+) -> reqwest::RequestBuilder {
+    for name in ["authorization", "x-amz-date", "x-amz-security-token"]
+        .iter()
+        .chain(extra)
+    {
+        if let Some(v) = headers.get(*name).and_then(|v| v.to_str().ok()) {
+            request = request.header(*name, v);
+        }
+    }
+    request
 }
