@@ -9,7 +9,6 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use crate::config::ConfigError;
-use crate::deadline::OutOfTime;
 use crate::slack::SlackError;
 
 #[derive(Debug, thiserror::Error)]
@@ -92,12 +91,6 @@ impl Error {
             message,
             retryable,
         }
-    }
-}
-
-impl From<OutOfTime> for Error {
-    fn from(_: OutOfTime) -> Self {
-        Self::OutOfTime("the work")
     }
 }
 

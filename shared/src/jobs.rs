@@ -87,10 +87,6 @@ impl JobReporter {
         }
     }
 
-    pub fn from_client(client: aws_sdk_codepipeline::Client) -> Self {
-        Self { client }
-    }
-
     async fn send(&self, job_id: &str, outcome: JobOutcome) -> Result<Reported, Error> {
         let result = match outcome {
             JobOutcome::InProgress {

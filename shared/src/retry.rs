@@ -71,16 +71,6 @@ pub enum RetryError<E> {
     },
 }
 
-impl<E> RetryError<E> {
-    pub fn last(&self) -> &E {
-        match self {
-            Self::Permanent(e)
-            | Self::Exhausted { last: e, .. }
-            | Self::OutOfTime { last: e, .. } => e,
-        }
-    }
-}
-
 /// Runs `attempt` (given the 1-based attempt number) until it is done, fails permanently,
 /// runs out of attempts, or would have to wait past `deadline`. Each attempt should bound
 /// its own I/O by the same deadline.

@@ -144,8 +144,6 @@ async fn shared_mechanisms(
     );
     if let Some(last) = sink.delivered().last() {
         print!("{}", render::slack_payload(last));
-    }
-    if let Some(last) = sink.delivered().last() {
         let sent = last["blocks"][1]["text"]["text"]
             .as_str()
             .unwrap_or_default();

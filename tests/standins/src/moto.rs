@@ -184,7 +184,7 @@ impl Moto {
             .to_owned()
     }
 
-    /// Configures what moto's DescribeImageScanFindings answers next for the given image.
+    /// Posts to moto's own control API (`/moto-api/…`), e.g. to configure scan findings.
     pub async fn post_moto_api(&self, path: &str, body: &serde_json::Value) {
         let url = format!("{}{path}", self.endpoint);
         let r = reqwest::Client::new()
