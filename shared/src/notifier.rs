@@ -95,6 +95,31 @@ pub trait Notify {
     ) -> impl std::future::Future<Output = DeliveryReport> + Send;
 }
 
+/// Which verdicts a gate or a hook posts: `NOTIFY_ON` = `FAIL` (the default) or `ALL`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotifyOn {
+    Fail,
+    All,
+}
+
+impl NotifyOn {
+    pub fn from_env<E: Environment + ?Sized>(env: &E) -> Result<Self, ConfigError> {
+        match Vars::new(env)
+            .optional("NOTIFY_ON")?
+            .map(|v| v.to_ascii_uppercase())
+            .as_deref()
+        {
+            None | Some("FAIL") => Ok(Self::Fail),
+            Some("ALL") => Ok(Self::All),
+            Some(_) => Err(ConfigError::malformed(
+                "NOTIFY_ON",
+                "FAIL or ALL",
+                "unknown value",
+            )),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct NotifierConfig {
     pub slack_webhook: Option<SecretRef>,

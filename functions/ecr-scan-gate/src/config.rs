@@ -5,15 +5,10 @@ use std::time::Duration;
 
 use shared::config::{ConfigError, Environment, Vars};
 use shared::notifier::NotifierConfig;
+pub use shared::notifier::NotifyOn;
 use shared::secrets::SecretRef;
 
 use crate::policy::{Severity, Waiver, is_date};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NotifyOn {
-    Fail,
-    All,
-}
 
 /// Waivers inline, or where to read them (an SSM parameter holding the same JSON).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,21 +107,7 @@ impl Config {
                 }
             },
         };
-        let notify_on = match vars
-            .optional("NOTIFY_ON")?
-            .map(|v| v.to_ascii_uppercase())
-            .as_deref()
-        {
-            None | Some("FAIL") => NotifyOn::Fail,
-            Some("ALL") => NotifyOn::All,
-            Some(_) => {
-                return Err(ConfigError::malformed(
-                    "NOTIFY_ON",
-                    "FAIL or ALL",
-                    "unknown value",
-                ));
-            }
-        };
+        let notify_on = NotifyOn::from_env(env)?;
         let pass_tag = vars.optional("PASS_TAG")?;
         if let Some(tag) = &pass_tag
             && !(tag.len() <= 128

@@ -1,6 +1,7 @@
 //! `make demo`: starts the local stand-ins (moto, the recording stub, a Slack sink) and
 //! shows, step by step and in plain words, what the suite does with them. No AWS account.
 
+mod canary;
 mod notifier;
 mod render;
 mod scan_gate;
@@ -56,6 +57,10 @@ async fn main() -> Fallible<()> {
     let gate_bin = standins::workspace_root().join("target/debug/ecr-scan-gate");
     if gate_bin.exists() {
         scan_gate::run(&gate_bin, &moto, &stub, &sink).await?;
+    }
+    let canary_bin = standins::workspace_root().join("target/debug/canary-validator");
+    if canary_bin.exists() {
+        canary::run(&canary_bin, &moto, &stub, &sink).await?;
     }
     println!("\nDone. Everything above ran against local servers; nothing left this machine.");
     Ok(())

@@ -49,10 +49,7 @@ pub async fn run(
     sink: &SlackSink,
 ) -> Fallible<()> {
     println!("\n== pipeline-notifier ({})", binary.display());
-    let events_dir = standins::workspace_root().join("events/pipeline-notifier");
-    let execution: Value = serde_json::from_str(&std::fs::read_to_string(
-        events_dir.join("api/get-pipeline-execution.json"),
-    )?)?;
+    let execution = standins::sample_event("pipeline-notifier", "api/get-pipeline-execution.json");
     stub.fixture(
         "GetPipelineExecution",
         json!({"pipelineName": "prod-api"}),
@@ -78,7 +75,7 @@ pub async fn run(
     let mut function = FunctionProcess::spawn(binary, &api, &env);
 
     for (i, (file, what)) in EVENTS.iter().enumerate() {
-        let event: Value = serde_json::from_str(&std::fs::read_to_string(events_dir.join(file))?)?;
+        let event = standins::sample_event("pipeline-notifier", file);
         let before = sink.delivered().len();
         let invocation = api
             .invoke(&mut function, &event, Duration::from_secs(30))

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use standins::ecr::{basic_finding, create_repository, push_image, scan_result};
 use standins::{FunctionProcess, Moto, Outcome, RecordingStub, RuntimeApi, SlackSink};
 
@@ -65,9 +65,7 @@ pub async fn run(
         ("AWS_LAMBDA_LOG_LEVEL".to_owned(), "WARN".to_owned()),
     ]);
     let mut function = FunctionProcess::spawn(binary, &api, &env);
-    let template: Value = serde_json::from_str(&std::fs::read_to_string(
-        standins::workspace_root().join("events/ecr-scan-gate/codepipeline-job.json"),
-    )?)?;
+    let template = standins::sample_event("ecr-scan-gate", "codepipeline-job.json");
 
     for (n, tag) in [(1, "1.42.0"), (2, "1.43.0")] {
         let mut job = template.clone();

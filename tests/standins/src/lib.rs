@@ -1,7 +1,7 @@
 //! Local stand-ins for AWS and Slack, for tests and `make demo`: real servers, not mocks
 //! of the SDK. moto plays ECS, ECR, SNS, SSM, Secrets Manager, CloudWatch and Logs; the
 //! recording stub plays the CodeDeploy and CodePipeline calls moto lacks; the Slack sink
-//! plays an incoming webhook.
+//! plays an incoming webhook; the target plays the new version of a service under test.
 
 pub mod cbor;
 pub mod ecr;
@@ -9,17 +9,27 @@ pub mod moto;
 pub mod runtime_api;
 pub mod slack_sink;
 pub mod stub;
+pub mod target;
 
 pub use moto::Moto;
 pub use runtime_api::{FunctionProcess, Outcome, RuntimeApi};
 pub use slack_sink::{Reply, SlackSink};
 pub use stub::RecordingStub;
+pub use target::{SelfSignedTls, Target};
 
 use std::path::PathBuf;
 
 pub fn workspace_root() -> PathBuf {
     let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     here.ancestors().nth(2).map(PathBuf::from).unwrap_or(here)
+}
+
+/// A sample from `events/<function>/<name>` (events and recorded API answers), for tests and
+/// the demo. A missing or broken sample is a bug in the repository, so it panics naming it.
+pub fn sample_event(function: &str, name: &str) -> serde_json::Value {
+    let path = workspace_root().join("events").join(function).join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// Serves `app` on a free loopback port on the current tokio runtime.

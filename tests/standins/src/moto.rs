@@ -184,6 +184,57 @@ impl Moto {
             .to_owned()
     }
 
+    /// A CloudWatch alarm on a metric nobody publishes, for checks to watch. moto starts
+    /// it in OK; [`Moto::set_alarm_state`] moves it.
+    pub async fn put_alarm(&self, name: &str) {
+        self.cloudwatch(
+            "PutMetricAlarm",
+            &serde_json::json!({
+                "AlarmName": name,
+                "Namespace": "AWS/ApplicationELB",
+                "MetricName": "HTTPCode_Target_5XX_Count",
+                "Statistic": "Sum",
+                "Period": 60,
+                "EvaluationPeriods": 1,
+                "Threshold": 5.0,
+                "ComparisonOperator": "GreaterThanThreshold"
+            }),
+        )
+        .await;
+    }
+
+    /// `state` is `OK`, `ALARM` or `INSUFFICIENT_DATA`.
+    pub async fn set_alarm_state(&self, name: &str, state: &str, reason: &str) {
+        self.cloudwatch(
+            "SetAlarmState",
+            &serde_json::json!({"AlarmName": name, "StateValue": state, "StateReason": reason}),
+        )
+        .await;
+    }
+
+    /// CloudWatch in moto speaks AWS JSON 1.0 (the current SDK's CBOR goes through the
+    /// recording stub's bridge; set-up calls need no bridge).
+    async fn cloudwatch(&self, operation: &str, body: &serde_json::Value) {
+        let r = reqwest::Client::new()
+            .post(format!("{}/", self.endpoint))
+            .header("content-type", "application/x-amz-json-1.0")
+            .header("x-amz-target", format!("GraniteServiceVersion20100801.{operation}"))
+            .header(
+                "authorization",
+                format!("AWS4-HMAC-SHA256 Credential=testing/20250101/{REGION}/monitoring/aws4_request, SignedHeaders=host, Signature=0"),
+            )
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("CloudWatch {operation}: {e}"));
+        let status = r.status();
+        let text = r.text().await.unwrap_or_default();
+        assert!(
+            status.is_success(),
+            "CloudWatch {operation}: {status} {text}"
+        );
+    }
+
     /// Posts to moto's own control API (`/moto-api/…`), e.g. to configure scan findings.
     pub async fn post_moto_api(&self, path: &str, body: &serde_json::Value) {
         let url = format!("{}{path}", self.endpoint);

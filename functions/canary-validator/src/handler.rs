@@ -1,0 +1,627 @@
+//! One hook invocation: look up the deployment, run its checks, report Succeeded or Failed
+//! exactly once before the deadline, then notify.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use serde_json::{Value, json};
+use shared::guard::{Guarded, guarded};
+use shared::hooks::{HookStatus, ReportHook};
+use shared::jobs::Reported;
+use shared::notifier::Notify;
+use shared::secrets::{Secret, SecretRef, Secrets};
+use shared::{Deadline, Error};
+
+use crate::alarms::{Alarms, run_alarms};
+use crate::checks::{Check, CheckBook, CheckKind, HttpCheck, Selection, parse_book};
+use crate::config::{ChecksSource, Config, Hook, NotifyOn};
+use crate::deployment::{Deployments, Lookup};
+use crate::http::{Probe, human, run_http};
+use crate::render::render;
+use crate::report::{CheckReport, CheckState, Evidence, Judgement, Run};
+
+/// Checks stop this long before the run's own limit, so their evidence is kept rather than
+/// abandoned by the outer guard.
+const CHECK_SLACK: Duration = Duration::from_millis(500);
+/// Hook execution ids are opaque base64 tokens of a few hundred characters.
+const MAX_ID_LEN: usize = 2048;
+/// Less than this for checks after the report margin is a misconfigured timeout.
+const MIN_CHECK_TIME: Duration = Duration::from_secs(1);
+
+/// What the function was built with: a configuration, or why there is none.
+pub type Setup = Result<Config, String>;
+
+pub struct Ports<D, A, P, R, N> {
+    pub deployments: D,
+    pub alarms: A,
+    pub probe: P,
+    pub hooks: R,
+    pub notifier: N,
+    /// Reads `CHECKS` and header values given as references.
+    pub secrets: Option<Arc<Secrets>>,
+}
+
+pub struct Handler<D, A, P, R, N> {
+    setup: Setup,
+    hook: Option<Hook>,
+    ports: Ports<D, A, P, R, N>,
+    region: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookEvent {
+    pub deployment_id: String,
+    pub hook_execution_id: String,
+}
+
+/// The two ids CodeDeploy sends, or why the input is not a hook invocation.
+pub fn parse_event(event: &Value) -> Result<HookEvent, String> {
+    let field = |name: &str| -> Result<String, String> {
+        match event.get(name) {
+            Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= MAX_ID_LEN => {
+                Ok(s.trim().to_owned())
+            }
+            Some(Value::String(_)) => Err(format!("{name} is blank or too long")),
+            Some(_) => Err(format!("{name} is not a string")),
+            None => Err(format!("{name} is missing")),
+        }
+    };
+    Ok(HookEvent {
+        deployment_id: field("DeploymentId")?,
+        hook_execution_id: field("LifecycleEventHookExecutionId")?,
+    })
+}
+
+impl<D, A, P, R, N> Handler<D, A, P, R, N>
+where
+    D: Deployments + Sync,
+    A: Alarms + Sync,
+    P: Probe + Sync,
+    R: ReportHook + Sync,
+    N: Notify + Sync,
+{
+    /// `hook` is known even when the rest of the configuration is not, so a broken
+    /// configuration's report still says which hook failed.
+    pub fn new(
+        setup: Setup,
+        hook: Option<Hook>,
+        ports: Ports<D, A, P, R, N>,
+        region: String,
+    ) -> Self {
+        if let Err(why) = &setup {
+            tracing::error!(reason = %why, "configuration error: every invocation will report Failed until it is fixed");
+        }
+        Self {
+            hook: setup.as_ref().map(|c| c.hook).ok().or(hook),
+            setup,
+            ports,
+            region,
+        }
+    }
+
+    pub async fn handle(&self, event: &Value, deadline: Deadline) -> Result<Value, Error> {
+        let ids = match parse_event(event) {
+            Ok(ids) => ids,
+            Err(why) => {
+                // Without both ids there is nothing to report to.
+                tracing::warn!(reason = %why, "input ignored: not a CodeDeploy lifecycle hook invocation");
+                return Ok(json!({"outcome": "ignored", "reason": why}));
+            }
+        };
+        let config = match &self.setup {
+            Ok(c) => c,
+            Err(why) => {
+                let run = Run::broken(None, format!("configuration error: {why}"));
+                return self.finish(&ids, run, &deadline).await;
+            }
+        };
+        let margin = config.report_margin;
+        let work_deadline = deadline.less(margin);
+        if work_deadline.remaining() < MIN_CHECK_TIME {
+            let run = Run::broken(
+                None,
+                format!(
+                    "the function's timeout leaves {} for checks after the {} report margin; raise the timeout",
+                    human(work_deadline.remaining()),
+                    human(margin)
+                ),
+            );
+            return self.finish(&ids, run, &deadline).await;
+        }
+        let run = match guarded(
+            &work_deadline,
+            Box::pin(self.evaluate(config, &ids, &work_deadline)),
+        )
+        .await
+        {
+            Guarded::Finished(run) => run,
+            Guarded::Panicked => Run::broken(
+                None,
+                "internal error while checking; see the function's log",
+            ),
+            Guarded::OutOfTime => {
+                Run::broken(None, "the checks did not finish before the deadline")
+            }
+        };
+        self.finish(&ids, run, &deadline).await
+    }
+
+    /// Reports the run's verdict once, then notifies.
+    async fn finish(&self, ids: &HookEvent, run: Run, deadline: &Deadline) -> Result<Value, Error> {
+        let status = if run.passed() {
+            HookStatus::Succeeded
+        } else {
+            HookStatus::Failed
+        };
+        let hook = self.hook.map(Hook::name).unwrap_or("(unknown hook)");
+        match run.failure_summary() {
+            None => {
+                tracing::info!(deployment_id = %ids.deployment_id, hook, checks = run.checks.len(), "all checks passed")
+            }
+            Some(why) => {
+                tracing::warn!(deployment_id = %ids.deployment_id, hook, reason = %why, "hook fails")
+            }
+        }
+        let reported = self
+            .ports
+            .hooks
+            .report(&ids.deployment_id, &ids.hook_execution_id, status, deadline)
+            .await?;
+        let wants = status == HookStatus::Failed
+            || matches!(&self.setup, Ok(c) if c.notify_on == NotifyOn::All);
+        if reported == Reported::AlreadyReported {
+            // An earlier invocation's report landed, and that invocation notified.
+            tracing::info!(deployment_id = %ids.deployment_id, "the hook was already reported; not notifying again");
+        } else if wants {
+            let n = render(self.hook, &ids.deployment_id, &run, status, &self.region);
+            // The status is what matters: a notification failure is logged, not retried.
+            if let Err(e) = self.ports.notifier.notify(&n, deadline).await.into_result() {
+                tracing::error!(deployment_id = %ids.deployment_id, error = %e, "hook notification failed");
+            }
+        }
+        Ok(json!({
+            "outcome": "reported",
+            "hook": hook,
+            "deploymentId": ids.deployment_id,
+            "status": status.name(),
+            "reported": format!("{reported:?}"),
+            "problem": run.problem,
+            "checks": run.checks.iter().map(CheckReport::to_json).collect::<Vec<_>>(),
+        }))
+    }
+
+    async fn evaluate(&self, config: &Config, ids: &HookEvent, deadline: &Deadline) -> Run {
+        let (deployment, lookup_error) = match self
+            .ports
+            .deployments
+            .lookup(&ids.deployment_id, deadline)
+            .await
+        {
+            Ok(Lookup::Found(d)) => (Some(d), None),
+            Ok(Lookup::Unknown(why)) => {
+                return Run::broken(
+                    None,
+                    format!("unknown deployment {}: {why}", ids.deployment_id),
+                );
+            }
+            Err(e) => (None, Some(e)),
+        };
+        let book = match self.book(config, deadline).await {
+            Ok(b) => b,
+            Err(why) => return Run::broken(deployment, why),
+        };
+        let group = deployment.as_ref().map(|d| d.group.clone());
+        let checks = match book.select(group.as_deref()) {
+            Selection::Group(set) | Selection::Default(set) => set,
+            Selection::Ambiguous => {
+                let why = lookup_error.map(|e| e.to_string()).unwrap_or_default();
+                return Run::broken(
+                    None,
+                    format!(
+                        "could not look up the deployment, so its deployment group's checks cannot be chosen: {why}"
+                    ),
+                );
+            }
+            Selection::Nothing => {
+                return Run::broken(
+                    deployment,
+                    format!(
+                        "no checks are configured for deployment group {} and there is no default set",
+                        group.as_deref().unwrap_or("?")
+                    ),
+                );
+            }
+        };
+        if let Some(e) = &lookup_error {
+            tracing::warn!(error = %e, "deployment look-up failed; running the default checks");
+        }
+        let checks = self.run_checks(checks, deadline).await;
+        Run {
+            deployment,
+            checks,
+            problem: None,
+        }
+    }
+
+    async fn book<'a>(
+        &self,
+        config: &'a Config,
+        deadline: &Deadline,
+    ) -> Result<Cow<'a, CheckBook>, String> {
+        match &config.checks {
+            ChecksSource::Inline(book) => Ok(Cow::Borrowed(book)),
+            ChecksSource::Stored(reference) => {
+                let text = self.resolve(reference, deadline).await.map_err(|e| {
+                    format!("cannot read CHECKS from {}: {e}", reference.describe())
+                })?;
+                parse_book(text.expose())
+                    .map(Cow::Owned)
+                    .map_err(|why| format!("CHECKS in {}: {why}", reference.describe()))
+            }
+        }
+    }
+
+    async fn resolve(&self, reference: &SecretRef, deadline: &Deadline) -> Result<Secret, Error> {
+        // Literals need no reader, so a handler built without one still runs inline checks.
+        if let SecretRef::Literal(s) = reference {
+            return Ok(s.clone());
+        }
+        let secrets = self.ports.secrets.as_ref().ok_or_else(|| {
+            Error::bad_input("a reference is configured but no secret reader is available")
+        })?;
+        secrets.resolve(reference, deadline).await
+    }
+
+    async fn headers(&self, check: &HttpCheck, deadline: &Deadline) -> Result<HeaderMap, String> {
+        let mut headers = HeaderMap::new();
+        for (name, value) in &check.headers {
+            let text = self
+                .resolve(value, deadline)
+                .await
+                .map_err(|e| format!("header {name}: cannot read {}: {e}", value.describe()))?;
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("header name {name} is not valid"))?;
+            let mut value = HeaderValue::from_str(text.expose())
+                .map_err(|_| format!("header {name}: the value is not a valid header value"))?;
+            value.set_sensitive(true);
+            headers.insert(name, value);
+        }
+        Ok(headers)
+    }
+
+    async fn run_one(&self, check: &Check, deadline: &Deadline) -> CheckReport {
+        let work = async {
+            match &check.kind {
+                CheckKind::Http(h) => match self.headers(h, deadline).await {
+                    Ok(headers) => run_http(&self.ports.probe, h, headers, deadline).await,
+                    Err(why) => Judgement::failed(why),
+                },
+                CheckKind::Alarms(a) => run_alarms(&self.ports.alarms, a, deadline).await,
+            }
+        };
+        let judgement = match guarded(deadline, work).await {
+            Guarded::Finished(j) => j,
+            Guarded::Panicked => Judgement::failed("the check panicked; see the function's log"),
+            Guarded::OutOfTime => {
+                Judgement::failed("still running when the invocation's time ran out")
+            }
+        };
+        CheckReport::from_judgement(&check.name, check.kind.label(), judgement)
+    }
+
+    /// All checks at once; the first failure decides the verdict, so the rest are stopped
+    /// rather than holding the deployment (and its rollback) for the rest of a bake.
+    async fn run_checks(&self, checks: &[Check], deadline: &Deadline) -> Vec<CheckReport> {
+        let deadline = deadline.less(CHECK_SLACK);
+        let mut done: Vec<Option<CheckReport>> = vec![None; checks.len()];
+        {
+            let mut running: FuturesUnordered<_> = checks
+                .iter()
+                .enumerate()
+                .map(|(i, check)| {
+                    let deadline = &deadline;
+                    // Boxed: unboxed, the nested futures overflow the compiler's layout
+                    // query depth once the runtime wraps them.
+                    async move { (i, Box::pin(self.run_one(check, deadline)).await) }
+                })
+                .collect();
+            while let Some((i, report)) = running.next().await {
+                let failed = report.state == CheckState::Failed;
+                done[i] = Some(report);
+                if failed {
+                    break;
+                }
+            }
+        }
+        let first_failure = done
+            .iter()
+            .flatten()
+            .find(|r| r.state == CheckState::Failed)
+            .map(|r| r.name.clone())
+            .unwrap_or_default();
+        done.into_iter()
+            .zip(checks)
+            .map(|(report, check)| {
+                report.unwrap_or_else(|| CheckReport {
+                    name: check.name.clone(),
+                    kind: check.kind.label(),
+                    state: CheckState::Cancelled,
+                    evidence: Evidence::default(),
+                    reasons: vec![format!("stopped: {first_failure} had already failed")],
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alarms::AlarmState;
+    use crate::http::{ProbeRequest, ProbeResponse};
+    use crate::report::Deployment;
+    use shared::notifier::{ChannelOutcome, DeliveryReport, Notification};
+    use std::sync::Mutex;
+    use std::time::Instant;
+
+    enum Found {
+        Group(&'static str),
+        Unknown,
+        Unreachable,
+    }
+
+    struct FakeDeployments(Found);
+
+    impl Deployments for FakeDeployments {
+        async fn lookup(&self, _: &str, _: &Deadline) -> Result<Lookup, Error> {
+            match self.0 {
+                Found::Group(g) => Ok(Lookup::Found(Deployment {
+                    application: "prod-api".into(),
+                    group: g.into(),
+                    ..Deployment::default()
+                })),
+                Found::Unknown => Ok(Lookup::Unknown("DeploymentDoesNotExistException".into())),
+                Found::Unreachable => Err(Error::OutOfTime("looking up the deployment")),
+            }
+        }
+    }
+
+    struct QuietAlarms;
+
+    impl Alarms for QuietAlarms {
+        async fn states(&self, names: &[String], _: &Deadline) -> Result<Vec<AlarmState>, Error> {
+            Ok(names
+                .iter()
+                .map(|n| AlarmState {
+                    name: n.clone(),
+                    state: "OK".into(),
+                    reason: String::new(),
+                })
+                .collect())
+        }
+    }
+
+    /// Answers every request with `status`, or panics when it is 0.
+    struct FixedProbe(u16);
+
+    impl Probe for FixedProbe {
+        async fn send(&self, _: ProbeRequest<'_>) -> ProbeResponse {
+            assert!(self.0 != 0, "probe exploded");
+            ProbeResponse::Answered {
+                status: self.0,
+                latency: Duration::from_millis(5),
+                body: Vec::new(),
+                truncated: false,
+                location: None,
+            }
+        }
+    }
+
+    #[derive(Default)]
+    struct Hooks {
+        reports: Mutex<Vec<(String, HookStatus)>>,
+        already: bool,
+    }
+
+    impl ReportHook for Hooks {
+        async fn report(
+            &self,
+            _: &str,
+            hook_execution_id: &str,
+            status: HookStatus,
+            _: &Deadline,
+        ) -> Result<Reported, Error> {
+            self.reports
+                .lock()
+                .unwrap()
+                .push((hook_execution_id.into(), status));
+            Ok(if self.already {
+                Reported::AlreadyReported
+            } else {
+                Reported::Recorded
+            })
+        }
+    }
+
+    #[derive(Default)]
+    struct Notes(Mutex<Vec<Notification>>);
+
+    impl Notify for Notes {
+        async fn notify(&self, n: &Notification, _: &Deadline) -> DeliveryReport {
+            self.0.lock().unwrap().push(n.clone());
+            DeliveryReport {
+                slack: ChannelOutcome::Delivered,
+                sns: ChannelOutcome::NotConfigured,
+            }
+        }
+    }
+
+    type Test = Handler<FakeDeployments, QuietAlarms, FixedProbe, Hooks, Notes>;
+
+    fn handler(checks: Value, found: Found, status: u16, already: bool) -> Test {
+        let checks = checks.to_string();
+        let setup = Config::from_env(&[
+            ("HOOK", "AfterAllowTraffic"),
+            ("CHECKS", checks.as_str()),
+            ("REPORT_MARGIN", "1s"),
+        ])
+        .map_err(|e| e.to_string());
+        Handler::new(
+            setup,
+            None,
+            Ports {
+                deployments: FakeDeployments(found),
+                alarms: QuietAlarms,
+                probe: FixedProbe(status),
+                hooks: Hooks {
+                    already,
+                    ..Hooks::default()
+                },
+                notifier: Notes::default(),
+                secrets: None,
+            },
+            "us-east-1".into(),
+        )
+    }
+
+    fn http() -> Value {
+        json!({"type": "http", "url": "https://test.internal/health", "attempts": 1})
+    }
+
+    fn event() -> Value {
+        json!({"DeploymentId": "d-TEST12345", "LifecycleEventHookExecutionId": "hook-1"})
+    }
+
+    fn budget() -> Deadline {
+        Deadline::after(Duration::from_secs(10))
+    }
+
+    fn reports(h: &Test) -> Vec<(String, HookStatus)> {
+        h.ports.hooks.reports.lock().unwrap().clone()
+    }
+
+    #[tokio::test]
+    async fn passing_checks_report_succeeded_once_and_stay_quiet() {
+        let h = handler(json!([http()]), Found::Group("prod-api-dg"), 200, false);
+        let out = h.handle(&event(), budget()).await.unwrap();
+        assert_eq!(out["status"], "Succeeded");
+        assert_eq!(reports(&h), vec![("hook-1".into(), HookStatus::Succeeded)]);
+        assert!(
+            h.ports.notifier.0.lock().unwrap().is_empty(),
+            "NOTIFY_ON defaults to FAIL"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_panicking_check_still_reports_failed() {
+        let h = handler(json!([http()]), Found::Group("g"), 0, false);
+        let out = h.handle(&event(), budget()).await.unwrap();
+        assert_eq!(out["status"], "Failed");
+        assert_eq!(
+            out["checks"][0]["reasons"][0],
+            "the check panicked; see the function's log"
+        );
+        assert_eq!(reports(&h).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_broken_configuration_reports_failed_with_the_reason() {
+        let h = handler(json!([]), Found::Group("g"), 200, false);
+        let out = h.handle(&event(), budget()).await.unwrap();
+        assert_eq!(out["status"], "Failed");
+        assert!(out["problem"].as_str().unwrap().contains("CHECKS"), "{out}");
+        let notes = h.ports.notifier.0.lock().unwrap();
+        assert!(notes[0].body.contains("configuration error"));
+    }
+
+    #[tokio::test]
+    async fn an_unknown_deployment_is_failed_with_the_reason() {
+        let h = handler(json!([http()]), Found::Unknown, 200, false);
+        let out = h.handle(&event(), budget()).await.unwrap();
+        assert_eq!(out["status"], "Failed");
+        assert!(
+            out["problem"]
+                .as_str()
+                .unwrap()
+                .starts_with("unknown deployment d-TEST12345")
+        );
+    }
+
+    #[tokio::test]
+    async fn without_the_deployment_group_only_a_default_only_book_is_used() {
+        let default_only = handler(json!([http()]), Found::Unreachable, 200, false);
+        let out = default_only.handle(&event(), budget()).await.unwrap();
+        assert_eq!(out["status"], "Succeeded");
+        let grouped = handler(
+            json!({"deployment_groups": {"prod-api-dg": [http()]}, "default": [http()]}),
+            Found::Unreachable,
+            200,
+            false,
+        );
+        let out = grouped.handle(&event(), budget()).await.unwrap();
+        assert_eq!(out["status"], "Failed");
+        assert!(
+            out["problem"]
+                .as_str()
+                .unwrap()
+                .contains("cannot be chosen")
+        );
+    }
+
+    #[tokio::test]
+    async fn the_first_failure_stops_a_running_bake() {
+        let h = handler(
+            json!([{"type": "alarms", "alarms": ["api-5xx"], "bake": "8s", "poll": "1s"}, http()]),
+            Found::Group("g"),
+            500,
+            false,
+        );
+        let started = Instant::now();
+        let out = h.handle(&event(), budget()).await.unwrap();
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert_eq!(out["status"], "Failed");
+        assert_eq!(out["checks"][0]["result"], "cancelled");
+        assert_eq!(out["checks"][1]["result"], "failed");
+    }
+
+    #[tokio::test]
+    async fn an_already_completed_hook_is_not_notified_again() {
+        let h = handler(json!([http()]), Found::Group("g"), 500, true);
+        let out = h.handle(&event(), budget()).await.unwrap();
+        assert_eq!(out["reported"], "AlreadyReported");
+        assert!(h.ports.notifier.0.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_timeout_shorter_than_the_report_margin_fails_with_advice() {
+        let h = handler(json!([http()]), Found::Group("g"), 200, false);
+        let out = h
+            .handle(&event(), Deadline::after(Duration::from_millis(1500)))
+            .await
+            .unwrap();
+        assert_eq!(out["status"], "Failed");
+        assert!(
+            out["problem"]
+                .as_str()
+                .unwrap()
+                .contains("raise the timeout"),
+            "{out}"
+        );
+        assert_eq!(reports(&h).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn input_without_both_ids_is_ignored_without_a_report() {
+        let h = handler(json!([http()]), Found::Group("g"), 200, false);
+        let out = h
+            .handle(&json!({"DeploymentId": "d-1"}), budget())
+            .await
+            .unwrap();
+        assert_eq!(out["outcome"], "ignored");
+        assert!(reports(&h).is_empty());
+    }
+}

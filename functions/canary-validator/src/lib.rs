@@ -1,0 +1,14 @@
+//! canary-validator: a CodeDeploy lifecycle hook that runs the configured HTTP and alarm
+//! checks against the new version and always reports Succeeded or Failed in time.
+
+pub mod alarms;
+pub mod checks;
+pub mod config;
+pub mod deployment;
+pub mod handler;
+pub mod http;
+pub mod render;
+pub mod report;
+
+pub use config::{Config, Hook};
+pub use handler::{Handler, Ports, Setup};

@@ -1,0 +1,545 @@
+//! The validator with its real clients against the stand-ins: a local HTTP server for the
+//! new version, moto for alarms and SSM (CloudWatch through the stub's CBOR bridge), the
+//! recording stub for CodeDeploy, and the Slack sink. Every scenario checks that exactly one
+//! correct status was recorded, before the deadline.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use canary_validator::alarms::CloudWatchAlarms;
+use canary_validator::deployment::CodeDeployDeployments;
+use canary_validator::http::HttpProbe;
+use canary_validator::{Config, Handler, Ports};
+use common::{hook_event, known_deployments};
+use serde_json::{Value, json};
+use shared::Deadline;
+use shared::hooks::HookReporter;
+use shared::notifier::Notifier;
+use shared::retry::Backoff;
+use shared::secrets::Secrets;
+use shared::slack::SlackClient;
+use standins::{Moto, RecordingStub, SelfSignedTls, SlackSink, Target};
+
+type Validator =
+    Handler<CodeDeployDeployments, CloudWatchAlarms, HttpProbe, HookReporter, Notifier>;
+
+const HOOK_STATUS: &str = "PutLifecycleEventHookExecutionStatus";
+
+struct World {
+    stub: RecordingStub,
+    sink: SlackSink,
+    target: Target,
+    moto: Option<Moto>,
+}
+
+impl World {
+    /// `with_moto` for alarms and SSM; HTTP-only scenarios skip its start-up.
+    async fn start(with_moto: bool) -> Self {
+        let stub = RecordingStub::start().await;
+        let moto = with_moto.then(Moto::start);
+        if let Some(m) = &moto {
+            stub.forward_unknown_to(m.endpoint());
+        }
+        known_deployments(&stub);
+        Self {
+            stub,
+            sink: SlackSink::start().await,
+            target: Target::start().await,
+            moto,
+        }
+    }
+
+    fn moto(&self) -> &Moto {
+        self.moto.as_ref().expect("started with moto")
+    }
+
+    async fn validator(&self, checks: Value, extra: &[(&str, &str)]) -> Validator {
+        let sdk = standins::moto::sdk_config_for(&self.stub.endpoint())
+            .await
+            .into_builder()
+            .retry_config(
+                aws_config::retry::RetryConfig::standard()
+                    .with_max_attempts(4)
+                    .with_initial_backoff(Duration::from_millis(20)),
+            )
+            .build();
+        let mut env: HashMap<String, String> = HashMap::from([
+            ("HOOK".into(), "AfterAllowTraffic".into()),
+            ("CHECKS".into(), checks.to_string()),
+            ("SLACK_WEBHOOK_URL".into(), self.sink.webhook_url("deploys")),
+            ("REPORT_MARGIN".into(), "1s".into()),
+        ]);
+        for (k, v) in extra {
+            env.insert((*k).into(), (*v).into());
+        }
+        let config = Config::from_env(&env).map_err(|e| e.to_string());
+        let secrets = Arc::new(Secrets::new(&sdk));
+        let slack = SlackClient::with_policy(
+            Backoff {
+                first: Duration::from_millis(20),
+                max: Duration::from_millis(100),
+                max_attempts: 3,
+            },
+            Duration::from_secs(2),
+        )
+        .unwrap();
+        let notifier_config = config
+            .as_ref()
+            .map(|c| c.notifier.clone())
+            .unwrap_or_default();
+        Handler::new(
+            config,
+            None,
+            Ports {
+                deployments: CodeDeployDeployments::new(&sdk),
+                alarms: CloudWatchAlarms::new(&sdk),
+                probe: HttpProbe::new().unwrap(),
+                hooks: HookReporter::new(&sdk),
+                notifier: Notifier::new(notifier_config, &sdk, slack, secrets.clone()),
+                secrets: Some(secrets),
+            },
+            "us-east-1".into(),
+        )
+    }
+
+    /// The statuses recorded for `hook_execution_id`.
+    fn recorded(&self, hook_execution_id: &str) -> Vec<String> {
+        self.stub
+            .accepted(HOOK_STATUS)
+            .iter()
+            .filter(|c| c["lifecycleEventHookExecutionId"] == hook_execution_id)
+            .map(|c| c["status"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+}
+
+fn http(url: String, extra: Value) -> Value {
+    let mut check = json!({"type": "http", "url": url, "interval": "50ms", "timeout": "2s"});
+    for (k, v) in extra.as_object().unwrap() {
+        check[k] = v.clone();
+    }
+    check
+}
+
+fn budget(secs: u64) -> Deadline {
+    Deadline::after(Duration::from_secs(secs))
+}
+
+#[tokio::test]
+async fn a_healthy_version_is_reported_succeeded_once_with_evidence() {
+    let w = World::start(true).await;
+    w.moto().put_alarm("api-5xx").await;
+    let checks = json!([
+        http(w.target.url("/healthy"), json!({"name": "health", "attempts": 3,
+            "json_pointer": "/status", "json_equals": "UP", "max_latency": "2s"})),
+        {"type": "alarms", "alarms": ["api-5xx"], "bake": "1s", "poll": "200ms"},
+    ]);
+    let v = w.validator(checks, &[("NOTIFY_ON", "ALL")]).await;
+    let out = v
+        .handle(&hook_event("d-GOOD", "hook-ok"), budget(20))
+        .await
+        .unwrap();
+
+    assert_eq!(out["status"], "Succeeded", "{out}");
+    assert_eq!(w.recorded("hook-ok"), vec!["Succeeded"]);
+    assert_eq!(w.target.hits("/healthy"), 3);
+    assert_eq!(out["checks"][0]["evidence"][0], "3/3 passed (needed 3/3)");
+    assert!(
+        out["checks"][1]["evidence"][0].as_str().unwrap() == "api-5xx OK",
+        "{out}"
+    );
+    let posted = w.sink.delivered();
+    assert_eq!(posted.len(), 1);
+    let text = posted[0].to_string();
+    assert!(
+        text.contains("AfterAllowTraffic passed: AppECS-prod-api / prod-api-dg"),
+        "{text}"
+    );
+    assert!(text.contains("codedeploy/deployments/d-GOOD"));
+}
+
+#[tokio::test]
+async fn each_kind_of_bad_answer_fails_the_hook_with_its_reason() {
+    let w = World::start(false).await;
+    let cases = [
+        ("/error", json!({}), "HTTP 500, expected 200"),
+        (
+            "/slow",
+            json!({"max_latency": "300ms", "attempts": 1}),
+            "over the 300 ms limit",
+        ),
+        (
+            "/wrong-body",
+            json!({"json_pointer": "/status", "json_equals": "UP"}),
+            r#"/status is "DOWN", expected "UP""#,
+        ),
+        (
+            "/flapping",
+            json!({"attempts": 6, "min_success_ratio": 0.9}),
+            "HTTP 503, expected 200",
+        ),
+        (
+            "/redirect",
+            json!({}),
+            "HTTP 302 (redirect to https://login.example.com/ not followed)",
+        ),
+        (
+            "/big",
+            json!({"json_pointer": "/status", "json_equals": "UP", "attempts": 1}),
+            "body is larger than 64 KiB",
+        ),
+        (
+            "/hang",
+            json!({"timeout": "1s", "attempts": 1}),
+            "no complete answer within 1 s",
+        ),
+    ];
+    for (i, (path, extra, reason)) in cases.into_iter().enumerate() {
+        let v = w
+            .validator(json!([http(w.target.url(path), extra)]), &[])
+            .await;
+        let hook = format!("hook-bad-{i}");
+        let started = Instant::now();
+        let out = v
+            .handle(&hook_event("d-GOOD", &hook), budget(20))
+            .await
+            .unwrap();
+        assert_eq!(out["status"], "Failed", "{path}: {out}");
+        let reasons: Vec<&str> = out["checks"][0]["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert!(
+            reasons.iter().any(|r| r.contains(reason)),
+            "{path}: {reasons:?}"
+        );
+        assert_eq!(w.recorded(&hook), vec!["Failed"], "{path}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{path} took {:?}",
+            started.elapsed()
+        );
+    }
+    assert_eq!(
+        w.target.hits("/redirect"),
+        1,
+        "one failure ends a strict series"
+    );
+    assert_eq!(
+        w.target.hits("/healthy"),
+        0,
+        "the redirect was never followed"
+    );
+    assert_eq!(w.sink.delivered().len(), 7, "every failure is notified");
+}
+
+#[tokio::test]
+async fn a_certificate_that_does_not_verify_fails_the_check() {
+    let w = World::start(false).await;
+    let tls = SelfSignedTls::start().await;
+    let v = w
+        .validator(
+            json!([http(tls.url("/health"), json!({"attempts": 1}))]),
+            &[],
+        )
+        .await;
+    let out = v
+        .handle(&hook_event("d-GOOD", "hook-tls"), budget(20))
+        .await
+        .unwrap();
+    assert_eq!(out["status"], "Failed", "{out}");
+    let reason = out["checks"][0]["reasons"][0]
+        .as_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(reason.contains("certificate"), "{reason}");
+    assert_eq!(w.recorded("hook-tls"), vec!["Failed"]);
+}
+
+#[tokio::test]
+async fn flapping_above_the_success_ratio_passes_and_a_big_body_is_read_only_to_the_cap() {
+    let w = World::start(false).await;
+    let checks = json!([
+        http(
+            w.target.url("/flapping"),
+            json!({"attempts": 4, "min_success_ratio": 0.5})
+        ),
+        http(
+            w.target.url("/big"),
+            json!({"body_contains": "\"status\":\"UP\"", "attempts": 2})
+        ),
+    ]);
+    let v = w.validator(checks, &[]).await;
+    let out = v
+        .handle(&hook_event("d-GOOD", "hook-flap"), budget(20))
+        .await
+        .unwrap();
+    assert_eq!(out["status"], "Succeeded", "{out}");
+    assert_eq!(out["checks"][0]["evidence"][0], "2/4 passed (needed 2/4)");
+    assert_eq!(out["checks"][0]["evidence"][2], "200×2, 503×2");
+    assert_eq!(w.recorded("hook-flap"), vec!["Succeeded"]);
+}
+
+#[tokio::test]
+async fn an_alarm_going_off_mid_bake_fails_the_hook_at_once() {
+    let w = World::start(true).await;
+    w.moto().put_alarm("api-5xx").await;
+    w.moto().put_alarm("api-p99").await;
+    let checks = json!([{"type": "alarms", "alarms": ["api-5xx", "api-p99"], "bake": "30s", "poll": "200ms"}]);
+    let v = w.validator(checks, &[]).await;
+    let flip = async {
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        w.moto()
+            .set_alarm_state("api-p99", "ALARM", "p99 above 2s")
+            .await;
+    };
+    let event = hook_event("d-GOOD", "hook-alarm");
+    let started = Instant::now();
+    let (out, _) = tokio::join!(v.handle(&event, budget(60)), flip);
+    let out = out.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "failed at once, not after the bake"
+    );
+    assert_eq!(out["status"], "Failed");
+    let reasons = out["checks"][0]["reasons"].to_string();
+    assert!(
+        reasons.contains("api-p99 is ALARM after") && reasons.contains("p99 above 2s"),
+        "{reasons}"
+    );
+    assert_eq!(w.recorded("hook-alarm"), vec!["Failed"]);
+    assert!(
+        w.stub
+            .calls()
+            .iter()
+            .filter(|c| c.operation == "DescribeAlarms")
+            .count()
+            >= 3,
+        "watched through CloudWatch, several looks"
+    );
+}
+
+#[tokio::test]
+async fn an_alarm_that_does_not_exist_fails_the_hook() {
+    let w = World::start(true).await;
+    w.moto().put_alarm("api-5xx").await;
+    let checks = json!([{"type": "alarms", "alarms": ["api-5xx", "api-5xxx"]}]);
+    let v = w.validator(checks, &[]).await;
+    let out = v
+        .handle(&hook_event("d-GOOD", "hook-typo"), budget(20))
+        .await
+        .unwrap();
+    assert_eq!(out["status"], "Failed");
+    assert_eq!(
+        out["checks"][0]["reasons"][0],
+        "alarm api-5xxx does not exist"
+    );
+    assert_eq!(w.recorded("hook-typo"), vec!["Failed"]);
+}
+
+#[tokio::test]
+async fn a_throttled_status_report_is_retried_and_lands_once() {
+    let w = World::start(false).await;
+    w.stub.throttle(HOOK_STATUS, 2);
+    let v = w
+        .validator(
+            json!([http(w.target.url("/healthy"), json!({"attempts": 1}))]),
+            &[],
+        )
+        .await;
+    let out = v
+        .handle(&hook_event("d-GOOD", "hook-throttled"), budget(20))
+        .await
+        .unwrap();
+    assert_eq!(out["reported"], "Recorded");
+    let statuses: Vec<u16> = w
+        .stub
+        .calls()
+        .iter()
+        .filter(|c| c.operation == HOOK_STATUS)
+        .map(|c| c.status)
+        .collect();
+    assert_eq!(statuses, vec![400, 400, 200]);
+    assert_eq!(w.recorded("hook-throttled"), vec!["Succeeded"]);
+}
+
+#[tokio::test]
+async fn an_already_completed_hook_counts_as_done_and_is_not_posted_twice() {
+    let w = World::start(false).await;
+    let v = w
+        .validator(
+            json!([http(w.target.url("/error"), json!({"attempts": 1}))]),
+            &[],
+        )
+        .await;
+    let event = hook_event("d-GOOD", "hook-twice");
+    let first = v.handle(&event, budget(20)).await.unwrap();
+    let again = v.handle(&event, budget(20)).await.unwrap();
+    assert_eq!(first["reported"], "Recorded");
+    assert_eq!(again["reported"], "AlreadyReported");
+    assert_eq!(w.recorded("hook-twice"), vec!["Failed"]);
+    assert_eq!(w.sink.delivered().len(), 1, "one failure, one post");
+}
+
+#[tokio::test]
+async fn a_check_that_hangs_past_the_deadline_still_ends_in_failed_before_it() {
+    let w = World::start(false).await;
+    let checks = json!([http(
+        w.target.url("/hang"),
+        json!({"timeout": "60s", "attempts": 3})
+    )]);
+    let v = w.validator(checks, &[]).await;
+    let started = Instant::now();
+    let out = v
+        .handle(&hook_event("d-GOOD", "hook-hang"), budget(4))
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(4),
+        "reported after the deadline: {took:?}"
+    );
+    assert_eq!(out["status"], "Failed");
+    assert_eq!(w.recorded("hook-hang"), vec!["Failed"]);
+    assert!(
+        out["checks"][0]["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("no complete answer"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_deployment_id_is_reported_failed_with_the_reason() {
+    let w = World::start(false).await;
+    let v = w
+        .validator(json!([http(w.target.url("/healthy"), json!({}))]), &[])
+        .await;
+    let out = v
+        .handle(&hook_event("d-UNKNOWN", "hook-unknown"), budget(20))
+        .await
+        .unwrap();
+    assert_eq!(out["status"], "Failed");
+    assert!(
+        out["problem"]
+            .as_str()
+            .unwrap()
+            .contains("could not be found"),
+        "{out}"
+    );
+    assert_eq!(w.recorded("hook-unknown"), vec!["Failed"]);
+    assert_eq!(
+        w.target.hits("/healthy"),
+        0,
+        "nothing is checked for a deployment that is not real"
+    );
+    assert!(
+        w.sink.delivered()[0]
+            .to_string()
+            .contains("unknown deployment d-UNKNOWN")
+    );
+}
+
+#[tokio::test]
+async fn the_deployment_group_chooses_its_checks_over_the_default() {
+    let w = World::start(false).await;
+    let checks = json!({
+        "default": [http(w.target.url("/error"), json!({"attempts": 1}))],
+        "deployment_groups": {"prod-api-dg": [http(w.target.url("/healthy"), json!({"attempts": 1}))]}
+    });
+    let v = w.validator(checks, &[]).await;
+    let good = v
+        .handle(&hook_event("d-GOOD", "hook-group"), budget(20))
+        .await
+        .unwrap();
+    let other = v
+        .handle(&hook_event("d-OTHER", "hook-default"), budget(20))
+        .await
+        .unwrap();
+    assert_eq!(good["status"], "Succeeded");
+    assert_eq!(other["status"], "Failed");
+    assert_eq!((w.target.hits("/healthy"), w.target.hits("/error")), (1, 1));
+}
+
+#[tokio::test]
+async fn checks_and_header_secrets_are_read_from_ssm_and_never_shown() {
+    let w = World::start(true).await;
+    let checks = json!([http(
+        w.target.url("/healthy"),
+        json!({"attempts": 1,
+        "headers": {"Authorization": "ssm:/canary/token", "X-Canary": "prod-api"}})
+    )]);
+    for (name, value, kind) in [
+        ("/canary/checks", checks.to_string(), "String"),
+        (
+            "/canary/token",
+            "Bearer t0ken-DO-NOT-SHOW".to_owned(),
+            "SecureString",
+        ),
+    ] {
+        w.moto()
+            .aws_json(
+                "ssm",
+                "AmazonSSM.PutParameter",
+                &json!({"Name": name, "Value": value, "Type": kind}),
+            )
+            .await;
+    }
+    let v = w
+        .validator(
+            json!(null),
+            &[("CHECKS", "ssm:/canary/checks"), ("NOTIFY_ON", "ALL")],
+        )
+        .await;
+    let out = v
+        .handle(&hook_event("d-GOOD", "hook-ssm"), budget(20))
+        .await
+        .unwrap();
+    assert_eq!(out["status"], "Succeeded", "{out}");
+    assert_eq!(
+        w.target.header_values("/healthy", "authorization"),
+        vec!["Bearer t0ken-DO-NOT-SHOW"]
+    );
+    assert_eq!(
+        w.target.header_values("/healthy", "x-canary"),
+        vec!["prod-api"]
+    );
+    assert!(!out.to_string().contains("t0ken"));
+    assert!(!w.sink.delivered()[0].to_string().contains("t0ken"));
+}
+
+#[tokio::test]
+async fn a_broken_configuration_still_reports_failed() {
+    let w = World::start(false).await;
+    let v = w.validator(json!({"default": []}), &[]).await;
+    let out = v
+        .handle(&hook_event("d-GOOD", "hook-broken"), budget(20))
+        .await
+        .unwrap();
+    assert_eq!(out["status"], "Failed");
+    assert!(
+        out["problem"]
+            .as_str()
+            .unwrap()
+            .contains("configuration error"),
+        "{out}"
+    );
+    assert_eq!(w.recorded("hook-broken"), vec!["Failed"]);
+}
+
+#[test]
+fn the_sample_check_book_is_valid() {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../events/canary-validator/checks.json"),
+    )
+    .unwrap();
+    let book = canary_validator::checks::parse_book(&text).unwrap();
+    assert_eq!(book.groups["DgpECS-prod-api"].len(), 3);
+}

@@ -1,0 +1,105 @@
+//! The canary-validator section of the demo: a local server stands in for the new version,
+//! moto holds the alarm, the recording stub plays CodeDeploy. Two AfterAllowTraffic hooks run
+//! through the Lambda Runtime API: one passes its checks and bake, and in the other the alarm
+//! goes off mid-bake.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::json;
+use standins::{FunctionProcess, Moto, Outcome, RecordingStub, RuntimeApi, SlackSink, Target};
+
+use crate::Fallible;
+use crate::render::slack_payload;
+
+pub async fn run(
+    binary: &Path,
+    moto: &Moto,
+    stub: &RecordingStub,
+    sink: &SlackSink,
+) -> Fallible<()> {
+    println!("\n== canary-validator ({})", binary.display());
+    let target = Target::start().await;
+    moto.put_alarm("prod-api-5xx").await;
+    let answer = standins::sample_event("canary-validator", "api/get-deployment.json");
+    for id in ["d-DEMO00001", "d-DEMO00002"] {
+        let mut a = answer.clone();
+        a["deploymentInfo"]["deploymentId"] = json!(id);
+        stub.fixture("GetDeployment", json!({"deploymentId": id}), a);
+    }
+    let checks = json!({"deployment_groups": {"DgpECS-prod-api": [
+        {"type": "http", "name": "health", "url": target.url("/healthy"), "attempts": 5, "interval": "200ms",
+         "json_pointer": "/status", "json_equals": "UP", "max_latency": "500ms"},
+        {"type": "alarms", "name": "no alarms", "alarms": ["prod-api-5xx"], "bake": "3s", "poll": "500ms"}
+    ]}});
+    println!(
+        "The new version answers on {} (a local server).",
+        target.url("/healthy")
+    );
+    println!(
+        "CHECKS for deployment group DgpECS-prod-api: 5 GETs of /health expecting {{\"status\":\"UP\"}} within 500 ms,"
+    );
+    println!(
+        "and alarm prod-api-5xx (in moto) quiet for a 3 s bake. HOOK=AfterAllowTraffic, NOTIFY_ON=ALL."
+    );
+
+    let api = RuntimeApi::start().await;
+    let mut env = moto.env();
+    env.extend([
+        ("AWS_ENDPOINT_URL_CODEDEPLOY".to_owned(), stub.endpoint()),
+        ("AWS_ENDPOINT_URL_CLOUDWATCH".to_owned(), stub.endpoint()),
+        (
+            "SLACK_WEBHOOK_URL".to_owned(),
+            "ssm:/demo/slack/webhook".to_owned(),
+        ),
+        ("HOOK".to_owned(), "AfterAllowTraffic".to_owned()),
+        ("CHECKS".to_owned(), checks.to_string()),
+        ("NOTIFY_ON".to_owned(), "ALL".to_owned()),
+        ("REPORT_MARGIN".to_owned(), "3s".to_owned()),
+        ("AWS_LAMBDA_LOG_LEVEL".to_owned(), "WARN".to_owned()),
+    ]);
+    let mut function = FunctionProcess::spawn(binary, &api, &env);
+
+    for (n, deployment) in [(1, "d-DEMO00001"), (2, "d-DEMO00002")] {
+        let hook_id = format!("demo-hook-{n}");
+        let event = json!({"DeploymentId": deployment, "LifecycleEventHookExecutionId": hook_id});
+        println!("\n{n}. CodeDeploy calls the AfterAllowTraffic hook for {deployment}");
+        if n == 2 {
+            println!("   (1 s into the bake, prod-api-5xx goes to ALARM)");
+        }
+        let before = sink.delivered().len();
+        let flip = async {
+            if n == 2 {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                moto.set_alarm_state(
+                    "prod-api-5xx",
+                    "ALARM",
+                    "Threshold Crossed: 1 datapoint [12.0] was greater than the threshold (5.0)",
+                )
+                .await;
+            }
+        };
+        let (invocation, ()) = tokio::join!(
+            api.invoke(&mut function, &event, Duration::from_secs(60)),
+            flip
+        );
+        if let Outcome::Response(v) = &invocation.outcome {
+            println!(
+                "   answered in {:.1} s: {}",
+                invocation.took.as_secs_f64(),
+                v["status"].as_str().unwrap_or("?")
+            );
+        }
+        let recorded: Vec<String> = stub
+            .accepted("PutLifecycleEventHookExecutionStatus")
+            .iter()
+            .filter(|c| c["lifecycleEventHookExecutionId"] == hook_id.as_str())
+            .map(|c| c["status"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        println!("   CodeDeploy recorded: {}", recorded.join(", "));
+        if let Some(payload) = sink.delivered().get(before) {
+            print!("{}", slack_payload(payload));
+        }
+    }
+    Ok(())
+}
