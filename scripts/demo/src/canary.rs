@@ -9,8 +9,8 @@ use std::time::Duration;
 use serde_json::json;
 use standins::{FunctionProcess, Moto, Outcome, RecordingStub, RuntimeApi, SlackSink, Target};
 
-use crate::Fallible;
 use crate::render::slack_payload;
+use crate::{Fallible, function_env};
 
 pub async fn run(
     binary: &Path,
@@ -44,20 +44,17 @@ pub async fn run(
     );
 
     let api = RuntimeApi::start().await;
-    let mut env = moto.env();
-    env.extend([
-        ("AWS_ENDPOINT_URL_CODEDEPLOY".to_owned(), stub.endpoint()),
-        ("AWS_ENDPOINT_URL_CLOUDWATCH".to_owned(), stub.endpoint()),
-        (
-            "SLACK_WEBHOOK_URL".to_owned(),
-            "ssm:/demo/slack/webhook".to_owned(),
-        ),
-        ("HOOK".to_owned(), "AfterAllowTraffic".to_owned()),
-        ("CHECKS".to_owned(), checks.to_string()),
-        ("NOTIFY_ON".to_owned(), "ALL".to_owned()),
-        ("REPORT_MARGIN".to_owned(), "3s".to_owned()),
-        ("AWS_LAMBDA_LOG_LEVEL".to_owned(), "WARN".to_owned()),
-    ]);
+    let env = function_env(
+        moto,
+        &[
+            ("AWS_ENDPOINT_URL_CODEDEPLOY", &stub.endpoint()),
+            ("AWS_ENDPOINT_URL_CLOUDWATCH", &stub.endpoint()),
+            ("HOOK", "AfterAllowTraffic"),
+            ("CHECKS", &checks.to_string()),
+            ("NOTIFY_ON", "ALL"),
+            ("REPORT_MARGIN", "3s"),
+        ],
+    );
     let mut function = FunctionProcess::spawn(binary, &api, &env);
 
     for (n, deployment) in [(1, "d-DEMO00001"), (2, "d-DEMO00002")] {

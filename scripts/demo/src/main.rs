@@ -19,6 +19,23 @@ use standins::{Moto, RecordingStub, Reply, SlackSink};
 
 type Fallible<T> = Result<T, Box<dyn std::error::Error>>;
 
+/// Where `shared_mechanisms` stores the demo's Slack webhook; every function reads it there.
+const WEBHOOK_PARAMETER: &str = "/demo/slack/webhook";
+
+/// What every demo function runs with: moto's endpoint and fake credentials, the webhook
+/// from SSM and warnings-only logs (so the demo's own lines stay readable), then its own
+/// settings.
+fn function_env(moto: &Moto, own: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut env = moto.env();
+    env.push((
+        "SLACK_WEBHOOK_URL".to_owned(),
+        format!("ssm:{WEBHOOK_PARAMETER}"),
+    ));
+    env.push(("AWS_LAMBDA_LOG_LEVEL".to_owned(), "WARN".to_owned()));
+    env.extend(own.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    env
+}
+
 #[tokio::main]
 async fn main() -> Fallible<()> {
     println!(
@@ -76,7 +93,7 @@ async fn shared_mechanisms(
 
     aws_sdk_ssm::Client::new(sdk)
         .put_parameter()
-        .name("/demo/slack/webhook")
+        .name(WEBHOOK_PARAMETER)
         .value(sink.webhook_url("deploys"))
         .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
         .send()
@@ -114,7 +131,7 @@ async fn shared_mechanisms(
 
     let secrets = Arc::new(Secrets::new(sdk));
     let config = NotifierConfig {
-        slack_webhook: Some(SecretRef::parse("ssm:/demo/slack/webhook")?),
+        slack_webhook: Some(SecretRef::parse(&format!("ssm:{WEBHOOK_PARAMETER}"))?),
         sns_topic_arn: Some(topic),
     };
     let notifier = Notifier::new(config, sdk, SlackClient::new()?, secrets);

@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use standins::{FunctionProcess, Moto, Outcome, RecordingStub, RuntimeApi, SlackSink};
 
-use crate::Fallible;
 use crate::render::slack_payload;
+use crate::{Fallible, function_env};
 
 const EVENTS: &[(&str, &str)] = &[
     (
@@ -56,19 +56,13 @@ pub async fn run(
         execution,
     );
     let api = RuntimeApi::start().await;
-    let mut env = moto.env();
-    env.extend([
-        ("AWS_ENDPOINT_URL_CODEPIPELINE".to_owned(), stub.endpoint()),
-        (
-            "SLACK_WEBHOOK_URL".to_owned(),
-            "ssm:/demo/slack/webhook".to_owned(),
-        ),
-        (
-            "FAILURE_MENTION".to_owned(),
-            "<!subteam^S0PLATFORM>".to_owned(),
-        ),
-        ("AWS_LAMBDA_LOG_LEVEL".to_owned(), "WARN".to_owned()),
-    ]);
+    let env = function_env(
+        moto,
+        &[
+            ("AWS_ENDPOINT_URL_CODEPIPELINE", &stub.endpoint()),
+            ("FAILURE_MENTION", "<!subteam^S0PLATFORM>"),
+        ],
+    );
     println!(
         "Configuration: webhook from SSM, FAILURE_MENTION=<!subteam^S0PLATFORM>, default NOTIFY_ON."
     );

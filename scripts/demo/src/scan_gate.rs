@@ -9,8 +9,8 @@ use serde_json::json;
 use standins::ecr::{basic_finding, create_repository, push_image, scan_result};
 use standins::{FunctionProcess, Moto, Outcome, RecordingStub, RuntimeApi, SlackSink};
 
-use crate::Fallible;
 use crate::render::slack_payload;
+use crate::{Fallible, function_env};
 
 pub async fn run(
     binary: &Path,
@@ -53,17 +53,14 @@ pub async fn run(
     );
 
     let api = RuntimeApi::start().await;
-    let mut env = moto.env();
-    env.extend([
-        ("AWS_ENDPOINT_URL_CODEPIPELINE".to_owned(), stub.endpoint()),
-        (
-            "SLACK_WEBHOOK_URL".to_owned(),
-            "ssm:/demo/slack/webhook".to_owned(),
-        ),
-        ("PASS_TAG".to_owned(), "scan-passed".to_owned()),
-        ("NOTIFY_ON".to_owned(), "ALL".to_owned()),
-        ("AWS_LAMBDA_LOG_LEVEL".to_owned(), "WARN".to_owned()),
-    ]);
+    let env = function_env(
+        moto,
+        &[
+            ("AWS_ENDPOINT_URL_CODEPIPELINE", &stub.endpoint()),
+            ("PASS_TAG", "scan-passed"),
+            ("NOTIFY_ON", "ALL"),
+        ],
+    );
     let mut function = FunctionProcess::spawn(binary, &api, &env);
     let template = standins::sample_event("ecr-scan-gate", "codepipeline-job.json");
 
