@@ -8,7 +8,11 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
-use crate::secrets::SecretRef;
+use std::borrow::Cow;
+
+use crate::Deadline;
+use crate::error::Error;
+use crate::secrets::{SecretRef, Secrets};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("configuration variable {variable} {problem}; expected {expected}")]
@@ -196,6 +200,36 @@ impl<'a, E: Environment + ?Sized> Vars<'a, E> {
             .transpose()
     }
 
+    /// A JSON document: given inline (it starts with `{` or `[`), checked by `parse` now so
+    /// a mistake stops the function at init; or an `ssm:`/`secretsmanager:` reference to where
+    /// the same JSON is kept, read on first use.
+    pub fn document<T>(
+        &self,
+        name: &str,
+        expected: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<Option<Document<T>>, ConfigError> {
+        let Some(text) = self.optional(name)? else {
+            return Ok(None);
+        };
+        if text.starts_with(['{', '[']) {
+            return parse(&text)
+                .map(|doc| Some(Document::Inline(doc)))
+                .map_err(|why| ConfigError::malformed(name, expected, why));
+        }
+        match SecretRef::parse(&text) {
+            Ok(reference @ (SecretRef::Ssm(_) | SecretRef::SecretsManager { .. })) => {
+                Ok(Some(Document::Stored(reference)))
+            }
+            Ok(SecretRef::Literal(_)) => Err(ConfigError::malformed(
+                name,
+                expected,
+                "neither JSON nor an ssm:/secretsmanager: reference",
+            )),
+            Err(why) => Err(ConfigError::malformed(name, expected, why)),
+        }
+    }
+
     /// An ARN of the given service, e.g. `arn:aws:sns:eu-west-1:123456789012:alerts`.
     pub fn arn(&self, name: &str, service: &str) -> Result<Option<String>, ConfigError> {
         let expected =
@@ -249,6 +283,51 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         _ => return None,
     };
     Some(d)
+}
+
+/// A JSON document from configuration (see [`Vars::document`]). Stored documents are for
+/// what outgrows an environment variable or is shared between functions.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Document<T> {
+    Inline(T),
+    Stored(SecretRef),
+}
+
+/// Why a stored [`Document`] could not be loaded; `from` names the store, never its content.
+#[derive(Debug)]
+pub enum LoadError {
+    /// The store could not be read; the error says whether trying again may help.
+    Unreadable { from: String, error: Error },
+    /// The stored text is not a valid document.
+    Invalid { from: String, why: String },
+}
+
+impl<T: Clone> Document<T> {
+    /// The inline document, or the stored one read through `secrets` (which caches it for the
+    /// container's life) and parsed.
+    pub async fn load(
+        &self,
+        secrets: Option<&Secrets>,
+        deadline: &Deadline,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<Cow<'_, T>, LoadError> {
+        let reference = match self {
+            Self::Inline(doc) => return Ok(Cow::Borrowed(doc)),
+            Self::Stored(reference) => reference,
+        };
+        let from = reference.describe();
+        let Some(secrets) = secrets else {
+            let error =
+                Error::bad_input("a reference is configured but no secret reader is available");
+            return Err(LoadError::Unreadable { from, error });
+        };
+        match secrets.resolve(reference, deadline).await {
+            Ok(text) => parse(text.expose())
+                .map(Cow::Owned)
+                .map_err(|why| LoadError::Invalid { from, why }),
+            Err(error) => Err(LoadError::Unreadable { from, error }),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -361,5 +440,54 @@ mod tests {
         let env = [("SLACK_WEBHOOK_URL", "ssm:")];
         let err = Vars::new(&env).secret("SLACK_WEBHOOK_URL").unwrap_err();
         assert!(err.to_string().contains("SLACK_WEBHOOK_URL"));
+    }
+
+    fn numbers(text: &str) -> Result<Vec<u32>, String> {
+        serde_json::from_str(text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_document_is_inline_json_checked_at_init_or_a_stored_reference() {
+        let env = [
+            ("INLINE", "[1, 2]"),
+            ("STORED", "ssm:/ops/doc"),
+            ("BROKEN", "[1, "),
+            ("WORD", "s3cr3t-looking-text"),
+        ];
+        let vars = Vars::new(&env);
+        let expected = "a JSON list or a reference";
+        assert_eq!(
+            vars.document("INLINE", expected, numbers).unwrap(),
+            Some(Document::Inline(vec![1, 2]))
+        );
+        assert_eq!(
+            vars.document("STORED", expected, numbers).unwrap(),
+            Some(Document::Stored(SecretRef::Ssm("/ops/doc".into())))
+        );
+        assert_eq!(vars.document("UNSET", expected, numbers).unwrap(), None);
+        assert_eq!(
+            vars.document("BROKEN", expected, numbers)
+                .unwrap_err()
+                .variable,
+            "BROKEN"
+        );
+        let word = vars.document("WORD", expected, numbers).unwrap_err();
+        assert!(word.problem.contains("neither JSON nor"), "{word}");
+        assert!(!word.to_string().contains("s3cr3t"), "{word}");
+    }
+
+    #[tokio::test]
+    async fn a_stored_document_without_a_secret_reader_is_unreadable_not_a_panic() {
+        let doc: Document<Vec<u32>> = Document::Stored(SecretRef::Ssm("/ops/doc".into()));
+        let deadline = Deadline::after(Duration::from_secs(5));
+        match doc.load(None, &deadline, numbers).await {
+            Err(LoadError::Unreadable { from, .. }) => assert_eq!(from, "ssm:/ops/doc"),
+            other => panic!("{other:?}"),
+        }
+        let inline = Document::Inline(vec![7]);
+        assert_eq!(
+            *inline.load(None, &deadline, numbers).await.unwrap(),
+            vec![7]
+        );
     }
 }

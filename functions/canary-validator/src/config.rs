@@ -4,10 +4,9 @@
 
 use std::time::Duration;
 
-use shared::config::{ConfigError, Environment, Vars};
+use shared::config::{ConfigError, Document, Environment, Vars};
 use shared::notifier::NotifierConfig;
 pub use shared::notifier::NotifyOn;
-use shared::secrets::SecretRef;
 
 use crate::checks::{CHECKS_EXPECTED, CheckBook, parse_book};
 
@@ -58,18 +57,10 @@ impl Hook {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum ChecksSource {
-    Inline(CheckBook),
-    /// An SSM parameter (or secret) holding the same JSON, read on first use and cached
-    /// for the container's life.
-    Stored(SecretRef),
-}
-
 #[derive(Debug, Clone)]
 pub struct Config {
     pub hook: Hook,
-    pub checks: ChecksSource,
+    pub checks: Document<CheckBook>,
     pub notifier: NotifierConfig,
     pub notify_on: NotifyOn,
     /// Kept back from the Lambda deadline so the status can always be reported.
@@ -82,26 +73,9 @@ impl Config {
         let hook_expected = "one of BeforeInstall, AfterInstall, AfterAllowTestTraffic, BeforeAllowTraffic, AfterAllowTraffic";
         let hook = Hook::parse(&vars.required("HOOK", hook_expected)?)
             .ok_or_else(|| ConfigError::malformed("HOOK", hook_expected, "not a lifecycle hook"))?;
-        let checks_text = vars.required("CHECKS", CHECKS_EXPECTED)?;
-        let checks = if checks_text.starts_with('{') || checks_text.starts_with('[') {
-            ChecksSource::Inline(
-                parse_book(&checks_text)
-                    .map_err(|why| ConfigError::malformed("CHECKS", CHECKS_EXPECTED, why))?,
-            )
-        } else {
-            match vars.secret("CHECKS")? {
-                Some(r @ (SecretRef::Ssm(_) | SecretRef::SecretsManager { .. })) => {
-                    ChecksSource::Stored(r)
-                }
-                _ => {
-                    return Err(ConfigError::malformed(
-                        "CHECKS",
-                        CHECKS_EXPECTED,
-                        "neither JSON nor a reference",
-                    ));
-                }
-            }
-        };
+        let checks = vars
+            .document("CHECKS", CHECKS_EXPECTED, parse_book)?
+            .ok_or_else(|| ConfigError::missing("CHECKS", CHECKS_EXPECTED))?;
         let notify_on = NotifyOn::from_env(env)?;
         let report_margin = vars
             .duration("REPORT_MARGIN")?
@@ -126,6 +100,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared::secrets::SecretRef;
 
     const ONE_CHECK: &str = r#"[{"type":"http","url":"https://test.internal/health"}]"#;
 
@@ -143,7 +118,7 @@ mod tests {
     fn inline_checks_are_parsed_and_references_kept() {
         let c = Config::from_env(&[("HOOK", "beforeallowtraffic"), ("CHECKS", ONE_CHECK)]).unwrap();
         assert_eq!(c.hook, Hook::BeforeAllowTraffic);
-        assert!(matches!(c.checks, ChecksSource::Inline(b) if b.default.len() == 1));
+        assert!(matches!(c.checks, Document::Inline(b) if b.default.len() == 1));
         assert_eq!(c.notify_on, NotifyOn::Fail);
         let stored = Config::from_env(&[
             ("HOOK", "AfterAllowTraffic"),
@@ -152,7 +127,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             stored.checks,
-            ChecksSource::Stored(SecretRef::Ssm("/canary/checks".into()))
+            Document::Stored(SecretRef::Ssm("/canary/checks".into()))
         );
     }
 

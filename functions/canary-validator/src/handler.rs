@@ -9,6 +9,7 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
+use shared::config::LoadError;
 use shared::guard::{Guarded, guarded};
 use shared::hooks::{HookStatus, ReportHook};
 use shared::jobs::Reported;
@@ -18,7 +19,7 @@ use shared::{Deadline, Error};
 
 use crate::alarms::{Alarms, run_alarms};
 use crate::checks::{Check, CheckBook, CheckKind, HttpCheck, Selection, parse_book};
-use crate::config::{ChecksSource, Config, Hook, NotifyOn};
+use crate::config::{Config, Hook, NotifyOn};
 use crate::deployment::{Deployments, Lookup};
 use crate::http::{Probe, human, run_http};
 use crate::render::render;
@@ -252,17 +253,17 @@ where
         config: &'a Config,
         deadline: &Deadline,
     ) -> Result<Cow<'a, CheckBook>, String> {
-        match &config.checks {
-            ChecksSource::Inline(book) => Ok(Cow::Borrowed(book)),
-            ChecksSource::Stored(reference) => {
-                let text = self.resolve(reference, deadline).await.map_err(|e| {
-                    format!("cannot read CHECKS from {}: {e}", reference.describe())
-                })?;
-                parse_book(text.expose())
-                    .map(Cow::Owned)
-                    .map_err(|why| format!("CHECKS in {}: {why}", reference.describe()))
-            }
-        }
+        let secrets = self.ports.secrets.as_deref();
+        config
+            .checks
+            .load(secrets, deadline, parse_book)
+            .await
+            .map_err(|e| match e {
+                LoadError::Unreadable { from, error } => {
+                    format!("cannot read CHECKS from {from}: {error}")
+                }
+                LoadError::Invalid { from, why } => format!("CHECKS in {from}: {why}"),
+            })
     }
 
     async fn resolve(&self, reference: &SecretRef, deadline: &Deadline) -> Result<Secret, Error> {

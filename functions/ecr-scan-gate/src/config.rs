@@ -3,26 +3,18 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use shared::config::{ConfigError, Environment, Vars};
+use shared::config::{ConfigError, Document, Environment, Vars};
 use shared::notifier::NotifierConfig;
 pub use shared::notifier::NotifyOn;
-use shared::secrets::SecretRef;
 
 use crate::policy::{Severity, Waiver, is_date};
-
-/// Waivers inline, or where to read them (an SSM parameter holding the same JSON).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Waivers {
-    Inline(Vec<Waiver>),
-    Stored(SecretRef),
-}
 
 #[derive(Debug, Clone)]
 pub struct Config {
     pub notifier: NotifierConfig,
     pub max: BTreeMap<Severity, u32>,
     pub ignore_unfixed: bool,
-    pub waivers: Waivers,
+    pub waivers: Document<Vec<Waiver>>,
     pub max_wait: Duration,
     /// Enhanced (Inspector) findings keep arriving for a while after a scan reports
     /// complete; a pipeline job waits this long after completion before it decides.
@@ -88,25 +80,9 @@ impl Config {
                 max.insert(severity, n);
             }
         }
-        let waivers = match vars.optional("WAIVERS")? {
-            None => Waivers::Inline(Vec::new()),
-            Some(text) if text.starts_with('[') => Waivers::Inline(
-                parse_waivers(&text)
-                    .map_err(|why| ConfigError::malformed("WAIVERS", WAIVERS_EXPECTED, why))?,
-            ),
-            Some(_) => match vars.secret("WAIVERS")? {
-                Some(r @ (SecretRef::Ssm(_) | SecretRef::SecretsManager { .. })) => {
-                    Waivers::Stored(r)
-                }
-                _ => {
-                    return Err(ConfigError::malformed(
-                        "WAIVERS",
-                        WAIVERS_EXPECTED,
-                        "neither a JSON list nor a reference",
-                    ));
-                }
-            },
-        };
+        let waivers = vars
+            .document("WAIVERS", WAIVERS_EXPECTED, parse_waivers)?
+            .unwrap_or(Document::Inline(Vec::new()));
         let notify_on = NotifyOn::from_env(env)?;
         let pass_tag = vars.optional("PASS_TAG")?;
         if let Some(tag) = &pass_tag
@@ -141,6 +117,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared::secrets::SecretRef;
 
     #[test]
     fn defaults_block_critical_and_high_only() {
@@ -174,12 +151,12 @@ mod tests {
             r#"[{"id":"CVE-1","repository":"app*","expires":"2027-01-01","reason":"vendor fix pending"}]"#,
         )];
         assert!(
-            matches!(Config::from_env(&env).unwrap().waivers, Waivers::Inline(w) if w.len() == 1)
+            matches!(Config::from_env(&env).unwrap().waivers, Document::Inline(w) if w.len() == 1)
         );
         let stored = [("WAIVERS", "ssm:/ops/ecr/waivers")];
         assert_eq!(
             Config::from_env(&stored).unwrap().waivers,
-            Waivers::Stored(SecretRef::Ssm("/ops/ecr/waivers".into()))
+            Document::Stored(SecretRef::Ssm("/ops/ecr/waivers".into()))
         );
         for bad in [
             r#"[{"id":"CVE-1","expires":"next week","reason":"x"}]"#,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use shared::config::LoadError;
 use shared::dedupe::RecentEvents;
 use shared::guard::{Guarded, guarded};
 use shared::jobs::{FailureKind, JobOutcome, ReportJob};
@@ -12,7 +13,7 @@ use shared::notifier::Notify;
 use shared::secrets::Secrets;
 use shared::{Deadline, Error};
 
-use crate::config::{Config, NotifyOn, Waivers, parse_waivers};
+use crate::config::{Config, NotifyOn, parse_waivers};
 use crate::entry::{Entry, ImageRef, JobRequest, ScanEvent, parse};
 use crate::policy::{Policy, Severity};
 use crate::registry::{Promotion, Registry};
@@ -86,18 +87,19 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
     }
 
     async fn policy(&self, deadline: &Deadline) -> Result<Policy, Error> {
-        let waivers = match &self.config.waivers {
-            Waivers::Inline(w) => w.clone(),
-            Waivers::Stored(reference) => {
-                let secrets = self.secrets.as_ref().ok_or_else(|| {
-                    Error::bad_input("WAIVERS is a reference but no secret reader is configured")
-                })?;
-                let text = secrets.resolve(reference, deadline).await?;
-                parse_waivers(text.expose()).map_err(|why| {
-                    Error::bad_input(format!("waivers in {}: {why}", reference.describe()))
-                })?
-            }
-        };
+        let waivers = self
+            .config
+            .waivers
+            .load(self.secrets.as_deref(), deadline, parse_waivers)
+            .await
+            .map_err(|e| match e {
+                // Kept as it came: whether a retry may help is the store's to say.
+                LoadError::Unreadable { error, .. } => error,
+                LoadError::Invalid { from, why } => {
+                    Error::bad_input(format!("waivers in {from}: {why}"))
+                }
+            })?
+            .into_owned();
         Ok(Policy {
             max: self.config.max.clone(),
             ignore_unfixed: self.config.ignore_unfixed,
