@@ -18,11 +18,12 @@ export SAM_CLI_TELEMETRY := 0
 
 FUNCTIONS := $(notdir $(wildcard functions/*))
 
-.PHONY: help venv test lint unit validate e2e-release demo build clean
+.PHONY: help venv test test-repeat lint unit validate e2e-release demo build clean
 
 help:
 	@echo "make demo      run the suite locally against moto, the recording stub and a Slack sink"
 	@echo "make test      what CI runs: fmt, clippy, every test (with the local servers), template validation, release e2e"
+	@echo "make test-repeat N=5 [LOAD=1]   the tests N times (LOAD=1: with every core busy); names any test that failed once"
 	@echo "make build     cargo lambda build --release of every function (Amazon Linux 2023 binaries)"
 	@echo "make venv      create .venv/ with moto, aws-sam-cli and cargo-lambda (done on demand)"
 
@@ -37,6 +38,11 @@ $(STAMP): scripts/requirements.txt
 
 test: venv lint unit validate e2e-release
 	@echo "==> make test: all checks passed"
+
+# Not in CI: a hunt for flaky tests. Run `make build` first to include the release bootstraps.
+N ?= 5
+test-repeat: venv
+	scripts/test-repeat $(N) $(if $(filter 1,$(LOAD)),--load)
 
 lint:
 	cargo fmt --all -- --check

@@ -23,7 +23,7 @@ use crate::config::{Config, Hook, NotifyOn};
 use crate::deployment::{Deployments, Lookup};
 use crate::http::{Probe, human, run_http};
 use crate::render::render;
-use crate::report::{CheckReport, CheckState, Evidence, Judgement, Run};
+use crate::report::{CheckReport, CheckState, Evidence, Judgement, OUT_OF_TIME, Run};
 
 /// Checks stop this long before the run's own limit, so their evidence is kept rather than
 /// abandoned by the outer guard.
@@ -144,9 +144,7 @@ where
                 None,
                 "internal error while checking; see the function's log",
             ),
-            Guarded::OutOfTime => {
-                Run::broken(None, "the checks did not finish before the deadline")
-            }
+            Guarded::OutOfTime => Run::broken(None, format!("the checks {OUT_OF_TIME}")),
         };
         self.finish(&ids, run, &deadline).await
     }
@@ -307,9 +305,7 @@ where
         let judgement = match guarded(deadline, work).await {
             Guarded::Finished(j) => j,
             Guarded::Panicked => Judgement::failed("the check panicked; see the function's log"),
-            Guarded::OutOfTime => {
-                Judgement::failed("still running when the invocation's time ran out")
-            }
+            Guarded::OutOfTime => Judgement::failed(OUT_OF_TIME),
         };
         CheckReport::from_judgement(&check.name, check.kind.label(), judgement)
     }

@@ -10,7 +10,7 @@ use shared::Deadline;
 use shared::text::truncate_plain;
 
 use crate::checks::{BODY_CAP, BodyExpectation, HttpCheck};
-use crate::report::{Evidence, Judgement};
+use crate::report::{Evidence, Judgement, OUT_OF_TIME};
 
 pub struct ProbeRequest<'a> {
     pub method: reqwest::Method,
@@ -270,7 +270,7 @@ pub async fn run_http<P: Probe>(
             break;
         }
         let timeout = check.timeout.min(deadline.remaining());
-        let response = probe
+        let mut response = probe
             .send(ProbeRequest {
                 method: check.method.clone(),
                 url: &check.url,
@@ -278,6 +278,14 @@ pub async fn run_http<P: Probe>(
                 timeout,
             })
             .await;
+        if let ProbeResponse::NoAnswer { latency, error } = &mut response
+            && timeout < check.timeout
+            && *latency >= timeout
+        {
+            // Cut off by the deadline, not by the check's own timeout: say so in the words
+            // the guard around the check would use had it noticed first.
+            *error = OUT_OF_TIME.to_owned();
+        }
         made += 1;
         let label = match &response {
             ProbeResponse::Answered {

@@ -2,6 +2,12 @@
 
 use serde_json::{Value, json};
 
+/// Why a check, or the whole run, was cut off by the deadline. The same words whichever timer
+/// noticed first (a request's own cut-off at the deadline, or the guard around the check):
+/// which one fires depends on scheduling, and to a person reading the report they mean the
+/// same thing.
+pub const OUT_OF_TIME: &str = "did not finish before the invocation's time ran out";
+
 /// Facts shown for a check whatever its verdict (status codes, latencies, alarm states).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Evidence(pub Vec<String>);

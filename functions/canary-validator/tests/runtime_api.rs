@@ -137,8 +137,7 @@ async fn the_binary_reports_every_hook_once_and_in_time() {
     );
     assert_eq!(sink.delivered().len(), 2, "the two failures are notified");
 
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let logs = function.logs().join("\n");
+    let logs = function.stop().await.join("\n");
     for secret in [WEBHOOK_TOKEN, "e2e-t0ken"] {
         assert!(
             !logs.contains(secret),

@@ -386,6 +386,11 @@ async fn an_already_completed_hook_counts_as_done_and_is_not_posted_twice() {
     assert_eq!(w.sink.delivered().len(), 1, "one failure, one post");
 }
 
+/// Three timers can end this run, all at about the same instant: the request's own cut-off
+/// (its 60 s timeout shortened to the time left), the guard around the check, and the guard
+/// around the whole run. Which fires first depends on scheduling, so the test asserts what
+/// holds whichever does: Failed, reported once, before the deadline, and a reason that says
+/// the check ran out of time.
 #[tokio::test]
 async fn a_check_that_hangs_past_the_deadline_still_ends_in_failed_before_it() {
     let w = World::start(false).await;
@@ -406,11 +411,9 @@ async fn a_check_that_hangs_past_the_deadline_still_ends_in_failed_before_it() {
     );
     assert_eq!(out["status"], "Failed");
     assert_eq!(w.recorded("hook-hang"), vec!["Failed"]);
+    let everything_said = format!("{} {}", out["problem"], out["checks"]);
     assert!(
-        out["checks"][0]["reasons"][0]
-            .as_str()
-            .unwrap()
-            .contains("no complete answer"),
+        everything_said.contains(canary_validator::report::OUT_OF_TIME),
         "{out}"
     );
 }

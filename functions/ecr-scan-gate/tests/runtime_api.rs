@@ -101,8 +101,7 @@ async fn the_binary_gates_a_pipeline_job_and_judges_scan_events() {
         "{ignored:?}"
     );
 
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let logs = function.logs().join("\n");
+    let logs = function.stop().await.join("\n");
     for secret in [
         "SECRETaccessKEYdoNOTlog",
         "SESSIONtokenDONOTLOG",

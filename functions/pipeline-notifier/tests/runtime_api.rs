@@ -105,8 +105,7 @@ async fn the_binary_posts_sample_events_and_acknowledges_what_it_cannot_use() {
         down.took
     );
 
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let logs = function.logs();
+    let logs = function.stop().await;
     let joined = logs.join("\n");
     assert!(
         !joined.contains(WEBHOOK_TOKEN),
@@ -139,8 +138,7 @@ async fn a_bad_variable_stops_init_with_its_name() {
         function.exited_within(Duration::from_secs(10)).await,
         "init must fail fast"
     );
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let logs = function.logs().join("\n");
+    let logs = function.stop().await.join("\n");
     assert!(
         logs.contains("NOTIFY_ON") && logs.contains("unknown state"),
         "{logs}"

@@ -213,6 +213,7 @@ async fn init_error() -> StatusCode {
 pub struct FunctionProcess {
     child: Child,
     logs: Arc<Mutex<Vec<String>>>,
+    readers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl FunctionProcess {
@@ -245,17 +246,30 @@ impl FunctionProcess {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
         let logs = Arc::new(Mutex::new(Vec::new()));
+        let mut readers = Vec::new();
         if let Some(out) = child.stdout.take() {
-            tokio::spawn(keep_lines(out, logs.clone()));
+            readers.push(tokio::spawn(keep_lines(out, logs.clone())));
         }
         if let Some(err) = child.stderr.take() {
-            tokio::spawn(keep_lines(err, logs.clone()));
+            readers.push(tokio::spawn(keep_lines(err, logs.clone())));
         }
-        Self { child, logs }
+        Self {
+            child,
+            logs,
+            readers,
+        }
     }
 
-    /// Every line the function has written so far (stdout and stderr).
-    pub fn logs(&self) -> Vec<String> {
+    /// Ends the process (if it has not ended by itself) and returns every line it wrote,
+    /// stdout and stderr. Lines arrive through pipes, so reading them at a fixed time after
+    /// the last invocation races the reader tasks on a busy machine; after the process is
+    /// gone and both pipes are drained, nothing more can come.
+    pub async fn stop(mut self) -> Vec<String> {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+        for reader in self.readers.drain(..) {
+            let _ = reader.await;
+        }
         self.logs.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
