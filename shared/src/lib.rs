@@ -13,12 +13,14 @@ pub mod guard;
 pub mod hooks;
 pub mod jobs;
 pub mod notifier;
+pub mod report;
 pub mod retry;
 pub mod secrets;
 pub mod slack;
 pub mod sns;
 pub mod telemetry;
 pub mod text;
+pub mod wiring;
 
 pub use deadline::Deadline;
 pub use error::{Error, settle};

@@ -135,6 +135,29 @@ impl NotifierConfig {
             sns_topic_arn: vars.arn("SNS_TOPIC_ARN", "sns")?,
         })
     }
+
+    /// Each channel on its own, whatever else is wrong: a malformed `SNS_TOPIC_ARN` leaves a
+    /// good webhook working, and a function whose other settings are broken can still say
+    /// so. Returns what is wrong with the channels it left out.
+    pub fn from_env_each<E: Environment + ?Sized>(env: &E) -> (Self, Vec<ConfigError>) {
+        let vars = Vars::new(env);
+        let mut problems = Vec::new();
+        let slack_webhook = vars.secret("SLACK_WEBHOOK_URL").unwrap_or_else(|e| {
+            problems.push(e);
+            None
+        });
+        let sns_topic_arn = vars.arn("SNS_TOPIC_ARN", "sns").unwrap_or_else(|e| {
+            problems.push(e);
+            None
+        });
+        (
+            Self {
+                slack_webhook,
+                sns_topic_arn,
+            },
+            problems,
+        )
+    }
 }
 
 pub struct Notifier {

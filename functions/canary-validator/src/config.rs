@@ -77,16 +77,7 @@ impl Config {
             .document("CHECKS", CHECKS_EXPECTED, parse_book)?
             .ok_or_else(|| ConfigError::missing("CHECKS", CHECKS_EXPECTED))?;
         let notify_on = NotifyOn::from_env(env)?;
-        let report_margin = vars
-            .duration("REPORT_MARGIN")?
-            .unwrap_or(Duration::from_secs(10));
-        if report_margin < Duration::from_secs(1) {
-            return Err(ConfigError::malformed(
-                "REPORT_MARGIN",
-                "at least 1s",
-                "too small to report in",
-            ));
-        }
+        let report_margin = shared::report::report_margin(env)?;
         Ok(Self {
             hook,
             checks,

@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use shared::config::LoadError;
 use shared::guard::{Guarded, guarded};
 use shared::hooks::{HookStatus, ReportHook};
-use shared::jobs::Reported;
 use shared::notifier::Notify;
+use shared::report::{Answer, Answerer};
 use shared::secrets::{Secret, SecretRef, Secrets};
 use shared::{Deadline, Error};
 
@@ -41,7 +41,8 @@ pub struct Ports<D, A, P, R, N> {
     pub alarms: A,
     pub probe: P,
     pub hooks: R,
-    pub notifier: N,
+    /// Reports once, then notifies; one per container.
+    pub answerer: Answerer<N>,
     /// Reads `CHECKS` and header values given as references.
     pub secrets: Option<Arc<Secrets>>,
 }
@@ -165,29 +166,28 @@ where
                 tracing::warn!(deployment_id = %ids.deployment_id, hook, reason = %why, "hook fails")
             }
         }
-        let reported = self
-            .ports
-            .hooks
-            .report(&ids.deployment_id, &ids.hook_execution_id, status, deadline)
-            .await?;
-        let wants = status == HookStatus::Failed
+        let wanted = status == HookStatus::Failed
             || matches!(&self.setup, Ok(c) if c.notify_on == NotifyOn::All);
-        if reported == Reported::AlreadyReported {
-            // An earlier invocation's report landed, and that invocation notified.
-            tracing::info!(deployment_id = %ids.deployment_id, "the hook was already reported; not notifying again");
-        } else if wants {
-            let n = render(self.hook, &ids.deployment_id, &run, status, &self.region);
-            // The status is what matters: a notification failure is logged, not retried.
-            if let Err(e) = self.ports.notifier.notify(&n, deadline).await.into_result() {
-                tracing::error!(deployment_id = %ids.deployment_id, error = %e, "hook notification failed");
-            }
-        }
+        let answer = Answer {
+            key: ids.hook_execution_id.clone(),
+            subject: format!("{hook} hook status for deployment {}", ids.deployment_id),
+            if_unreported: "CodeDeploy holds the deployment for up to an hour, then fails it; stop it by hand to roll back sooner",
+            notification: render(self.hook, &ids.deployment_id, &run, status, &self.region),
+            wanted,
+        };
+        let report =
+            self.ports
+                .hooks
+                .report(&ids.deployment_id, &ids.hook_execution_id, status, deadline);
+        let answered = self.ports.answerer.answer(answer, report, deadline).await?;
+        let reported = &answered.reported;
         Ok(json!({
             "outcome": "reported",
             "hook": hook,
             "deploymentId": ids.deployment_id,
             "status": status.name(),
             "reported": format!("{reported:?}"),
+            "notified": answered.notified,
             "problem": run.problem,
             "checks": run.checks.iter().map(CheckReport::to_json).collect::<Vec<_>>(),
         }))
@@ -361,6 +361,7 @@ mod tests {
     use crate::alarms::AlarmState;
     use crate::http::{ProbeRequest, ProbeResponse};
     use crate::report::Deployment;
+    use shared::jobs::Reported;
     use shared::notifier::{ChannelOutcome, DeliveryReport, Notification};
     use std::sync::Mutex;
     use std::time::Instant;
@@ -478,7 +479,7 @@ mod tests {
                     already,
                     ..Hooks::default()
                 },
-                notifier: Notes::default(),
+                answerer: Answerer::new(Notes::default()),
                 secrets: None,
             },
             "us-east-1".into(),
@@ -508,7 +509,7 @@ mod tests {
         assert_eq!(out["status"], "Succeeded");
         assert_eq!(reports(&h), vec![("hook-1".into(), HookStatus::Succeeded)]);
         assert!(
-            h.ports.notifier.0.lock().unwrap().is_empty(),
+            h.ports.answerer.notifier().0.lock().unwrap().is_empty(),
             "NOTIFY_ON defaults to FAIL"
         );
     }
@@ -531,7 +532,7 @@ mod tests {
         let out = h.handle(&event(), budget()).await.unwrap();
         assert_eq!(out["status"], "Failed");
         assert!(out["problem"].as_str().unwrap().contains("CHECKS"), "{out}");
-        let notes = h.ports.notifier.0.lock().unwrap();
+        let notes = h.ports.answerer.notifier().0.lock().unwrap();
         assert!(notes[0].body.contains("configuration error"));
     }
 
@@ -585,12 +586,18 @@ mod tests {
         assert_eq!(out["checks"][1]["result"], "failed");
     }
 
+    /// CodeDeploy's "already completed" also answers a retry whose own first report landed
+    /// but whose response was lost: nobody may have been told, so the failure is posted —
+    /// once per container.
     #[tokio::test]
-    async fn an_already_completed_hook_is_not_notified_again() {
+    async fn an_already_completed_failed_hook_is_notified_once_per_container() {
         let h = handler(json!([http()]), Found::Group("g"), 500, true);
         let out = h.handle(&event(), budget()).await.unwrap();
         assert_eq!(out["reported"], "AlreadyReported");
-        assert!(h.ports.notifier.0.lock().unwrap().is_empty());
+        assert_eq!(out["notified"], true);
+        let again = h.handle(&event(), budget()).await.unwrap();
+        assert_eq!(again["notified"], false);
+        assert_eq!(h.ports.answerer.notifier().0.lock().unwrap().len(), 1);
     }
 
     #[tokio::test]

@@ -2,6 +2,7 @@
 //! checks against the new version and always reports Succeeded or Failed in time.
 
 pub mod alarms;
+pub mod app;
 pub mod checks;
 pub mod config;
 pub mod deployment;

@@ -6,25 +6,17 @@
 mod common;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use canary_validator::alarms::CloudWatchAlarms;
-use canary_validator::deployment::CodeDeployDeployments;
-use canary_validator::http::HttpProbe;
-use canary_validator::{Config, Handler, Ports};
 use common::{hook_event, known_deployments};
 use serde_json::{Value, json};
 use shared::Deadline;
-use shared::hooks::HookReporter;
-use shared::notifier::Notifier;
 use shared::retry::Backoff;
-use shared::secrets::Secrets;
 use shared::slack::SlackClient;
+use shared::wiring::Wiring;
 use standins::{Moto, RecordingStub, SelfSignedTls, SlackSink, Target};
 
-type Validator =
-    Handler<CodeDeployDeployments, CloudWatchAlarms, HttpProbe, HookReporter, Notifier>;
+type Validator = canary_validator::app::App;
 
 const HOOK_STATUS: &str = "PutLifecycleEventHookExecutionStatus";
 
@@ -65,6 +57,11 @@ impl World {
                     .with_max_attempts(4)
                     .with_initial_backoff(Duration::from_millis(20)),
             )
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .operation_attempt_timeout(Duration::from_secs(2))
+                    .build(),
+            )
             .build();
         let mut env: HashMap<String, String> = HashMap::from([
             ("HOOK".into(), "AfterAllowTraffic".into()),
@@ -75,8 +72,6 @@ impl World {
         for (k, v) in extra {
             env.insert((*k).into(), (*v).into());
         }
-        let config = Config::from_env(&env).map_err(|e| e.to_string());
-        let secrets = Arc::new(Secrets::new(&sdk));
         let slack = SlackClient::with_policy(
             Backoff {
                 first: Duration::from_millis(20),
@@ -86,23 +81,7 @@ impl World {
             Duration::from_secs(2),
         )
         .unwrap();
-        let notifier_config = config
-            .as_ref()
-            .map(|c| c.notifier.clone())
-            .unwrap_or_default();
-        Handler::new(
-            config,
-            None,
-            Ports {
-                deployments: CodeDeployDeployments::new(&sdk),
-                alarms: CloudWatchAlarms::new(&sdk),
-                probe: HttpProbe::new().unwrap(),
-                hooks: HookReporter::new(&sdk),
-                notifier: Notifier::new(notifier_config, &sdk, slack, secrets.clone()),
-                secrets: Some(secrets),
-            },
-            "us-east-1".into(),
-        )
+        canary_validator::app::build(&env, &Wiring::new(sdk, slack)).unwrap()
     }
 
     /// The statuses recorded for `hook_execution_id`.
@@ -534,6 +513,65 @@ async fn a_broken_configuration_still_reports_failed() {
         "{out}"
     );
     assert_eq!(w.recorded("hook-broken"), vec!["Failed"]);
+    let posts = w.sink.delivered();
+    assert_eq!(posts.len(), 1, "a broken configuration reaches a person");
+    assert!(
+        posts[0].to_string().contains("configuration error"),
+        "{}",
+        posts[0]
+    );
+}
+
+/// A role without `codedeploy:PutLifecycleEventHookExecutionStatus` gets AccessDenied: the
+/// deployment then waits an hour, so a person must hear of it even though the checks passed
+/// and `NOTIFY_ON` is FAIL.
+#[tokio::test]
+async fn a_refused_status_report_is_notified_even_when_the_checks_passed() {
+    let w = World::start(false).await;
+    w.stub.fixture_error(
+        HOOK_STATUS,
+        json!({"lifecycleEventHookExecutionId": "hook-denied"}),
+        "AccessDeniedException",
+        "User is not authorized to perform: codedeploy:PutLifecycleEventHookExecutionStatus",
+    );
+    let v = w
+        .validator(json!([http(w.target.url("/healthy"), json!({}))]), &[])
+        .await;
+    let err = v
+        .handle(&hook_event("d-GOOD", "hook-denied"), budget(20))
+        .await
+        .unwrap_err();
+    assert!(!err.is_retryable(), "a refusal is permanent: {err}");
+    let posts = w.sink.delivered();
+    assert_eq!(posts.len(), 1);
+    let post = posts[0].to_string();
+    assert!(
+        post.contains("Could not report") && post.contains("AccessDeniedException"),
+        "{post}"
+    );
+}
+
+/// The first report lands but its answer comes after the SDK's attempt timeout; the SDK's
+/// retry then hears "already completed" about its own report. Nobody has been told yet, so
+/// the failure is still posted, once.
+#[tokio::test]
+async fn a_report_whose_answer_was_lost_is_still_notified_once() {
+    let w = World::start(false).await;
+    w.stub.delay_answers(HOOK_STATUS, Duration::from_secs(4), 1);
+    let v = w
+        .validator(
+            json!([http(w.target.url("/error"), json!({"attempts": 1}))]),
+            &[],
+        )
+        .await;
+    let out = v
+        .handle(&hook_event("d-GOOD", "hook-lost"), budget(20))
+        .await
+        .unwrap();
+    assert_eq!(out["status"], "Failed");
+    assert_eq!(out["reported"], "AlreadyReported", "{out}");
+    assert_eq!(w.recorded("hook-lost"), vec!["Failed"]);
+    assert_eq!(w.sink.delivered().len(), 1);
 }
 
 #[test]

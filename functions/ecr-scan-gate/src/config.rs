@@ -21,6 +21,8 @@ pub struct Config {
     pub findings_settle: Duration,
     pub notify_on: NotifyOn,
     pub pass_tag: Option<String>,
+    /// Kept back from the Lambda deadline so a job's result can always be sent.
+    pub report_margin: Duration,
 }
 
 pub const WAIVERS_EXPECTED: &str = r#"a JSON list of {"id":"CVE-…","repository":"glob","expires":"YYYY-MM-DD","reason":"…"}, or ssm:/parameter/name"#;
@@ -110,6 +112,7 @@ impl Config {
                 .unwrap_or(Duration::from_secs(60)),
             notify_on,
             pass_tag,
+            report_margin: shared::report::report_margin(env)?,
         })
     }
 }

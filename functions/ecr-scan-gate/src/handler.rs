@@ -10,6 +10,7 @@ use shared::dedupe::RecentEvents;
 use shared::guard::{Guarded, guarded};
 use shared::jobs::{FailureKind, JobOutcome, ReportJob};
 use shared::notifier::Notify;
+use shared::report::{Answer, Answerer, DEFAULT_REPORT_MARGIN};
 use shared::secrets::Secrets;
 use shared::{Deadline, Error};
 
@@ -20,14 +21,19 @@ use crate::registry::{Promotion, Registry};
 use crate::render::{Place, render};
 use crate::verdict::{Verdict, decide};
 
-/// Kept back from the Lambda deadline so the job result can always be sent.
-const REPORT_MARGIN: Duration = Duration::from_secs(5);
+/// What the gate was built with: a configuration, or why there is none.
+pub type Setup = Result<Config, String>;
+
+/// The key under which a broken configuration is notified, once per container, for scan
+/// events (pipeline jobs are each failed and notified with the reason).
+const CONFIG_ERROR_KEY: &str = "configuration-error";
 
 pub struct Handler<R, J, N> {
-    pub config: Config,
+    pub setup: Setup,
     pub registry: R,
     pub jobs: J,
-    pub notifier: N,
+    /// Reports a job once, then notifies; also posts scan-event verdicts.
+    pub answerer: Answerer<N>,
     /// Reads `WAIVERS` when it is a reference.
     pub secrets: Option<Arc<Secrets>>,
     pub region: String,
@@ -48,19 +54,24 @@ struct Continuation {
 }
 
 impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
+    /// A bad configuration does not stop the function: a pipeline job that got no answer
+    /// would wait for CodePipeline's timeout. Each job is failed with the reason instead.
     pub fn new(
-        config: Config,
+        setup: Setup,
         registry: R,
         jobs: J,
         notifier: N,
         secrets: Option<Arc<Secrets>>,
         region: String,
     ) -> Self {
+        if let Err(why) = &setup {
+            tracing::error!(reason = %why, "configuration error: every pipeline job will be failed with it until it is fixed");
+        }
         Self {
-            config,
+            setup,
             registry,
             jobs,
-            notifier,
+            answerer: Answerer::new(notifier),
             secrets,
             region,
             recent: RecentEvents::new(512),
@@ -78,7 +89,10 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
             // Boxed: the two futures are deep, and unboxed they overflow the compiler's
             // layout query depth once the runtime wraps them.
             Ok(Entry::Job(job)) => Box::pin(self.job(job, deadline, now)).await,
-            Ok(Entry::Scan(scan)) => Box::pin(self.scan_event(scan, deadline, now)).await,
+            Ok(Entry::Scan(scan)) => match &self.setup {
+                Ok(config) => Box::pin(self.scan_event(config, scan, deadline, now)).await,
+                Err(why) => Box::pin(self.unconfigured_scan(&scan, why, &deadline)).await,
+            },
             Err(why) => {
                 tracing::warn!(reason = %why.0, "input ignored");
                 Ok(json!({"outcome": "ignored", "reason": why.0}))
@@ -86,9 +100,8 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
         }
     }
 
-    async fn policy(&self, deadline: &Deadline) -> Result<Policy, Error> {
-        let waivers = self
-            .config
+    async fn policy(&self, config: &Config, deadline: &Deadline) -> Result<Policy, Error> {
+        let waivers = config
             .waivers
             .load(self.secrets.as_deref(), deadline, parse_waivers)
             .await
@@ -101,8 +114,8 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
             })?
             .into_owned();
         Ok(Policy {
-            max: self.config.max.clone(),
-            ignore_unfixed: self.config.ignore_unfixed,
+            max: config.max.clone(),
+            ignore_unfixed: config.ignore_unfixed,
             waivers,
         })
     }
@@ -112,18 +125,24 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
     /// decided PENDING would never be decided, so events judge at once.
     async fn judge(
         &self,
+        config: &Config,
         image: &ImageRef,
         deadline: &Deadline,
         now: i64,
         settle: Duration,
     ) -> Result<Verdict, Error> {
-        let policy = self.policy(deadline).await?;
+        let policy = self.policy(config, deadline).await?;
         let scan = self.registry.scan(image, deadline).await?;
         Ok(decide(scan, &image.repository, &policy, now, settle))
     }
 
-    async fn promote(&self, verdict: &Verdict, deadline: &Deadline) -> Option<(String, Promotion)> {
-        let (Verdict::Pass { image, .. }, Some(tag)) = (verdict, &self.config.pass_tag) else {
+    async fn promote(
+        &self,
+        config: &Config,
+        verdict: &Verdict,
+        deadline: &Deadline,
+    ) -> Option<(String, Promotion)> {
+        let (Verdict::Pass { image, .. }, Some(tag)) = (verdict, &config.pass_tag) else {
             return None;
         };
         match self
@@ -144,16 +163,17 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
         }
     }
 
-    fn wants(&self, verdict: &Verdict) -> bool {
+    fn wants(config: &Config, verdict: &Verdict) -> bool {
         match verdict {
             Verdict::Fail { .. } => true,
-            Verdict::Pass { .. } => self.config.notify_on == NotifyOn::All,
+            Verdict::Pass { .. } => config.notify_on == NotifyOn::All,
             Verdict::Pending { .. } => false,
         }
     }
 
     async fn scan_event(
         &self,
+        config: &Config,
         scan: ScanEvent,
         deadline: Deadline,
         now: i64,
@@ -165,15 +185,15 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
         }
         tracing::info!(image = %scan.image.describe(), status = %scan.status, enhanced = scan.enhanced, counts = ?scan.counts, "scan event");
         let verdict = self
-            .judge(&scan.image, &deadline, now, Duration::ZERO)
+            .judge(config, &scan.image, &deadline, now, Duration::ZERO)
             .await?;
         let outcome = json!({"outcome": "judged", "verdict": verdict.name()});
         if let Verdict::Pending { reason } = &verdict {
             tracing::info!(image = %scan.image.describe(), reason, "not decided yet; a later scan event will decide");
             return Ok(outcome);
         }
-        let promotion = self.promote(&verdict, &deadline).await;
-        if self.wants(&verdict) {
+        let promotion = self.promote(config, &verdict, &deadline).await;
+        if Self::wants(config, &verdict) {
             let place = Place {
                 region: scan.region.as_deref().unwrap_or(&self.region),
                 account: scan.account.as_deref().unwrap_or(""),
@@ -185,7 +205,11 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
                 &place,
                 promotion.as_ref(),
             );
-            self.notifier.notify(&n, &deadline).await.into_result()?;
+            self.answerer
+                .notifier()
+                .notify(&n, &deadline)
+                .await
+                .into_result()?;
         }
         if !scan.id.is_empty() {
             self.recent.record(&scan.id);
@@ -194,12 +218,18 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
         Ok(outcome)
     }
 
-    async fn decide_job(&self, job: &JobRequest, deadline: &Deadline, now: i64) -> Decision {
+    async fn decide_job(
+        &self,
+        config: &Config,
+        job: &JobRequest,
+        deadline: &Deadline,
+        now: i64,
+    ) -> Decision {
         let image = match &job.target {
             Ok(image) => image,
             Err(why) => return Decision::Broken(FailureKind::ConfigurationError, why.clone()),
         };
-        let work = self.judge(image, deadline, now, self.config.findings_settle);
+        let work = self.judge(config, image, deadline, now, config.findings_settle);
         match guarded(deadline, work).await {
             Guarded::OutOfTime => {
                 Decision::Wait("the evaluation did not finish in this invocation".into())
@@ -217,42 +247,63 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
         }
     }
 
-    async fn job(&self, job: JobRequest, deadline: Deadline, now: i64) -> Result<Value, Error> {
-        let work_deadline = deadline.less(REPORT_MARGIN);
+    /// The decision for a job: waits past `MAX_WAIT` fail closed.
+    async fn job_decision(
+        &self,
+        job: &JobRequest,
+        work_deadline: &Deadline,
+        now: i64,
+    ) -> (Decision, i64) {
+        let config = match &self.setup {
+            Ok(c) => c,
+            Err(why) => {
+                let why = format!("configuration error: {why}");
+                return (Decision::Broken(FailureKind::ConfigurationError, why), now);
+            }
+        };
         let since = match job
             .continuation
             .as_deref()
             .map(serde_json::from_str::<Continuation>)
         {
-            None => Ok(now),
-            Some(Ok(c)) => Ok(c.since),
-            Some(Err(_)) => Err("unreadable continuation token"),
+            None => now,
+            Some(Ok(c)) => c.since,
+            Some(Err(_)) => {
+                let why = "unreadable continuation token".to_owned();
+                return (Decision::Broken(FailureKind::JobFailed, why), now);
+            }
         };
-        let decision = match since {
-            Err(why) => Decision::Broken(FailureKind::JobFailed, why.into()),
-            Ok(_) => self.decide_job(&job, &work_deadline, now).await,
-        };
-        let since = since.unwrap_or(now);
-        let subject = job
-            .target
-            .as_ref()
-            .map(|i| i.describe())
-            .unwrap_or_else(|_| "(bad UserParameters)".into());
-        let decision = match decision {
+        let decision = match self.decide_job(config, job, work_deadline, now).await {
             Decision::Wait(reason)
-                if now.saturating_sub(since) >= self.config.max_wait.as_secs() as i64 =>
+                if now.saturating_sub(since) >= config.max_wait.as_secs() as i64 =>
             {
                 Decision::Final(Box::new(Verdict::Fail {
                     image: None,
                     reasons: vec![format!(
                         "no decision after {} min (MAX_WAIT), failing closed: {reason}",
-                        self.config.max_wait.as_secs() / 60
+                        config.max_wait.as_secs() / 60
                     )],
                     evaluation: None,
                 }))
             }
             other => other,
         };
+        (decision, since)
+    }
+
+    async fn job(&self, job: JobRequest, deadline: Deadline, now: i64) -> Result<Value, Error> {
+        let margin = self
+            .setup
+            .as_ref()
+            .map(|c| c.report_margin)
+            .unwrap_or(DEFAULT_REPORT_MARGIN);
+        let work_deadline = deadline.less(margin);
+        let (decision, since) = Box::pin(self.job_decision(&job, &work_deadline, now)).await;
+        let subject = job
+            .target
+            .as_ref()
+            .map(|i| i.describe())
+            .unwrap_or_else(|_| "(bad UserParameters)".into());
 
         let (outcome, verdict, promotion) = match decision {
             Decision::Wait(reason) => {
@@ -267,10 +318,22 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
                     None,
                 )
             }
-            Decision::Broken(kind, message) => (JobOutcome::Failed { kind, message }, None, None),
+            Decision::Broken(kind, message) => {
+                // Told to people as a failed verdict without an image: the pipeline stops
+                // here either way, and the reason is what they need.
+                let verdict = Verdict::Fail {
+                    image: None,
+                    reasons: vec![message.clone()],
+                    evaluation: None,
+                };
+                (JobOutcome::Failed { kind, message }, Some(verdict), None)
+            }
             Decision::Final(verdict) => {
                 let verdict = *verdict;
-                let promotion = self.promote(&verdict, &work_deadline).await;
+                let promotion = match &self.setup {
+                    Ok(config) => self.promote(config, &verdict, &work_deadline).await,
+                    Err(_) => None,
+                };
                 let outcome = match &verdict {
                     Verdict::Pass { image, evaluation } => {
                         let mut vars = BTreeMap::from([
@@ -316,26 +379,79 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
         if let JobOutcome::Failed { message, .. } = &outcome {
             tracing::warn!(job_id = %job.job_id, image = %subject, message, "failing the job");
         }
-        let reported = self.jobs.report(&job.job_id, outcome, &deadline).await?;
-        if let Some(v) = verdict.as_ref().filter(|v| self.wants(v)) {
-            let place = Place {
-                region: &self.region,
-                account: job.account.as_deref().unwrap_or(""),
+        let place = Place {
+            region: &self.region,
+            account: job.account.as_deref().unwrap_or(""),
+        };
+        let repository = job
+            .target
+            .as_ref()
+            .map(|i| i.repository.clone())
+            .unwrap_or_default();
+        // A job still waiting has no verdict to tell; should its report be refused, the
+        // notification says so and what was being waited for.
+        let shown = verdict.clone().unwrap_or_else(|| Verdict::Pending {
+            reason: format!("still being judged: {kind}"),
+        });
+        let wanted = match (&verdict, &self.setup) {
+            (Some(v), Ok(config)) => Self::wants(config, v),
+            (Some(_), Err(_)) => true,
+            (None, _) => false,
+        };
+        let answer = Answer {
+            key: job.job_id.clone(),
+            subject: format!("CodePipeline job {} for {subject}", job.job_id),
+            if_unreported: "the pipeline's scan-gate action waits until CodePipeline times it out",
+            notification: render(&shown, &repository, &subject, &place, promotion.as_ref()),
+            wanted,
+        };
+        let report = self.jobs.report(&job.job_id, outcome, &deadline);
+        let answered = Box::pin(self.answerer.answer(answer, report, &deadline)).await?;
+        Ok(json!({
+            "outcome": "reported",
+            "result": kind,
+            "verdict": verdict.as_ref().map(Verdict::name),
+            "reported": format!("{:?}", answered.reported),
+            "notified": answered.notified,
+        }))
+    }
+
+    /// A scan event reaching a gate that cannot judge: said once per container, so a burst
+    /// of pushes does not flood the channel with the same configuration error.
+    async fn unconfigured_scan(
+        &self,
+        scan: &ScanEvent,
+        why: &str,
+        deadline: &Deadline,
+    ) -> Result<Value, Error> {
+        tracing::error!(image = %scan.image.describe(), reason = %why, "scan event not judged: configuration error");
+        if !self.recent.seen(CONFIG_ERROR_KEY) {
+            let verdict = Verdict::Fail {
+                image: None,
+                reasons: vec![format!(
+                    "configuration error, so scan results are not being judged: {why}"
+                )],
+                evaluation: None,
             };
-            let repository = job
-                .target
-                .as_ref()
-                .map(|i| i.repository.clone())
-                .unwrap_or_default();
-            let n = render(v, &repository, &subject, &place, promotion.as_ref());
-            // The job result is what matters: a notification failure is logged, not retried.
-            if let Err(e) = self.notifier.notify(&n, &deadline).await.into_result() {
-                tracing::error!(job_id = %job.job_id, error = %e, "verdict notification failed");
-            }
+            let place = Place {
+                region: scan.region.as_deref().unwrap_or(&self.region),
+                account: scan.account.as_deref().unwrap_or(""),
+            };
+            let n = render(
+                &verdict,
+                &scan.image.repository,
+                &scan.image.describe(),
+                &place,
+                None,
+            );
+            self.answerer
+                .notifier()
+                .notify(&n, deadline)
+                .await
+                .into_result()?;
+            self.recent.record(CONFIG_ERROR_KEY);
         }
-        Ok(
-            json!({"outcome": "reported", "result": kind, "verdict": verdict.as_ref().map(Verdict::name), "reported": format!("{reported:?}")}),
-        )
+        Ok(json!({"outcome": "not-judged", "reason": format!("configuration error: {why}")}))
     }
 }
 

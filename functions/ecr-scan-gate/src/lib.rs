@@ -1,6 +1,7 @@
 //! ecr-scan-gate: a PASS / FAIL / PENDING verdict on an image's scan findings under a
 //! policy, reached the same way from scan events and from a CodePipeline stage.
 
+pub mod app;
 pub mod config;
 pub mod entry;
 pub mod handler;

@@ -83,10 +83,16 @@ async fn the_binary_gates_a_pipeline_job_and_judges_scan_events() {
         matches!(&scanned.outcome, Outcome::Response(v) if v["verdict"] == "FAIL"),
         "{scanned:?}"
     );
+    let posts = sink.delivered();
     assert_eq!(
-        sink.delivered().len(),
-        2,
-        "the job's FAIL and the event's FAIL are both notified"
+        posts.len(),
+        3,
+        "the job's FAIL, the job failed for its bad parameters, and the event's FAIL: each blocks someone, each is notified"
+    );
+    assert!(
+        posts[1].to_string().contains("UserParameters"),
+        "the bad-parameters post says why: {}",
+        posts[1]
     );
 
     let ignored = api

@@ -4,7 +4,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{
@@ -17,8 +16,8 @@ use ecr_scan_gate::{Config, Handler};
 use serde_json::{Value, json};
 use shared::jobs::JobReporter;
 use shared::notifier::Notifier;
-use shared::secrets::Secrets;
 use shared::slack::SlackClient;
+use shared::wiring::Wiring;
 use shared::{Deadline, Error};
 use standins::{Moto, RecordingStub, SlackSink};
 
@@ -26,13 +25,11 @@ struct Rig {
     moto: Moto,
     stub: RecordingStub,
     sink: SlackSink,
-    sdk: aws_config::SdkConfig,
     stub_sdk: aws_config::SdkConfig,
 }
 
 async fn rig() -> Rig {
     let moto = Moto::start();
-    let sdk = moto.sdk_config().await;
     let stub = RecordingStub::start().await;
     stub.forward_unknown_to(moto.endpoint());
     let stub_sdk = standins::moto::sdk_config_for(&stub.endpoint()).await;
@@ -40,7 +37,6 @@ async fn rig() -> Rig {
         moto,
         stub,
         sink: SlackSink::start().await,
-        sdk,
         stub_sdk,
     }
 }
@@ -56,11 +52,7 @@ fn budget() -> Deadline {
     Deadline::after(Duration::from_secs(30))
 }
 
-fn handler_with<R: Registry>(
-    rig: &Rig,
-    registry: R,
-    extra: &[(&str, &str)],
-) -> Handler<R, JobReporter, Notifier> {
+fn env(rig: &Rig, extra: &[(&str, &str)]) -> HashMap<String, String> {
     let mut env: HashMap<String, String> =
         HashMap::from([("SLACK_WEBHOOK_URL".into(), rig.sink.webhook_url("security"))]);
     env.extend(
@@ -68,26 +60,36 @@ fn handler_with<R: Registry>(
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
     );
-    let config = Config::from_env(&env).unwrap();
-    let secrets = Arc::new(Secrets::new(&rig.sdk));
-    let notifier = Notifier::new(
-        config.notifier.clone(),
-        &rig.sdk,
-        SlackClient::new().unwrap(),
-        secrets.clone(),
-    );
+    env
+}
+
+/// Every call the gate makes goes through the recording stub (which forwards what it does
+/// not answer itself to moto), so the stub sees all of them.
+fn wiring(rig: &Rig) -> Wiring {
+    Wiring::new(rig.stub_sdk.clone(), SlackClient::new().unwrap())
+}
+
+/// The gate with a registry that misbehaves on purpose, otherwise wired as in production.
+fn handler_with<R: Registry>(
+    rig: &Rig,
+    registry: R,
+    extra: &[(&str, &str)],
+) -> Handler<R, JobReporter, Notifier> {
+    let env = env(rig, extra);
+    let wiring = wiring(rig);
     Handler::new(
-        config,
+        Config::from_env(&env).map_err(|e| e.to_string()),
         registry,
-        JobReporter::new(&rig.stub_sdk),
-        notifier,
-        Some(secrets),
+        JobReporter::new(&wiring.sdk),
+        wiring.notifier(&env),
+        Some(wiring.secrets.clone()),
         "us-east-1".into(),
     )
 }
 
-fn handler(rig: &Rig, extra: &[(&str, &str)]) -> Handler<Ecr, JobReporter, Notifier> {
-    handler_with(rig, Ecr::new(&rig.sdk), extra)
+/// The gate exactly as `main.rs` builds it.
+fn handler(rig: &Rig, extra: &[(&str, &str)]) -> ecr_scan_gate::app::App {
+    ecr_scan_gate::app::build(&env(rig, extra), &wiring(rig))
 }
 
 fn job(file: &str, params: Value) -> Value {
@@ -612,4 +614,94 @@ async fn a_fresh_enhanced_scan_waits_in_a_pipeline_but_is_judged_at_once_from_it
         .await
         .unwrap();
     assert_eq!(event_out["verdict"], "FAIL", "{event_out}");
+}
+
+/// A gate whose configuration is broken still starts, so a pipeline job gets a failure with
+/// the reason at once instead of waiting for CodePipeline's timeout, and a person hears it.
+#[tokio::test]
+async fn a_broken_configuration_fails_each_job_with_the_reason_and_notifies() {
+    let rig = rig().await;
+    let h = handler(&rig, &[("MAX_CRITICAL", "none")]);
+    let out = h
+        .handle(
+            &job(
+                "codepipeline-job.json",
+                json!({"repository": "prod-api", "tag": "1.42.0"}),
+            ),
+            budget(),
+            now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out["result"], "failed", "{out}");
+    let failure = &rig.stub.accepted("PutJobFailureResult")[0];
+    assert_eq!(failure["failureDetails"]["type"], "ConfigurationError");
+    let message = failure["failureDetails"]["message"].as_str().unwrap();
+    assert!(message.contains("MAX_CRITICAL"), "{message}");
+    let posts = rig.sink.delivered();
+    assert_eq!(posts.len(), 1);
+    assert!(
+        posts[0].to_string().contains("MAX_CRITICAL"),
+        "{}",
+        posts[0]
+    );
+}
+
+/// Scan events cannot be failed back to anyone, so a broken configuration is posted once
+/// per container rather than once per pushed image.
+#[tokio::test]
+async fn a_broken_configuration_is_posted_once_for_a_burst_of_scan_events() {
+    let rig = rig().await;
+    let h = handler(&rig, &[("MAX_CRITICAL", "none")]);
+    for digest in ["sha256:aaaa", "sha256:bbbb"] {
+        let out = h
+            .handle(&scan_event("ecr-image-scan.json", digest), budget(), now())
+            .await
+            .unwrap();
+        assert_eq!(out["outcome"], "not-judged", "{out}");
+    }
+    let posts = rig.sink.delivered();
+    assert_eq!(posts.len(), 1);
+    assert!(posts[0].to_string().contains("configuration error"));
+}
+
+/// A role without `codepipeline:PutJobSuccessResult` leaves the stage waiting for its
+/// timeout: the refusal reaches a person even for a PASS that `NOTIFY_ON=FAIL` keeps quiet.
+#[tokio::test]
+async fn a_refused_job_result_is_notified_even_for_a_pass() {
+    let rig = rig().await;
+    create_repository(&rig.moto, "prod-api", false).await;
+    let digest = push_image(&rig.moto, "prod-api", "1.42.0", "clean").await;
+    for id in [
+        json!({"imageTag": "1.42.0"}),
+        json!({"imageDigest": digest}),
+    ] {
+        scan_result(&rig.moto, "prod-api", id, "COMPLETE", vec![], false).await;
+    }
+    rig.stub.fixture_error(
+        "PutJobSuccessResult",
+        json!({}),
+        "AccessDeniedException",
+        "User is not authorized to perform: codepipeline:PutJobSuccessResult",
+    );
+    let h = handler(&rig, &[]);
+    let err = h
+        .handle(
+            &job(
+                "codepipeline-job.json",
+                json!({"repository": "prod-api", "tag": "1.42.0"}),
+            ),
+            budget(),
+            now(),
+        )
+        .await
+        .unwrap_err();
+    assert!(!err.is_retryable(), "{err}");
+    let posts = rig.sink.delivered();
+    assert_eq!(posts.len(), 1);
+    let post = posts[0].to_string();
+    assert!(
+        post.contains("Could not report") && post.contains("AccessDeniedException"),
+        "{post}"
+    );
 }

@@ -50,6 +50,8 @@ struct Inner {
     finished_jobs: HashSet<String>,
     completed_hooks: HashSet<String>,
     throttle: HashMap<String, u32>,
+    /// Operations whose next answers are held back: (delay, how many more).
+    slow: HashMap<String, (std::time::Duration, u32)>,
     fixtures: Vec<Fixture>,
     upstream: Option<String>,
 }
@@ -83,7 +85,18 @@ impl RecordingStub {
         self.lock().throttle.insert(operation.to_owned(), times);
     }
 
+    /// The next `times` calls of `operation` take effect at once but are answered only after
+    /// `delay`: a response lost to the caller's attempt timeout, after which the SDK retries
+    /// a call that already landed (the "already reported" answer to one's own report).
+    pub fn delay_answers(&self, operation: &str, delay: std::time::Duration, times: u32) {
+        self.lock()
+            .slow
+            .insert(operation.to_owned(), (delay, times));
+    }
+
     /// Answers `operation` with `response` when the request contains every field of `when`.
+    /// Fixtures come first, also for the operations the stub answers itself, so a test can
+    /// make those refuse (`AccessDeniedException` for a role without the grant).
     pub fn fixture(&self, operation: &str, when: Value, response: Value) {
         self.lock().fixtures.push(Fixture {
             operation: operation.into(),
@@ -179,10 +192,17 @@ async fn handle(
         .unwrap_or_default();
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
 
-    let (response, status, upstream) = {
+    let (response, status, upstream, delay) = {
         let mut state = inner.lock().unwrap_or_else(|p| p.into_inner());
         let (response, status) = answer(&mut state, &operation, &request);
-        (response, status, state.upstream.clone())
+        let delay = match state.slow.get_mut(&operation) {
+            Some((delay, left)) if *left > 0 => {
+                *left -= 1;
+                Some(*delay)
+            }
+            _ => None,
+        };
+        (response, status, state.upstream.clone(), delay)
     };
     let (response, status) = match (response, upstream) {
         (Some(r), _) => (r, status),
@@ -205,6 +225,10 @@ async fn handle(
             status,
         },
     );
+    // Recorded first: the call took effect; only its answer is late.
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
     response
 }
 
@@ -220,6 +244,23 @@ fn answer(state: &mut Inner, operation: &str, request: &Value) -> (Option<Respon
             )),
             400,
         );
+    }
+    let hit = state
+        .fixtures
+        .iter()
+        .rev()
+        .find(|f| f.operation == operation && contains(request, &f.when));
+    match hit.map(|f| f.answer.clone()) {
+        Some(Answer::Ok(v)) => {
+            return (Some((StatusCode::OK, v.to_string()).into_response()), 200);
+        }
+        Some(Answer::Error { code, message }) => {
+            return (
+                Some(aws_error(StatusCode::BAD_REQUEST, &code, &message)),
+                400,
+            );
+        }
+        None => {}
     }
     let field = |name: &str| {
         request
@@ -264,21 +305,7 @@ fn answer(state: &mut Inner, operation: &str, request: &Value) -> (Option<Respon
             let body = json!({"lifecycleEventHookExecutionId": id}).to_string();
             (Some((StatusCode::OK, body).into_response()), 200)
         }
-        _ => {
-            let hit = state
-                .fixtures
-                .iter()
-                .rev()
-                .find(|f| f.operation == operation && contains(request, &f.when));
-            match hit.map(|f| f.answer.clone()) {
-                Some(Answer::Ok(v)) => (Some((StatusCode::OK, v.to_string()).into_response()), 200),
-                Some(Answer::Error { code, message }) => (
-                    Some(aws_error(StatusCode::BAD_REQUEST, &code, &message)),
-                    400,
-                ),
-                None => (None, 0),
-            }
-        }
+        _ => (None, 0),
     }
 }
 

@@ -1,0 +1,292 @@
+//! Answering a pipeline job or a lifecycle hook: report it once, then tell people — with one
+//! deadline margin, one rule for "already reported", and a notification whenever the report
+//! itself fails, because then the pipeline or the deployment hangs until its own timeout.
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::config::{ConfigError, Environment, Vars};
+use crate::deadline::Deadline;
+use crate::dedupe::RecentEvents;
+use crate::error::Error;
+use crate::jobs::Reported;
+use crate::notifier::{Notification, Notify};
+use crate::slack::{Block, Mrkdwn};
+
+/// Kept back from the Lambda deadline so the report can always be sent.
+pub const DEFAULT_REPORT_MARGIN: Duration = Duration::from_secs(10);
+const MIN_REPORT_MARGIN: Duration = Duration::from_secs(1);
+
+/// `REPORT_MARGIN`: how long before the Lambda deadline the work stops so the report still
+/// goes out. At least 1 s; 10 s unless set.
+pub fn report_margin<E: Environment + ?Sized>(env: &E) -> Result<Duration, ConfigError> {
+    let margin = Vars::new(env)
+        .duration("REPORT_MARGIN")?
+        .unwrap_or(DEFAULT_REPORT_MARGIN);
+    if margin < MIN_REPORT_MARGIN {
+        return Err(ConfigError::malformed(
+            "REPORT_MARGIN",
+            "at least 1s",
+            "too small to report in",
+        ));
+    }
+    Ok(margin)
+}
+
+/// What is being answered, and what a person should hear about it.
+pub struct Answer {
+    /// The job id or hook execution id: what "already notified" is remembered by.
+    pub key: String,
+    /// For people: "CodePipeline job 5c1f…", "AfterAllowTraffic hook of d-ABC".
+    pub subject: String,
+    /// What happens when no report arrives: "the stage waits for CodePipeline's timeout".
+    pub if_unreported: &'static str,
+    pub notification: Notification,
+    /// Whether the verdict itself is worth a post (`NOTIFY_ON`); a failed report is always
+    /// posted regardless.
+    pub wanted: bool,
+}
+
+/// Reports, then notifies. One per container: it remembers which answers it has notified.
+pub struct Answerer<N> {
+    notifier: N,
+    notified: RecentEvents,
+}
+
+/// How an answer ended, for the invocation's result and its log.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Answered {
+    pub reported: Reported,
+    /// Whether a notification was delivered by this call.
+    pub notified: bool,
+}
+
+impl<N: Notify> Answerer<N> {
+    pub fn new(notifier: N) -> Self {
+        Self {
+            notifier,
+            notified: RecentEvents::new(512),
+        }
+    }
+
+    pub fn notifier(&self) -> &N {
+        &self.notifier
+    }
+
+    /// Sends `report` (already bounded by `deadline` by the reporter), then notifies.
+    ///
+    /// "Already reported" is not proof that anyone was told: the same answer comes back when
+    /// this invocation's own earlier attempt landed and only its response was lost (an SDK
+    /// retry after an attempt timed out, a Lambda retry after running out of time). So the
+    /// one rule is: notify unless this container already delivered a notification for this
+    /// key. A duplicate post across containers is possible; a silent failure is not.
+    ///
+    /// A permanent report failure is notified (whatever `wanted` says) and returned, so the
+    /// handler logs and acknowledges it; a retryable one is returned without a post, so
+    /// Lambda's retry (whose attempt will notify) takes over.
+    pub async fn answer<F>(
+        &self,
+        mut answer: Answer,
+        report: F,
+        deadline: &Deadline,
+    ) -> Result<Answered, Error>
+    where
+        F: Future<Output = Result<Reported, Error>>,
+    {
+        let reported = match report.await {
+            Ok(r) => r,
+            Err(e) if e.is_retryable() => {
+                tracing::error!(subject = %answer.subject, error = %e, "the report did not go through; returning an error so Lambda retries");
+                return Err(e);
+            }
+            Err(e) => {
+                tracing::error!(subject = %answer.subject, error = %e, consequence = answer.if_unreported, "the report was refused; notifying so a person can act");
+                add_unreported_warning(&mut answer, &e);
+                self.deliver(&answer, deadline).await;
+                return Err(e);
+            }
+        };
+        if !answer.wanted {
+            return Ok(Answered {
+                reported,
+                notified: false,
+            });
+        }
+        if self.notified.seen(&answer.key) {
+            tracing::info!(subject = %answer.subject, "this container already notified this answer; not posting again");
+            return Ok(Answered {
+                reported,
+                notified: false,
+            });
+        }
+        let notified = self.deliver(&answer, deadline).await;
+        Ok(Answered { reported, notified })
+    }
+
+    /// The report is what matters: a notification failure is logged, not retried (a retry
+    /// would re-run the whole invocation).
+    async fn deliver(&self, answer: &Answer, deadline: &Deadline) -> bool {
+        match self
+            .notifier
+            .notify(&answer.notification, deadline)
+            .await
+            .into_result()
+        {
+            Ok(()) => {
+                self.notified.record(&answer.key);
+                true
+            }
+            Err(e) => {
+                tracing::error!(subject = %answer.subject, error = %e, "notification failed");
+                false
+            }
+        }
+    }
+}
+
+fn add_unreported_warning(answer: &mut Answer, error: &Error) {
+    let headline = format!("Could not report the {}", answer.subject);
+    let why = error.to_string();
+    let n = &mut answer.notification;
+    n.subject = format!("⚠️ {headline}");
+    n.body = format!(
+        "{headline}: {why}\nUntil someone acts, {}.\n\n{}",
+        answer.if_unreported, n.body
+    );
+    n.slack.text = Mrkdwn::from_untrusted(&n.subject);
+    let warning = Block::section(
+        Mrkdwn::new()
+            .markup("⚠️ ")
+            .bold(&headline)
+            .newline()
+            .plain(&why)
+            .newline()
+            .plain("Until someone acts, ")
+            .plain(answer.if_unreported)
+            .plain("."),
+    );
+    n.slack.blocks.insert(0, warning);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notifier::{ChannelOutcome, DeliveryReport};
+    use crate::slack::Message;
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Posts(Mutex<Vec<Notification>>);
+
+    impl Notify for Posts {
+        async fn notify(&self, n: &Notification, _: &Deadline) -> DeliveryReport {
+            self.0.lock().unwrap().push(n.clone());
+            DeliveryReport {
+                slack: ChannelOutcome::Delivered,
+                sns: ChannelOutcome::NotConfigured,
+            }
+        }
+    }
+
+    fn answer(wanted: bool) -> Answer {
+        Answer {
+            key: "job-1".into(),
+            subject: "CodePipeline job job-1".into(),
+            if_unreported: "the stage waits for CodePipeline's timeout",
+            notification: Notification::new(
+                "FAIL",
+                "the image failed",
+                Message::new(Mrkdwn::from_untrusted("FAIL")),
+            ),
+            wanted,
+        }
+    }
+
+    fn deadline() -> Deadline {
+        Deadline::after(Duration::from_secs(5))
+    }
+
+    #[tokio::test]
+    async fn already_reported_is_still_notified_when_this_container_has_not_notified() {
+        let a = Answerer::new(Posts::default());
+        let out = a
+            .answer(
+                answer(true),
+                async { Ok(Reported::AlreadyReported) },
+                &deadline(),
+            )
+            .await
+            .unwrap();
+        assert!(out.notified);
+        assert_eq!(a.notifier().0.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_second_answer_for_the_same_key_in_one_container_is_not_posted_again() {
+        let a = Answerer::new(Posts::default());
+        a.answer(answer(true), async { Ok(Reported::Recorded) }, &deadline())
+            .await
+            .unwrap();
+        let again = a
+            .answer(
+                answer(true),
+                async { Ok(Reported::AlreadyReported) },
+                &deadline(),
+            )
+            .await
+            .unwrap();
+        assert!(!again.notified);
+        assert_eq!(a.notifier().0.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_refused_report_is_notified_even_when_the_verdict_was_not_wanted() {
+        let a = Answerer::new(Posts::default());
+        let refused = async {
+            Err(Error::Aws {
+                service: "CodePipeline",
+                operation: "PutJobSuccessResult",
+                code: Some("AccessDeniedException".into()),
+                message: "AccessDeniedException: not authorized".into(),
+                retryable: false,
+            })
+        };
+        let err = a
+            .answer(answer(false), refused, &deadline())
+            .await
+            .unwrap_err();
+        assert!(!err.is_retryable());
+        let posts = a.notifier().0.lock().unwrap();
+        assert_eq!(posts.len(), 1);
+        assert!(posts[0].subject.contains("Could not report"));
+        assert!(posts[0].body.contains("AccessDeniedException"));
+        assert!(posts[0].body.contains("waits for CodePipeline's timeout"));
+    }
+
+    #[tokio::test]
+    async fn a_retryable_report_failure_is_returned_without_a_post() {
+        let a = Answerer::new(Posts::default());
+        let err = a
+            .answer(
+                answer(true),
+                async { Err(Error::OutOfTime("reporting")) },
+                &deadline(),
+            )
+            .await
+            .unwrap_err();
+        assert!(err.is_retryable());
+        assert!(a.notifier().0.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_report_margin_defaults_to_ten_seconds_and_refuses_less_than_one() {
+        let none: [(&str, &str); 0] = [];
+        assert_eq!(report_margin(&none).unwrap(), DEFAULT_REPORT_MARGIN);
+        assert_eq!(
+            report_margin(&[("REPORT_MARGIN", "500ms")])
+                .unwrap_err()
+                .variable,
+            "REPORT_MARGIN"
+        );
+    }
+}
