@@ -18,7 +18,7 @@ export SAM_CLI_TELEMETRY := 0
 
 FUNCTIONS := $(notdir $(wildcard functions/*))
 
-.PHONY: help venv test test-repeat lint unit validate e2e-release demo build clean
+.PHONY: help venv test test-repeat lint unit iam validate e2e-release demo build clean
 
 help:
 	@echo "make demo      run the suite locally against moto, the recording stub and a Slack sink"
@@ -36,7 +36,7 @@ $(STAMP): scripts/requirements.txt
 	"$(VENV)/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements.txt
 	touch "$@"
 
-test: venv lint unit validate e2e-release
+test: venv lint unit iam validate e2e-release
 	@echo "==> make test: all checks passed"
 
 # Not in CI: a hunt for flaky tests. Run `make build` first to include the release bootstraps.
@@ -48,8 +48,17 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
+# The recording stub appends every AWS call the functions' tests make to target/aws-calls/,
+# which `iam` then compares with each function's role in the template.
+CALL_LOG := $(CURDIR)/target/aws-calls
+
 unit: venv
-	cargo test --workspace --locked
+	rm -rf "$(CALL_LOG)"
+	STANDINS_CALL_LOG="$(CALL_LOG)" cargo test --workspace --locked
+
+# Each role grants exactly what its function was seen to call (needs `unit` first).
+iam: venv
+	python scripts/iam-check "$(CALL_LOG)"
 
 validate: venv
 	sam validate --lint --template template.yaml --region us-east-1

@@ -116,7 +116,10 @@ async fn a_healthy_version_is_reported_succeeded_once_with_evidence() {
             "json_pointer": "/status", "json_equals": "UP", "max_latency": "2s"})),
         {"type": "alarms", "alarms": ["api-5xx"], "bake": "1s", "poll": "200ms"},
     ]);
-    let v = w.validator(checks, &[("NOTIFY_ON", "ALL")]).await;
+    let topic = w.moto().create_topic("ops-alerts").await;
+    let v = w
+        .validator(checks, &[("NOTIFY_ON", "ALL"), ("SNS_TOPIC_ARN", &topic)])
+        .await;
     let out = v
         .handle(&hook_event("d-GOOD", "hook-ok"), budget(20))
         .await
@@ -138,6 +141,11 @@ async fn a_healthy_version_is_reported_succeeded_once_with_evidence() {
         "{text}"
     );
     assert!(text.contains("codedeploy/deployments/d-GOOD"));
+    assert_eq!(
+        w.stub.accepted("Publish").len(),
+        1,
+        "the same notification goes to SNS"
+    );
 }
 
 #[tokio::test]

@@ -621,7 +621,8 @@ async fn a_fresh_enhanced_scan_waits_in_a_pipeline_but_is_judged_at_once_from_it
 #[tokio::test]
 async fn a_broken_configuration_fails_each_job_with_the_reason_and_notifies() {
     let rig = rig().await;
-    let h = handler(&rig, &[("MAX_CRITICAL", "none")]);
+    let topic = rig.moto.create_topic("ops-alerts").await;
+    let h = handler(&rig, &[("MAX_CRITICAL", "none"), ("SNS_TOPIC_ARN", &topic)]);
     let out = h
         .handle(
             &job(
@@ -644,6 +645,11 @@ async fn a_broken_configuration_fails_each_job_with_the_reason_and_notifies() {
         posts[0].to_string().contains("MAX_CRITICAL"),
         "{}",
         posts[0]
+    );
+    assert_eq!(
+        rig.stub.accepted("Publish").len(),
+        1,
+        "and to SNS, built apart from the broken settings"
     );
 }
 

@@ -1,5 +1,6 @@
 //! pipeline-notifier: CodePipeline EventBridge state changes to Slack and SNS.
 
+pub mod app;
 pub mod config;
 pub mod event;
 pub mod handler;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use standins::slack_sink::WEBHOOK_TOKEN;
-use standins::{FunctionProcess, Moto, Outcome, Reply, RuntimeApi, SlackSink};
+use standins::{FunctionProcess, Moto, Outcome, RecordingStub, Reply, RuntimeApi, SlackSink};
 
 fn binary() -> PathBuf {
     std::env::var_os("PIPELINE_NOTIFIER_BIN")
@@ -32,7 +32,10 @@ async fn the_binary_posts_sample_events_and_acknowledges_what_it_cannot_use() {
     let sink = SlackSink::start().await;
     store_webhook(&moto, &sink).await;
     let api = RuntimeApi::start().await;
-    let mut env = moto.env();
+    // Through the recording stub, which forwards to moto: the IAM check sees the SSM read.
+    let stub = RecordingStub::start().await;
+    stub.forward_unknown_to(moto.endpoint());
+    let mut env = standins::moto::aws_env(&stub.endpoint());
     env.push(("SLACK_WEBHOOK_URL".into(), "ssm:/ops/slack/webhook".into()));
     env.push(("FAILURE_MENTION".into(), "<!here>".into()));
     let mut function = FunctionProcess::spawn(&binary(), &api, &env);

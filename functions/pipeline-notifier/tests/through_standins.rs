@@ -5,21 +5,21 @@
 mod common;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pipeline_notifier::lookup::CodePipelineLookup;
-use pipeline_notifier::{Config, Handler, Outcome};
+use pipeline_notifier::Outcome;
 use serde_json::{Value, json};
 use shared::Deadline;
-use shared::notifier::Notifier;
 use shared::retry::Backoff;
-use shared::secrets::Secrets;
 use shared::slack::SlackClient;
+use shared::wiring::Wiring;
 use standins::{Moto, RecordingStub, Reply, SlackSink};
 
 struct Rig {
     moto: Moto,
+    /// The front door for every call the notifier makes: it answers fixtures, forwards the
+    /// rest to moto, and records each call.
+    stub: RecordingStub,
     sink: SlackSink,
     sdk: aws_config::SdkConfig,
     topic: String,
@@ -28,13 +28,15 @@ struct Rig {
 
 async fn rig() -> Rig {
     let moto = Moto::start();
-    let sdk = moto.sdk_config().await;
+    let stub = RecordingStub::start().await;
+    stub.forward_unknown_to(moto.endpoint());
+    let sdk = standins::moto::sdk_config_for(&stub.endpoint()).await;
     let sink = SlackSink::start().await;
     // SNS and SQS speak the query protocol; create them through the SDK-free form API.
     let topic = query(
         &moto,
         "sns",
-        &[("Action", "CreateTopic"), ("Name", "pipeline-alerts")],
+        &[("Action", "CreateTopic"), ("Name", "ops-alerts")],
         "TopicArn",
     )
     .await;
@@ -67,6 +69,7 @@ async fn rig() -> Rig {
     .await;
     Rig {
         moto,
+        stub,
         sink,
         sdk,
         topic,
@@ -132,11 +135,8 @@ fn quick_slack() -> SlackClient {
     .unwrap()
 }
 
-fn handler(
-    rig: &Rig,
-    lookup_sdk: &aws_config::SdkConfig,
-    extra: &[(&str, &str)],
-) -> Handler<CodePipelineLookup, Notifier> {
+/// The notifier exactly as `main.rs` builds it, every AWS call through the rig's stub.
+fn handler(rig: &Rig, extra: &[(&str, &str)]) -> pipeline_notifier::app::App {
     let mut env: HashMap<String, String> = HashMap::from([
         ("SLACK_WEBHOOK_URL".into(), rig.sink.webhook_url("default")),
         ("SNS_TOPIC_ARN".into(), rig.topic.clone()),
@@ -146,14 +146,7 @@ fn handler(
         env.insert((*k).into(), (*v).into());
     }
     env.retain(|_, v| !v.is_empty());
-    let config = Config::from_env(&env).unwrap();
-    let notifier = Notifier::new(
-        config.notifier.clone(),
-        &rig.sdk,
-        quick_slack(),
-        Arc::new(Secrets::new(&rig.sdk)),
-    );
-    Handler::new(config, CodePipelineLookup::new(lookup_sdk), notifier)
+    pipeline_notifier::app::build(&env, &Wiring::new(rig.sdk.clone(), quick_slack())).unwrap()
 }
 
 fn budget() -> Deadline {
@@ -170,7 +163,7 @@ fn event_for(file: &str, execution_id: &str) -> Value {
 async fn action_failure_posts_once_to_slack_and_sns_using_the_execution_in_moto() {
     let rig = rig().await;
     let execution = rig.moto.pipeline_with_execution("prod-api").await;
-    let h = handler(&rig, &rig.sdk, &[]);
+    let h = handler(&rig, &[]);
 
     let outcome = h
         .handle(
@@ -204,8 +197,7 @@ async fn action_failure_posts_once_to_slack_and_sns_using_the_execution_in_moto(
 #[tokio::test]
 async fn source_revision_from_get_pipeline_execution_is_shown() {
     let rig = rig().await;
-    let stub = RecordingStub::start().await;
-    stub.forward_unknown_to(rig.moto.endpoint());
+    let stub = &rig.stub;
     // The fixture's commit message carries a mention that must arrive escaped.
     let mut execution = common::api_fixture("get-pipeline-execution.json");
     execution["pipelineExecution"]["artifactRevisions"][0]["revisionSummary"] = json!(
@@ -216,8 +208,7 @@ async fn source_revision_from_get_pipeline_execution_is_shown() {
         json!({"pipelineName": "prod-api"}),
         execution,
     );
-    let stub_sdk = standins::moto::sdk_config_for(&stub.endpoint()).await;
-    let h = handler(&rig, &stub_sdk, &[]);
+    let h = handler(&rig, &[]);
     h.handle(&common::sample("pipeline-started.json"), budget())
         .await
         .unwrap();
@@ -240,7 +231,7 @@ async fn source_revision_from_get_pipeline_execution_is_shown() {
 #[tokio::test]
 async fn a_failed_lookup_still_posts_without_the_revision() {
     let rig = rig().await;
-    let h = handler(&rig, &rig.sdk, &[]);
+    let h = handler(&rig, &[]);
     // No such pipeline in moto: GetPipelineExecution answers PipelineNotFoundException.
     let outcome = h
         .handle(&common::sample("pipeline-succeeded.json"), budget())
@@ -256,7 +247,7 @@ async fn rate_limit_is_waited_out_and_the_message_posted_once() {
     rig.sink.script([Reply::RateLimited {
         retry_after_secs: 1,
     }]);
-    let h = handler(&rig, &rig.sdk, &[]);
+    let h = handler(&rig, &[]);
     let started = Instant::now();
     h.handle(&common::sample("approval-started.json"), budget())
         .await
@@ -270,7 +261,7 @@ async fn rate_limit_is_waited_out_and_the_message_posted_once() {
 async fn a_server_error_is_retried_then_delivered() {
     let rig = rig().await;
     rig.sink.script([Reply::Status(500, "rollup_error")]);
-    let h = handler(&rig, &rig.sdk, &[]);
+    let h = handler(&rig, &[]);
     h.handle(&common::sample("pipeline-superseded.json"), budget())
         .await
         .unwrap();
@@ -282,7 +273,7 @@ async fn a_server_error_is_retried_then_delivered() {
 async fn no_service_is_not_retried_and_is_acknowledged() {
     let rig = rig().await;
     rig.sink.script([Reply::Status(404, "no_service")]);
-    let h = handler(&rig, &rig.sdk, &[("SNS_TOPIC_ARN", "")]);
+    let h = handler(&rig, &[("SNS_TOPIC_ARN", "")]);
     let err = h
         .handle(&common::sample("pipeline-failed.json"), budget())
         .await
@@ -299,7 +290,7 @@ async fn no_service_is_not_retried_and_is_acknowledged() {
 #[tokio::test]
 async fn a_duplicate_delivery_is_posted_once() {
     let rig = rig().await;
-    let h = handler(&rig, &rig.sdk, &[]);
+    let h = handler(&rig, &[]);
     let event = common::sample("action-failed-deploy.json");
     h.handle(&event, budget()).await.unwrap();
     let again = h.handle(&event, budget()).await.unwrap();
@@ -317,7 +308,6 @@ async fn routes_filters_and_notify_on_decide_where_and_whether_to_post() {
     );
     let h = handler(
         &rig,
-        &rig.sdk,
         &[("SLACK_ROUTES", &routes), ("PIPELINE_FILTER", "prod-*")],
     );
     h.handle(&common::sample("pipeline-succeeded.json"), budget())
@@ -351,7 +341,7 @@ async fn routes_filters_and_notify_on_decide_where_and_whether_to_post() {
 #[tokio::test]
 async fn events_that_are_not_for_us_are_acknowledged_without_posting() {
     let rig = rig().await;
-    let h = handler(&rig, &rig.sdk, &[]);
+    let h = handler(&rig, &[]);
     for input in [
         common::sample("not-codepipeline.json"),
         common::sample("unknown-state.json"),
@@ -368,7 +358,7 @@ async fn events_that_are_not_for_us_are_acknowledged_without_posting() {
 async fn slack_hanging_past_the_deadline_returns_a_retryable_error_in_time() {
     let rig = rig().await;
     rig.sink.script(std::iter::repeat_n(Reply::Hang, 10));
-    let h = handler(&rig, &rig.sdk, &[("SNS_TOPIC_ARN", "")]);
+    let h = handler(&rig, &[("SNS_TOPIC_ARN", "")]);
     let started = Instant::now();
     let err = h
         .handle(

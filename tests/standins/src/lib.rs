@@ -3,6 +3,7 @@
 //! recording stub plays the CodeDeploy and CodePipeline calls moto lacks; the Slack sink
 //! plays an incoming webhook; the target plays the new version of a service under test.
 
+pub mod call_log;
 pub mod cbor;
 pub mod ecr;
 pub mod moto;

@@ -107,6 +107,19 @@ impl Moto {
         format!("arn:aws:iam::{ACCOUNT}:role/{name}")
     }
 
+    /// Creates an SNS topic through SNS's query API and returns its ARN.
+    pub async fn create_topic(&self, name: &str) -> String {
+        let r = reqwest::Client::new()
+            .post(format!("{}/", self.endpoint))
+            .header("authorization", format!("AWS4-HMAC-SHA256 Credential=testing/20250101/{REGION}/sns/aws4_request, SignedHeaders=host, Signature=0"))
+            .form(&[("Action", "CreateTopic"), ("Name", name)])
+            .send()
+            .await
+            .expect("SNS CreateTopic");
+        assert!(r.status().is_success(), "SNS CreateTopic: {}", r.status());
+        format!("arn:aws:sns:{REGION}:{ACCOUNT}:{name}")
+    }
+
     /// One awsJson1_1 call for test set-up, where building the request through an SDK crate
     /// would add little. `service` is the signing name moto routes by (`ssm`,
     /// `codepipeline`); `target` the operation (`CodePipeline_20150709.CreatePipeline`).

@@ -190,11 +190,45 @@ async fn handle(
         .split_once('.')
         .map(|(s, o)| (s.to_owned(), o.to_owned()))
         .unwrap_or_default();
-    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let is_form = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    // The query protocol (SNS) names its operation in the form's Action field.
+    let (request, operation) = if is_form {
+        let fields: serde_json::Map<String, Value> =
+            serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, Value::String(v)))
+                .collect();
+        let action = fields
+            .get("Action")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        (Value::Object(fields), action)
+    } else {
+        (
+            serde_json::from_slice(&body).unwrap_or(Value::Null),
+            operation,
+        )
+    };
 
     let (response, status, upstream, delay) = {
         let mut state = inner.lock().unwrap_or_else(|p| p.into_inner());
         let (response, status) = answer(&mut state, &operation, &request);
+        let fixture_answer = state
+            .fixtures
+            .iter()
+            .rev()
+            .find(|f| f.operation == operation && contains(&request, &f.when))
+            .and_then(|f| match &f.answer {
+                Answer::Ok(v) => Some(v.clone()),
+                Answer::Error { .. } => None,
+            })
+            .unwrap_or(Value::Null);
+        crate::call_log::log_call(&headers, &operation, &request, &fixture_answer);
         let delay = match state.slow.get_mut(&operation) {
             Some((delay, left)) if *left > 0 => {
                 *left -= 1;
@@ -351,6 +385,7 @@ async fn rpc_v2_cbor(
         None => (path.to_owned(), String::new()),
     };
     let request = crate::cbor::decode(&body);
+    crate::call_log::log_call(headers, &operation, &request, &Value::Null);
     let upstream = inner
         .lock()
         .unwrap_or_else(|p| p.into_inner())
