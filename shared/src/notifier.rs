@@ -202,7 +202,26 @@ impl Notifier {
                 return ChannelOutcome::Failed(e);
             }
         };
-        match self.slack.post(&url, &n.slack, deadline).await {
+        let mut result = self.slack.post(&url, &n.slack, deadline).await;
+        if let Err(e) = &result
+            && e.means_webhook_gone()
+            && !matches!(webhook, SecretRef::Literal(_))
+        {
+            // A rotated webhook: the cached URL is stale. Read it again at once and, if it
+            // changed, post once more instead of failing until the cache expires.
+            self.secrets.forget(webhook).await;
+            match self.secrets.resolve(webhook, deadline).await {
+                Ok(fresh) if fresh != url => {
+                    tracing::warn!(webhook = %webhook.describe(), error = %e, "Slack says the webhook is gone; posting to the one stored now");
+                    result = self.slack.post(&fresh, &n.slack, deadline).await;
+                }
+                Ok(_) => {}
+                Err(read) => {
+                    tracing::error!(webhook = %webhook.describe(), error = %read, "cannot read the Slack webhook again")
+                }
+            }
+        }
+        match result {
             Ok(()) => {
                 tracing::info!(webhook = %webhook.describe(), "posted to Slack");
                 ChannelOutcome::Delivered

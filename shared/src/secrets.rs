@@ -1,8 +1,9 @@
 //! Secret-bearing configuration values: a literal, an SSM parameter or a Secrets Manager
-//! secret, resolved once per container and cached.
+//! secret, resolved on first use and cached for a time to live (`CONFIG_TTL`).
 
 use std::collections::HashMap;
 use std::fmt;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
 
@@ -101,19 +102,30 @@ impl SecretRef {
     }
 }
 
-/// Resolves [`SecretRef`]s through SSM and Secrets Manager, caching each for the life of
-/// the container. Failures are not cached, so a transient fault is retried next time.
+/// How long a value read from SSM or Secrets Manager is used before it is read again, unless
+/// `CONFIG_TTL` says otherwise: a waiver added to unblock a release, or a rotated webhook,
+/// reaches warm containers within this time.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(5 * 60);
+
+/// Resolves [`SecretRef`]s through SSM and Secrets Manager, caching each for a time to live.
+/// Failures are not cached, so a transient fault is retried next time.
 pub struct Secrets {
     ssm: aws_sdk_ssm::Client,
     secrets_manager: aws_sdk_secretsmanager::Client,
-    cache: Mutex<HashMap<String, Secret>>,
+    ttl: Duration,
+    cache: Mutex<HashMap<String, (Secret, Instant)>>,
 }
 
 impl Secrets {
     pub fn new(sdk: &aws_config::SdkConfig) -> Self {
+        Self::with_ttl(sdk, DEFAULT_TTL)
+    }
+
+    pub fn with_ttl(sdk: &aws_config::SdkConfig, ttl: Duration) -> Self {
         Self {
             ssm: aws_sdk_ssm::Client::new(sdk),
             secrets_manager: aws_sdk_secretsmanager::Client::new(sdk),
+            ttl,
             cache: Mutex::new(HashMap::new()),
         }
     }
@@ -127,15 +139,26 @@ impl Secrets {
             return Ok(s.clone());
         }
         let key = reference.describe();
-        if let Some(hit) = self.cache.lock().await.get(&key) {
+        if let Some((hit, at)) = self.cache.lock().await.get(&key)
+            && at.elapsed() < self.ttl
+        {
             return Ok(hit.clone());
         }
         let fetched = deadline
             .run(self.fetch(reference))
             .await
             .map_err(|_| Error::OutOfTime("reading a secret"))??;
-        self.cache.lock().await.insert(key, fetched.clone());
+        self.cache
+            .lock()
+            .await
+            .insert(key, (fetched.clone(), Instant::now()));
         Ok(fetched)
+    }
+
+    /// Drops a cached value at once, for when its user has learned it is stale (Slack says a
+    /// webhook is gone): the next [`resolve`](Self::resolve) reads it again.
+    pub async fn forget(&self, reference: &SecretRef) {
+        self.cache.lock().await.remove(&reference.describe());
     }
 
     async fn fetch(&self, reference: &SecretRef) -> Result<Secret, Error> {

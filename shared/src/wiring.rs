@@ -4,13 +4,14 @@
 //! composition root, so they exercise the real wiring.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_config::SdkConfig;
 
-use crate::config::Environment;
+use crate::config::{Environment, ProcessEnv, Vars};
 use crate::error::Error;
 use crate::notifier::{Notifier, NotifierConfig};
-use crate::secrets::Secrets;
+use crate::secrets::{DEFAULT_TTL, Secrets};
 use crate::slack::SlackClient;
 
 pub struct Wiring {
@@ -20,8 +21,13 @@ pub struct Wiring {
 }
 
 impl Wiring {
+    /// With values from SSM and Secrets Manager kept for the default time to live.
     pub fn new(sdk: SdkConfig, slack: SlackClient) -> Self {
-        let secrets = Arc::new(Secrets::new(&sdk));
+        Self::with_config_ttl(sdk, slack, DEFAULT_TTL)
+    }
+
+    pub fn with_config_ttl(sdk: SdkConfig, slack: SlackClient, ttl: Duration) -> Self {
+        let secrets = Arc::new(Secrets::with_ttl(&sdk, ttl));
         Self {
             sdk,
             slack,
@@ -29,10 +35,19 @@ impl Wiring {
         }
     }
 
-    /// The production wiring, from the Lambda environment.
+    /// The production wiring, from the Lambda environment. `CONFIG_TTL` (default 5 min) is how
+    /// long a value read from SSM or Secrets Manager is used before it is read again; a bad
+    /// value is logged and the default used, so notifications still work.
     pub async fn for_lambda() -> Result<Self, Error> {
+        let ttl = match Vars::new(&ProcessEnv).duration("CONFIG_TTL") {
+            Ok(ttl) => ttl.unwrap_or(DEFAULT_TTL),
+            Err(e) => {
+                tracing::error!(error = %e, "CONFIG_TTL is malformed; using the default");
+                DEFAULT_TTL
+            }
+        };
         let sdk = crate::aws::load_sdk_config().await;
-        Ok(Self::new(sdk, SlackClient::new()?))
+        Ok(Self::with_config_ttl(sdk, SlackClient::new()?, ttl))
     }
 
     pub fn region(&self) -> String {

@@ -289,3 +289,92 @@ async fn with_no_channel_configured_the_notifier_is_a_dry_run() {
     assert!(matches!(report.slack, ChannelOutcome::NotConfigured));
     assert!(report.into_result().is_ok());
 }
+
+async fn put_secure(sdk: &aws_config::SdkConfig, name: &str, value: &str) {
+    aws_sdk_ssm::Client::new(sdk)
+        .put_parameter()
+        .name(name)
+        .value(value)
+        .r#type(ParameterType::SecureString)
+        .overwrite(true)
+        .send()
+        .await
+        .unwrap();
+}
+
+/// A waiver added in SSM to unblock a release must reach warm containers: a cached value is
+/// read again once its time to live has passed.
+#[tokio::test]
+async fn a_cached_value_is_read_again_after_its_time_to_live() {
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    put_secure(&sdk, "/ops/ecr/waivers", "[]").await;
+    let secrets = Secrets::with_ttl(&sdk, Duration::from_millis(300));
+    let reference = SecretRef::parse("ssm:/ops/ecr/waivers").unwrap();
+    assert_eq!(
+        secrets
+            .resolve(&reference, &budget())
+            .await
+            .unwrap()
+            .expose(),
+        "[]"
+    );
+    put_secure(&sdk, "/ops/ecr/waivers", r#"[{"id":"CVE-1"}]"#).await;
+    assert_eq!(
+        secrets
+            .resolve(&reference, &budget())
+            .await
+            .unwrap()
+            .expose(),
+        "[]",
+        "within the time to live the cached value is used"
+    );
+    // Only a lower bound on real time: a slow machine waits longer, never too little.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        secrets
+            .resolve(&reference, &budget())
+            .await
+            .unwrap()
+            .expose(),
+        r#"[{"id":"CVE-1"}]"#
+    );
+}
+
+/// A webhook rotated in SSM: the cached URL now answers 404 `no_service`. The notifier drops
+/// it, reads the parameter again and posts to the new one in the same invocation.
+#[tokio::test]
+async fn a_webhook_slack_calls_gone_is_read_again_at_once_and_the_post_lands() {
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    let sink = SlackSink::start().await;
+    put_secure(&sdk, "/ops/slack/webhook", &sink.webhook_url("old")).await;
+    let notifier = Notifier::new(
+        NotifierConfig {
+            slack_webhook: Some(SecretRef::parse("ssm:/ops/slack/webhook").unwrap()),
+            sns_topic_arn: None,
+        },
+        &sdk,
+        SlackClient::new().unwrap(),
+        Arc::new(Secrets::new(&sdk)),
+    );
+    notifier
+        .notify(&notification(), &budget())
+        .await
+        .into_result()
+        .unwrap();
+
+    put_secure(&sdk, "/ops/slack/webhook", &sink.webhook_url("new")).await;
+    sink.script([standins::Reply::Status(404, "no_service")]);
+    let report = notifier.notify(&notification(), &budget()).await;
+    assert!(
+        matches!(report.slack, ChannelOutcome::Delivered),
+        "{report:?}"
+    );
+    let paths: Vec<String> = sink.requests().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(paths.len(), 3, "{paths:?}");
+    assert!(
+        paths[1].contains("/old/") && paths[2].contains("/new/"),
+        "{paths:?}"
+    );
+}

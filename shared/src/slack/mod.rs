@@ -35,6 +35,19 @@ impl SlackError {
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::Unavailable { .. } | Self::OutOfTime { .. })
     }
+
+    /// Slack's answers for a webhook that no longer leads anywhere: 403 `action_prohibited`,
+    /// 404 `no_service` / `channel_not_found`, 410 `channel_is_archived`. A URL read from a
+    /// store may have been rotated since it was cached.
+    pub fn means_webhook_gone(&self) -> bool {
+        matches!(
+            self,
+            Self::Rejected {
+                status: 403 | 404 | 410,
+                ..
+            }
+        )
+    }
 }
 
 /// Posts messages to incoming webhooks. Build one per container and reuse it: it holds
