@@ -158,7 +158,7 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
             }
             Err(e) => {
                 tracing::error!(tag, error = %e, "tagging the passed image failed");
-                Some((tag.clone(), Promotion::TagTaken(e.to_string())))
+                Some((tag.clone(), Promotion::from_error(&e)))
             }
         }
     }

@@ -1,5 +1,5 @@
-//! ECR: the image's scan and findings (every page, basic and enhanced), its tags, and the
-//! optional promotion tag.
+//! ECR: the image's scan and findings (every page, up to a bound; basic and enhanced), its
+//! tags, a basic scan started when none exists, and the optional promotion tag.
 
 use std::future::Future;
 
@@ -38,6 +38,28 @@ pub enum Promotion {
     AlreadyTagged,
     /// The repository's tags are immutable and the tag already names another image.
     TagTaken(String),
+    /// The role may not read or write the image (AccessDenied).
+    NotAllowed(String),
+    /// ECR was throttling or unavailable past the SDK's retries; a later pass may tag it.
+    Unavailable(String),
+    /// Anything else, as ECR said it (an image BatchGetImage could not return, ...).
+    Failed(String),
+}
+
+impl Promotion {
+    /// An error while promoting, told as what it is rather than as a tag conflict.
+    pub fn from_error(e: &Error) -> Self {
+        if matches!(
+            e.aws_code(),
+            Some("AccessDeniedException" | "AccessDenied" | "UnauthorizedOperation")
+        ) {
+            Self::NotAllowed(e.to_string())
+        } else if e.is_retryable() {
+            Self::Unavailable(e.to_string())
+        } else {
+            Self::Failed(e.to_string())
+        }
+    }
 }
 
 /// The port the handler depends on.
@@ -147,7 +169,7 @@ impl Ecr {
                 Err(e) => {
                     let e = Error::from_sdk("ECR", "DescribeImageScanFindings", e);
                     if e.aws_code() == Some("ScanNotFoundException") {
-                        return Ok(Scan::NotStarted);
+                        return self.start_scan(image).await;
                     }
                     return Err(e);
                 }
@@ -237,6 +259,39 @@ impl Ecr {
         })
     }
 
+    /// No scan exists: the repository does not scan on push. Waiting for one would hold a
+    /// pipeline for the whole MAX_WAIT, so start a basic scan once and say so; where that is
+    /// refused (enhanced scanning, the daily manual-scan limit, no permission), the image
+    /// cannot be judged, and the answer says why and what to change.
+    async fn start_scan(&self, image: &ImageRef) -> Result<Scan, Error> {
+        let started = self
+            .client
+            .start_image_scan()
+            .repository_name(&image.repository)
+            .image_id(image_id(image))
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("ECR", "StartImageScan", e));
+        match started {
+            Ok(_) => {
+                tracing::warn!(image = %image.describe(), "no scan existed; started one (turn on scan on push for this repository)");
+                Ok(Scan::InProgress {
+                    status: "PENDING".into(),
+                    description: Some(
+                        "no scan existed (the repository does not scan on push), so the gate started one".into(),
+                    ),
+                })
+            }
+            Err(e) if e.is_retryable() => Err(e),
+            Err(e) => Ok(Scan::Unusable {
+                status: "NO_SCAN".into(),
+                description: Some(format!(
+                    "no scan exists and one could not be started ({e}). Turn on scan on push for the repository; with enhanced scanning, check that Amazon Inspector covers it"
+                )),
+            }),
+        }
+    }
+
     async fn identity(
         &self,
         repository: &str,
@@ -271,12 +326,27 @@ impl Ecr {
             .send()
             .await
             .map_err(|e| Error::from_sdk("ECR", "BatchGetImage", e))?;
-        let image = got
-            .images
-            .unwrap_or_default()
-            .into_iter()
-            .next()
-            .ok_or_else(|| Error::bad_input(format!("image {digest} not found for tagging")))?;
+        let Some(image) = got.images.unwrap_or_default().into_iter().next() else {
+            // A 200 answer can carry the reason in failures[] instead of an image.
+            let why = got
+                .failures
+                .unwrap_or_default()
+                .into_iter()
+                .next()
+                .map(|f| {
+                    format!(
+                        "{}: {}",
+                        f.failure_code
+                            .map(|c| c.as_str().to_owned())
+                            .unwrap_or_else(|| "unknown".into()),
+                        f.failure_reason.unwrap_or_default()
+                    )
+                })
+                .unwrap_or_else(|| "no image and no reason".into());
+            return Err(Error::bad_input(format!(
+                "BatchGetImage could not return {digest}: {why}"
+            )));
+        };
         let manifest = image
             .image_manifest
             .ok_or_else(|| Error::bad_input("BatchGetImage returned no manifest"))?;

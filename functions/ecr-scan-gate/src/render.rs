@@ -204,6 +204,13 @@ pub fn render(
             Promotion::TagTaken(why) => format!(
                 "Could not tag {tag}: the tag is immutable and names another image ({why})."
             ),
+            Promotion::NotAllowed(why) => format!(
+                "Could not tag {tag}: the function's role may not tag this repository (ecr:BatchGetImage, ecr:PutImage; ScanGateRepositoryPattern): {why}."
+            ),
+            Promotion::Unavailable(why) => format!(
+                "Could not tag {tag}: ECR was throttling or unavailable; the next scan or run of this image will try again ({why})."
+            ),
+            Promotion::Failed(why) => format!("Could not tag {tag}: {why}."),
         };
         message = message.block(Block::Context(vec![Mrkdwn::from_untrusted(&line)]));
         text.push(line);

@@ -60,8 +60,14 @@ pub fn decide(
         Scan::NotStarted => Verdict::Pending {
             reason: "no scan of this image yet".into(),
         },
-        Scan::InProgress { status, .. } => Verdict::Pending {
-            reason: format!("scan status {status}"),
+        Scan::InProgress {
+            status,
+            description,
+        } => Verdict::Pending {
+            reason: format!(
+                "scan status {status}{}",
+                description.map(|d| format!(": {d}")).unwrap_or_default()
+            ),
         },
         Scan::Unusable {
             status,

@@ -711,3 +711,137 @@ async fn a_refused_job_result_is_notified_even_for_a_pass() {
         "{post}"
     );
 }
+
+fn job_for_prod_api() -> Value {
+    job(
+        "codepipeline-job.json",
+        json!({"repository": "prod-api", "tag": "1.42.0"}),
+    )
+}
+
+/// A repository without scan on push has no scan (`ScanNotFoundException`): the gate starts
+/// a basic scan once and waits for it, rather than waiting out MAX_WAIT for nothing.
+#[tokio::test]
+async fn with_no_scan_the_gate_starts_one_and_waits() {
+    let rig = rig().await;
+    create_repository(&rig.moto, "prod-api", false).await;
+    push_image(&rig.moto, "prod-api", "1.42.0", "unscanned").await;
+    rig.stub.fixture_error(
+        "DescribeImageScanFindings",
+        json!({"repositoryName": "prod-api"}),
+        "ScanNotFoundException",
+        "Image scan does not exist for the image",
+    );
+    // moto counts a pushed image as scanned today, so its StartImageScan answers the daily
+    // limit; the success answer (its documented shape) comes from a fixture.
+    rig.stub.fixture(
+        "StartImageScan",
+        json!({"repositoryName": "prod-api"}),
+        json!({"repositoryName": "prod-api", "imageId": {"imageTag": "1.42.0"}, "imageScanStatus": {"status": "IN_PROGRESS"}}),
+    );
+    let h = handler(&rig, &[]);
+    let out = h
+        .handle(&job_for_prod_api(), budget(), now())
+        .await
+        .unwrap();
+    assert_eq!(out["result"], "continue", "{out}");
+    assert_eq!(rig.stub.accepted("StartImageScan").len(), 1);
+    let waiting = &rig.stub.accepted("PutJobSuccessResult")[0];
+    let summary = waiting["executionDetails"]["summary"].as_str().unwrap();
+    assert!(summary.contains("scan on push"), "{summary}");
+}
+
+/// Where no scan can be started — here moto enforces basic scanning's one manual scan per
+/// image per day (LimitExceededException); enhanced scanning refuses StartImageScan too — the
+/// job fails at once with advice instead of waiting out MAX_WAIT.
+#[tokio::test]
+async fn with_no_scan_and_none_startable_the_job_fails_fast_with_advice() {
+    let rig = rig().await;
+    create_repository(&rig.moto, "prod-api", false).await;
+    push_image(&rig.moto, "prod-api", "1.42.0", "unscanned").await;
+    rig.stub.fixture_error(
+        "DescribeImageScanFindings",
+        json!({"repositoryName": "prod-api"}),
+        "ScanNotFoundException",
+        "Image scan does not exist for the image",
+    );
+    let h = handler(&rig, &[]);
+    let out = h
+        .handle(&job_for_prod_api(), budget(), now())
+        .await
+        .unwrap();
+    assert_eq!(out["result"], "failed", "{out}");
+    let failure = &rig.stub.accepted("PutJobFailureResult")[0];
+    let message = failure["failureDetails"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("no scan exists and one could not be started")
+            && message.contains("Turn on scan on push"),
+        "{message}"
+    );
+}
+
+/// Each way tagging can fail is told as what it is, not as an immutable-tag conflict.
+#[tokio::test]
+async fn each_promotion_error_is_told_apart() {
+    let rig = rig().await;
+    create_repository(&rig.moto, "prod-api", false).await;
+    let digest = push_image(&rig.moto, "prod-api", "1.42.0", "clean").await;
+    for id in [
+        json!({"imageTag": "1.42.0"}),
+        json!({"imageDigest": digest}),
+    ] {
+        scan_result(&rig.moto, "prod-api", id.clone(), "COMPLETE", vec![], false).await;
+        scan_result(&rig.moto, "prod-api", id.clone(), "COMPLETE", vec![], false).await;
+        scan_result(&rig.moto, "prod-api", id, "COMPLETE", vec![], false).await;
+    }
+    let h = handler(&rig, &[("PASS_TAG", "scan-passed"), ("NOTIFY_ON", "ALL")]);
+    let posted = |i: usize| rig.sink.delivered()[i].to_string();
+
+    rig.stub.fixture_error(
+        "PutImage",
+        json!({}),
+        "AccessDeniedException",
+        "not authorized to perform: ecr:PutImage",
+    );
+    h.handle(
+        &scan_event("ecr-image-scan-no-findings.json", &digest),
+        budget(),
+        now(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        posted(0).contains("may not tag this repository"),
+        "{}",
+        posted(0)
+    );
+
+    rig.stub.fixture_error(
+        "PutImage",
+        json!({}),
+        "ThrottlingException",
+        "Rate exceeded",
+    );
+    h.handle(&job_for_prod_api(), budget(), now())
+        .await
+        .unwrap();
+    assert!(
+        posted(1).contains("throttling or unavailable"),
+        "{}",
+        posted(1)
+    );
+
+    rig.stub.fixture(
+        "BatchGetImage",
+        json!({}),
+        json!({"images": [], "failures": [{"imageId": {"imageDigest": digest}, "failureCode": "ImageNotFound", "failureReason": "Requested image not found"}]}),
+    );
+    let mut again = job_for_prod_api();
+    again["CodePipeline.job"]["id"] = json!("22222222-2222-3333-4444-555555555555");
+    h.handle(&again, budget(), now()).await.unwrap();
+    assert!(
+        posted(2).contains("ImageNotFound: Requested image not found"),
+        "{}",
+        posted(2)
+    );
+}
