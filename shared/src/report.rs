@@ -45,6 +45,11 @@ pub struct Answer {
     /// Whether the verdict itself is worth a post (`NOTIFY_ON`); a failed report is always
     /// posted regardless.
     pub wanted: bool,
+    /// Whether a report that failed for a reason a retry can fix is left to Lambda's retry
+    /// (the invocation returns an error). Not for pipeline jobs: their event carries
+    /// `artifactCredentials`, and a failed invocation's event ends in the dead-letter queue.
+    /// Those are told to a person and acknowledged instead.
+    pub lambda_retries: bool,
 }
 
 /// Reports, then notifies. One per container: it remembers which answers it has notified.
@@ -56,9 +61,21 @@ pub struct Answerer<N> {
 /// How an answer ended, for the invocation's result and its log.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Answered {
-    pub reported: Reported,
+    /// `None`: the report did not go through, and a person was told (when a channel works).
+    pub reported: Option<Reported>,
     /// Whether a notification was delivered by this call.
     pub notified: bool,
+}
+
+impl Answered {
+    /// For the invocation's result: `Recorded`, `AlreadyReported` or `NotReported`.
+    pub fn reported_name(&self) -> &'static str {
+        match self.reported {
+            Some(Reported::Recorded) => "Recorded",
+            Some(Reported::AlreadyReported) => "AlreadyReported",
+            None => "NotReported",
+        }
+    }
 }
 
 impl<N: Notify> Answerer<N> {
@@ -81,9 +98,10 @@ impl<N: Notify> Answerer<N> {
     /// one rule is: notify unless this container already delivered a notification for this
     /// key. A duplicate post across containers is possible; a silent failure is not.
     ///
-    /// A permanent report failure is notified (whatever `wanted` says) and returned, so the
-    /// handler logs and acknowledges it; a retryable one is returned without a post, so
-    /// Lambda's retry (whose attempt will notify) takes over.
+    /// A permanent report failure is notified (whatever `wanted` says) and acknowledged; so is
+    /// a retryable one when Lambda may not retry (`lambda_retries`). Otherwise a retryable
+    /// failure is returned without a post, and Lambda's retry (whose attempt notifies) takes
+    /// over.
     pub async fn answer<F>(
         &self,
         mut answer: Answer,
@@ -94,16 +112,19 @@ impl<N: Notify> Answerer<N> {
         F: Future<Output = Result<Reported, Error>>,
     {
         let reported = match report.await {
-            Ok(r) => r,
-            Err(e) if e.is_retryable() => {
+            Ok(r) => Some(r),
+            Err(e) if e.is_retryable() && answer.lambda_retries => {
                 tracing::error!(subject = %answer.subject, error = %e, "the report did not go through; returning an error so Lambda retries");
                 return Err(e);
             }
             Err(e) => {
-                tracing::error!(subject = %answer.subject, error = %e, consequence = answer.if_unreported, "the report was refused; notifying so a person can act");
+                tracing::error!(subject = %answer.subject, error = %e, consequence = answer.if_unreported, "the report did not go through; notifying so a person can act");
                 add_unreported_warning(&mut answer, &e);
-                self.deliver(&answer, deadline).await;
-                return Err(e);
+                let notified = self.deliver(&answer, deadline).await;
+                return Ok(Answered {
+                    reported: None,
+                    notified,
+                });
             }
         };
         if !answer.wanted {
@@ -199,6 +220,7 @@ mod tests {
                 Message::new(Mrkdwn::from_untrusted("FAIL")),
             ),
             wanted,
+            lambda_retries: true,
         }
     }
 
@@ -251,11 +273,9 @@ mod tests {
                 retryable: false,
             })
         };
-        let err = a
-            .answer(answer(false), refused, &deadline())
-            .await
-            .unwrap_err();
-        assert!(!err.is_retryable());
+        let out = a.answer(answer(false), refused, &deadline()).await.unwrap();
+        assert_eq!(out.reported, None);
+        assert!(out.notified);
         let posts = a.notifier().0.lock().unwrap();
         assert_eq!(posts.len(), 1);
         assert!(posts[0].subject.contains("Could not report"));
@@ -276,6 +296,25 @@ mod tests {
             .unwrap_err();
         assert!(err.is_retryable());
         assert!(a.notifier().0.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_retryable_failure_lambda_may_not_retry_is_told_and_acknowledged() {
+        let a = Answerer::new(Posts::default());
+        let job = Answer {
+            lambda_retries: false,
+            ..answer(false)
+        };
+        let out = a
+            .answer(
+                job,
+                async { Err(Error::OutOfTime("reporting")) },
+                &deadline(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(out.reported, None);
+        assert_eq!(a.notifier().0.lock().unwrap().len(), 1);
     }
 
     #[test]

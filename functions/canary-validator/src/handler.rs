@@ -174,19 +174,20 @@ where
             if_unreported: "CodeDeploy holds the deployment for up to an hour, then fails it; stop it by hand to roll back sooner",
             notification: render(self.hook, &ids.deployment_id, &run, status, &self.region),
             wanted,
+            // The hook payload holds two ids and nothing secret: a retry is safe.
+            lambda_retries: true,
         };
         let report =
             self.ports
                 .hooks
                 .report(&ids.deployment_id, &ids.hook_execution_id, status, deadline);
         let answered = self.ports.answerer.answer(answer, report, deadline).await?;
-        let reported = &answered.reported;
         Ok(json!({
             "outcome": "reported",
             "hook": hook,
             "deploymentId": ids.deployment_id,
             "status": status.name(),
-            "reported": format!("{reported:?}"),
+            "reported": answered.reported_name(),
             "notified": answered.notified,
             "problem": run.problem,
             "checks": run.checks.iter().map(CheckReport::to_json).collect::<Vec<_>>(),

@@ -545,11 +545,14 @@ async fn a_refused_status_report_is_notified_even_when_the_checks_passed() {
     let v = w
         .validator(json!([http(w.target.url("/healthy"), json!({}))]), &[])
         .await;
-    let err = v
+    let out = v
         .handle(&hook_event("d-GOOD", "hook-denied"), budget(20))
         .await
-        .unwrap_err();
-    assert!(!err.is_retryable(), "a refusal is permanent: {err}");
+        .unwrap();
+    assert_eq!(
+        out["reported"], "NotReported",
+        "a refusal is permanent: {out}"
+    );
     let posts = w.sink.delivered();
     assert_eq!(posts.len(), 1);
     let post = posts[0].to_string();

@@ -404,6 +404,8 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
             if_unreported: "the pipeline's scan-gate action waits until CodePipeline times it out",
             notification: render(&shown, &repository, &subject, &place, promotion.as_ref()),
             wanted,
+            // The job event carries artifactCredentials: never let it reach the DLQ.
+            lambda_retries: false,
         };
         let report = self.jobs.report(&job.job_id, outcome, &deadline);
         let answered = Box::pin(self.answerer.answer(answer, report, &deadline)).await?;
@@ -411,7 +413,7 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
             "outcome": "reported",
             "result": kind,
             "verdict": verdict.as_ref().map(Verdict::name),
-            "reported": format!("{:?}", answered.reported),
+            "reported": answered.reported_name(),
             "notified": answered.notified,
         }))
     }

@@ -691,7 +691,7 @@ async fn a_refused_job_result_is_notified_even_for_a_pass() {
         "User is not authorized to perform: codepipeline:PutJobSuccessResult",
     );
     let h = handler(&rig, &[]);
-    let err = h
+    let out = h
         .handle(
             &job(
                 "codepipeline-job.json",
@@ -701,8 +701,8 @@ async fn a_refused_job_result_is_notified_even_for_a_pass() {
             now(),
         )
         .await
-        .unwrap_err();
-    assert!(!err.is_retryable(), "{err}");
+        .unwrap();
+    assert_eq!(out["reported"], "NotReported", "{out}");
     let posts = rig.sink.delivered();
     assert_eq!(posts.len(), 1);
     let post = posts[0].to_string();
@@ -843,5 +843,29 @@ async fn each_promotion_error_is_told_apart() {
         posted(2).contains("ImageNotFound: Requested image not found"),
         "{}",
         posted(2)
+    );
+}
+
+/// CodePipeline throttling the job result past the SDK's retries: a pipeline job's event
+/// carries artifactCredentials, and a failed invocation's event would end in the dead-letter
+/// queue. So the invocation still succeeds, and a person is told the stage is waiting.
+#[tokio::test]
+async fn a_job_result_that_cannot_be_sent_is_told_and_never_fails_the_invocation() {
+    let rig = rig().await;
+    let digest = vulnerable_image(&rig, "prod-api", "1.42.0").await;
+    assert!(!digest.is_empty());
+    rig.stub.throttle("PutJobFailureResult", 100);
+    let h = handler(&rig, &[]);
+    let out = h
+        .handle(&job_for_prod_api(), budget(), now())
+        .await
+        .expect("never an invocation error on the job path");
+    assert_eq!(out["reported"], "NotReported", "{out}");
+    let posts = rig.sink.delivered();
+    assert_eq!(posts.len(), 1);
+    assert!(
+        posts[0].to_string().contains("Could not report"),
+        "{}",
+        posts[0]
     );
 }
