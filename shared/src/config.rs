@@ -22,6 +22,12 @@ pub struct ConfigError {
     pub problem: String,
 }
 
+impl From<ConfigError> for Error {
+    fn from(e: ConfigError) -> Self {
+        Self::Config(e.to_string())
+    }
+}
+
 impl ConfigError {
     pub fn missing(variable: &str, expected: &str) -> Self {
         Self {
@@ -303,8 +309,8 @@ pub enum LoadError {
 }
 
 impl<T: Clone> Document<T> {
-    /// The inline document, or the stored one read through `secrets` (which caches it for the
-    /// container's life) and parsed.
+    /// The inline document, or the stored one read through `secrets` (which keeps it for
+    /// `CONFIG_TTL`) and parsed.
     pub async fn load(
         &self,
         secrets: Option<&Secrets>,

@@ -8,19 +8,20 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-use crate::config::ConfigError;
-use crate::slack::SlackError;
-
+/// The suite's error. It depends on nothing else in the crate: the modules whose errors
+/// become one (`config`, `slack`) convert them where they are defined.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
+    /// A setting is missing or malformed; the text names the variable, never its value.
+    #[error("{0}")]
+    Config(String),
 
     #[error("bad input: {0}")]
     BadInput(String),
 
-    #[error(transparent)]
-    Slack(#[from] SlackError),
+    /// A Slack delivery failed; whether a retry may help is Slack's answer's to say.
+    #[error("{message}")]
+    Slack { message: String, retryable: bool },
 
     #[error("{service} {operation} failed: {message}")]
     Aws {
@@ -44,7 +45,7 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Config(_) | Self::BadInput(_) => false,
-            Self::Slack(e) => e.is_retryable(),
+            Self::Slack { retryable, .. } => *retryable,
             Self::Aws { retryable, .. } => *retryable,
             Self::OutOfTime(_) => true,
         }
@@ -149,10 +150,7 @@ mod tests {
     #[test]
     fn bad_input_and_config_are_permanent() {
         assert!(!Error::bad_input("not JSON").is_retryable());
-        assert!(
-            !Error::Config(ConfigError::missing("SNS_TOPIC_ARN", "an SNS topic ARN"))
-                .is_retryable()
-        );
+        assert!(!Error::Config("SNS_TOPIC_ARN is not set".into()).is_retryable());
     }
 
     #[test]

@@ -270,7 +270,7 @@ mod tests {
     use crate::slack::SlackError;
 
     fn failed_slack(retryable: bool) -> ChannelOutcome {
-        ChannelOutcome::Failed(Error::Slack(if retryable {
+        let e = if retryable {
             SlackError::Unavailable {
                 attempts: 5,
                 last: "HTTP 500".into(),
@@ -280,7 +280,8 @@ mod tests {
                 status: 404,
                 error: "no_service".into(),
             }
-        }))
+        };
+        ChannelOutcome::Failed(e.into())
     }
 
     #[test]

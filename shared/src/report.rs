@@ -90,29 +90,36 @@ impl<N: Notify> Answerer<N> {
         &self.notifier
     }
 
-    /// Sends `report` (already bounded by `deadline` by the reporter), then notifies.
+    /// Sends the report, then notifies. `report` is given the deadline it must finish by:
+    /// half of what is left, so that however long the report takes (an SDK retry of a timed
+    /// out attempt, throttling), there is still time to tell a person.
     ///
     /// "Already reported" is not proof that anyone was told: the same answer comes back when
     /// this invocation's own earlier attempt landed and only its response was lost (an SDK
-    /// retry after an attempt timed out, a Lambda retry after running out of time). So the
-    /// one rule is: notify unless this container already delivered a notification for this
-    /// key. A duplicate post across containers is possible; a silent failure is not.
+    /// retry after an attempt timed out, a Lambda retry after running out of time) — and that
+    /// earlier attempt may have found something else (a Failed hook, this attempt Succeeded).
+    /// So the one rule is: post unless this container already delivered a post for this key;
+    /// after "already reported", post whatever `NOTIFY_ON` says, and say that the first
+    /// answer is the one that stands. A duplicate post across containers is possible; a
+    /// silent failure is not.
     ///
-    /// A permanent report failure is notified (whatever `wanted` says) and acknowledged; so is
+    /// A permanent report failure is posted (whatever `wanted` says) and acknowledged; so is
     /// a retryable one when Lambda may not retry (`lambda_retries`). Otherwise a retryable
-    /// failure is returned without a post, and Lambda's retry (whose attempt notifies) takes
-    /// over.
-    pub async fn answer<F>(
+    /// failure is returned without a post, for Lambda's retry; when every retry fails the
+    /// event reaches the dead-letter queue, whose alarm goes to the alert topic.
+    pub async fn answer<F, R>(
         &self,
         mut answer: Answer,
-        report: F,
+        report: R,
         deadline: &Deadline,
     ) -> Result<Answered, Error>
     where
+        R: FnOnce(Deadline) -> F,
         F: Future<Output = Result<Reported, Error>>,
     {
-        let reported = match report.await {
-            Ok(r) => Some(r),
+        let report_deadline = deadline.less(deadline.remaining() / 2);
+        let reported = match report(report_deadline).await {
+            Ok(r) => r,
             Err(e) if e.is_retryable() && answer.lambda_retries => {
                 tracing::error!(subject = %answer.subject, error = %e, "the report did not go through; returning an error so Lambda retries");
                 return Err(e);
@@ -120,28 +127,33 @@ impl<N: Notify> Answerer<N> {
             Err(e) => {
                 tracing::error!(subject = %answer.subject, error = %e, consequence = answer.if_unreported, "the report did not go through; notifying so a person can act");
                 add_unreported_warning(&mut answer, &e);
-                let notified = self.deliver(&answer, deadline).await;
+                let notified = self.deliver_once(&answer, deadline).await;
                 return Ok(Answered {
                     reported: None,
                     notified,
                 });
             }
         };
-        if !answer.wanted {
-            return Ok(Answered {
-                reported,
-                notified: false,
-            });
-        }
+        let wanted = match reported {
+            Reported::Recorded => answer.wanted,
+            Reported::AlreadyReported => {
+                add_already_reported_note(&mut answer);
+                true
+            }
+        };
+        let notified = wanted && self.deliver_once(&answer, deadline).await;
+        Ok(Answered {
+            reported: Some(reported),
+            notified,
+        })
+    }
+
+    async fn deliver_once(&self, answer: &Answer, deadline: &Deadline) -> bool {
         if self.notified.seen(&answer.key) {
             tracing::info!(subject = %answer.subject, "this container already notified this answer; not posting again");
-            return Ok(Answered {
-                reported,
-                notified: false,
-            });
+            return false;
         }
-        let notified = self.deliver(&answer, deadline).await;
-        Ok(Answered { reported, notified })
+        self.deliver(answer, deadline).await
     }
 
     /// The report is what matters: a notification failure is logged, not retried (a retry
@@ -163,6 +175,18 @@ impl<N: Notify> Answerer<N> {
             }
         }
     }
+}
+
+fn add_already_reported_note(answer: &mut Answer) {
+    let note = format!(
+        "An earlier attempt already reported the {}; that first answer is the one that stands. This attempt found what is shown here.",
+        answer.subject
+    );
+    let n = &mut answer.notification;
+    n.body = format!("{}\n{note}", n.body);
+    n.slack
+        .blocks
+        .push(Block::Context(vec![Mrkdwn::from_untrusted(&note)]));
 }
 
 fn add_unreported_warning(answer: &mut Answer, error: &Error) {
@@ -228,31 +252,79 @@ mod tests {
         Deadline::after(Duration::from_secs(5))
     }
 
+    /// The earlier attempt may have reported something else (Failed, where this attempt
+    /// passed): after "already reported" the post goes out whatever NOTIFY_ON says, and says
+    /// the first answer stands.
     #[tokio::test]
-    async fn already_reported_is_still_notified_when_this_container_has_not_notified() {
+    async fn already_reported_is_posted_even_unwanted_when_this_container_has_not_posted() {
         let a = Answerer::new(Posts::default());
         let out = a
             .answer(
-                answer(true),
-                async { Ok(Reported::AlreadyReported) },
+                answer(false),
+                |_| async { Ok(Reported::AlreadyReported) },
                 &deadline(),
             )
             .await
             .unwrap();
         assert!(out.notified);
+        let posts = a.notifier().0.lock().unwrap();
+        assert_eq!(posts.len(), 1);
+        assert!(
+            posts[0]
+                .body
+                .contains("first answer is the one that stands")
+        );
+    }
+
+    #[tokio::test]
+    async fn the_report_gets_half_the_time_left_and_the_post_the_rest() {
+        let a = Answerer::new(Posts::default());
+        let whole = deadline();
+        let given = std::sync::Mutex::new(None);
+        a.answer(
+            answer(true),
+            |d| {
+                *given.lock().unwrap() = Some(d);
+                async { Ok(Reported::Recorded) }
+            },
+            &whole,
+        )
+        .await
+        .unwrap();
+        let given = given.lock().unwrap().unwrap();
+        assert!(given.remaining() <= whole.remaining() / 2 + Duration::from_millis(50));
+        assert!(given.remaining() >= Duration::from_secs(2));
+    }
+
+    #[tokio::test]
+    async fn a_report_refused_twice_in_one_container_is_posted_once() {
+        let a = Answerer::new(Posts::default());
+        for _ in 0..2 {
+            a.answer(
+                answer(false),
+                |_| async { Err(Error::bad_input("refused")) },
+                &deadline(),
+            )
+            .await
+            .unwrap();
+        }
         assert_eq!(a.notifier().0.lock().unwrap().len(), 1);
     }
 
     #[tokio::test]
     async fn a_second_answer_for_the_same_key_in_one_container_is_not_posted_again() {
         let a = Answerer::new(Posts::default());
-        a.answer(answer(true), async { Ok(Reported::Recorded) }, &deadline())
-            .await
-            .unwrap();
+        a.answer(
+            answer(true),
+            |_| async { Ok(Reported::Recorded) },
+            &deadline(),
+        )
+        .await
+        .unwrap();
         let again = a
             .answer(
                 answer(true),
-                async { Ok(Reported::AlreadyReported) },
+                |_| async { Ok(Reported::AlreadyReported) },
                 &deadline(),
             )
             .await
@@ -264,7 +336,7 @@ mod tests {
     #[tokio::test]
     async fn a_refused_report_is_notified_even_when_the_verdict_was_not_wanted() {
         let a = Answerer::new(Posts::default());
-        let refused = async {
+        let refused = |_| async {
             Err(Error::Aws {
                 service: "CodePipeline",
                 operation: "PutJobSuccessResult",
@@ -289,7 +361,7 @@ mod tests {
         let err = a
             .answer(
                 answer(true),
-                async { Err(Error::OutOfTime("reporting")) },
+                |_| async { Err(Error::OutOfTime("reporting")) },
                 &deadline(),
             )
             .await
@@ -308,7 +380,7 @@ mod tests {
         let out = a
             .answer(
                 job,
-                async { Err(Error::OutOfTime("reporting")) },
+                |_| async { Err(Error::OutOfTime("reporting")) },
                 &deadline(),
             )
             .await

@@ -139,7 +139,8 @@ impl Secrets {
             return Ok(s.clone());
         }
         let key = reference.describe();
-        if let Some((hit, at)) = self.cache.lock().await.get(&key)
+        let cached = self.cache.lock().await.get(&key).cloned();
+        if let Some((hit, at)) = &cached
             && at.elapsed() < self.ttl
         {
             return Ok(hit.clone());
@@ -147,12 +148,25 @@ impl Secrets {
         let fetched = deadline
             .run(self.fetch(reference))
             .await
-            .map_err(|_| Error::OutOfTime("reading a secret"))??;
-        self.cache
-            .lock()
-            .await
-            .insert(key, (fetched.clone(), Instant::now()));
-        Ok(fetched)
+            .map_err(|_| Error::OutOfTime("reading a secret"))
+            .and_then(|r| r);
+        match (fetched, cached) {
+            (Ok(value), _) => {
+                self.cache
+                    .lock()
+                    .await
+                    .insert(key, (value.clone(), Instant::now()));
+                Ok(value)
+            }
+            // A refresh that failed for a passing reason (throttling, an SSM brownout) keeps
+            // the value it was refreshing: failing a deployment over a slow read of a
+            // setting that was fine five minutes ago would be worse than a late change.
+            (Err(e), Some((stale, _))) if e.is_retryable() => {
+                tracing::warn!(reference = %key, error = %e, "could not refresh; using the value read before");
+                Ok(stale)
+            }
+            (Err(e), _) => Err(e),
+        }
     }
 
     /// Drops a cached value at once, for when its user has learned it is stale (Slack says a

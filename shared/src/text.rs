@@ -97,6 +97,30 @@ fn cut_at_units(text: &str, max_units: usize) -> &str {
     text
 }
 
+/// A duration as a person reads it in a message: `42 ms`, `1.5 s`, `20 s`, `3 min 20 s`,
+/// `2 h 3 min`. The one formatter every function uses.
+pub fn human_duration(d: std::time::Duration) -> String {
+    let ms = d.as_millis();
+    let s = d.as_secs();
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if s < 60 && !ms.is_multiple_of(1000) {
+        format!("{:.1} s", d.as_secs_f64())
+    } else if s < 60 {
+        format!("{s} s")
+    } else if s < 3600 {
+        match s % 60 {
+            0 => format!("{} min", s / 60),
+            rest => format!("{} min {rest} s", s / 60),
+        }
+    } else {
+        match (s % 3600) / 60 {
+            0 => format!("{} h", s / 3600),
+            rest => format!("{} h {rest} min", s / 3600),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,5 +180,17 @@ mod tests {
     fn tiny_limits_still_fit() {
         assert!(slack_len(&truncate_mrkdwn("abcdefghijklmnopqrstuvwxyz", 5)) <= 5);
         assert!(truncate_bytes("abcdef", 3).len() <= 3);
+    }
+
+    #[test]
+    fn durations_read_as_a_person_would_say_them() {
+        use std::time::Duration;
+        assert_eq!(human_duration(Duration::from_millis(42)), "42 ms");
+        assert_eq!(human_duration(Duration::from_millis(1500)), "1.5 s");
+        assert_eq!(human_duration(Duration::from_secs(20)), "20 s");
+        assert_eq!(human_duration(Duration::from_secs(180)), "3 min");
+        assert_eq!(human_duration(Duration::from_secs(200)), "3 min 20 s");
+        assert_eq!(human_duration(Duration::from_secs(7384)), "2 h 3 min");
+        assert_eq!(human_duration(Duration::from_secs(7200)), "2 h");
     }
 }

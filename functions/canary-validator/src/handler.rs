@@ -177,10 +177,12 @@ where
             // The hook payload holds two ids and nothing secret: a retry is safe.
             lambda_retries: true,
         };
-        let report =
-            self.ports
-                .hooks
-                .report(&ids.deployment_id, &ids.hook_execution_id, status, deadline);
+        let hooks = &self.ports.hooks;
+        let report = |by: Deadline| async move {
+            hooks
+                .report(&ids.deployment_id, &ids.hook_execution_id, status, &by)
+                .await
+        };
         let answered = self.ports.answerer.answer(answer, report, deadline).await?;
         Ok(json!({
             "outcome": "reported",

@@ -140,23 +140,7 @@ impl Probe for HttpProbe {
     }
 }
 
-pub fn human(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms < 1000 {
-        format!("{ms} ms")
-    } else if ms < 60_000 && !ms.is_multiple_of(1000) {
-        format!("{:.1} s", d.as_secs_f64())
-    } else if ms < 60_000 {
-        format!("{} s", ms / 1000)
-    } else {
-        let s = d.as_secs();
-        if s.is_multiple_of(60) {
-            format!("{} min", s / 60)
-        } else {
-            format!("{} min {} s", s / 60, s % 60)
-        }
-    }
-}
+pub use shared::text::human_duration as human;
 
 /// Why one answer does not pass, or `None` when it does.
 pub fn judge_answer(check: &HttpCheck, response: &ProbeResponse) -> Option<String> {

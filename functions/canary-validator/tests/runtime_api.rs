@@ -37,7 +37,7 @@ async fn the_binary_reports_every_hook_once_and_in_time() {
     moto.aws_json(
         "ssm",
         "AmazonSSM.PutParameter",
-        &json!({"Name": "/prod-api/canary-token", "Value": TOKEN, "Type": "SecureString"}),
+        &json!({"Name": "/canary/e2e-token", "Value": TOKEN, "Type": "SecureString"}),
     )
     .await;
     let checks = json!({
@@ -45,7 +45,7 @@ async fn the_binary_reports_every_hook_once_and_in_time() {
         "deployment_groups": {
             "prod-api-dg": [
                 {"type": "http", "name": "health", "url": target.url("/healthy"), "attempts": 2, "interval": "100ms",
-                 "headers": {"Authorization": "ssm:/prod-api/canary-token"},
+                 "headers": {"Authorization": "ssm:/canary/e2e-token"},
                  "json_pointer": "/status", "json_equals": "UP"},
                 {"type": "alarms", "alarms": ["prod-api-5xx"], "bake": "1s", "poll": "300ms"}
             ],
@@ -54,10 +54,10 @@ async fn the_binary_reports_every_hook_once_and_in_time() {
     });
 
     let api = RuntimeApi::start().await;
-    let mut env = moto.env();
+    // Every AWS call through the recording stub (forwarding to moto), so the IAM check sees
+    // what the release wiring calls too.
+    let mut env = standins::moto::aws_env(&stub.endpoint());
     env.extend([
-        ("AWS_ENDPOINT_URL_CODEDEPLOY".to_owned(), stub.endpoint()),
-        ("AWS_ENDPOINT_URL_CLOUDWATCH".to_owned(), stub.endpoint()),
         ("SLACK_WEBHOOK_URL".to_owned(), sink.webhook_url("deploys")),
         ("HOOK".to_owned(), "AfterAllowTraffic".to_owned()),
         ("CHECKS".to_owned(), checks.to_string()),
@@ -150,6 +150,12 @@ async fn the_binary_reports_every_hook_once_and_in_time() {
 #[tokio::test]
 async fn the_binary_with_a_broken_configuration_still_reports_failed() {
     let stub = RecordingStub::start().await;
+    // The sample's deployment, so the IAM check knows its deployment group.
+    stub.fixture(
+        "GetDeployment",
+        json!({"deploymentId": "d-7JQ2XK4LB"}),
+        deployment("d-7JQ2XK4LB", "prod-api-dg"),
+    );
     let api = RuntimeApi::start().await;
     let mut env = standins::moto::aws_env(&stub.endpoint());
     env.extend([

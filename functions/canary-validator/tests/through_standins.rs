@@ -595,3 +595,33 @@ fn the_sample_check_book_is_valid() {
     let book = canary_validator::checks::parse_book(&text).unwrap();
     assert_eq!(book.groups["DgpECS-prod-api"].len(), 3);
 }
+
+/// A header value kept in Secrets Manager (a JSON secret, one key of it) reaches the request
+/// and never the report or the post; the stack grants it through `ConfigSecretArns`.
+#[tokio::test]
+async fn a_header_secret_is_read_from_secrets_manager_by_json_key() {
+    let w = World::start(true).await;
+    w.moto()
+        .aws_json(
+            "secretsmanager",
+            "secretsmanager.CreateSecret",
+            &json!({"Name": "canary/api", "SecretString": r#"{"token":"Bearer sm-t0ken-DO-NOT-SHOW"}"#}),
+        )
+        .await;
+    let checks = json!([http(
+        w.target.url("/healthy"),
+        json!({"attempts": 1, "headers": {"Authorization": "secretsmanager:canary/api#token"}})
+    )]);
+    let v = w.validator(checks, &[("NOTIFY_ON", "ALL")]).await;
+    let out = v
+        .handle(&hook_event("d-GOOD", "hook-sm"), budget(20))
+        .await
+        .unwrap();
+    assert_eq!(out["status"], "Succeeded", "{out}");
+    assert_eq!(
+        w.target.header_values("/healthy", "authorization"),
+        vec!["Bearer sm-t0ken-DO-NOT-SHOW"]
+    );
+    assert!(!out.to_string().contains("sm-t0ken"));
+    assert!(!w.sink.delivered()[0].to_string().contains("sm-t0ken"));
+}

@@ -88,7 +88,7 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
         match parse(event) {
             // Boxed: the two futures are deep, and unboxed they overflow the compiler's
             // layout query depth once the runtime wraps them.
-            Ok(Entry::Job(job)) => Box::pin(self.job(job, deadline, now)).await,
+            Ok(Entry::Job(job)) => Ok(Box::pin(self.guarded_job(job, deadline, now)).await),
             Ok(Entry::Scan(scan)) => match &self.setup {
                 Ok(config) => Box::pin(self.scan_event(config, scan, deadline, now)).await,
                 Err(why) => Box::pin(self.unconfigured_scan(&scan, why, &deadline)).await,
@@ -245,6 +245,43 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
             Guarded::Finished(Ok(Verdict::Pending { reason })) => Decision::Wait(reason),
             Guarded::Finished(Ok(verdict)) => Decision::Final(Box::new(verdict)),
         }
+    }
+
+    /// A job's event carries `artifactCredentials`, and a failed invocation's event is kept
+    /// whole in the dead-letter queue: so the job path never fails the invocation, not even
+    /// on a panic outside the evaluation's own guard. What could not be answered is told.
+    async fn guarded_job(&self, job: JobRequest, deadline: Deadline, now: i64) -> Value {
+        let job_id = job.job_id.clone();
+        let work_deadline = deadline.less(Duration::from_secs(1));
+        let why = match guarded(&work_deadline, Box::pin(self.job(job, deadline, now))).await {
+            Guarded::Finished(Ok(out)) => return out,
+            Guarded::Finished(Err(e)) => e.to_string(),
+            Guarded::Panicked => "internal error while answering; see the function's log".into(),
+            Guarded::OutOfTime => "ran out of time while answering".into(),
+        };
+        tracing::error!(job_id, reason = %why, "the job may be left unanswered; acknowledged so its event stays out of the dead-letter queue");
+        let verdict = Verdict::Fail {
+            image: None,
+            reasons: vec![format!(
+                "could not answer CodePipeline job {job_id}: {why}. The stage waits until CodePipeline times the action out"
+            )],
+            evaluation: None,
+        };
+        let place = Place {
+            region: &self.region,
+            account: "",
+        };
+        let n = render(&verdict, "", &format!("job {job_id}"), &place, None);
+        if let Err(e) = self
+            .answerer
+            .notifier()
+            .notify(&n, &deadline)
+            .await
+            .into_result()
+        {
+            tracing::error!(job_id, error = %e, "notification failed");
+        }
+        json!({"outcome": "unanswered", "jobId": job_id, "reason": why})
     }
 
     /// The decision for a job: waits past `MAX_WAIT` fail closed.
@@ -407,7 +444,9 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
             // The job event carries artifactCredentials: never let it reach the DLQ.
             lambda_retries: false,
         };
-        let report = self.jobs.report(&job.job_id, outcome, &deadline);
+        let jobs = &self.jobs;
+        let job_id = &job.job_id;
+        let report = |by: Deadline| async move { jobs.report(job_id, outcome, &by).await };
         let answered = Box::pin(self.answerer.answer(answer, report, &deadline)).await?;
         Ok(json!({
             "outcome": "reported",

@@ -260,9 +260,11 @@ impl Ecr {
     }
 
     /// No scan exists: the repository does not scan on push. Waiting for one would hold a
-    /// pipeline for the whole MAX_WAIT, so start a basic scan once and say so; where that is
-    /// refused (enhanced scanning, the daily manual-scan limit, no permission), the image
-    /// cannot be judged, and the answer says why and what to change.
+    /// pipeline for the whole MAX_WAIT, so start a basic scan and say so. ECR allows one
+    /// manual scan per image per day, which makes this "once": a second start is refused
+    /// with LimitExceededException, read as "a scan is on its way". Any other refusal
+    /// (enhanced scanning, no permission) means the image cannot be judged: the answer says
+    /// why and what to change.
     async fn start_scan(&self, image: &ImageRef) -> Result<Scan, Error> {
         let started = self
             .client
@@ -283,6 +285,15 @@ impl Ecr {
                 })
             }
             Err(e) if e.is_retryable() => Err(e),
+            // One manual scan per image per day: a scan was started recently (by us on an
+            // earlier invocation, whose result ECR may not show yet, or by someone else).
+            // Wait for it; MAX_WAIT still bounds the wait.
+            Err(e) if e.aws_code() == Some("LimitExceededException") => Ok(Scan::InProgress {
+                status: "PENDING".into(),
+                description: Some(
+                    "no scan found yet, and a scan of this image was already started today".into(),
+                ),
+            }),
             Err(e) => Ok(Scan::Unusable {
                 status: "NO_SCAN".into(),
                 description: Some(format!(

@@ -22,6 +22,7 @@ fn binary() -> PathBuf {
 async fn the_binary_gates_a_pipeline_job_and_judges_scan_events() {
     let moto = Moto::start();
     let stub = RecordingStub::start().await;
+    stub.forward_unknown_to(moto.endpoint());
     let sink = SlackSink::start().await;
     create_repository(&moto, "prod-api", false).await;
     let digest = push_image(&moto, "prod-api", "1.42.0", "e2e").await;
@@ -34,11 +35,10 @@ async fn the_binary_gates_a_pipeline_job_and_judges_scan_events() {
     }
 
     let api = RuntimeApi::start().await;
-    let mut env = moto.env();
-    env.extend([
-        ("AWS_ENDPOINT_URL_CODEPIPELINE".to_owned(), stub.endpoint()),
-        ("SLACK_WEBHOOK_URL".to_owned(), sink.webhook_url("security")),
-    ]);
+    // Every AWS call through the recording stub (forwarding to moto), so the IAM check sees
+    // what the release wiring calls too.
+    let mut env = standins::moto::aws_env(&stub.endpoint());
+    env.extend([("SLACK_WEBHOOK_URL".to_owned(), sink.webhook_url("security"))]);
     let mut function = FunctionProcess::spawn(&binary(), &api, &env);
 
     let job = api

@@ -751,9 +751,9 @@ async fn with_no_scan_the_gate_starts_one_and_waits() {
     assert!(summary.contains("scan on push"), "{summary}");
 }
 
-/// Where no scan can be started — here moto enforces basic scanning's one manual scan per
-/// image per day (LimitExceededException); enhanced scanning refuses StartImageScan too — the
-/// job fails at once with advice instead of waiting out MAX_WAIT.
+/// Where no scan can be started (a registry with enhanced scanning refuses StartImageScan;
+/// so does a role without the grant), the job fails at once with advice instead of waiting
+/// out MAX_WAIT.
 #[tokio::test]
 async fn with_no_scan_and_none_startable_the_job_fails_fast_with_advice() {
     let rig = rig().await;
@@ -764,6 +764,12 @@ async fn with_no_scan_and_none_startable_the_job_fails_fast_with_advice() {
         json!({"repositoryName": "prod-api"}),
         "ScanNotFoundException",
         "Image scan does not exist for the image",
+    );
+    rig.stub.fixture_error(
+        "StartImageScan",
+        json!({"repositoryName": "prod-api"}),
+        "ValidationException",
+        "This feature is disabled for registries with enhanced scanning",
     );
     let h = handler(&rig, &[]);
     let out = h
@@ -867,5 +873,38 @@ async fn a_job_result_that_cannot_be_sent_is_told_and_never_fails_the_invocation
         posts[0].to_string().contains("Could not report"),
         "{}",
         posts[0]
+    );
+}
+
+/// ECR allows one manual scan per image per day. moto enforces it (it counts a pushed image
+/// as scanned today): the refusal means a scan is already on its way, so the job waits.
+#[tokio::test]
+async fn with_no_scan_found_but_one_started_today_the_job_waits() {
+    let rig = rig().await;
+    create_repository(&rig.moto, "prod-api", false).await;
+    push_image(&rig.moto, "prod-api", "1.42.0", "unscanned").await;
+    rig.stub.fixture_error(
+        "DescribeImageScanFindings",
+        json!({"repositoryName": "prod-api"}),
+        "ScanNotFoundException",
+        "Image scan does not exist for the image",
+    );
+    let h = handler(&rig, &[]);
+    let out = h
+        .handle(&job_for_prod_api(), budget(), now())
+        .await
+        .unwrap();
+    assert_eq!(out["result"], "continue", "{out}");
+    // The SDK retries LimitExceededException as throttling before it reaches the gate.
+    let starts: Vec<u16> = rig
+        .stub
+        .calls()
+        .into_iter()
+        .filter(|c| c.operation == "StartImageScan")
+        .map(|c| c.status)
+        .collect();
+    assert!(
+        !starts.is_empty() && starts.iter().all(|s| *s == 400),
+        "refused by moto's daily limit: {starts:?}"
     );
 }

@@ -2,11 +2,14 @@
 //! Everything from the event or the API goes through `Mrkdwn::plain` (escaped); only the
 //! operator's `FAILURE_MENTION` and our own markup are passed as they are.
 
+use std::time::Duration;
+
 use aws_smithy_types::DateTime;
 use aws_smithy_types::date_time::Format;
 use shared::console;
 use shared::notifier::Notification;
 use shared::slack::{Block, Button, Message, Mrkdwn};
+use shared::text::human_duration;
 
 use crate::event::{Level, PipelineEvent, State};
 use crate::lookup::{ExecutionInfo, Revision};
@@ -108,15 +111,6 @@ fn epoch(ts: &str) -> Option<i64> {
     DateTime::from_str(ts, Format::DateTime)
         .ok()
         .map(|d| d.secs())
-}
-
-fn human_duration(secs: i64) -> String {
-    let secs = secs.max(0);
-    match secs {
-        s if s < 60 => format!("{s}s"),
-        s if s < 3600 => format!("{}m {}s", s / 60, s % 60),
-        s => format!("{}h {}m", s / 3600, (s % 3600) / 60),
-    }
 }
 
 fn provider_label(e: &PipelineEvent) -> &'static str {
@@ -233,7 +227,10 @@ pub fn render(
             None => f.plain(time),
         };
         if let (Some(start), Some(now)) = (e.start_time.as_deref().and_then(epoch), epoch(time)) {
-            f = f.plain(&format!(" (running for {})", human_duration(now - start)));
+            f = f.plain(&format!(
+                " (running for {})",
+                human_duration(Duration::from_secs(u64::try_from(now - start).unwrap_or(0)))
+            ));
         }
         fields.push(f);
     }
@@ -411,17 +408,4 @@ fn revision_text(r: &Revision) -> String {
         parts.push(u.clone());
     }
     parts.join(" ")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_read_naturally() {
-        assert_eq!(human_duration(42), "42s");
-        assert_eq!(human_duration(200), "3m 20s");
-        assert_eq!(human_duration(7384), "2h 3m");
-        assert_eq!(human_duration(-5), "0s");
-    }
 }

@@ -31,6 +31,15 @@ pub enum SlackError {
     InvalidWebhook,
 }
 
+impl From<SlackError> for crate::Error {
+    fn from(e: SlackError) -> Self {
+        Self::Slack {
+            retryable: e.is_retryable(),
+            message: e.to_string(),
+        }
+    }
+}
+
 impl SlackError {
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::Unavailable { .. } | Self::OutOfTime { .. })

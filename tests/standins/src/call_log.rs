@@ -35,9 +35,13 @@ pub fn log_call(headers: &HeaderMap, operation: &str, request: &Value, response:
         "request": request,
         "response": response,
     });
-    let path = std::path::Path::new(&dir).join(format!("{package}.jsonl"));
-    let _ = std::fs::create_dir_all(&dir);
-    // One write per line, in append mode: lines from tests running in parallel stay whole.
+    append(&dir, &package, &line);
+}
+
+/// One write per line, in append mode: lines from tests running in parallel stay whole.
+fn append(dir: &std::ffi::OsStr, package: &str, line: &Value) {
+    let path = std::path::Path::new(dir).join(format!("{package}.jsonl"));
+    let _ = std::fs::create_dir_all(dir);
     if let Ok(mut file) = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -45,4 +49,15 @@ pub fn log_call(headers: &HeaderMap, operation: &str, request: &Value, response:
     {
         let _ = file.write_all(format!("{line}\n").as_bytes());
     }
+}
+
+/// What the stub was told about the account (a fixture), for the IAM check to resolve calls
+/// whose resource the request alone does not name (a CodeDeploy deployment's group).
+pub fn log_fixture(operation: &str, when: &Value, response: &Value) {
+    let Some(dir) = std::env::var_os("STANDINS_CALL_LOG") else {
+        return;
+    };
+    let package = std::env::var("CARGO_PKG_NAME").unwrap_or_else(|_| "unknown".into());
+    let line = json!({"fixture": operation, "when": when, "response": response});
+    append(&dir, &package, &line);
 }

@@ -98,6 +98,7 @@ impl RecordingStub {
     /// Fixtures come first, also for the operations the stub answers itself, so a test can
     /// make those refuse (`AccessDeniedException` for a role without the grant).
     pub fn fixture(&self, operation: &str, when: Value, response: Value) {
+        crate::call_log::log_fixture(operation, &when, &response);
         self.lock().fixtures.push(Fixture {
             operation: operation.into(),
             when,
@@ -223,9 +224,9 @@ async fn handle(
             .iter()
             .rev()
             .find(|f| f.operation == operation && contains(&request, &f.when))
-            .and_then(|f| match &f.answer {
-                Answer::Ok(v) => Some(v.clone()),
-                Answer::Error { .. } => None,
+            .map(|f| match &f.answer {
+                Answer::Ok(v) => v.clone(),
+                Answer::Error { code, .. } => json!({"__type": code}),
             })
             .unwrap_or(Value::Null);
         crate::call_log::log_call(&headers, &operation, &request, &fixture_answer);
