@@ -308,6 +308,25 @@ pub enum LoadError {
     Invalid { from: String, why: String },
 }
 
+impl LoadError {
+    /// For a person: `cannot read CHECKS from ssm:/x: …` or `CHECKS in ssm:/x: …`.
+    pub fn describe(&self, what: &str) -> String {
+        match self {
+            Self::Unreadable { from, error } => format!("cannot read {what} from {from}: {error}"),
+            Self::Invalid { from, why } => format!("{what} in {from}: {why}"),
+        }
+    }
+
+    /// As an error: an unreadable store keeps its own word on whether a retry may help; an
+    /// invalid document is bad input, which no retry fixes.
+    pub fn into_error(self, what: &str) -> Error {
+        match self {
+            Self::Unreadable { error, .. } => error,
+            invalid @ Self::Invalid { .. } => Error::bad_input(invalid.describe(what)),
+        }
+    }
+}
+
 impl<T: Clone> Document<T> {
     /// The inline document, or the stored one read through `secrets` (which keeps it for
     /// `CONFIG_TTL`) and parsed.

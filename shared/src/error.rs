@@ -95,6 +95,12 @@ impl Error {
     }
 }
 
+/// Why an input is acknowledged without being acted on (not this function's event, or not
+/// one it can use). Safe to log and to return: it describes the input, never quotes it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NotForUs(pub String);
+
 /// The HTTP status of a raw response, so [`Error::from_sdk`] can stay generic.
 pub trait HttpStatus {
     fn status_code(&self) -> u16;

@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
-use shared::config::LoadError;
+use shared::error::NotForUs;
 use shared::guard::{Guarded, guarded};
 use shared::hooks::{HookStatus, ReportHook};
 use shared::notifier::Notify;
@@ -61,15 +61,15 @@ pub struct HookEvent {
 }
 
 /// The two ids CodeDeploy sends, or why the input is not a hook invocation.
-pub fn parse_event(event: &Value) -> Result<HookEvent, String> {
-    let field = |name: &str| -> Result<String, String> {
+pub fn parse_event(event: &Value) -> Result<HookEvent, NotForUs> {
+    let field = |name: &str| -> Result<String, NotForUs> {
         match event.get(name) {
             Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= MAX_ID_LEN => {
                 Ok(s.trim().to_owned())
             }
-            Some(Value::String(_)) => Err(format!("{name} is blank or too long")),
-            Some(_) => Err(format!("{name} is not a string")),
-            None => Err(format!("{name} is missing")),
+            Some(Value::String(_)) => Err(NotForUs(format!("{name} is blank or too long"))),
+            Some(_) => Err(NotForUs(format!("{name} is not a string"))),
+            None => Err(NotForUs(format!("{name} is missing"))),
         }
     };
     Ok(HookEvent {
@@ -111,7 +111,7 @@ where
             Err(why) => {
                 // Without both ids there is nothing to report to.
                 tracing::warn!(reason = %why, "input ignored: not a CodeDeploy lifecycle hook invocation");
-                return Ok(json!({"outcome": "ignored", "reason": why}));
+                return Ok(json!({"outcome": "ignored", "reason": why.0}));
             }
         };
         let config = match &self.setup {
@@ -259,12 +259,7 @@ where
             .checks
             .load(secrets, deadline, parse_book)
             .await
-            .map_err(|e| match e {
-                LoadError::Unreadable { from, error } => {
-                    format!("cannot read CHECKS from {from}: {error}")
-                }
-                LoadError::Invalid { from, why } => format!("CHECKS in {from}: {why}"),
-            })
+            .map_err(|e| e.describe("CHECKS"))
     }
 
     async fn resolve(&self, reference: &SecretRef, deadline: &Deadline) -> Result<Secret, Error> {

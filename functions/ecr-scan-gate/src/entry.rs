@@ -57,9 +57,7 @@ pub enum Entry {
     Job(JobRequest),
 }
 
-/// Why an input is acknowledged without a verdict. Never quotes the input.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NotForUs(pub String);
+pub use shared::error::NotForUs;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

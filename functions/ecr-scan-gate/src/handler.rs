@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use shared::config::LoadError;
 use shared::dedupe::RecentEvents;
 use shared::guard::{Guarded, guarded};
 use shared::jobs::{FailureKind, JobOutcome, ReportJob};
@@ -105,13 +104,7 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
             .waivers
             .load(self.secrets.as_deref(), deadline, parse_waivers)
             .await
-            .map_err(|e| match e {
-                // Kept as it came: whether a retry may help is the store's to say.
-                LoadError::Unreadable { error, .. } => error,
-                LoadError::Invalid { from, why } => {
-                    Error::bad_input(format!("waivers in {from}: {why}"))
-                }
-            })?
+            .map_err(|e| e.into_error("waivers"))?
             .into_owned();
         Ok(Policy {
             max: config.max.clone(),

@@ -158,9 +158,7 @@ struct Detail {
     start_time: Option<String>,
 }
 
-/// Why an event is acknowledged without a message. Safe to log: it never quotes the event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NotForUs(pub String);
+pub use shared::error::NotForUs;
 
 fn non_empty(v: Option<String>) -> Option<String> {
     v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
