@@ -12,6 +12,7 @@ pub mod glob;
 pub mod guard;
 pub mod hooks;
 pub mod jobs;
+pub mod message;
 pub mod notifier;
 pub mod report;
 pub mod retry;

@@ -9,25 +9,29 @@ use crate::secrets::{SecretRef, Secrets};
 use crate::slack::{Message, SlackClient};
 use crate::sns::SnsPublisher;
 
-/// The same facts for both channels: Block Kit for Slack, a subject and plain text for SNS
-/// (whose subscribers are often e-mail or chat bridges that show text as it is).
+/// One message for both channels: Block Kit for Slack, and the same description as a
+/// subject and plain text for SNS (whose subscribers are often e-mail or chat bridges that
+/// show text as it is).
 #[derive(Debug, Clone)]
 pub struct Notification {
     pub subject: String,
-    pub body: String,
     pub slack: Message,
     /// Another webhook for this message (per-pipeline routing); the default otherwise.
     pub slack_route: Option<SecretRef>,
 }
 
 impl Notification {
-    pub fn new(subject: impl Into<String>, body: impl Into<String>, slack: Message) -> Self {
+    pub fn new(subject: impl Into<String>, message: Message) -> Self {
         Self {
             subject: subject.into(),
-            body: body.into(),
-            slack,
+            slack: message,
             slack_route: None,
         }
+    }
+
+    /// The SNS text: the Slack message's plain-text form.
+    pub fn body(&self) -> String {
+        self.slack.to_text()
     }
 
     pub fn routed_to(mut self, webhook: Option<SecretRef>) -> Self {
@@ -237,7 +241,7 @@ impl Notifier {
         let Some(sns) = &self.sns else {
             return ChannelOutcome::NotConfigured;
         };
-        match sns.publish(&n.subject, &n.body, deadline).await {
+        match sns.publish(&n.subject, &n.body(), deadline).await {
             Ok(id) => {
                 tracing::info!(topic = sns.topic_arn(), message_id = %id, "published to SNS");
                 ChannelOutcome::Delivered
@@ -253,7 +257,7 @@ impl Notifier {
 impl Notify for Notifier {
     async fn notify(&self, n: &Notification, deadline: &Deadline) -> DeliveryReport {
         if self.is_dry_run() && n.slack_route.is_none() {
-            tracing::info!(subject = %n.subject, text = %n.body, "dry run: would notify");
+            tracing::info!(subject = %n.subject, text = %n.body(), "dry run: would notify");
             return DeliveryReport {
                 slack: ChannelOutcome::NotConfigured,
                 sns: ChannelOutcome::NotConfigured,

@@ -182,29 +182,24 @@ fn add_already_reported_note(answer: &mut Answer) {
         "An earlier attempt already reported the {}; that first answer is the one that stands. This attempt found what is shown here.",
         answer.subject
     );
-    let n = &mut answer.notification;
-    n.body = format!("{}\n{note}", n.body);
-    n.slack
+    answer
+        .notification
+        .slack
         .blocks
         .push(Block::Context(vec![Mrkdwn::from_untrusted(&note)]));
 }
 
 fn add_unreported_warning(answer: &mut Answer, error: &Error) {
     let headline = format!("Could not report the {}", answer.subject);
-    let why = error.to_string();
     let n = &mut answer.notification;
     n.subject = format!("⚠️ {headline}");
-    n.body = format!(
-        "{headline}: {why}\nUntil someone acts, {}.\n\n{}",
-        answer.if_unreported, n.body
-    );
     n.slack.text = Mrkdwn::from_untrusted(&n.subject);
     let warning = Block::section(
         Mrkdwn::new()
-            .markup("⚠️ ")
+            .literal("⚠️ ")
             .bold(&headline)
             .newline()
-            .plain(&why)
+            .plain(&error.to_string())
             .newline()
             .plain("Until someone acts, ")
             .plain(answer.if_unreported)
@@ -240,8 +235,8 @@ mod tests {
             if_unreported: "the stage waits for CodePipeline's timeout",
             notification: Notification::new(
                 "FAIL",
-                "the image failed",
-                Message::new(Mrkdwn::from_untrusted("FAIL")),
+                Message::new(Mrkdwn::from_untrusted("FAIL"))
+                    .block(Block::section(Mrkdwn::from_untrusted("the image failed"))),
             ),
             wanted,
             lambda_retries: true,
@@ -271,7 +266,7 @@ mod tests {
         assert_eq!(posts.len(), 1);
         assert!(
             posts[0]
-                .body
+                .body()
                 .contains("first answer is the one that stands")
         );
     }
@@ -351,8 +346,8 @@ mod tests {
         let posts = a.notifier().0.lock().unwrap();
         assert_eq!(posts.len(), 1);
         assert!(posts[0].subject.contains("Could not report"));
-        assert!(posts[0].body.contains("AccessDeniedException"));
-        assert!(posts[0].body.contains("waits for CodePipeline's timeout"));
+        assert!(posts[0].body().contains("AccessDeniedException"));
+        assert!(posts[0].body().contains("waits for CodePipeline's timeout"));
     }
 
     #[tokio::test]

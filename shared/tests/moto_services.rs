@@ -215,7 +215,6 @@ async fn publishing_to_a_missing_topic_is_permanent() {
 fn notification() -> Notification {
     Notification::new(
         "prod-api: SUCCEEDED",
-        "Pipeline prod-api succeeded.",
         Message::new(Mrkdwn::from_untrusted("prod-api SUCCEEDED")).block(Block::section(
             Mrkdwn::new().bold("prod-api").plain(" succeeded"),
         )),
@@ -260,7 +259,8 @@ async fn notifier_fans_out_to_slack_from_ssm_and_to_sns() {
     assert!(sink.requests()[0].path.contains("/default/"));
     assert_eq!(
         received(&sdk, &queue).await[0]["Message"],
-        "Pipeline prod-api succeeded."
+        "prod-api succeeded",
+        "SNS gets the Slack message's text form"
     );
 
     // A routed message goes to its own webhook instead of the default.

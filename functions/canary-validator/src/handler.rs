@@ -183,7 +183,9 @@ where
                 .report(&ids.deployment_id, &ids.hook_execution_id, status, &by)
                 .await
         };
-        let answered = self.ports.answerer.answer(answer, report, deadline).await?;
+        // Boxed: unboxed, the nested futures overflow the compiler's layout query depth once
+        // the runtime wraps them.
+        let answered = Box::pin(self.ports.answerer.answer(answer, report, deadline)).await?;
         Ok(json!({
             "outcome": "reported",
             "hook": hook,
@@ -531,7 +533,7 @@ mod tests {
         assert_eq!(out["status"], "Failed");
         assert!(out["problem"].as_str().unwrap().contains("CHECKS"), "{out}");
         let notes = h.ports.answerer.notifier().0.lock().unwrap();
-        assert!(notes[0].body.contains("configuration error"));
+        assert!(notes[0].body().contains("configuration error"));
     }
 
     #[tokio::test]

@@ -27,12 +27,6 @@ pub fn render(
     };
     let title = format!("{icon} {hook_name} {word}: {target}");
     let link = console::codedeploy_deployment(region, deployment_id);
-    let mut text = vec![
-        format!("{hook_name} {word}: {target}"),
-        format!("Deployment: {deployment_id} ({link})"),
-        format!("Reported to CodeDeploy: {}", status.name()),
-    ];
-
     let mut fields = vec![
         Mrkdwn::new()
             .bold("Deployment")
@@ -51,7 +45,6 @@ pub fn render(
         );
         if !d.creator.is_empty() {
             fields.push(Mrkdwn::new().bold("Started by").newline().plain(&d.creator));
-            text.push(format!("Started by: {}", d.creator));
         }
     }
     let mut message = Message::new(Mrkdwn::from_untrusted(&title))
@@ -62,11 +55,9 @@ pub fn render(
         message = message.block(Block::section(
             Mrkdwn::new().bold("Why").newline().plain(problem),
         ));
-        text.push(format!("Why: {problem}"));
     }
     if !run.checks.is_empty() {
         let mut lines = Mrkdwn::new().bold("Checks");
-        text.push("Checks:".into());
         for c in &run.checks {
             let mark = match c.state {
                 CheckState::Passed => "✅",
@@ -75,22 +66,18 @@ pub fn render(
             };
             lines = lines
                 .newline()
-                .markup(mark)
-                .markup(" ")
+                .literal(mark)
+                .literal(" ")
                 .bold(&c.name)
                 .plain(" (")
                 .plain(c.kind)
                 .plain(")");
-            let mut plain = format!("- [{:?}] {} ({})", c.state, c.name, c.kind);
             if !c.evidence.0.is_empty() {
                 lines = lines.plain(" — ").plain(&c.evidence.line());
-                plain.push_str(&format!(": {}", c.evidence.line()));
             }
             for r in &c.reasons {
-                lines = lines.newline().markup("      ↳ ").plain(r);
-                plain.push_str(&format!("\n    {r}"));
+                lines = lines.newline().literal("      ↳ ").plain(r);
             }
-            text.push(plain);
         }
         message = message.block(Block::section(lines));
     }
@@ -99,17 +86,12 @@ pub fn render(
             .map(Hook::consequence_of_failure)
             .unwrap_or("CodeDeploy stops the deployment");
         message = message.block(Block::Context(vec![Mrkdwn::new().plain(consequence)]));
-        text.push(consequence.to_owned());
     }
     message = message.block(Block::Buttons(vec![Button {
         label: "Open deployment".into(),
         url: link.clone(),
     }]));
-    Notification::new(
-        format!("{hook_name} {word}: {target}"),
-        text.join("\n"),
-        message,
-    )
+    Notification::new(format!("{hook_name} {word}: {target}"), message)
 }
 
 #[cfg(test)]
@@ -164,11 +146,7 @@ mod tests {
         assert!(payload.contains("HTTP 500, expected 200"));
         assert!(payload.contains("codedeploy/deployments/d-ABCDEF123?region=eu-west-1"));
         assert!(payload.contains("shifts traffic back"));
-        assert!(
-            n.body.contains("[Cancelled] 2 alarms (alarms)"),
-            "{}",
-            n.body
-        );
+        assert!(n.body().contains("⏹️ 2 alarms (alarms)"), "{}", n.body());
     }
 
     #[test]
@@ -182,8 +160,8 @@ mod tests {
         );
         assert_eq!(n.subject, "Lifecycle hook FAILED: d-XYZ");
         assert!(
-            n.body
-                .contains("Why: configuration error: CHECKS is not set")
+            n.body()
+                .contains("Why\nconfiguration error: CHECKS is not set")
         );
     }
 }

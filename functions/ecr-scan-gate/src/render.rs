@@ -90,7 +90,6 @@ pub fn render(
     };
     let label = image_label(repository, image, subject_ref);
     let title = format!("{icon} Image scan {word}: {label}");
-    let mut text = vec![format!("Image scan {word}: {label}")];
     let mut message =
         Message::new(Mrkdwn::from_untrusted(&title)).block(Block::Header(title.clone()));
 
@@ -104,7 +103,6 @@ pub fn render(
             let mut m = Mrkdwn::new().bold("Blocked because");
             for r in reasons {
                 m = m.newline().plain("• ").plain(r);
-                text.push(format!("Blocked: {r}"));
             }
             message = message.block(Block::section(m));
         }
@@ -112,7 +110,6 @@ pub fn render(
             message = message.block(Block::section(
                 Mrkdwn::new().plain("Not decided yet: ").plain(reason),
             ));
-            text.push(format!("Pending: {reason}"));
         }
         Verdict::Pass { .. } => {
             message = message.block(Block::section(
@@ -127,24 +124,11 @@ pub fn render(
             Mrkdwn::new().bold("Findings").newline().plain(&before),
             Mrkdwn::new().bold("After waivers").newline().plain(&after),
         ]));
-        text.push(format!("Findings:      {before}"));
-        text.push(format!("After waivers: {after}"));
         if !e.counted.is_empty() {
             let mut m =
                 Mrkdwn::new().bold(&format!("Worst findings ({} counted)", e.counted.len()));
             for f in e.counted.iter().take(10) {
-                m = m.newline().markup(finding_line(f).as_str());
-                text.push(format!(
-                    "  {} {} {} {} {}",
-                    f.severity.name(),
-                    f.id,
-                    f.package.as_deref().unwrap_or(""),
-                    f.version.as_deref().unwrap_or(""),
-                    f.fixed_in
-                        .as_deref()
-                        .map(|v| format!("(fixed in {v})"))
-                        .unwrap_or_default()
-                ));
+                m = m.newline().append(&finding_line(f));
             }
             message = message.block(Block::section(m));
         }
@@ -157,7 +141,6 @@ pub fn render(
                     .plain(&format!(" until {}: ", w.expires))
                     .plain(&w.reason),
             );
-            text.push(format!("Waived {} until {}: {}", f.id, w.expires, w.reason));
         }
         for (f, w) in &e.expired {
             waivers.push(
@@ -166,10 +149,6 @@ pub fn render(
                     .bold(&f.id)
                     .plain(&format!(" expired on {}: it counts again", w.expires)),
             );
-            text.push(format!(
-                "Expired waiver {} ({}): counts again",
-                f.id, w.expires
-            ));
         }
         for w in &e.expiring_soon {
             waivers.push(
@@ -178,7 +157,6 @@ pub fn render(
                     .bold(&w.id)
                     .plain(&format!(" ends on {}", w.expires)),
             );
-            text.push(format!("Waiver {} ends on {}", w.id, w.expires));
         }
         if !e.ignored_unfixed.is_empty() {
             waivers.push(Mrkdwn::new().plain(&format!(
@@ -192,7 +170,7 @@ pub fn render(
                 if i > 0 {
                     m = m.newline();
                 }
-                m = m.markup(w.as_str());
+                m = m.append(&w);
             }
             message = message.block(Block::section(m));
         }
@@ -213,19 +191,13 @@ pub fn render(
             Promotion::Failed(why) => format!("Could not tag {tag}: {why}."),
         };
         message = message.block(Block::Context(vec![Mrkdwn::from_untrusted(&line)]));
-        text.push(line);
     }
     if let Some(i) = image {
         let url = console::ecr_image(place.region, place.account, &i.repository, &i.digest);
         message = message.block(Block::Buttons(vec![Button {
             label: "Open image in ECR".into(),
-            url: url.clone(),
+            url,
         }]));
-        text.push(format!("Console: {url}"));
     }
-    Notification::new(
-        format!("[{word}] image scan {label}"),
-        text.join("\n"),
-        message,
-    )
+    Notification::new(format!("[{word}] image scan {label}"), message)
 }

@@ -249,23 +249,6 @@ pub fn render(
     .block(Block::section(lead))
     .block(Block::fields(fields));
 
-    let mut text = vec![
-        title.clone(),
-        String::new(),
-        format!("Pipeline:  {}", e.pipeline),
-        format!("Execution: {}", e.execution_id),
-    ];
-    if let Some(stage) = &e.stage {
-        text.push(format!("Stage:     {stage}"));
-    }
-    if let Some(action) = &e.action {
-        text.push(format!("Action:    {action}"));
-    }
-    text.push(format!("Region:    {place}"));
-    if let Some(time) = &e.time {
-        text.push(format!("Time:      {time}"));
-    }
-
     if let Some(result) = e
         .result
         .as_ref()
@@ -284,26 +267,9 @@ pub fn render(
             for line in summary.lines().take(40) {
                 block = block.newline().markup("> ").plain(line);
             }
-            text.push(format!(
-                "{}: {}{}",
-                if story == Story::ApprovalRejected {
-                    "Comment"
-                } else {
-                    "Error"
-                },
-                result
-                    .error_code
-                    .as_deref()
-                    .map(|c| format!("{c} — "))
-                    .unwrap_or_default(),
-                summary
-            ));
-        } else if let Some(code) = &result.error_code {
-            text.push(format!("Error: {code}"));
         }
         if let Some(url) = &result.url {
             block = block.newline().link(url, provider_label(e));
-            text.push(format!("Details:   {url}"));
         }
         message = message.block(Block::section(block));
     }
@@ -319,11 +285,9 @@ pub fn render(
             message = message.block(Block::section(
                 Mrkdwn::new().bold("Status").newline().plain(summary),
             ));
-            text.push(format!("Status:    {summary}"));
         }
         for r in info.revisions.iter().take(3) {
             message = message.block(Block::section(revision_line(r)));
-            text.push(format!("Source:    {}", revision_text(r)));
         }
         if info.revisions.is_empty()
             && let Some(who) = &info.trigger_detail
@@ -367,10 +331,9 @@ pub fn render(
             e.level.name(),
             e.id
         ))]));
-    text.push(format!("Console:   {execution_url}"));
 
     let subject = format!("[{}] {title}", e.state.name());
-    Notification::new(subject, text.join("\n"), message)
+    Notification::new(subject, message)
 }
 
 fn revision_line(r: &Revision) -> Mrkdwn {
@@ -391,21 +354,4 @@ fn revision_line(r: &Revision) -> Mrkdwn {
         m = m.plain(" — ").plain(a);
     }
     m
-}
-
-fn revision_text(r: &Revision) -> String {
-    let mut parts = Vec::new();
-    if let Some(s) = r.short_id() {
-        parts.push(s);
-    }
-    if let Some(h) = r.headline() {
-        parts.push(format!("\"{h}\""));
-    }
-    if let Some(a) = &r.author {
-        parts.push(format!("by {a}"));
-    }
-    if let Some(u) = &r.url {
-        parts.push(u.clone());
-    }
-    parts.join(" ")
 }

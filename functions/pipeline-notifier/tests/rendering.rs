@@ -34,7 +34,7 @@ fn every_sample_event_renders_the_expected_message() {
         let snapshot = match parse(&event) {
             Ok(e) => {
                 let n = render(&e, Some(&info()), &OPTIONS);
-                json!({"slack": n.slack.to_payload(), "sns": {"subject": n.subject, "message": n.body}})
+                json!({"slack": n.slack.to_payload(), "sns": {"subject": n.subject, "message": n.body()}})
             }
             Err(why) => json!({"ignored": why.0}),
         };

@@ -146,7 +146,7 @@ async fn shared_mechanisms(
             label: "Open in console".into(),
             url: shared::console::codepipeline_pipeline("us-east-1", "demo"),
         }]));
-    let note = Notification::new("Demo notification", format!("Commit: {hostile}"), message);
+    let note = Notification::new("Demo notification", message);
 
     sink.script([
         Reply::RateLimited {

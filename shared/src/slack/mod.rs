@@ -3,9 +3,7 @@
 //! The webhook URL is a bearer secret. It is held as a [`Secret`], never logged, and
 //! stripped from every transport error before that error can be shown.
 
-mod blocks;
-
-pub use blocks::*;
+pub use crate::message::*;
 
 use std::time::Duration;
 

@@ -1,6 +1,8 @@
-//! A Block Kit message model that makes escaping the default: untrusted text can only
-//! enter a [`Mrkdwn`] escaped, and Slack's size limits are applied when the payload is
-//! rendered, so no caller can exceed them.
+//! One description of a notification, rendered twice: as Slack Block Kit and as the plain
+//! text SNS subscribers read (e-mail, chat bridges). Renderers build it once; neither form is
+//! kept by hand beside the other. Escaping is the default: untrusted text can only enter a
+//! [`Mrkdwn`] escaped, and Slack's size limits are applied when the payload is rendered, so
+//! no caller can exceed them.
 
 use serde_json::{Value, json};
 
@@ -21,10 +23,15 @@ pub const MAX_FALLBACK_TEXT: usize = 40_000;
 /// block text in all, below the sum of the per-block limits; stay clear of it.
 pub const MAX_TOTAL_BLOCK_TEXT: usize = 12_000;
 
-/// Slack mrkdwn, escaped as it is built. Only [`Mrkdwn::markup`] takes text unescaped,
-/// for configuration the operator wrote (a `<!subteam^…>` mention) and our own literals.
+/// Slack mrkdwn, escaped as it is built, with its plain-text twin built alongside.
+/// [`Mrkdwn::markup`] takes Slack syntax unescaped (an operator's `<!subteam^…>` mention, a
+/// quote marker) that has no place in plain text; [`Mrkdwn::literal`] takes trusted text both
+/// forms show (an emoji, an arrow).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Mrkdwn(String);
+pub struct Mrkdwn {
+    slack: String,
+    text: String,
+}
 
 impl Mrkdwn {
     pub fn new() -> Self {
@@ -36,12 +43,35 @@ impl Mrkdwn {
     }
 
     pub fn plain(mut self, untrusted: &str) -> Self {
-        self.0.push_str(&escape_mrkdwn(untrusted));
+        self.slack.push_str(&escape_mrkdwn(untrusted));
+        self.text.push_str(untrusted);
         self
     }
 
+    /// Slack-only syntax, left out of the plain text.
     pub fn markup(mut self, trusted: &str) -> Self {
-        self.0.push_str(trusted);
+        self.slack.push_str(trusted);
+        self
+    }
+
+    /// Trusted text shown in both forms.
+    pub fn literal(mut self, trusted: &str) -> Self {
+        self.slack.push_str(trusted);
+        self.text.push_str(trusted);
+        self
+    }
+
+    /// Slack syntax with the text that stands for it in plain text (a `<!date^…|…>` and the
+    /// time it shows).
+    pub fn special(mut self, trusted_markup: &str, text: &str) -> Self {
+        self.slack.push_str(trusted_markup);
+        self.text.push_str(text);
+        self
+    }
+
+    pub fn append(mut self, other: &Mrkdwn) -> Self {
+        self.slack.push_str(&other.slack);
+        self.text.push_str(&other.text);
         self
     }
 
@@ -63,36 +93,42 @@ impl Mrkdwn {
     }
 
     /// `<url|label>` when `url` is http(s); otherwise the label alone, so an event cannot
-    /// smuggle a `javascript:` or `slack://` link into the message.
+    /// smuggle a `javascript:` or `slack://` link into the message. In plain text: the label
+    /// and the URL.
     pub fn link(self, url: &str, untrusted_label: &str) -> Self {
         match safe_url(url) {
-            Some(url) => {
+            Some(escaped) => {
                 let label = untrusted_label.replace(['\n', '\r'], " ");
                 let label = if label.trim().is_empty() {
-                    url.clone()
+                    escaped.clone()
                 } else {
                     label
                 };
-                self.markup("<")
-                    .markup(&url)
-                    .markup("|")
-                    .plain(&label)
-                    .markup(">")
+                let mut m = self.markup("<").markup(&escaped).markup("|");
+                m.slack.push_str(&escape_mrkdwn(&label));
+                m.text.push_str(&format!("{label} ({})", url.trim()));
+                m.markup(">")
             }
             None => self.plain(untrusted_label),
         }
     }
 
     pub fn newline(self) -> Self {
-        self.markup("\n")
+        self.literal("\n")
     }
 
+    /// The Slack form.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.slack
+    }
+
+    /// The plain-text form.
+    pub fn text(&self) -> &str {
+        &self.text
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.slack.is_empty()
     }
 }
 
@@ -159,6 +195,44 @@ impl Message {
     pub fn block(mut self, block: Block) -> Self {
         self.blocks.push(block);
         self
+    }
+
+    /// The same message as plain text, for SNS: the header, each section, each field as
+    /// `label: value` (fields are written label, newline, value), context lines, and each
+    /// button as `label: url`.
+    pub fn to_text(&self) -> String {
+        let mut lines: Vec<String> = Vec::new();
+        for block in &self.blocks {
+            match block {
+                Block::Header(title) => lines.push(title.replace(['\n', '\r'], " ")),
+                Block::Section { text, fields } => {
+                    if let Some(t) = text.as_ref().filter(|t| !t.text().trim().is_empty()) {
+                        // Trimmed: a Slack-only mention leaves its line break behind.
+                        lines.push(t.text().trim().to_owned());
+                    }
+                    for f in fields.iter().filter(|f| !f.text().trim().is_empty()) {
+                        lines.push(match f.text().split_once('\n') {
+                            Some((label, value)) => format!("{label}: {value}"),
+                            None => f.text().to_owned(),
+                        });
+                    }
+                }
+                Block::Context(elements) => lines.extend(
+                    elements
+                        .iter()
+                        .filter(|e| !e.text().trim().is_empty())
+                        .map(|e| e.text().to_owned()),
+                ),
+                Block::Divider => {}
+                Block::Buttons(buttons) => lines.extend(
+                    buttons
+                        .iter()
+                        .filter(|b| safe_url(&b.url).is_some())
+                        .map(|b| format!("{}: {}", b.label, b.url.trim())),
+                ),
+            }
+        }
+        lines.join("\n")
     }
 
     /// The JSON Slack receives, within every limit: oversized texts cut with a marker,
@@ -301,9 +375,40 @@ mod tests {
     }
 
     #[test]
-    fn trusted_markup_passes_through() {
+    fn trusted_markup_passes_through_to_slack_only() {
         let m = Mrkdwn::new().markup("<!subteam^S123>").plain(" failed");
         assert_eq!(m.as_str(), "<!subteam^S123> failed");
+        assert_eq!(m.text(), " failed");
+    }
+
+    #[test]
+    fn the_plain_text_twin_is_unescaped_and_shows_links_with_their_url() {
+        let m = Mrkdwn::new()
+            .literal("✅ ")
+            .bold("a < b")
+            .plain(" ")
+            .link("https://example.com/x", "logs")
+            .newline()
+            .code("x`y");
+        assert_eq!(m.text(), "✅ a < b logs (https://example.com/x)\nxˋy");
+    }
+
+    #[test]
+    fn a_message_reads_as_text_for_sns() {
+        let m = Message::new(Mrkdwn::from_untrusted("t"))
+            .block(Block::Header("❌ prod-api failed".into()))
+            .block(Block::fields(vec![
+                Mrkdwn::new().bold("Pipeline").newline().plain("prod-api"),
+            ]))
+            .block(Block::Context(vec![Mrkdwn::from_untrusted("event 1")]))
+            .block(Block::Buttons(vec![Button {
+                label: "Open".into(),
+                url: "https://console.aws.amazon.com/x".into(),
+            }]));
+        assert_eq!(
+            m.to_text(),
+            "❌ prod-api failed\nPipeline: prod-api\nevent 1\nOpen: https://console.aws.amazon.com/x"
+        );
     }
 
     #[test]
