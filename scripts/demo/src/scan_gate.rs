@@ -1,6 +1,7 @@
 //! The ecr-scan-gate section of the demo: two images in moto's ECR, one clean and one
 //! with a critical finding; the gate's binary, run through the Lambda Runtime API as a
-//! CodePipeline job for each; what CodePipeline and Slack received.
+//! CodePipeline job for each; then the failures that must reach a person (a job result the
+//! role may not send, a broken configuration); what CodePipeline and Slack received.
 
 use std::path::Path;
 use std::time::Duration;
@@ -65,43 +66,84 @@ pub async fn run(
     let template = standins::sample_event("ecr-scan-gate", "codepipeline-job.json");
 
     for (n, tag) in [(1, "1.42.0"), (2, "1.43.0")] {
-        let mut job = template.clone();
-        let job_id = format!("demo-gate-job-{n}");
-        job["CodePipeline.job"]["id"] = json!(job_id);
-        job["CodePipeline.job"]["data"]["actionConfiguration"]["configuration"]["UserParameters"] =
-            json!(json!({"repository": "prod-api", "tag": tag}).to_string());
-        let before = sink.delivered().len();
-        let invocation = api
-            .invoke(&mut function, &job, Duration::from_secs(30))
-            .await;
         println!(
             "\n{n}. A pipeline stage asks about prod-api:{tag} (events/ecr-scan-gate/codepipeline-job.json)"
         );
-        if let Outcome::Response(v) = &invocation.outcome {
-            println!("   verdict: {}", v["verdict"].as_str().unwrap_or("?"));
-        }
-        let reported = stub
-            .job_results()
-            .into_iter()
-            .find(|c| c.body["jobId"] == job_id.as_str());
-        match reported {
-            Some(c) if c.operation == "PutJobSuccessResult" => {
-                println!(
-                    "   CodePipeline got PutJobSuccessResult, output variables {}",
-                    c.body["outputVariables"]
-                );
-            }
-            Some(c) => println!(
-                "   CodePipeline got PutJobFailureResult: {}",
-                c.body["failureDetails"]["message"]
-                    .as_str()
-                    .unwrap_or_default()
-            ),
-            None => println!("   (no job result recorded)"),
-        }
-        if let Some(payload) = sink.delivered().get(before) {
-            print!("{}", slack_payload(payload));
-        }
+        ask(&api, &mut function, &template, n, tag, stub, sink).await;
     }
+
+    println!(
+        "\n3. The same job, but the function's role may not answer CodePipeline (AccessDenied on\n   PutJobSuccessResult): the stage would wait for its timeout, so Slack hears it even for a PASS."
+    );
+    stub.fixture_error(
+        "PutJobSuccessResult",
+        json!({"jobId": "demo-gate-job-3"}),
+        "AccessDeniedException",
+        "User is not authorized to perform: codepipeline:PutJobSuccessResult",
+    );
+    ask(&api, &mut function, &template, 3, "1.42.0", stub, sink).await;
+
+    println!(
+        "\n4. A gate deployed with a typo in its configuration (MAX_CRITICAL=none) still starts: it\n   fails the job at once with the reason, and says so, instead of leaving the stage to time out."
+    );
+    let broken_api = RuntimeApi::start().await;
+    let broken_env = function_env(
+        moto,
+        &[
+            ("AWS_ENDPOINT_URL_CODEPIPELINE", &stub.endpoint()),
+            ("MAX_CRITICAL", "none"),
+        ],
+    );
+    let mut broken = FunctionProcess::spawn(binary, &broken_api, &broken_env);
+    ask(&broken_api, &mut broken, &template, 4, "1.42.0", stub, sink).await;
     Ok(())
+}
+
+/// One pipeline job for prod-api:`tag`, and what CodePipeline and Slack received.
+async fn ask(
+    api: &RuntimeApi,
+    function: &mut FunctionProcess,
+    template: &serde_json::Value,
+    n: u32,
+    tag: &str,
+    stub: &RecordingStub,
+    sink: &SlackSink,
+) {
+    let mut job = template.clone();
+    let job_id = format!("demo-gate-job-{n}");
+    job["CodePipeline.job"]["id"] = json!(job_id);
+    job["CodePipeline.job"]["data"]["actionConfiguration"]["configuration"]["UserParameters"] =
+        json!(json!({"repository": "prod-api", "tag": tag}).to_string());
+    let before = sink.delivered().len();
+    let invocation = api.invoke(function, &job, Duration::from_secs(30)).await;
+    if let Outcome::Response(v) = &invocation.outcome {
+        println!(
+            "   verdict: {} · reported to CodePipeline: {}",
+            v["verdict"].as_str().unwrap_or("none"),
+            v["reported"].as_str().unwrap_or("?")
+        );
+    }
+    let reported = stub
+        .job_results()
+        .into_iter()
+        .find(|c| c.body["jobId"] == job_id.as_str());
+    match reported {
+        Some(c) if c.operation == "PutJobSuccessResult" => {
+            println!(
+                "   CodePipeline got PutJobSuccessResult, output variables {}",
+                c.body["outputVariables"]
+            );
+        }
+        Some(c) => println!(
+            "   CodePipeline got PutJobFailureResult ({}): {}",
+            c.body["failureDetails"]["type"].as_str().unwrap_or_default(),
+            c.body["failureDetails"]["message"]
+                .as_str()
+                .unwrap_or_default()
+        ),
+        None => println!("   CodePipeline got no job result"),
+    }
+    if let Some(payload) = sink.delivered().get(before) {
+        print!("{}", slack_payload(payload));
+    }
 }
