@@ -61,7 +61,6 @@ impl Hook {
 pub struct Config {
     pub hook: Hook,
     pub checks: Document<CheckBook>,
-    pub notifier: NotifierConfig,
     pub notify_on: NotifyOn,
     /// Kept back from the Lambda deadline so the status can always be reported.
     pub report_margin: Duration,
@@ -78,10 +77,12 @@ impl Config {
             .ok_or_else(|| ConfigError::missing("CHECKS", CHECKS_EXPECTED))?;
         let notify_on = NotifyOn::from_env(env)?;
         let report_margin = shared::report::report_margin(env)?;
+        // The channels themselves are built apart (shared::wiring), each on its own; a
+        // malformed one is still a configuration error to report.
+        NotifierConfig::from_env(env)?;
         Ok(Self {
             hook,
             checks,
-            notifier: NotifierConfig::from_env(env)?,
             notify_on,
             report_margin,
         })

@@ -11,7 +11,6 @@ use crate::policy::{Severity, Waiver, is_date};
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub notifier: NotifierConfig,
     pub max: BTreeMap<Severity, u32>,
     pub ignore_unfixed: bool,
     pub waivers: Document<Vec<Waiver>>,
@@ -99,8 +98,10 @@ impl Config {
                 "not a valid tag",
             ));
         }
+        // The channels themselves are built apart (shared::wiring), each on its own; a
+        // malformed one is still a configuration error to report.
+        NotifierConfig::from_env(env)?;
         Ok(Self {
-            notifier: NotifierConfig::from_env(env)?,
             max,
             ignore_unfixed: vars.flag("IGNORE_UNFIXED", false)?,
             waivers,

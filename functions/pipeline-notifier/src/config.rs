@@ -78,7 +78,6 @@ struct RawRoute {
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub notifier: NotifierConfig,
     pub notify_on: NotifyOn,
     pub failure_mention: Option<String>,
     pub routes: Vec<Route>,
@@ -128,8 +127,10 @@ impl Config {
             })
             .collect::<Result<_, _>>()?;
 
+        // The channels themselves are built apart (shared::wiring), each on its own; a
+        // malformed one is still a configuration error to report.
+        NotifierConfig::from_env(env)?;
         Ok(Self {
-            notifier: NotifierConfig::from_env(env)?,
             notify_on,
             failure_mention,
             routes,

@@ -10,7 +10,7 @@ use shared::{Deadline, Error};
 use crate::config::Config;
 use crate::event::parse;
 use crate::lookup::ExecutionLookup;
-use crate::render::{RenderOptions, render};
+use crate::render::{RenderOptions, render, render_configuration_error};
 
 /// Time kept back from the Lambda deadline so the invocation can still return its result.
 const MARGIN: Duration = Duration::from_millis(500);
@@ -31,6 +31,11 @@ pub enum Outcome {
         event_id: String,
         reason: String,
     },
+    /// The configuration is broken: nothing is posted but the error itself (once per
+    /// container), so a person learns why notifications stopped.
+    Misconfigured {
+        reason: String,
+    },
 }
 
 impl Outcome {
@@ -41,21 +46,37 @@ impl Outcome {
             Self::Skipped { event_id, reason } => {
                 json!({"outcome": "skipped", "eventId": event_id, "reason": reason})
             }
+            Self::Misconfigured { reason } => {
+                json!({"outcome": "misconfigured", "reason": reason})
+            }
         }
     }
 }
 
+/// What the notifier was built with: a configuration, or why there is none.
+pub type Setup = Result<Config, String>;
+
+/// The key under which a broken configuration is posted, once per container.
+const CONFIG_ERROR_KEY: &str = "configuration-error";
+
 pub struct Handler<L, N> {
-    pub config: Config,
+    pub setup: Setup,
     pub lookup: L,
     pub notifier: N,
     pub recent: RecentEvents,
 }
 
 impl<L: ExecutionLookup, N: Notify> Handler<L, N> {
-    pub fn new(config: Config, lookup: L, notifier: N) -> Self {
+    /// A bad configuration does not stop the function: stopped at init, it would fail
+    /// every event into the dead-letter queue and tell nobody why the channel went quiet.
+    /// It starts, and posts the error (once per container) through Slack/SNS, which are
+    /// configured apart from everything else.
+    pub fn new(setup: Setup, lookup: L, notifier: N) -> Self {
+        if let Err(why) = &setup {
+            tracing::error!(reason = %why, "configuration error: no pipeline event will be posted until it is fixed");
+        }
         Self {
-            config,
+            setup,
             lookup,
             notifier,
             recent: RecentEvents::new(512),
@@ -64,6 +85,10 @@ impl<L: ExecutionLookup, N: Notify> Handler<L, N> {
 
     pub async fn handle(&self, event: &Value, deadline: Deadline) -> Result<Outcome, Error> {
         let deadline = deadline.less(MARGIN);
+        let config = match &self.setup {
+            Ok(c) => c,
+            Err(why) => return self.misconfigured(why, &deadline).await,
+        };
         let e = match parse(event) {
             Ok(e) => e,
             Err(why) => {
@@ -78,10 +103,10 @@ impl<L: ExecutionLookup, N: Notify> Handler<L, N> {
                 reason: reason.to_owned(),
             })
         };
-        if !self.config.watches(&e.pipeline) {
+        if !config.watches(&e.pipeline) {
             return skip("pipeline not in PIPELINE_FILTER");
         }
-        if !self.config.notify_on.wants(&e) {
+        if !config.notify_on.wants(&e) {
             return skip("not selected by NOTIFY_ON");
         }
         if self.recent.seen(&e.id) {
@@ -104,11 +129,11 @@ impl<L: ExecutionLookup, N: Notify> Handler<L, N> {
             }
         };
         let options = RenderOptions {
-            failure_mention: self.config.failure_mention.as_deref(),
-            action_failures_posted: self.config.notify_on.posts_action_failures(),
+            failure_mention: config.failure_mention.as_deref(),
+            action_failures_posted: config.notify_on.posts_action_failures(),
         };
-        let notification = render(&e, info.as_ref(), &options)
-            .routed_to(self.config.route_for(&e.pipeline).cloned());
+        let notification =
+            render(&e, info.as_ref(), &options).routed_to(config.route_for(&e.pipeline).cloned());
         let delivered = self
             .notifier
             .notify(&notification, &deadline)
@@ -124,5 +149,19 @@ impl<L: ExecutionLookup, N: Notify> Handler<L, N> {
         delivered?;
         tracing::info!(event_id = %e.id, pipeline = %e.pipeline, state = e.state.name(), level = e.level.name(), "notified");
         Ok(Outcome::Notified { event_id: e.id })
+    }
+
+    async fn misconfigured(&self, why: &str, deadline: &Deadline) -> Result<Outcome, Error> {
+        if !self.recent.seen(CONFIG_ERROR_KEY) {
+            let n = render_configuration_error(why);
+            // A retry would post every event's copy of the same error: logged, not retried.
+            match self.notifier.notify(&n, deadline).await.into_result() {
+                Ok(()) => self.recent.record(CONFIG_ERROR_KEY),
+                Err(e) => tracing::error!(error = %e, "could not post the configuration error"),
+            }
+        }
+        Ok(Outcome::Misconfigured {
+            reason: format!("configuration error: {why}"),
+        })
     }
 }

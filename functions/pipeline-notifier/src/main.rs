@@ -7,7 +7,7 @@ use shared::{Deadline, settle};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init_tracing();
-    let handler = pipeline_notifier::app::build(&ProcessEnv, &Wiring::for_lambda().await?)?;
+    let handler = pipeline_notifier::app::build(&ProcessEnv, &Wiring::for_lambda().await?);
     let handler = &handler;
     run(service_fn(move |event: LambdaEvent<Value>| async move {
         let deadline = Deadline::from_context(&event.context);

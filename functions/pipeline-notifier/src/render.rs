@@ -355,3 +355,21 @@ fn revision_line(r: &Revision) -> Mrkdwn {
     }
     m
 }
+
+/// What a person sees when the notifier cannot work: which setting is wrong, and that
+/// pipeline events are not being posted meanwhile.
+pub fn render_configuration_error(why: &str) -> Notification {
+    let title = "⚠️ pipeline-notifier is misconfigured: pipeline events are not being posted";
+    let message = Message::new(Mrkdwn::from_untrusted(title))
+        .block(Block::Header(title.into()))
+        .block(Block::section(
+            Mrkdwn::new()
+                .bold("Configuration error")
+                .newline()
+                .plain(why),
+        ))
+        .block(Block::Context(vec![Mrkdwn::from_untrusted(
+            "Fix the function's environment (see the README's configuration reference); this is posted once per container.",
+        )]));
+    Notification::new("[CONFIG] pipeline-notifier is misconfigured", message)
+}

@@ -129,17 +129,38 @@ async fn the_binary_posts_sample_events_and_acknowledges_what_it_cannot_use() {
     );
 }
 
+/// A bad variable does not stop the function: stopped at init, every event would go to the
+/// dead-letter queue and nobody would learn why the channel went quiet. It posts the error,
+/// once per container, and acknowledges each event.
 #[tokio::test]
-async fn a_bad_variable_stops_init_with_its_name() {
+async fn a_bad_variable_is_posted_once_naming_it_and_events_are_acknowledged() {
+    let sink = SlackSink::start().await;
     let api = RuntimeApi::start().await;
     let env = vec![
         ("NOTIFY_ON".to_owned(), "pipeline:EXPLODED".to_owned()),
+        ("SLACK_WEBHOOK_URL".to_owned(), sink.webhook_url("ops")),
         ("AWS_REGION".to_owned(), "us-east-1".to_owned()),
     ];
     let mut function = FunctionProcess::spawn(&binary(), &api, &env);
+    for _ in 0..2 {
+        let out = api
+            .invoke(
+                &mut function,
+                &common::sample("pipeline-failed.json"),
+                Duration::from_secs(20),
+            )
+            .await;
+        assert!(
+            matches!(&out.outcome, Outcome::Response(v) if v["outcome"] == "misconfigured"),
+            "{out:?}"
+        );
+    }
+    let posts = sink.delivered();
+    assert_eq!(posts.len(), 1, "once per container");
+    let text = posts[0].to_string();
     assert!(
-        function.exited_within(Duration::from_secs(10)).await,
-        "init must fail fast"
+        text.contains("NOTIFY_ON") && text.contains("misconfigured"),
+        "{text}"
     );
     let logs = function.stop().await.join("\n");
     assert!(

@@ -146,7 +146,7 @@ fn handler(rig: &Rig, extra: &[(&str, &str)]) -> pipeline_notifier::app::App {
         env.insert((*k).into(), (*v).into());
     }
     env.retain(|_, v| !v.is_empty());
-    pipeline_notifier::app::build(&env, &Wiring::new(rig.sdk.clone(), quick_slack())).unwrap()
+    pipeline_notifier::app::build(&env, &Wiring::new(rig.sdk.clone(), quick_slack()))
 }
 
 fn budget() -> Deadline {

@@ -136,7 +136,9 @@ async fn ask(
         }
         Some(c) => println!(
             "   CodePipeline got PutJobFailureResult ({}): {}",
-            c.body["failureDetails"]["type"].as_str().unwrap_or_default(),
+            c.body["failureDetails"]["type"]
+                .as_str()
+                .unwrap_or_default(),
             c.body["failureDetails"]["message"]
                 .as_str()
                 .unwrap_or_default()
