@@ -11,8 +11,9 @@ async fn main() -> Result<(), Error> {
     let app = &app;
     run(service_fn(move |event: LambdaEvent<Value>| async move {
         settle(
-            app.handle(&event.payload, Deadline::from_context(&event.context))
-                .await,
+            // Boxed: the handler's future is deep, and the runtime wraps it again; unboxed,
+            // a clean (non-incremental) build overflows the compiler's layout query depth.
+            Box::pin(app.handle(&event.payload, Deadline::from_context(&event.context))).await,
         )
     }))
     .await

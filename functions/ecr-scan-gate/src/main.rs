@@ -17,8 +17,9 @@ async fn main() -> Result<(), Error> {
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
         settle(
-            app.handle(&event.payload, Deadline::from_context(&event.context), now)
-                .await,
+            // Boxed: the handler's future is deep, and the runtime wraps it again; unboxed,
+            // a clean (non-incremental) build overflows the compiler's layout query depth.
+            Box::pin(app.handle(&event.payload, Deadline::from_context(&event.context), now)).await,
         )
     }))
     .await

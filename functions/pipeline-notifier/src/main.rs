@@ -11,9 +11,10 @@ async fn main() -> Result<(), Error> {
     let handler = &handler;
     run(service_fn(move |event: LambdaEvent<Value>| async move {
         let deadline = Deadline::from_context(&event.context);
+        // Boxed: the handler's future is deep, and the runtime wraps it again; unboxed, a
+        // clean (non-incremental) build overflows the compiler's layout query depth.
         settle(
-            handler
-                .handle(&event.payload, deadline)
+            Box::pin(handler.handle(&event.payload, deadline))
                 .await
                 .map(|o| o.to_json()),
         )
