@@ -34,6 +34,12 @@ pub enum Error {
 
     #[error("{0} did not finish before the invocation's deadline")]
     OutOfTime(&'static str),
+
+    /// The function cannot act until its configuration is fixed. Counted as retryable so the
+    /// event is kept (Lambda's retries, then the dead-letter queue) for a redrive after the fix,
+    /// for functions whose events are worth keeping and carry nothing secret.
+    #[error("not configured: {0}")]
+    AwaitingConfiguration(String),
 }
 
 impl Error {
@@ -47,7 +53,7 @@ impl Error {
             Self::Config(_) | Self::BadInput(_) => false,
             Self::Slack { retryable, .. } => *retryable,
             Self::Aws { retryable, .. } => *retryable,
-            Self::OutOfTime(_) => true,
+            Self::OutOfTime(_) | Self::AwaitingConfiguration(_) => true,
         }
     }
 

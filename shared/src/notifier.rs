@@ -54,6 +54,12 @@ pub struct DeliveryReport {
 }
 
 impl DeliveryReport {
+    /// Whether any channel has the message (a dry run delivers nowhere).
+    pub fn any_delivered(&self) -> bool {
+        matches!(self.slack, ChannelOutcome::Delivered)
+            || matches!(self.sns, ChannelOutcome::Delivered)
+    }
+
     /// One result for the handler. A Lambda retry replays every channel, so once any
     /// channel has delivered, the others' failures are logged rather than retried: a
     /// duplicate in Slack is worse than a gap in SNS. With nothing delivered, a retryable

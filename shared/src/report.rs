@@ -45,6 +45,9 @@ pub struct Answer {
     /// Whether the verdict itself is worth a post (`NOTIFY_ON`); a failed report is always
     /// posted regardless.
     pub wanted: bool,
+    /// Whether this is a final answer (a hook status, a job's verdict) rather than "still
+    /// working" (a continuation). Only a final answer is posted after "already reported".
+    pub decisive: bool,
     /// Whether a report that failed for a reason a retry can fix is left to Lambda's retry
     /// (the invocation returns an error). Not for pipeline jobs: their event carries
     /// `artifactCredentials`, and a failed invocation's event ends in the dead-letter queue.
@@ -136,10 +139,11 @@ impl<N: Notify> Answerer<N> {
         };
         let wanted = match reported {
             Reported::Recorded => answer.wanted,
-            Reported::AlreadyReported => {
+            Reported::AlreadyReported if answer.decisive => {
                 add_already_reported_note(&mut answer);
                 true
             }
+            Reported::AlreadyReported => false,
         };
         let notified = wanted && self.deliver_once(&answer, deadline).await;
         Ok(Answered {
@@ -159,15 +163,12 @@ impl<N: Notify> Answerer<N> {
     /// The report is what matters: a notification failure is logged, not retried (a retry
     /// would re-run the whole invocation).
     async fn deliver(&self, answer: &Answer, deadline: &Deadline) -> bool {
-        match self
-            .notifier
-            .notify(&answer.notification, deadline)
-            .await
-            .into_result()
-        {
+        let report = self.notifier.notify(&answer.notification, deadline).await;
+        let delivered = report.any_delivered();
+        match report.into_result() {
             Ok(()) => {
                 self.notified.record(&answer.key);
-                true
+                delivered
             }
             Err(e) => {
                 tracing::error!(subject = %answer.subject, error = %e, "notification failed");
@@ -179,7 +180,7 @@ impl<N: Notify> Answerer<N> {
 
 fn add_already_reported_note(answer: &mut Answer) {
     let note = format!(
-        "An earlier attempt already reported the {}; that first answer is the one that stands. This attempt found what is shown here.",
+        "The {} had already been answered (by an earlier attempt, or it had already ended); that first answer is the one that stands. This attempt found what is shown here.",
         answer.subject
     );
     answer
@@ -239,6 +240,7 @@ mod tests {
                     .block(Block::section(Mrkdwn::from_untrusted("the image failed"))),
             ),
             wanted,
+            decisive: true,
             lambda_retries: true,
         }
     }

@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use shared::config::{ConfigError, Document, Environment, Vars};
-use shared::notifier::NotifierConfig;
 pub use shared::notifier::NotifyOn;
 
 use crate::checks::{CHECKS_EXPECTED, CheckBook, parse_book};
@@ -77,9 +76,6 @@ impl Config {
             .ok_or_else(|| ConfigError::missing("CHECKS", CHECKS_EXPECTED))?;
         let notify_on = NotifyOn::from_env(env)?;
         let report_margin = shared::report::report_margin(env)?;
-        // The channels themselves are built apart (shared::wiring), each on its own; a
-        // malformed one is still a configuration error to report.
-        NotifierConfig::from_env(env)?;
         Ok(Self {
             hook,
             checks,

@@ -174,6 +174,7 @@ where
             if_unreported: "CodeDeploy holds the deployment for up to an hour, then fails it; stop it by hand to roll back sooner",
             notification: render(self.hook, &ids.deployment_id, &run, status, &self.region),
             wanted,
+            decisive: true,
             // The hook payload holds two ids and nothing secret: a retry is safe.
             lambda_retries: true,
         };

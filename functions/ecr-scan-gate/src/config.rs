@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use shared::config::{ConfigError, Document, Environment, Vars};
-use shared::notifier::NotifierConfig;
 pub use shared::notifier::NotifyOn;
 
 use crate::policy::{Severity, Waiver, is_date};
@@ -98,9 +97,6 @@ impl Config {
                 "not a valid tag",
             ));
         }
-        // The channels themselves are built apart (shared::wiring), each on its own; a
-        // malformed one is still a configuration error to report.
-        NotifierConfig::from_env(env)?;
         Ok(Self {
             max,
             ignore_unfixed: vars.flag("IGNORE_UNFIXED", false)?,

@@ -23,6 +23,9 @@ use crate::verdict::{Verdict, decide};
 /// What the gate was built with: a configuration, or why there is none.
 pub type Setup = Result<Config, String>;
 
+/// Kept back from the deadline for the job path's last resort: failing the job and saying so.
+const FALLBACK_RESERVE: Duration = Duration::from_secs(2);
+
 /// The key under which a broken configuration is notified, once per container, for scan
 /// events (pipeline jobs are each failed and notified with the reason).
 const CONFIG_ERROR_KEY: &str = "configuration-error";
@@ -242,21 +245,36 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
 
     /// A job's event carries `artifactCredentials`, and a failed invocation's event is kept
     /// whole in the dead-letter queue: so the job path never fails the invocation, not even
-    /// on a panic outside the evaluation's own guard. What could not be answered is told.
+    /// on a panic outside the evaluation's own guard. Then the job is failed with the reason
+    /// (should an answer already have landed, CodePipeline keeps that one) and told.
     async fn guarded_job(&self, job: JobRequest, deadline: Deadline, now: i64) -> Value {
         let job_id = job.job_id.clone();
-        let work_deadline = deadline.less(Duration::from_secs(1));
-        let why = match guarded(&work_deadline, Box::pin(self.job(job, deadline, now))).await {
+        let inner = deadline.less(FALLBACK_RESERVE);
+        let why = match guarded(&inner, Box::pin(self.job(job, inner, now))).await {
             Guarded::Finished(Ok(out)) => return out,
             Guarded::Finished(Err(e)) => e.to_string(),
             Guarded::Panicked => "internal error while answering; see the function's log".into(),
             Guarded::OutOfTime => "ran out of time while answering".into(),
         };
-        tracing::error!(job_id, reason = %why, "the job may be left unanswered; acknowledged so its event stays out of the dead-letter queue");
+        tracing::error!(job_id, reason = %why, "the job path failed; failing the job and acknowledging the invocation so its event stays out of the dead-letter queue");
+        let failure = JobOutcome::Failed {
+            kind: FailureKind::JobFailed,
+            message: format!("the scan gate could not finish answering: {why}"),
+        };
+        let reported = self
+            .jobs
+            .report(&job_id, failure, &deadline.less(deadline.remaining() / 2))
+            .await;
+        let consequence = match &reported {
+            Ok(_) => "the job is failed".to_owned(),
+            Err(e) => format!(
+                "the job could not be failed either ({e}): the stage waits until CodePipeline times the action out"
+            ),
+        };
         let verdict = Verdict::Fail {
             image: None,
             reasons: vec![format!(
-                "could not answer CodePipeline job {job_id}: {why}. The stage waits until CodePipeline times the action out"
+                "could not answer CodePipeline job {job_id}: {why}; {consequence}"
             )],
             evaluation: None,
         };
@@ -274,7 +292,7 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
         {
             tracing::error!(job_id, error = %e, "notification failed");
         }
-        json!({"outcome": "unanswered", "jobId": job_id, "reason": why})
+        json!({"outcome": "unanswered", "jobId": job_id, "reason": why, "failedJob": reported.is_ok()})
     }
 
     /// The decision for a job: waits past `MAX_WAIT` fail closed.
@@ -434,6 +452,7 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
             if_unreported: "the pipeline's scan-gate action waits until CodePipeline times it out",
             notification: render(&shown, &repository, &subject, &place, promotion.as_ref()),
             wanted,
+            decisive: verdict.is_some(),
             // The job event carries artifactCredentials: never let it reach the DLQ.
             lambda_retries: false,
         };

@@ -908,3 +908,45 @@ async fn with_no_scan_found_but_one_started_today_the_job_waits() {
         "refused by moto's daily limit: {starts:?}"
     );
 }
+
+/// Passes the image, then panics while tagging it: outside the evaluation's own guard.
+struct PanicsWhileTagging;
+
+impl Registry for PanicsWhileTagging {
+    async fn scan(&self, _: &ImageRef, _: &Deadline) -> Result<Scan, Error> {
+        Ok(Scan::Complete {
+            digest: "sha256:abc".into(),
+            tags: vec!["1.42.0".into()],
+            findings: vec![],
+            enhanced: false,
+            completed_at: None,
+        })
+    }
+    async fn promote(&self, _: &str, _: &str, _: &str, _: &Deadline) -> Result<Promotion, Error> {
+        panic!("simulated bug while tagging")
+    }
+}
+
+/// A panic anywhere on the job path still fails the job with the reason, tells a person, and
+/// never fails the invocation (whose event, with artifactCredentials, would be kept whole in
+/// the dead-letter queue).
+#[tokio::test]
+async fn a_panic_outside_the_evaluation_still_fails_the_job_and_acknowledges() {
+    let rig = rig().await;
+    let h = handler_with(&rig, PanicsWhileTagging, &[("PASS_TAG", "scan-passed")]);
+    let out = h
+        .handle(&job_for_prod_api(), budget(), now())
+        .await
+        .expect("never an invocation error on the job path");
+    assert_eq!(out["outcome"], "unanswered", "{out}");
+    let failure = &rig.stub.accepted("PutJobFailureResult")[0];
+    let message = failure["failureDetails"]["message"].as_str().unwrap();
+    assert!(message.contains("could not finish answering"), "{message}");
+    let posts = rig.sink.delivered();
+    assert_eq!(posts.len(), 1);
+    assert!(
+        posts[0].to_string().contains("the job is failed"),
+        "{}",
+        posts[0]
+    );
+}

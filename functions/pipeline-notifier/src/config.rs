@@ -5,7 +5,6 @@ use std::collections::HashSet;
 use serde::Deserialize;
 use shared::config::{ConfigError, Environment, Vars};
 use shared::glob::Glob;
-use shared::notifier::NotifierConfig;
 use shared::secrets::SecretRef;
 
 use crate::event::{ALL_STATES, Level, PipelineEvent, State};
@@ -84,6 +83,37 @@ pub struct Config {
     pub pipeline_filter: Vec<Glob>,
 }
 
+/// `DELIVERED_STATES` (the template sets it from `PipelineEventStates`): the states the
+/// EventBridge rule lets through. A state NOTIFY_ON names outside it would never arrive, and
+/// nothing would say so; that is a configuration error. A `*` means "whatever arrives".
+fn check_delivered<E: Environment + ?Sized>(
+    vars: &Vars<E>,
+    notify_items: &[String],
+) -> Result<(), ConfigError> {
+    let delivered: Vec<String> = vars
+        .list("DELIVERED_STATES")?
+        .into_iter()
+        .map(|s| s.trim().to_ascii_uppercase())
+        .collect();
+    if delivered.is_empty() {
+        return Ok(());
+    }
+    for item in notify_items {
+        let state = item
+            .split_once(':')
+            .map(|(_, s)| s.trim().to_ascii_uppercase())
+            .unwrap_or_default();
+        if state != "*" && !delivered.contains(&state) {
+            return Err(ConfigError::malformed(
+                "NOTIFY_ON",
+                "states the EventBridge rule delivers (the stack's PipelineEventStates, DELIVERED_STATES here)",
+                format!("{state} is selected but never delivered; add it to PipelineEventStates"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl Config {
     pub fn from_env<E: Environment + ?Sized>(env: &E) -> Result<Self, ConfigError> {
         let vars = Vars::new(env);
@@ -98,6 +128,7 @@ impl Config {
                 why,
             )
         })?;
+        check_delivered(&vars, &notify_items)?;
 
         let failure_mention = vars.optional("FAILURE_MENTION")?;
         if let Some(m) = &failure_mention
@@ -127,9 +158,6 @@ impl Config {
             })
             .collect::<Result<_, _>>()?;
 
-        // The channels themselves are built apart (shared::wiring), each on its own; a
-        // malformed one is still a configuration error to report.
-        NotifierConfig::from_env(env)?;
         Ok(Self {
             notify_on,
             failure_mention,
@@ -168,6 +196,27 @@ fn is_slack_mention(text: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_state_the_rule_never_delivers_is_a_configuration_error() {
+        let narrowed = [
+            ("NOTIFY_ON", "pipeline:FAILED,stage:CANCELED"),
+            ("DELIVERED_STATES", "STARTED,SUCCEEDED,FAILED"),
+        ];
+        let err = Config::from_env(&narrowed).unwrap_err();
+        assert_eq!(err.variable, "NOTIFY_ON");
+        assert!(err.to_string().contains("CANCELED"), "{err}");
+        let wildcard = [
+            ("NOTIFY_ON", "stage:*"),
+            ("DELIVERED_STATES", "STARTED,SUCCEEDED,FAILED"),
+        ];
+        assert!(Config::from_env(&wildcard).is_ok());
+        let defaults = [(
+            "DELIVERED_STATES",
+            "STARTED,SUCCEEDED,FAILED,STOPPED,SUPERSEDED",
+        )];
+        assert!(Config::from_env(&defaults).is_ok());
+    }
+
     use super::*;
 
     #[test]

@@ -31,11 +31,6 @@ pub enum Outcome {
         event_id: String,
         reason: String,
     },
-    /// The configuration is broken: nothing is posted but the error itself (once per
-    /// container), so a person learns why notifications stopped.
-    Misconfigured {
-        reason: String,
-    },
 }
 
 impl Outcome {
@@ -45,9 +40,6 @@ impl Outcome {
             Self::Ignored { reason } => json!({"outcome": "ignored", "reason": reason}),
             Self::Skipped { event_id, reason } => {
                 json!({"outcome": "skipped", "eventId": event_id, "reason": reason})
-            }
-            Self::Misconfigured { reason } => {
-                json!({"outcome": "misconfigured", "reason": reason})
             }
         }
     }
@@ -69,8 +61,8 @@ pub struct Handler<L, N> {
 impl<L: ExecutionLookup, N: Notify> Handler<L, N> {
     /// A bad configuration does not stop the function: stopped at init, it would fail
     /// every event into the dead-letter queue and tell nobody why the channel went quiet.
-    /// It starts, and posts the error (once per container) through Slack/SNS, which are
-    /// configured apart from everything else.
+    /// It starts, posts the error (once per container) through Slack/SNS, which are
+    /// configured apart from everything else, and keeps each event for a redrive.
     pub fn new(setup: Setup, lookup: L, notifier: N) -> Self {
         if let Err(why) = &setup {
             tracing::error!(reason = %why, "configuration error: no pipeline event will be posted until it is fixed");
@@ -160,8 +152,9 @@ impl<L: ExecutionLookup, N: Notify> Handler<L, N> {
                 Err(e) => tracing::error!(error = %e, "could not post the configuration error"),
             }
         }
-        Ok(Outcome::Misconfigured {
-            reason: format!("configuration error: {why}"),
-        })
+        // An error, not an acknowledgement: the event is kept (Lambda's retries, then the
+        // dead-letter queue) for a redrive once the configuration is fixed, and the
+        // function's Errors alarm fires too.
+        Err(Error::AwaitingConfiguration(why.to_owned()))
     }
 }
