@@ -8,8 +8,8 @@ use aws_sdk_cloudwatch::types::{AlarmType, StateValue};
 use shared::{Deadline, Error};
 
 use crate::checks::AlarmsCheck;
-use crate::http::human;
 use crate::report::{Evidence, Judgement};
+use shared::text::human_duration;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlarmState {
@@ -103,8 +103,8 @@ pub async fn run_alarms<A: Alarms>(
     if check.bake > left {
         return Judgement::failed(format!(
             "the bake window ({}) is longer than the time this invocation has left for checks ({}); raise the function's timeout",
-            human(check.bake),
-            human(left)
+            human_duration(check.bake),
+            human_duration(left)
         ));
     }
     let started = Instant::now();
@@ -146,7 +146,7 @@ pub async fn run_alarms<A: Alarms>(
                     "{} is {} after {} of watching{why}",
                     s.name,
                     s.state,
-                    human(watched)
+                    human_duration(watched)
                 ));
             }
         }
@@ -156,7 +156,7 @@ pub async fn run_alarms<A: Alarms>(
             .collect();
         evidence.push(format!(
             "watched {} ({polls} look{})",
-            human(watched),
+            human_duration(watched),
             if polls == 1 { "" } else { "s" }
         ));
         if !reasons.is_empty() {
@@ -181,8 +181,8 @@ pub async fn run_alarms<A: Alarms>(
                 evidence: Evidence(evidence),
                 reasons: vec![format!(
                     "ran out of time after watching {} of the {} bake window",
-                    human(started.elapsed()),
-                    human(check.bake)
+                    human_duration(started.elapsed()),
+                    human_duration(check.bake)
                 )],
             };
         }

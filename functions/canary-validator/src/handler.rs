@@ -21,9 +21,10 @@ use crate::alarms::{Alarms, run_alarms};
 use crate::checks::{Check, CheckBook, CheckKind, HttpCheck, Selection, parse_book};
 use crate::config::{Config, Hook, NotifyOn};
 use crate::deployment::{Deployments, Lookup};
-use crate::http::{Probe, human, run_http};
+use crate::http::{Probe, run_http};
 use crate::render::render;
 use crate::report::{CheckReport, CheckState, Evidence, Judgement, OUT_OF_TIME, Run};
+use shared::text::human_duration;
 
 /// Checks stop this long before the run's own limit, so their evidence is kept rather than
 /// abandoned by the outer guard.
@@ -128,8 +129,8 @@ where
                 None,
                 format!(
                     "the function's timeout leaves {} for checks after the {} report margin; raise the timeout",
-                    human(work_deadline.remaining()),
-                    human(margin)
+                    human_duration(work_deadline.remaining()),
+                    human_duration(margin)
                 ),
             );
             return self.finish(&ids, run, &deadline).await;

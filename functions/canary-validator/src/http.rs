@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 use shared::Deadline;
-use shared::text::truncate_plain;
+use shared::text::{human_duration, truncate_plain};
 
 use crate::checks::{BODY_CAP, BodyExpectation, HttpCheck};
 use crate::report::{Evidence, Judgement, OUT_OF_TIME};
@@ -134,13 +134,14 @@ impl Probe for HttpProbe {
             },
             Err(_) => ProbeResponse::NoAnswer {
                 latency: started.elapsed(),
-                error: format!("no complete answer within {}", human(request.timeout)),
+                error: format!(
+                    "no complete answer within {}",
+                    human_duration(request.timeout)
+                ),
             },
         }
     }
 }
-
-pub use shared::text::human_duration as human;
 
 /// Why one answer does not pass, or `None` when it does.
 pub fn judge_answer(check: &HttpCheck, response: &ProbeResponse) -> Option<String> {
@@ -176,8 +177,8 @@ pub fn judge_answer(check: &HttpCheck, response: &ProbeResponse) -> Option<Strin
     {
         return Some(format!(
             "took {}, over the {} limit",
-            human(latency),
-            human(max)
+            human_duration(latency),
+            human_duration(max)
         ));
     }
     for expectation in &check.body {
@@ -305,7 +306,11 @@ pub async fn run_http<P: Probe>(
         check.attempts
     )];
     if let (Some(p50), Some(max)) = (p50, max) {
-        evidence.push(format!("p50 {} · max {}", human(p50), human(max)));
+        evidence.push(format!(
+            "p50 {} · max {}",
+            human_duration(p50),
+            human_duration(max)
+        ));
     }
     evidence.push(
         statuses
@@ -457,13 +462,5 @@ mod tests {
                 "stopped after 2 of 10 attempts: 9 passes can no longer be reached".to_owned(),
             ]
         );
-    }
-
-    #[test]
-    fn durations_read_naturally() {
-        assert_eq!(human(Duration::from_millis(42)), "42 ms");
-        assert_eq!(human(Duration::from_millis(1500)), "1.5 s");
-        assert_eq!(human(Duration::from_secs(300)), "5 min");
-        assert_eq!(human(Duration::from_secs(90)), "1 min 30 s");
     }
 }

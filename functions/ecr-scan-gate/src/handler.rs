@@ -17,7 +17,7 @@ use crate::config::{Config, NotifyOn, parse_waivers};
 use crate::entry::{Entry, ImageRef, JobRequest, ScanEvent, parse};
 use crate::policy::{Policy, Severity};
 use crate::registry::{Promotion, Registry};
-use crate::render::{Place, render};
+use crate::render::{Place, render, render_failure};
 use crate::verdict::{Verdict, decide};
 
 /// What the gate was built with: a configuration, or why there is none.
@@ -271,18 +271,16 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
                 "the job could not be failed either ({e}): the stage waits until CodePipeline times the action out"
             ),
         };
-        let verdict = Verdict::Fail {
-            image: None,
-            reasons: vec![format!(
-                "could not answer CodePipeline job {job_id}: {why}; {consequence}"
-            )],
-            evaluation: None,
-        };
         let place = Place {
             region: &self.region,
             account: "",
         };
-        let n = render(&verdict, "", &format!("job {job_id}"), &place, None);
+        let n = render_failure(
+            format!("could not answer CodePipeline job {job_id}: {why}; {consequence}"),
+            "",
+            &format!("job {job_id}"),
+            &place,
+        );
         if let Err(e) = self
             .answerer
             .notifier()
@@ -479,23 +477,15 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
     ) -> Result<Value, Error> {
         tracing::error!(image = %scan.image.describe(), reason = %why, "scan event not judged: configuration error");
         if !self.recent.seen(CONFIG_ERROR_KEY) {
-            let verdict = Verdict::Fail {
-                image: None,
-                reasons: vec![format!(
-                    "configuration error, so scan results are not being judged: {why}"
-                )],
-                evaluation: None,
-            };
             let place = Place {
                 region: scan.region.as_deref().unwrap_or(&self.region),
                 account: scan.account.as_deref().unwrap_or(""),
             };
-            let n = render(
-                &verdict,
+            let n = render_failure(
+                format!("configuration error, so scan results are not being judged: {why}"),
                 &scan.image.repository,
                 &scan.image.describe(),
                 &place,
-                None,
             );
             self.answerer
                 .notifier()

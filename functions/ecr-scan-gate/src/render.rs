@@ -201,3 +201,18 @@ pub fn render(
     }
     Notification::new(format!("[{word}] image scan {label}"), message)
 }
+/// A failure that is not about findings (the gate could not judge, or could not answer):
+/// shown as a FAIL without an image, with the reason.
+pub fn render_failure(
+    reason: String,
+    repository: &str,
+    subject: &str,
+    place: &Place,
+) -> Notification {
+    let verdict = Verdict::Fail {
+        image: None,
+        reasons: vec![reason],
+        evaluation: None,
+    };
+    render(&verdict, repository, subject, place, None)
+}

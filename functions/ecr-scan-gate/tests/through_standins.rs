@@ -712,6 +712,18 @@ async fn a_refused_job_result_is_notified_even_for_a_pass() {
     );
 }
 
+/// prod-api:1.42.0 pushed, and ECR answering that it has no scan (`ScanNotFoundException`).
+async fn image_without_a_scan(rig: &Rig) {
+    create_repository(&rig.moto, "prod-api", false).await;
+    push_image(&rig.moto, "prod-api", "1.42.0", "unscanned").await;
+    rig.stub.fixture_error(
+        "DescribeImageScanFindings",
+        json!({"repositoryName": "prod-api"}),
+        "ScanNotFoundException",
+        "Image scan does not exist for the image",
+    );
+}
+
 fn job_for_prod_api() -> Value {
     job(
         "codepipeline-job.json",
@@ -724,14 +736,7 @@ fn job_for_prod_api() -> Value {
 #[tokio::test]
 async fn with_no_scan_the_gate_starts_one_and_waits() {
     let rig = rig().await;
-    create_repository(&rig.moto, "prod-api", false).await;
-    push_image(&rig.moto, "prod-api", "1.42.0", "unscanned").await;
-    rig.stub.fixture_error(
-        "DescribeImageScanFindings",
-        json!({"repositoryName": "prod-api"}),
-        "ScanNotFoundException",
-        "Image scan does not exist for the image",
-    );
+    image_without_a_scan(&rig).await;
     // moto counts a pushed image as scanned today, so its StartImageScan answers the daily
     // limit; the success answer (its documented shape) comes from a fixture.
     rig.stub.fixture(
@@ -757,14 +762,7 @@ async fn with_no_scan_the_gate_starts_one_and_waits() {
 #[tokio::test]
 async fn with_no_scan_and_none_startable_the_job_fails_fast_with_advice() {
     let rig = rig().await;
-    create_repository(&rig.moto, "prod-api", false).await;
-    push_image(&rig.moto, "prod-api", "1.42.0", "unscanned").await;
-    rig.stub.fixture_error(
-        "DescribeImageScanFindings",
-        json!({"repositoryName": "prod-api"}),
-        "ScanNotFoundException",
-        "Image scan does not exist for the image",
-    );
+    image_without_a_scan(&rig).await;
     rig.stub.fixture_error(
         "StartImageScan",
         json!({"repositoryName": "prod-api"}),
@@ -881,14 +879,7 @@ async fn a_job_result_that_cannot_be_sent_is_told_and_never_fails_the_invocation
 #[tokio::test]
 async fn with_no_scan_found_but_one_started_today_the_job_waits() {
     let rig = rig().await;
-    create_repository(&rig.moto, "prod-api", false).await;
-    push_image(&rig.moto, "prod-api", "1.42.0", "unscanned").await;
-    rig.stub.fixture_error(
-        "DescribeImageScanFindings",
-        json!({"repositoryName": "prod-api"}),
-        "ScanNotFoundException",
-        "Image scan does not exist for the image",
-    );
+    image_without_a_scan(&rig).await;
     let h = handler(&rig, &[]);
     let out = h
         .handle(&job_for_prod_api(), budget(), now())
