@@ -290,6 +290,16 @@ async fn with_no_channel_configured_the_notifier_is_a_dry_run() {
     assert!(report.into_result().is_ok());
 }
 
+/// The value `secrets` resolves for `reference` now, as text.
+async fn read(secrets: &Secrets, reference: &SecretRef) -> String {
+    secrets
+        .resolve(reference, &budget())
+        .await
+        .unwrap()
+        .expose()
+        .to_owned()
+}
+
 async fn put_secure(sdk: &aws_config::SdkConfig, name: &str, value: &str) {
     aws_sdk_ssm::Client::new(sdk)
         .put_parameter()
@@ -314,31 +324,16 @@ async fn a_value_is_read_again_once_its_time_to_live_has_passed_and_not_before()
     let expired_at_once = Secrets::with_ttl(&sdk, Duration::ZERO);
     let fresh_for_an_hour = Secrets::with_ttl(&sdk, Duration::from_secs(3600));
     for secrets in [&expired_at_once, &fresh_for_an_hour] {
-        assert_eq!(
-            secrets
-                .resolve(&reference, &budget())
-                .await
-                .unwrap()
-                .expose(),
-            "[]"
-        );
+        assert_eq!(read(secrets, &reference).await, "[]");
     }
     put_secure(&sdk, "/ops/ecr/waivers", r#"[{"id":"CVE-1"}]"#).await;
     assert_eq!(
-        expired_at_once
-            .resolve(&reference, &budget())
-            .await
-            .unwrap()
-            .expose(),
+        read(&expired_at_once, &reference).await,
         r#"[{"id":"CVE-1"}]"#,
         "past its time to live the value is read again"
     );
     assert_eq!(
-        fresh_for_an_hour
-            .resolve(&reference, &budget())
-            .await
-            .unwrap()
-            .expose(),
+        read(&fresh_for_an_hour, &reference).await,
         "[]",
         "within its time to live the cached value is used"
     );
@@ -355,23 +350,9 @@ async fn a_refresh_that_fails_for_a_passing_reason_keeps_the_value_read_before()
     put_secure(&moto.sdk_config().await, "/canary/checks", "[1]").await;
     let secrets = Secrets::with_ttl(&sdk, Duration::ZERO);
     let reference = SecretRef::parse("ssm:/canary/checks").unwrap();
-    assert_eq!(
-        secrets
-            .resolve(&reference, &budget())
-            .await
-            .unwrap()
-            .expose(),
-        "[1]"
-    );
+    assert_eq!(read(&secrets, &reference).await, "[1]");
     stub.throttle("GetParameter", 100);
-    assert_eq!(
-        secrets
-            .resolve(&reference, &budget())
-            .await
-            .unwrap()
-            .expose(),
-        "[1]"
-    );
+    assert_eq!(read(&secrets, &reference).await, "[1]");
 }
 
 /// A webhook rotated in SSM: the cached URL now answers 404 `no_service`. The notifier drops

@@ -147,14 +147,7 @@ async fn all_three_entry_points_reach_the_same_fail_verdict() {
         .await
         .unwrap();
     let job = h
-        .handle(
-            &job(
-                "codepipeline-job.json",
-                json!({"repository": "prod-api", "tag": "1.42.0"}),
-            ),
-            budget(),
-            now(),
-        )
+        .handle(&job_for_prod_api(), budget(), now())
         .await
         .unwrap();
     assert_eq!(basic["verdict"], "FAIL");
@@ -208,14 +201,7 @@ async fn a_clean_image_passes_with_output_variables_and_the_pass_tag() {
     let h = handler(&rig, &[("PASS_TAG", "scan-passed"), ("NOTIFY_ON", "ALL")]);
 
     let out = h
-        .handle(
-            &job(
-                "codepipeline-job.json",
-                json!({"repository": "prod-api", "tag": "1.42.0"}),
-            ),
-            budget(),
-            now(),
-        )
+        .handle(&job_for_prod_api(), budget(), now())
         .await
         .unwrap();
     assert_eq!(out["verdict"], "PASS");
@@ -332,14 +318,7 @@ async fn findings_on_several_pages_all_count() {
     let h = handler_with(&rig, Ecr::new(&rig.stub_sdk), &[]);
 
     let out = h
-        .handle(
-            &job(
-                "codepipeline-job.json",
-                json!({"repository": "prod-api", "tag": "1.42.0"}),
-            ),
-            budget(),
-            now(),
-        )
+        .handle(&job_for_prod_api(), budget(), now())
         .await
         .unwrap();
     assert_eq!(
@@ -454,16 +433,9 @@ async fn an_unusable_scan_fails_closed_with_its_status() {
     )
     .await;
     let h = handler(&rig, &[]);
-    h.handle(
-        &job(
-            "codepipeline-job.json",
-            json!({"repository": "prod-api", "tag": "1.42.0"}),
-        ),
-        budget(),
-        now(),
-    )
-    .await
-    .unwrap();
+    h.handle(&job_for_prod_api(), budget(), now())
+        .await
+        .unwrap();
     let message = rig.stub.accepted("PutJobFailureResult")[0]["failureDetails"]["message"]
         .as_str()
         .unwrap()
@@ -531,16 +503,9 @@ impl Registry for Broken {
 async fn a_panic_while_judging_still_fails_the_job() {
     let rig = rig().await;
     let h = handler_with(&rig, Broken { hang: false }, &[]);
-    h.handle(
-        &job(
-            "codepipeline-job.json",
-            json!({"repository": "prod-api", "tag": "1.42.0"}),
-        ),
-        budget(),
-        now(),
-    )
-    .await
-    .unwrap();
+    h.handle(&job_for_prod_api(), budget(), now())
+        .await
+        .unwrap();
     let failure = &rig.stub.accepted("PutJobFailureResult")[0];
     assert!(
         failure["failureDetails"]["message"]
@@ -556,10 +521,7 @@ async fn a_hanging_scan_read_still_gets_an_answer_before_the_deadline() {
     let h = handler_with(&rig, Broken { hang: true }, &[]);
     let started = Instant::now();
     h.handle(
-        &job(
-            "codepipeline-job.json",
-            json!({"repository": "prod-api", "tag": "1.42.0"}),
-        ),
+        &job_for_prod_api(),
         Deadline::after(Duration::from_secs(8)),
         now(),
     )
@@ -594,14 +556,7 @@ async fn a_fresh_enhanced_scan_waits_in_a_pipeline_but_is_judged_at_once_from_it
     let h = handler(&rig, &[("FINDINGS_SETTLE", "60s")]);
 
     let job_out = h
-        .handle(
-            &job(
-                "codepipeline-job.json",
-                json!({"repository": "prod-api", "tag": "1.42.0"}),
-            ),
-            budget(),
-            just_after,
-        )
+        .handle(&job_for_prod_api(), budget(), just_after)
         .await
         .unwrap();
     assert_eq!(job_out["result"], "continue", "{job_out}");
@@ -624,14 +579,7 @@ async fn a_broken_configuration_fails_each_job_with_the_reason_and_notifies() {
     let topic = rig.moto.create_topic("ops-alerts").await;
     let h = handler(&rig, &[("MAX_CRITICAL", "none"), ("SNS_TOPIC_ARN", &topic)]);
     let out = h
-        .handle(
-            &job(
-                "codepipeline-job.json",
-                json!({"repository": "prod-api", "tag": "1.42.0"}),
-            ),
-            budget(),
-            now(),
-        )
+        .handle(&job_for_prod_api(), budget(), now())
         .await
         .unwrap();
     assert_eq!(out["result"], "failed", "{out}");
@@ -692,14 +640,7 @@ async fn a_refused_job_result_is_notified_even_for_a_pass() {
     );
     let h = handler(&rig, &[]);
     let out = h
-        .handle(
-            &job(
-                "codepipeline-job.json",
-                json!({"repository": "prod-api", "tag": "1.42.0"}),
-            ),
-            budget(),
-            now(),
-        )
+        .handle(&job_for_prod_api(), budget(), now())
         .await
         .unwrap();
     assert_eq!(out["reported"], "NotReported", "{out}");
