@@ -9,7 +9,8 @@ use crate::config::{ConfigError, Environment, Vars};
 use crate::deadline::Deadline;
 use crate::dedupe::RecentEvents;
 use crate::error::Error;
-use crate::jobs::Reported;
+use crate::guard::{Guarded, guarded};
+use crate::jobs::{FailureKind, JobOutcome, ReportJob, Reported};
 use crate::notifier::{Notification, Notify};
 use crate::slack::{Block, Mrkdwn};
 
@@ -175,6 +176,61 @@ impl<N: Notify> Answerer<N> {
                 false
             }
         }
+    }
+}
+
+/// Kept back from the deadline for a job path's last resort: failing the job and saying so.
+pub const FALLBACK_RESERVE: Duration = Duration::from_secs(2);
+
+impl<N: Notify> Answerer<N> {
+    /// Runs a pipeline job's whole answering path so that it never fails the invocation: a
+    /// job's event carries `artifactCredentials`, and a failed invocation's event is kept whole
+    /// in the dead-letter queue. When the path errs, panics or hangs, the job is failed with
+    /// the reason (should an answer already have landed, CodePipeline keeps that one) and a
+    /// person is told; `render` builds that notice from one sentence. `who` names the
+    /// function for the job's failure message ("the scan gate").
+    pub async fn guard_job<J, W, F>(
+        &self,
+        jobs: &J,
+        job_id: &str,
+        who: &str,
+        deadline: Deadline,
+        work: W,
+        render: impl FnOnce(String) -> Notification,
+    ) -> serde_json::Value
+    where
+        J: ReportJob,
+        W: FnOnce(Deadline) -> F,
+        F: Future<Output = Result<serde_json::Value, Error>>,
+    {
+        let inner = deadline.less(FALLBACK_RESERVE);
+        let why = match guarded(&inner, work(inner)).await {
+            Guarded::Finished(Ok(out)) => return out,
+            Guarded::Finished(Err(e)) => e.to_string(),
+            Guarded::Panicked => "internal error while answering; see the function's log".into(),
+            Guarded::OutOfTime => "ran out of time while answering".into(),
+        };
+        tracing::error!(job_id, reason = %why, "the job path failed; failing the job and acknowledging the invocation so its event stays out of the dead-letter queue");
+        let failure = JobOutcome::Failed {
+            kind: FailureKind::JobFailed,
+            message: format!("{who} could not finish answering: {why}"),
+        };
+        let reported = jobs
+            .report(job_id, failure, &deadline.less(deadline.remaining() / 2))
+            .await;
+        let consequence = match &reported {
+            Ok(_) => "the job is failed".to_owned(),
+            Err(e) => format!(
+                "the job could not be failed either ({e}): the stage waits until CodePipeline times the action out"
+            ),
+        };
+        let notice = render(format!(
+            "could not answer CodePipeline job {job_id}: {why}; {consequence}"
+        ));
+        if let Err(e) = self.notifier.notify(&notice, &deadline).await.into_result() {
+            tracing::error!(job_id, error = %e, "notification failed");
+        }
+        serde_json::json!({"outcome": "unanswered", "jobId": job_id, "reason": why, "failedJob": reported.is_ok()})
     }
 }
 

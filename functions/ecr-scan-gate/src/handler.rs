@@ -23,9 +23,6 @@ use crate::verdict::{Verdict, decide};
 /// What the gate was built with: a configuration, or why there is none.
 pub type Setup = Result<Config, String>;
 
-/// Kept back from the deadline for the job path's last resort: failing the job and saying so.
-const FALLBACK_RESERVE: Duration = Duration::from_secs(2);
-
 /// The key under which a broken configuration is notified, once per container, for scan
 /// events (pipeline jobs are each failed and notified with the reason).
 const CONFIG_ERROR_KEY: &str = "configuration-error";
@@ -243,54 +240,18 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
         }
     }
 
-    /// A job's event carries `artifactCredentials`, and a failed invocation's event is kept
-    /// whole in the dead-letter queue: so the job path never fails the invocation, not even
-    /// on a panic outside the evaluation's own guard. Then the job is failed with the reason
-    /// (should an answer already have landed, CodePipeline keeps that one) and told.
+    /// The job path never fails the invocation; see [`Answerer::guard_job`].
     async fn guarded_job(&self, job: JobRequest, deadline: Deadline, now: i64) -> Value {
         let job_id = job.job_id.clone();
-        let inner = deadline.less(FALLBACK_RESERVE);
-        let why = match guarded(&inner, Box::pin(self.job(job, inner, now))).await {
-            Guarded::Finished(Ok(out)) => return out,
-            Guarded::Finished(Err(e)) => e.to_string(),
-            Guarded::Panicked => "internal error while answering; see the function's log".into(),
-            Guarded::OutOfTime => "ran out of time while answering".into(),
-        };
-        tracing::error!(job_id, reason = %why, "the job path failed; failing the job and acknowledging the invocation so its event stays out of the dead-letter queue");
-        let failure = JobOutcome::Failed {
-            kind: FailureKind::JobFailed,
-            message: format!("the scan gate could not finish answering: {why}"),
-        };
-        let reported = self
-            .jobs
-            .report(&job_id, failure, &deadline.less(deadline.remaining() / 2))
-            .await;
-        let consequence = match &reported {
-            Ok(_) => "the job is failed".to_owned(),
-            Err(e) => format!(
-                "the job could not be failed either ({e}): the stage waits until CodePipeline times the action out"
-            ),
-        };
         let place = Place {
             region: &self.region,
             account: "",
         };
-        let n = render_failure(
-            format!("could not answer CodePipeline job {job_id}: {why}; {consequence}"),
-            "",
-            &format!("job {job_id}"),
-            &place,
-        );
-        if let Err(e) = self
-            .answerer
-            .notifier()
-            .notify(&n, &deadline)
+        let render = |why: String| render_failure(why, "", &format!("job {job_id}"), &place);
+        let work = |inner: Deadline| Box::pin(self.job(job, inner, now));
+        self.answerer
+            .guard_job(&self.jobs, &job_id, "the scan gate", deadline, work, render)
             .await
-            .into_result()
-        {
-            tracing::error!(job_id, error = %e, "notification failed");
-        }
-        json!({"outcome": "unanswered", "jobId": job_id, "reason": why, "failedJob": reported.is_ok()})
     }
 
     /// The decision for a job: waits past `MAX_WAIT` fail closed.

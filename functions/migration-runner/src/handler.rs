@@ -1,0 +1,1009 @@
+//! One input in: at most one task launched for it, and its true outcome told — to
+//! CodePipeline exactly once for a job, to people for everything that needs them.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use shared::dedupe::RecentEvents;
+use shared::guard::{Guarded, guarded};
+use shared::jobs::{FailureKind, JobOutcome, ReportJob};
+use shared::notifier::Notify;
+use shared::report::{Answer, Answerer, DEFAULT_REPORT_MARGIN};
+use shared::retry::{Attempt, Backoff, RetryError, retry};
+use shared::text::human_duration;
+use shared::{Deadline, Error};
+
+use crate::config::{Capacity, Config, NotifyOn};
+use crate::ecs::{Cluster, Launch, LogTail, RunOutcome};
+use crate::entry::{Direct, Entry, JobRequest, Push, Trigger, parse};
+use crate::judge::judge;
+use crate::render::{
+    LogEvidence, Outcome, Place, failure_message, render_outcome, render_problem, render_started,
+};
+use crate::task::{Task, TaskDefinition, cluster_name, task_id};
+
+/// What the runner was built with: a configuration, or why there is none.
+pub type Setup = Result<Config, String>;
+
+/// The tag naming what launched a task; the trigger also derives its `clientToken`.
+pub const TRIGGER_TAG: &str = "ops:trigger";
+pub const FUNCTION_TAG: &str = "ops:function";
+const FUNCTION_NAME: &str = "migration-runner";
+/// CodePipeline's failure message limit (PutJobFailureResult `failureDetails.message`).
+const MAX_JOB_MESSAGE: usize = 5000;
+/// Capacity shortages are retried within the deadline; a pipeline job also tries again on
+/// its next invocation.
+const CAPACITY_BACKOFF: Backoff = Backoff {
+    first: Duration::from_secs(2),
+    max: Duration::from_secs(15),
+    max_attempts: 6,
+};
+/// How often a direct invocation with `"wait": true` looks at its task.
+const WAIT_POLL: Duration = Duration::from_secs(5);
+/// The key under which a broken configuration is notified, once per container, for events.
+const CONFIG_ERROR_KEY: &str = "configuration-error";
+
+/// One invocation: what the Lambda context says, and the time (seconds since the epoch; a
+/// parameter so tests can move it).
+pub struct Invocation {
+    pub request_id: String,
+    pub deadline: Deadline,
+    pub now: i64,
+}
+
+pub struct Handler<C, L, J, N> {
+    pub setup: Setup,
+    pub cluster: C,
+    pub logs: L,
+    pub jobs: J,
+    /// Reports a job once, then notifies; also posts event outcomes.
+    pub answerer: Answerer<N>,
+    pub region: String,
+    /// Event ids launched from, and task ARNs whose outcome was told, in this container.
+    recent: RecentEvents,
+}
+
+/// What a launch came to.
+#[derive(Debug)]
+pub enum Launched {
+    /// Started now, or found already running for this same request (a redelivery).
+    Running {
+        task: Box<Task>,
+        family: String,
+        new: bool,
+    },
+    /// Another migration of the family is running: nothing launched.
+    Busy { other: Box<Task>, family: String },
+    /// ECS placed nothing for lack of capacity, through every retry the deadline allowed.
+    NoCapacity(String),
+    /// Refused for good: nothing launched.
+    Refused(String),
+}
+
+enum Placement {
+    Capacity(String),
+    Refused(String),
+    Failed(Error),
+}
+
+/// The state a pipeline job carries between invocations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "lowercase", deny_unknown_fields)]
+enum Continuation {
+    /// Not launched yet: another migration runs, or capacity or ECS was short.
+    Waiting { runner: u8, since: i64 },
+    Running {
+        runner: u8,
+        task: String,
+        launched: i64,
+    },
+}
+
+const TOKEN_VERSION: u8 = 1;
+
+impl Continuation {
+    fn waiting(since: i64) -> Self {
+        Self::Waiting {
+            runner: TOKEN_VERSION,
+            since,
+        }
+    }
+
+    fn running(task: &str, launched: i64) -> Self {
+        Self::Running {
+            runner: TOKEN_VERSION,
+            task: task.to_owned(),
+            launched,
+        }
+    }
+
+    fn parse(token: &str) -> Option<Self> {
+        serde_json::from_str::<Self>(token)
+            .ok()
+            .filter(|c| match c {
+                Self::Waiting { runner, .. } | Self::Running { runner, .. } => {
+                    *runner == TOKEN_VERSION
+                }
+            })
+    }
+
+    fn token(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// What a job's answer will be, before it is sent.
+enum JobStep {
+    Continue {
+        token: Continuation,
+        summary: String,
+        task: Option<String>,
+    },
+    Finished(Box<Outcome>),
+    Broken(FailureKind, String),
+}
+
+impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
+    /// A bad configuration does not stop the function: a pipeline job that got no answer
+    /// would wait for CodePipeline's timeout. Each job is failed with the reason instead.
+    pub fn new(setup: Setup, cluster: C, logs: L, jobs: J, notifier: N, region: String) -> Self {
+        if let Err(why) = &setup {
+            tracing::error!(reason = %why, "configuration error: every pipeline job will be failed with it until it is fixed");
+        }
+        Self {
+            setup,
+            cluster,
+            logs,
+            jobs,
+            answerer: Answerer::new(notifier),
+            region,
+            recent: RecentEvents::new(512),
+        }
+    }
+
+    pub async fn handle(&self, event: &Value, inv: Invocation) -> Result<Value, Error> {
+        match parse(event) {
+            // Boxed: the futures are deep, and unboxed they overflow the compiler's layout
+            // query depth once the runtime wraps them.
+            Ok(Entry::Job(job)) => Ok(Box::pin(self.guarded_job(job, inv)).await),
+            Ok(Entry::Push(push)) => Box::pin(self.push(push, inv)).await,
+            Ok(Entry::Direct(direct)) => Box::pin(self.direct(direct, inv)).await,
+            Ok(Entry::TaskChange { task, .. }) => Box::pin(self.task_stopped(*task, inv)).await,
+            Err(why) => {
+                tracing::warn!(reason = %why.0, "input ignored; nothing launched");
+                Ok(json!({"outcome": "ignored", "reason": why.0}))
+            }
+        }
+    }
+
+    fn place<'a>(&'a self, config: Option<&'a Config>) -> Place<'a> {
+        Place {
+            region: &self.region,
+            cluster: config.map(|c| c.cluster.as_str()).unwrap_or(""),
+        }
+    }
+
+    fn margin(&self) -> Duration {
+        self.setup
+            .as_ref()
+            .map(|c| c.report_margin)
+            .unwrap_or(DEFAULT_REPORT_MARGIN)
+    }
+
+    // ---- launching -------------------------------------------------------------------
+
+    /// At most one task per request: a task this request already started is found again by
+    /// its trigger tag (and ECS's `clientToken` returns it for a replayed RunTask); a task of
+    /// the same family started by anyone through this function blocks a second one.
+    pub async fn launch(
+        &self,
+        config: &Config,
+        trigger: &Trigger,
+        command: Option<Vec<String>>,
+        pin: Option<&str>,
+        deadline: &Deadline,
+    ) -> Result<Launched, Error> {
+        let mut definition = self
+            .cluster
+            .task_definition(config.task.reference(), deadline)
+            .await?;
+        if definition.container(&config.container).is_none() {
+            return Ok(Launched::Refused(format!(
+                "task definition {} has no container named {} (CONTAINER)",
+                definition.arn, config.container
+            )));
+        }
+        if let Some(image) = pin {
+            definition = self
+                .cluster
+                .pin_image(&definition, &config.container, image, deadline)
+                .await?;
+            tracing::info!(task_definition = %definition.arn, image, "running the pushed image by digest");
+        }
+        let family = definition.family.clone();
+        let active = self
+            .cluster
+            .active_tasks(&config.cluster, &config.started_by, deadline)
+            .await?;
+        let mut same_family = active.into_iter().filter(|t| t.family() == family);
+        let tag = trigger.tag();
+        let same_family: Vec<Task> = same_family.by_ref().collect();
+        if let Some(mine) = same_family
+            .iter()
+            .find(|t| t.tags.get(TRIGGER_TAG) == Some(&tag))
+        {
+            tracing::info!(task = %mine.task_arn, trigger = %tag, "this request's task is already running; not launching another");
+            return Ok(Launched::Running {
+                task: Box::new(mine.clone()),
+                family,
+                new: false,
+            });
+        }
+        if let Some(other) = same_family.into_iter().next() {
+            return Ok(Launched::Busy {
+                other: Box::new(other),
+                family,
+            });
+        }
+        let (launch_type, capacity_provider) = match &config.capacity {
+            Capacity::LaunchType(t) => (Some(t.clone()), None),
+            Capacity::Provider(p) => (None, Some(p.clone())),
+        };
+        let launch = Launch {
+            cluster: config.cluster.clone(),
+            task_definition: definition.arn.clone(),
+            container: config.container.clone(),
+            command: command.or_else(|| config.command.clone()),
+            environment: config.environment.clone(),
+            subnets: config.subnets.clone(),
+            security_groups: config.security_groups.clone(),
+            assign_public_ip: config.assign_public_ip,
+            launch_type,
+            capacity_provider,
+            started_by: config.started_by.clone(),
+            client_token: trigger.client_token(),
+            tags: BTreeMap::from([
+                (TRIGGER_TAG.to_owned(), tag.clone()),
+                (FUNCTION_TAG.to_owned(), FUNCTION_NAME.to_owned()),
+            ]),
+        };
+        let placed = retry(deadline, &CAPACITY_BACKOFF, |attempt| {
+            let launch = &launch;
+            async move {
+                match self.cluster.run(launch, deadline).await {
+                    Ok(RunOutcome::Started(task)) => Attempt::Done(task),
+                    Ok(RunOutcome::NotPlaced(failures)) => {
+                        let why = failures
+                            .iter()
+                            .map(|f| f.describe())
+                            .collect::<Vec<_>>()
+                            .join("; ");
+                        if failures.iter().all(|f| f.is_capacity()) {
+                            tracing::warn!(attempt, reason = %why, "ECS has no capacity for the task yet; retrying");
+                            Attempt::Retry {
+                                error: Placement::Capacity(why),
+                                after: None,
+                            }
+                        } else {
+                            Attempt::Permanent(Placement::Refused(format!(
+                                "ECS could not place the task: {why}"
+                            )))
+                        }
+                    }
+                    Err(e) if e.aws_code() == Some("ConflictException") => {
+                        Attempt::Permanent(Placement::Refused(format!(
+                            "ECS refused the launch: this request's client token was already used with other parameters ({e})"
+                        )))
+                    }
+                    Err(e) => Attempt::Permanent(Placement::Failed(e)),
+                }
+            }
+        })
+        .await;
+        match placed {
+            Ok(task) => {
+                tracing::info!(task = %task.task_arn, trigger = %tag, family, "migration task launched");
+                Ok(Launched::Running {
+                    task,
+                    family,
+                    new: true,
+                })
+            }
+            Err(RetryError::Permanent(Placement::Refused(why))) => Ok(Launched::Refused(why)),
+            Err(RetryError::Permanent(Placement::Failed(e))) => Err(e),
+            Err(
+                RetryError::Exhausted { last, .. }
+                | RetryError::OutOfTime { last, .. }
+                | RetryError::Permanent(last @ Placement::Capacity(_)),
+            ) => Ok(Launched::NoCapacity(match last {
+                Placement::Capacity(why) | Placement::Refused(why) => why,
+                Placement::Failed(e) => e.to_string(),
+            })),
+        }
+    }
+
+    // ---- judging ---------------------------------------------------------------------
+
+    async fn evidence(
+        &self,
+        config: &Config,
+        definition: Option<&TaskDefinition>,
+        task_arn: &str,
+        deadline: &Deadline,
+    ) -> LogEvidence {
+        let Some(definition) = definition else {
+            return LogEvidence::Unavailable(
+                "the task definition could not be read, so the log stream is unknown".into(),
+            );
+        };
+        match definition.log_stream(&config.container, task_arn) {
+            crate::task::LogStream::Unavailable(why) => LogEvidence::Unavailable(why),
+            crate::task::LogStream::CloudWatch { group, stream } => match self
+                .logs
+                .tail(&group, &stream, config.log_tail_lines, deadline)
+                .await
+            {
+                Ok(Some(lines)) => LogEvidence::Lines { stream, lines },
+                Ok(None) => LogEvidence::Unavailable(format!(
+                    "the log stream {stream} does not exist in {group} (the container may never have started)"
+                )),
+                Err(e) => {
+                    tracing::warn!(error = %e, stream, "could not read the log tail");
+                    LogEvidence::Unavailable(format!("could not read {stream}: {e}"))
+                }
+            },
+        }
+    }
+
+    /// The judgement of a stopped (or, with `timed_out`, a stopping) task, with its log tail.
+    async fn outcome_of(
+        &self,
+        config: &Config,
+        task: &Task,
+        timed_out: Option<String>,
+        deadline: &Deadline,
+    ) -> Outcome {
+        let definition = match self
+            .cluster
+            .task_definition(&task.task_definition_arn, deadline)
+            .await
+        {
+            Ok(d) => Some(d),
+            Err(e) => {
+                tracing::warn!(error = %e, task_definition = %task.task_definition_arn, "could not read the task definition; judging every container as essential");
+                None
+            }
+        };
+        let judgement = judge(task, definition.as_ref(), &config.container);
+        let log = self
+            .evidence(config, definition.as_ref(), &task.task_arn, deadline)
+            .await;
+        Outcome {
+            task_arn: task.task_arn.clone(),
+            family: task.family().to_owned(),
+            judgement,
+            log,
+            timed_out,
+        }
+    }
+
+    fn wants(config: &Config, succeeded: bool) -> bool {
+        !succeeded || config.notify_on == NotifyOn::All
+    }
+
+    // ---- 1. CodePipeline job ---------------------------------------------------------
+
+    async fn guarded_job(&self, job: JobRequest, inv: Invocation) -> Value {
+        let job_id = job.job_id.clone();
+        let place = self.place(self.setup.as_ref().ok());
+        let render = |why: String| {
+            render_problem(
+                &format!("Migration job {job_id} could not be answered"),
+                &why,
+                None,
+                &place,
+            )
+        };
+        let now = inv.now;
+        let work = |inner: Deadline| Box::pin(self.job(job, inner, now));
+        self.answerer
+            .guard_job(
+                &self.jobs,
+                &job_id,
+                "the migration runner",
+                inv.deadline,
+                work,
+                render,
+            )
+            .await
+    }
+
+    async fn job(&self, job: JobRequest, deadline: Deadline, now: i64) -> Result<Value, Error> {
+        let work_deadline = deadline.less(self.margin());
+        let step = match guarded(
+            &work_deadline,
+            Box::pin(self.job_step(&job, &work_deadline, now)),
+        )
+        .await
+        {
+            Guarded::Finished(step) => step,
+            // Nothing is lost by asking to be invoked again: a task this job launched is found
+            // again by its trigger tag, and the token it had is kept.
+            Guarded::OutOfTime => JobStep::Continue {
+                token: job
+                    .continuation
+                    .as_deref()
+                    .and_then(Continuation::parse)
+                    .unwrap_or_else(|| Continuation::waiting(now)),
+                summary: "this check did not finish in time; checking again".into(),
+                task: None,
+            },
+            Guarded::Panicked => JobStep::Broken(
+                FailureKind::JobFailed,
+                "internal error while running the migration; see the function's log".into(),
+            ),
+        };
+        let place = self.place(self.setup.as_ref().ok());
+        let subject = format!("CodePipeline job {}", job.job_id);
+        let (outcome, notification, wanted, decisive, kind) = match step {
+            JobStep::Continue {
+                token,
+                summary,
+                task,
+            } => {
+                tracing::info!(job_id = %job.job_id, summary, "not finished; CodePipeline will invoke again");
+                let n = render_problem(
+                    &format!("Migration for {subject} still in progress"),
+                    &summary,
+                    task.as_deref(),
+                    &place,
+                );
+                let outcome = JobOutcome::InProgress {
+                    continuation_token: token.token(),
+                    summary,
+                };
+                (outcome, n, false, false, "continue")
+            }
+            JobStep::Finished(o) => {
+                let n = render_outcome(&o, Some(&subject), &place);
+                let wanted = match &self.setup {
+                    Ok(config) => Self::wants(config, o.succeeded()),
+                    Err(_) => true,
+                };
+                if o.succeeded() {
+                    let exit = o
+                        .judgement
+                        .exit_code
+                        .map(|c| c.to_string())
+                        .unwrap_or_default();
+                    let outcome = JobOutcome::Succeeded {
+                        summary: format!(
+                            "Migration task {} succeeded (exit {exit})",
+                            task_id(&o.task_arn)
+                        ),
+                        output_variables: BTreeMap::from([
+                            ("TASK_ARN".to_owned(), o.task_arn.clone()),
+                            ("EXIT_CODE".to_owned(), exit),
+                        ]),
+                    };
+                    (outcome, n, wanted, true, "succeeded")
+                } else {
+                    let message = failure_message(&o, MAX_JOB_MESSAGE);
+                    tracing::warn!(job_id = %job.job_id, task = %o.task_arn, reasons = ?o.reasons(), "failing the job");
+                    let outcome = JobOutcome::Failed {
+                        kind: FailureKind::JobFailed,
+                        message,
+                    };
+                    (outcome, n, wanted, true, "failed")
+                }
+            }
+            JobStep::Broken(kind, message) => {
+                tracing::warn!(job_id = %job.job_id, message, "failing the job");
+                let n = render_problem(
+                    &format!("Migration failed for {subject}"),
+                    &message,
+                    None,
+                    &place,
+                );
+                (
+                    JobOutcome::Failed { kind, message },
+                    n,
+                    true,
+                    true,
+                    "failed",
+                )
+            }
+        };
+        let answer = Answer {
+            key: job.job_id.clone(),
+            subject,
+            if_unreported: "the pipeline's migration action waits until CodePipeline times it out",
+            notification,
+            wanted,
+            decisive,
+            // The job event carries artifactCredentials: never let it reach the DLQ.
+            lambda_retries: false,
+        };
+        let jobs = &self.jobs;
+        let job_id = &job.job_id;
+        let report = |by: Deadline| async move { jobs.report(job_id, outcome, &by).await };
+        let answered = Box::pin(self.answerer.answer(answer, report, &deadline)).await?;
+        Ok(json!({
+            "outcome": "reported",
+            "result": kind,
+            "reported": answered.reported_name(),
+            "notified": answered.notified,
+        }))
+    }
+
+    async fn job_step(&self, job: &JobRequest, deadline: &Deadline, now: i64) -> JobStep {
+        let config = match &self.setup {
+            Ok(c) => c,
+            Err(why) => {
+                return JobStep::Broken(
+                    FailureKind::ConfigurationError,
+                    format!("configuration error: {why}"),
+                );
+            }
+        };
+        let command = match &job.command {
+            Ok(c) => c.clone(),
+            Err(why) => return JobStep::Broken(FailureKind::ConfigurationError, why.clone()),
+        };
+        if command.is_some() && !config.allow_command_override {
+            return JobStep::Broken(
+                FailureKind::ConfigurationError,
+                "UserParameters overrides the command, but ALLOW_COMMAND_OVERRIDE is false; nothing was launched".into(),
+            );
+        }
+        let max = config.max_runtime.as_secs() as i64;
+        match job
+            .continuation
+            .as_deref()
+            .map(|t| (t, Continuation::parse(t)))
+        {
+            None => {
+                self.start_for_job(config, job, command, now, now, deadline)
+                    .await
+            }
+            Some((_, None)) => JobStep::Broken(
+                FailureKind::JobFailed,
+                "the continuation token is not one this function issued; nothing was launched"
+                    .into(),
+            ),
+            Some((_, Some(Continuation::Waiting { since, .. }))) if now - since >= max => {
+                JobStep::Broken(
+                    FailureKind::JobFailed,
+                    format!(
+                        "the migration could not be launched within MAX_RUNTIME ({}): another migration kept running, or ECS had no capacity; nothing was launched",
+                        human_duration(config.max_runtime)
+                    ),
+                )
+            }
+            Some((_, Some(Continuation::Waiting { since, .. }))) => {
+                self.start_for_job(config, job, command, since, now, deadline)
+                    .await
+            }
+            Some((_, Some(Continuation::Running { task, launched, .. }))) => {
+                self.watch(config, &task, launched, now, deadline).await
+            }
+        }
+    }
+
+    async fn start_for_job(
+        &self,
+        config: &Config,
+        job: &JobRequest,
+        command: Option<Vec<String>>,
+        since: i64,
+        now: i64,
+        deadline: &Deadline,
+    ) -> JobStep {
+        let trigger = Trigger::Job(job.job_id.clone());
+        let wait = |summary: String, task: Option<String>| JobStep::Continue {
+            token: Continuation::waiting(since),
+            summary,
+            task,
+        };
+        match self.launch(config, &trigger, command, None, deadline).await {
+            Ok(Launched::Running { task, .. }) => JobStep::Continue {
+                token: Continuation::running(&task.task_arn, now),
+                summary: format!("Migration task {} started", task.id()),
+                task: Some(task.task_arn),
+            },
+            Ok(Launched::Busy { other, family }) => wait(
+                format!(
+                    "Waiting: migration task {} of {family} is still running; this one starts after it stops",
+                    other.id()
+                ),
+                Some(other.task_arn),
+            ),
+            Ok(Launched::NoCapacity(why)) => {
+                wait(format!("Waiting: ECS has no capacity yet ({why})"), None)
+            }
+            Ok(Launched::Refused(why)) => {
+                JobStep::Broken(FailureKind::JobFailed, format!("nothing launched: {why}"))
+            }
+            Err(e) if e.is_retryable() => wait(format!("Waiting: {e}; trying again"), None),
+            Err(e) => JobStep::Broken(FailureKind::JobFailed, format!("nothing launched: {e}")),
+        }
+    }
+
+    async fn watch(
+        &self,
+        config: &Config,
+        task_arn: &str,
+        launched: i64,
+        now: i64,
+        deadline: &Deadline,
+    ) -> JobStep {
+        let elapsed = Duration::from_secs(now.saturating_sub(launched).max(0) as u64);
+        let keep = |summary: String| JobStep::Continue {
+            token: Continuation::running(task_arn, launched),
+            summary,
+            task: Some(task_arn.to_owned()),
+        };
+        let task = match self
+            .cluster
+            .describe(&config.cluster, task_arn, deadline)
+            .await
+        {
+            Ok(Some(t)) => t,
+            Ok(None) => {
+                return JobStep::Broken(
+                    FailureKind::JobFailed,
+                    format!(
+                        "task {task_arn} is not known in cluster {}: it stopped over an hour ago, or the continuation token names a task this function did not start",
+                        config.cluster
+                    ),
+                );
+            }
+            Err(e) if e.is_retryable() && elapsed < config.max_runtime => {
+                return keep(format!(
+                    "could not read the task's state ({e}); trying again"
+                ));
+            }
+            Err(e) => return JobStep::Broken(FailureKind::JobFailed, e.to_string()),
+        };
+        if task.started_by.as_deref() != Some(config.started_by.as_str()) {
+            return JobStep::Broken(
+                FailureKind::JobFailed,
+                format!(
+                    "task {task_arn} was not started by this function (startedBy is not {}); not judging it",
+                    config.started_by
+                ),
+            );
+        }
+        if task.is_stopped() {
+            return JobStep::Finished(Box::new(
+                self.outcome_of(config, &task, None, deadline).await,
+            ));
+        }
+        if elapsed >= config.max_runtime {
+            let limit = human_duration(config.max_runtime);
+            let reason = format!("ran longer than MAX_RUNTIME ({limit})");
+            let stopped = self
+                .cluster
+                .stop(
+                    &config.cluster,
+                    task_arn,
+                    &format!("migration-runner: {reason}"),
+                    deadline,
+                )
+                .await;
+            let timed_out = match stopped {
+                Ok(()) => format!("{reason}; the runner stopped it"),
+                Err(e) => format!("{reason}; stopping it failed ({e}), so it may still be running"),
+            };
+            tracing::warn!(task = task_arn, reason = %timed_out, "migration timed out");
+            return JobStep::Finished(Box::new(
+                self.outcome_of(config, &task, Some(timed_out), deadline)
+                    .await,
+            ));
+        }
+        keep(format!(
+            "Migration task {} is {} after {}",
+            task.id(),
+            task.last_status,
+            human_duration(elapsed)
+        ))
+    }
+
+    // ---- 2. ECR push -----------------------------------------------------------------
+
+    async fn push(&self, push: Push, inv: Invocation) -> Result<Value, Error> {
+        let config = match &self.setup {
+            Ok(c) => c,
+            Err(why) => return self.unconfigured(why, &inv.deadline).await,
+        };
+        let ignored = |reason: &str| {
+            tracing::info!(repository = %push.repository, reason, "push ignored; nothing launched");
+            Ok(json!({"outcome": "ignored", "reason": reason}))
+        };
+        if config.trigger_repository.as_deref() != Some(push.repository.as_str()) {
+            return ignored("not the TRIGGER_REPOSITORY");
+        }
+        if push.action != "PUSH" || push.result != "SUCCESS" {
+            return ignored("not a successful push");
+        }
+        if let Some(glob) = &config.trigger_tag
+            && !push.tag.as_deref().is_some_and(|t| glob.matches(t))
+        {
+            return ignored("the tag does not match TRIGGER_TAG");
+        }
+        if !push.event_id.is_empty() && self.recent.seen(&push.event_id) {
+            return Ok(
+                json!({"outcome": "skipped", "reason": "already handled by this container"}),
+            );
+        }
+        let image = config.pin_image_digest.then(|| image_by_digest(&push));
+        let trigger = Trigger::Event(push.event_id.clone());
+        let deadline = inv.deadline.less(self.margin());
+        let what = format!(
+            "{}{}",
+            push.repository,
+            push.tag
+                .as_deref()
+                .map(|t| format!(":{t}"))
+                .unwrap_or_default()
+        );
+        let place = self.place(Some(config));
+        let launched =
+            Box::pin(self.launch(config, &trigger, None, image.as_deref(), &deadline)).await?;
+        let (result, notice) = match launched {
+            Launched::Running { task, family, new } => {
+                let n = (new && config.notify_on == NotifyOn::All)
+                    .then(|| render_started(&family, &task.task_arn, &trigger.tag(), &place));
+                (
+                    json!({"outcome": "launched", "taskArn": task.task_arn, "new": new}),
+                    n,
+                )
+            }
+            Launched::Busy { other, family } => {
+                let why = format!(
+                    "The push of {what} did not start a migration: task {} of {family} is still running. Start this one when it has finished (invoke the function with {{}}).",
+                    other.id()
+                );
+                let n = render_problem(
+                    &format!("Migration not started: {family}"),
+                    &why,
+                    Some(&other.task_arn),
+                    &place,
+                );
+                (json!({"outcome": "refused", "reason": why}), Some(n))
+            }
+            Launched::Refused(why) => {
+                let n = render_problem(
+                    &format!("Migration not started for {what}"),
+                    &why,
+                    None,
+                    &place,
+                );
+                (json!({"outcome": "refused", "reason": why}), Some(n))
+            }
+            // Lambda retries the event; its client token keeps a retry from starting a
+            // second task, and the dead-letter queue's alarm tells people if all fail.
+            Launched::NoCapacity(why) => {
+                return Err(Error::Aws {
+                    service: "ECS",
+                    operation: "RunTask",
+                    code: None,
+                    message: format!("no capacity for the migration task: {why}"),
+                    retryable: true,
+                });
+            }
+        };
+        if let Some(n) = notice {
+            self.answerer
+                .notifier()
+                .notify(&n, &inv.deadline)
+                .await
+                .into_result()?;
+        }
+        if !push.event_id.is_empty() {
+            self.recent.record(&push.event_id);
+        }
+        Ok(result)
+    }
+
+    // ---- 3. direct invocation --------------------------------------------------------
+
+    async fn direct(&self, direct: Direct, inv: Invocation) -> Result<Value, Error> {
+        let refused = |reason: String| {
+            tracing::warn!(reason, "direct invocation refused; nothing launched");
+            Ok(json!({"outcome": "refused", "reason": reason}))
+        };
+        let config = match &self.setup {
+            Ok(c) => c,
+            Err(why) => return refused(format!("configuration error: {why}")),
+        };
+        let command = match direct.command {
+            Ok(c) => c,
+            Err(why) => return refused(why),
+        };
+        if command.is_some() && !config.allow_command_override {
+            return refused(
+                "command overrides are not allowed (ALLOW_COMMAND_OVERRIDE is false)".into(),
+            );
+        }
+        let deadline = inv.deadline.less(self.margin());
+        let trigger = Trigger::Invocation(inv.request_id.clone());
+        match Box::pin(self.launch(config, &trigger, command, None, &deadline)).await? {
+            Launched::Running { task, .. } if direct.wait => {
+                Ok(Box::pin(self.wait_for(config, *task, &deadline)).await)
+            }
+            Launched::Running { task, .. } => Ok(json!({
+                "outcome": "launched",
+                "taskArn": task.task_arn,
+                "status": task.last_status,
+            })),
+            Launched::Busy { other, family } => refused(format!(
+                "migration task {} of {family} is still running",
+                other.task_arn
+            )),
+            Launched::NoCapacity(why) => refused(format!("ECS has no capacity: {why}")),
+            Launched::Refused(why) => refused(why),
+        }
+    }
+
+    async fn wait_for(&self, config: &Config, mut task: Task, deadline: &Deadline) -> Value {
+        loop {
+            if task.is_stopped() {
+                let o = self.outcome_of(config, &task, None, deadline).await;
+                let tail = match &o.log {
+                    LogEvidence::Lines { lines, .. } => json!(lines),
+                    LogEvidence::Unavailable(why) => json!(why),
+                };
+                return json!({
+                    "outcome": if o.succeeded() { "succeeded" } else { "failed" },
+                    "taskArn": o.task_arn,
+                    "exitCode": o.judgement.exit_code,
+                    "stopCode": o.judgement.stop_code,
+                    "reasons": o.reasons(),
+                    "logTail": tail,
+                });
+            }
+            if deadline.sleep(WAIT_POLL).await.is_err() {
+                break;
+            }
+            match self
+                .cluster
+                .describe(&config.cluster, &task.task_arn, deadline)
+                .await
+            {
+                Ok(Some(t)) => task = t,
+                Ok(None) => break,
+                Err(e) => tracing::warn!(error = %e, "could not describe the task; trying again"),
+            }
+        }
+        json!({"outcome": "launched", "taskArn": task.task_arn, "status": task.last_status, "note": "still running when the invocation's time ran out; its outcome is reported when it stops"})
+    }
+
+    // ---- 4. ECS task state change ----------------------------------------------------
+
+    async fn task_stopped(&self, task: Task, inv: Invocation) -> Result<Value, Error> {
+        let config = match &self.setup {
+            Ok(c) => c,
+            Err(why) => return self.unconfigured(why, &inv.deadline).await,
+        };
+        let ignored = |reason: String| {
+            tracing::info!(task = %task.task_arn, reason, "task event acknowledged");
+            Ok(json!({"outcome": "ignored", "reason": reason}))
+        };
+        if task.started_by.as_deref() != Some(config.started_by.as_str()) {
+            return ignored("not started by this function".into());
+        }
+        if let Some(cluster) = &task.cluster_arn
+            && cluster_name(cluster) != cluster_name(&config.cluster)
+        {
+            return ignored("a task of another cluster".into());
+        }
+        // Fargate's DEPROVISIONING event already carries exit codes: only STOPPED is final.
+        if !task.is_stopped() {
+            return ignored(format!("lastStatus {} is not final", task.last_status));
+        }
+        if self.recent.seen(&task.task_arn) {
+            return Ok(
+                json!({"outcome": "skipped", "reason": "already reported by this container"}),
+            );
+        }
+        let deadline = inv.deadline.less(Duration::from_secs(1));
+        // A pipeline job tells its own task's outcome; events only add what it cannot.
+        let trigger = match self
+            .cluster
+            .describe(&config.cluster, &task.task_arn, &deadline)
+            .await
+        {
+            Ok(Some(t)) => t.tags.get(TRIGGER_TAG).cloned(),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the task's tags; reporting it in case no pipeline job does");
+                None
+            }
+        };
+        if trigger.as_deref().is_some_and(Trigger::is_job) {
+            self.recent.record(&task.task_arn);
+            return ignored("launched by a CodePipeline job, which reports it".into());
+        }
+        let o = Box::pin(self.outcome_of(config, &task, None, &deadline)).await;
+        tracing::info!(task = %o.task_arn, succeeded = o.succeeded(), reasons = ?o.reasons(), "migration finished");
+        if Self::wants(config, o.succeeded()) {
+            let n = render_outcome(&o, trigger.as_deref(), &self.place(Some(config)));
+            self.answerer
+                .notifier()
+                .notify(&n, &inv.deadline)
+                .await
+                .into_result()?;
+        }
+        self.recent.record(&task.task_arn);
+        Ok(json!({"outcome": "reported", "taskArn": o.task_arn, "succeeded": o.succeeded()}))
+    }
+
+    /// An event reaching a runner that cannot act: said once per container.
+    async fn unconfigured(&self, why: &str, deadline: &Deadline) -> Result<Value, Error> {
+        tracing::error!(reason = %why, "event not handled: configuration error");
+        if !self.recent.seen(CONFIG_ERROR_KEY) {
+            let n = render_problem(
+                "Migration runner is not configured",
+                &format!("Events are not being acted on until this is fixed: {why}"),
+                None,
+                &self.place(None),
+            );
+            self.answerer
+                .notifier()
+                .notify(&n, deadline)
+                .await
+                .into_result()?;
+            self.recent.record(CONFIG_ERROR_KEY);
+        }
+        Ok(json!({"outcome": "not-configured", "reason": format!("configuration error: {why}")}))
+    }
+}
+
+/// The pushed image by digest: `<account>.dkr.ecr.<region>.<domain>/<repository>@sha256:…`.
+pub fn image_by_digest(push: &Push) -> String {
+    let domain = if push.region.starts_with("cn-") {
+        "amazonaws.com.cn"
+    } else {
+        "amazonaws.com"
+    };
+    format!(
+        "{}.dkr.ecr.{}.{domain}/{}@{}",
+        push.account, push.region, push.repository, push.digest
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn continuation_tokens_are_recognised_only_when_issued_here() {
+        let t = Continuation::running("arn:aws:ecs:us-east-1:1:task/prod/abc", 100);
+        assert_eq!(Continuation::parse(&t.token()), Some(t.clone()));
+        assert!(Continuation::parse(r#"{"since":100}"#).is_none());
+        assert!(Continuation::parse(r#"{"state":"waiting","runner":2,"since":1}"#).is_none());
+        assert!(Continuation::parse("not json").is_none());
+        assert!(t.token().len() <= 2048);
+    }
+
+    #[test]
+    fn the_pinned_image_is_the_pushed_digest_in_its_partition() {
+        let push = Push {
+            event_id: "e".into(),
+            account: "123456789012".into(),
+            region: "cn-north-1".into(),
+            repository: "team/api".into(),
+            digest: "sha256:abc".into(),
+            tag: None,
+            action: "PUSH".into(),
+            result: "SUCCESS".into(),
+        };
+        assert_eq!(
+            image_by_digest(&push),
+            "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn/team/api@sha256:abc"
+        );
+    }
+}

@@ -1,0 +1,30 @@
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use migration_runner::Invocation;
+use serde_json::Value;
+use shared::config::ProcessEnv;
+use shared::wiring::Wiring;
+use shared::{Deadline, settle};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    shared::telemetry::init_tracing();
+    let app = migration_runner::app::build(&ProcessEnv, &Wiring::for_lambda().await?);
+    let app = &app;
+    run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let invocation = Invocation {
+            request_id: event.context.request_id.clone(),
+            deadline: Deadline::from_context(&event.context),
+            now,
+        };
+        // Boxed: the handler's future is deep, and the runtime wraps it again; unboxed, a
+        // clean (non-incremental) build overflows the compiler's layout query depth.
+        settle(Box::pin(app.handle(&event.payload, invocation)).await)
+    }))
+    .await
+}

@@ -1,0 +1,292 @@
+//! What people read: the outcome of a migration with every container's exit and the log
+//! tail, and the problems that stopped one from running. Built once as a [`Notification`]
+//! (Slack blocks and the SNS text) and as the CodePipeline failure message.
+
+use shared::console;
+use shared::notifier::Notification;
+use shared::slack::{Block, Button, MAX_SECTION_TEXT, Message, Mrkdwn};
+use shared::text::slack_len;
+
+use crate::judge::Judgement;
+
+/// The log lines read back, or why there are none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogEvidence {
+    Lines { stream: String, lines: Vec<String> },
+    Unavailable(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub task_arn: String,
+    pub family: String,
+    pub judgement: Judgement,
+    pub log: LogEvidence,
+    /// Set when the runner stopped the task itself (MAX_RUNTIME).
+    pub timed_out: Option<String>,
+}
+
+impl Outcome {
+    pub fn succeeded(&self) -> bool {
+        self.timed_out.is_none() && self.judgement.succeeded
+    }
+
+    pub fn reasons(&self) -> Vec<String> {
+        self.timed_out
+            .iter()
+            .cloned()
+            .chain(self.judgement.reasons.iter().cloned())
+            .collect()
+    }
+}
+
+pub struct Place<'a> {
+    pub region: &'a str,
+    pub cluster: &'a str,
+}
+
+/// The last lines that fit in `max` UTF-16 units, newest kept: the end of a failed
+/// migration's log is where its error is.
+pub fn fit_tail(lines: &[String], max: usize) -> String {
+    let mut kept: Vec<&str> = Vec::new();
+    let mut used = 0;
+    for line in lines.iter().rev() {
+        let cost = slack_len(line) + 1;
+        if used + cost > max.saturating_sub(40) {
+            break;
+        }
+        used += cost;
+        kept.push(line);
+    }
+    kept.reverse();
+    let hidden = lines.len() - kept.len();
+    let mut out = String::new();
+    if hidden > 0 {
+        out.push_str(&format!("… {hidden} earlier line(s) not shown\n"));
+    }
+    out.push_str(&kept.join("\n"));
+    out
+}
+
+fn container_lines(j: &Judgement) -> Vec<String> {
+    j.containers
+        .iter()
+        .map(|c| {
+            format!(
+                "{}{}: {}{}",
+                c.name,
+                if c.essential { "" } else { " (not essential)" },
+                c.exit_code
+                    .map(|e| format!("exit {e}"))
+                    .unwrap_or_else(|| "no exit code".into()),
+                c.reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+/// CodePipeline's failure message: reasons, containers, then as much of the log tail as
+/// fits in `max` characters.
+pub fn failure_message(o: &Outcome, max: usize) -> String {
+    let mut head = format!(
+        "Migration task {} ({}) failed: {}",
+        crate::task::task_id(&o.task_arn),
+        o.family,
+        o.reasons().join("; ")
+    );
+    if let Some(r) = &o.judgement.stopped_reason {
+        head.push_str(&format!(". Stopped reason: {r}"));
+    }
+    head.push_str(&format!(
+        ". Containers: {}",
+        container_lines(&o.judgement).join(", ")
+    ));
+    match &o.log {
+        LogEvidence::Lines { lines, .. } if !lines.is_empty() => {
+            let room = max.saturating_sub(slack_len(&head) + 20);
+            format!("{head}\nLog tail:\n{}", fit_tail(lines, room))
+        }
+        LogEvidence::Lines { .. } => format!("{head}\nLog tail: the log stream is empty"),
+        LogEvidence::Unavailable(why) => format!("{head}\nLog tail: {why}"),
+    }
+}
+
+fn task_button(place: &Place, task_arn: &str) -> Block {
+    Block::Buttons(vec![Button {
+        label: "Task in the ECS console".into(),
+        url: console::ecs_task(place.region, place.cluster, task_arn),
+    }])
+}
+
+/// A code block cannot contain its own fence; a look-alike keeps the text readable.
+fn code_block(text: &str) -> Mrkdwn {
+    Mrkdwn::new()
+        .markup("```")
+        .plain(&text.replace("```", "ˋˋˋ"))
+        .markup("```")
+}
+
+pub fn render_outcome(o: &Outcome, trigger: Option<&str>, place: &Place) -> Notification {
+    let task_id = crate::task::task_id(&o.task_arn);
+    let title = if o.succeeded() {
+        format!("✅ Migration succeeded: {}", o.family)
+    } else {
+        format!("⛔ Migration failed: {}", o.family)
+    };
+    let mut message =
+        Message::new(Mrkdwn::from_untrusted(&title)).block(Block::Header(title.clone()));
+    if !o.succeeded() {
+        let mut m = Mrkdwn::new().bold("Why");
+        for r in o.reasons() {
+            m = m.newline().plain("• ").plain(&r);
+        }
+        message = message.block(Block::section(m));
+    }
+    let mut fields = vec![
+        Mrkdwn::new().bold("Task").newline().code(task_id),
+        Mrkdwn::new()
+            .bold("Stop code")
+            .newline()
+            .plain(o.judgement.stop_code.as_deref().unwrap_or("(none)")),
+    ];
+    if let Some(r) = &o.judgement.stopped_reason {
+        fields.push(Mrkdwn::new().bold("Stopped reason").newline().plain(r));
+    }
+    if let Some(t) = trigger {
+        fields.push(Mrkdwn::new().bold("Started by").newline().plain(t));
+    }
+    message = message.block(Block::fields(fields));
+    let mut containers = Mrkdwn::new().bold("Containers");
+    for line in container_lines(&o.judgement) {
+        containers = containers.newline().plain("• ").plain(&line);
+    }
+    message = message.block(Block::section(containers));
+    match &o.log {
+        LogEvidence::Lines { stream, lines } if !lines.is_empty() => {
+            message = message
+                .block(Block::Context(vec![
+                    Mrkdwn::new().plain("Last lines of ").code(stream),
+                ]))
+                // Room for the fences and the escaping of < > &.
+                .block(Block::section(code_block(&fit_tail(
+                    lines,
+                    MAX_SECTION_TEXT / 2,
+                ))));
+        }
+        LogEvidence::Lines { stream, .. } => {
+            message = message.block(Block::Context(vec![
+                Mrkdwn::new()
+                    .plain("The log stream ")
+                    .code(stream)
+                    .plain(" is empty."),
+            ]));
+        }
+        LogEvidence::Unavailable(why) => {
+            message = message.block(Block::Context(vec![
+                Mrkdwn::new().plain("No log tail: ").plain(why),
+            ]));
+        }
+    }
+    Notification::new(title, message.block(task_button(place, &o.task_arn)))
+}
+
+/// A migration that did not run, or whose outcome could not be told: the headline, why, and
+/// the task when there is one.
+pub fn render_problem(
+    headline: &str,
+    why: &str,
+    task_arn: Option<&str>,
+    place: &Place,
+) -> Notification {
+    let title = format!("⛔ {headline}");
+    let mut message = Message::new(Mrkdwn::from_untrusted(&title))
+        .block(Block::Header(title.clone()))
+        .block(Block::section(Mrkdwn::from_untrusted(why)));
+    if let Some(arn) = task_arn {
+        message = message.block(task_button(place, arn));
+    }
+    Notification::new(title, message)
+}
+
+/// `NOTIFY_ON=ALL`: a migration launched by an event or an invocation.
+pub fn render_started(family: &str, task_arn: &str, trigger: &str, place: &Place) -> Notification {
+    let title = format!("▶️ Migration started: {family}");
+    let message = Message::new(Mrkdwn::from_untrusted(&title))
+        .block(Block::Header(title.clone()))
+        .block(Block::section(
+            Mrkdwn::new()
+                .plain("Task ")
+                .code(crate::task::task_id(task_arn))
+                .plain(", started by ")
+                .plain(trigger)
+                .plain("."),
+        ))
+        .block(task_button(place, task_arn));
+    Notification::new(title, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::judge::ContainerLine;
+
+    fn failed(lines: Vec<String>) -> Outcome {
+        Outcome {
+            task_arn: "arn:aws:ecs:us-east-1:1:task/prod/abc".into(),
+            family: "api-migrate".into(),
+            judgement: Judgement {
+                succeeded: false,
+                reasons: vec!["essential container migrate exited with 1".into()],
+                stop_code: Some("EssentialContainerExited".into()),
+                stopped_reason: Some("Essential container in task exited".into()),
+                containers: vec![ContainerLine {
+                    name: "migrate".into(),
+                    essential: true,
+                    exit_code: Some(1),
+                    reason: None,
+                }],
+                exit_code: Some(1),
+            },
+            log: LogEvidence::Lines {
+                stream: "ecs/migrate/abc".into(),
+                lines,
+            },
+            timed_out: None,
+        }
+    }
+
+    #[test]
+    fn the_tail_keeps_the_newest_lines_and_says_how_many_were_cut() {
+        let lines: Vec<String> = (1..=500).map(|i| format!("line {i}")).collect();
+        let t = fit_tail(&lines, 300);
+        assert!(t.ends_with("line 500"));
+        assert!(t.starts_with("… ") && t.contains("earlier line(s) not shown"));
+        assert!(slack_len(&t) <= 300);
+    }
+
+    #[test]
+    fn the_job_message_fits_codepipelines_limit_and_ends_with_the_last_log_line() {
+        let lines: Vec<String> = (1..=2000).map(|i| format!("applying step {i}")).collect();
+        let m = failure_message(&failed(lines), 5000);
+        assert!(slack_len(&m) <= 5000);
+        assert!(m.contains("exited with 1") && m.ends_with("applying step 2000"));
+    }
+
+    #[test]
+    fn hostile_log_lines_are_inert_in_slack_and_cannot_close_the_code_block() {
+        let n = render_outcome(
+            &failed(vec!["<!channel> ``` <https://evil|click>".into()]),
+            None,
+            &Place {
+                region: "us-east-1",
+                cluster: "prod",
+            },
+        );
+        let payload = n.slack.to_payload().to_string();
+        assert!(!payload.contains("<!channel>") && payload.contains("&lt;!channel&gt;"));
+        assert_eq!(payload.matches("```").count(), 2, "{payload}");
+    }
+}
