@@ -1,11 +1,13 @@
 //! Local stand-ins for AWS and Slack, for tests and `make demo`: real servers, not mocks
 //! of the SDK. moto plays ECS, ECR, SNS, SSM, Secrets Manager, CloudWatch and Logs; the
-//! recording stub plays the CodeDeploy and CodePipeline calls moto lacks; the Slack sink
+//! recording stub plays the CodeDeploy and CodePipeline calls moto lacks and enforces ECS rules
+//! moto does not (RunTask's client token, ListTasks' startedBy filter); the Slack sink
 //! plays an incoming webhook; the target plays the new version of a service under test.
 
 pub mod call_log;
 pub mod cbor;
 pub mod ecr;
+pub mod ecs;
 pub mod moto;
 pub mod runtime_api;
 pub mod slack_sink;

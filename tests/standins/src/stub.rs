@@ -6,6 +6,11 @@
 //! from fixtures a test registers, else by forwarding to an upstream (moto), else with
 //! `UnknownOperationException`.
 //!
+//! In front of moto's ECS it enforces what the ECS API reference says and moto does not: a
+//! RunTask `clientToken` replayed with the same parameters returns the first answer and
+//! starts nothing (with other parameters: `ConflictException`), the token's and
+//! `startedBy`'s formats, and ListTasks' "startedBy must be the only filter".
+//!
 //! It also bridges Smithy RPC v2 CBOR (`/service/<Service>/operation/<Op>`, which the current
 //! CloudWatch SDK speaks) to the AWS JSON protocol of the upstream moto, so CloudWatch calls
 //! reach moto's state: point `AWS_ENDPOINT_URL_CLOUDWATCH` at the stub.
@@ -54,6 +59,8 @@ struct Inner {
     slow: HashMap<String, (std::time::Duration, u32)>,
     fixtures: Vec<Fixture>,
     upstream: Option<String>,
+    /// ECS RunTask answers by (cluster, clientToken): the request and what it was answered.
+    run_tokens: HashMap<(String, String), (Value, Bytes)>,
 }
 
 #[derive(Clone)]
@@ -216,7 +223,7 @@ async fn handle(
         )
     };
 
-    let (response, status, upstream, delay) = {
+    let (response, status, upstream, delay, fixture_answer) = {
         let mut state = inner.lock().unwrap_or_else(|p| p.into_inner());
         let (response, status) = answer(&mut state, &operation, &request);
         let fixture_answer = state
@@ -227,9 +234,7 @@ async fn handle(
             .map(|f| match &f.answer {
                 Answer::Ok(v) => v.clone(),
                 Answer::Error { code, .. } => json!({"__type": code}),
-            })
-            .unwrap_or(Value::Null);
-        crate::call_log::log_call(&headers, &operation, &request, &fixture_answer);
+            });
         let delay = match state.slow.get_mut(&operation) {
             Some((delay, left)) if *left > 0 => {
                 *left -= 1;
@@ -237,11 +242,29 @@ async fn handle(
             }
             _ => None,
         };
-        (response, status, state.upstream.clone(), delay)
+        (
+            response,
+            status,
+            state.upstream.clone(),
+            delay,
+            fixture_answer,
+        )
     };
-    let (response, status) = match (response, upstream) {
-        (Some(r), _) => (r, status),
-        (None, Some(upstream)) => forward(&upstream, &headers, body).await,
+    let (response, status, logged) = match (response, upstream) {
+        (Some(r), _) => (r, status, fixture_answer.unwrap_or(Value::Null)),
+        (None, Some(upstream)) => {
+            let (status, content_type, bytes) = forward(&upstream, &headers, body).await;
+            if operation == "RunTask" && status == 200 {
+                remember_run_token(&inner, &request, &bytes);
+            }
+            let logged = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            let code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+            (
+                (code, [("content-type", content_type)], bytes).into_response(),
+                status,
+                logged,
+            )
+        }
         (None, None) => (
             aws_error(
                 StatusCode::BAD_REQUEST,
@@ -249,8 +272,10 @@ async fn handle(
                 &format!("the stub does not answer {target}"),
             ),
             400,
+            Value::Null,
         ),
     };
+    crate::call_log::log_call(&headers, &operation, &request, &logged);
     record(
         &inner,
         Call {
@@ -296,6 +321,19 @@ fn answer(state: &mut Inner, operation: &str, request: &Value) -> (Option<Respon
             );
         }
         None => {}
+    }
+    if let Some(refusal) = ecs_rules(state, operation, request) {
+        return (Some(refusal), 400);
+    }
+    if operation == "RunTask"
+        && let Some((earlier, answer)) =
+            run_token_key(request).and_then(|k| state.run_tokens.get(&k))
+    {
+        // Same token, same parameters: the first answer again, no new task (ECS API
+        // reference, RunTask `clientToken`, and "Ensuring idempotency").
+        if earlier == request {
+            return (Some((StatusCode::OK, answer.clone()).into_response()), 200);
+        }
     }
     let field = |name: &str| {
         request
@@ -344,7 +382,68 @@ fn answer(state: &mut Inner, operation: &str, request: &Value) -> (Option<Respon
     }
 }
 
-async fn forward(upstream: &str, headers: &HeaderMap, body: Bytes) -> (Response, u16) {
+/// The upstream's answer: status, content type and body.
+/// Rules ECS enforces that moto does not, from the ECS API reference.
+fn ecs_rules(state: &Inner, operation: &str, request: &Value) -> Option<Response> {
+    let invalid = |message: &str| {
+        Some(aws_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameterException",
+            message,
+        ))
+    };
+    match operation {
+        // ListTasks: "When you specify startedBy as the filter, it must be the only filter
+        // that you use."
+        "ListTasks"
+            if request.get("startedBy").is_some()
+                && [
+                    "family",
+                    "containerInstance",
+                    "serviceName",
+                    "desiredStatus",
+                    "launchType",
+                ]
+                .iter()
+                .any(|f| request.get(*f).is_some()) =>
+        {
+            invalid("startedBy must be the only filter")
+        }
+        "RunTask" => {
+            let token = request.get("clientToken").and_then(Value::as_str);
+            // clientToken: up to 64 ASCII characters 33-126.
+            if token.is_some_and(|t| {
+                t.is_empty() || t.len() > 64 || !t.bytes().all(|b| (33..=126).contains(&b))
+            }) {
+                return invalid("clientToken must be 1 to 64 ASCII characters 33-126");
+            }
+            // startedBy: up to 36 letters, numbers, hyphens, forward slashes, underscores.
+            let started_by = request.get("startedBy").and_then(Value::as_str);
+            if started_by.is_some_and(|s| {
+                s.len() > 36
+                    || !s
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '/' | '_'))
+            }) {
+                return invalid(
+                    "startedBy must be up to 36 letters, numbers, hyphens, forward slashes and underscores",
+                );
+            }
+            // The same token with other parameters is a conflict, not a second task.
+            match run_token_key(request).and_then(|k| state.run_tokens.get(&k)) {
+                Some((earlier, _)) if earlier != request => Some(aws_error(
+                    StatusCode::BAD_REQUEST,
+                    "ConflictException",
+                    "The specified client token has already been used with different parameters",
+                )),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+async fn forward(upstream: &str, headers: &HeaderMap, body: Bytes) -> (u16, String, Bytes) {
     let mut request = reqwest::Client::new().post(upstream).body(body);
     request = with_headers(request, headers, &["x-amz-target", "content-type"]);
     match request.send().await {
@@ -356,21 +455,37 @@ async fn forward(upstream: &str, headers: &HeaderMap, body: Bytes) -> (Response,
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("application/x-amz-json-1.1")
                 .to_owned();
-            let bytes = r.bytes().await.unwrap_or_default();
-            let code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-            (
-                (code, [("content-type", content_type)], bytes).into_response(),
-                status,
-            )
+            (status, content_type, r.bytes().await.unwrap_or_default())
         }
         Err(e) => (
-            aws_error(
-                StatusCode::BAD_GATEWAY,
-                "ServiceUnavailableException",
-                &e.to_string(),
-            ),
             502,
+            "application/x-amz-json-1.1".into(),
+            Bytes::from(
+                json!({"__type": "ServiceUnavailableException", "message": e.to_string()})
+                    .to_string(),
+            ),
         ),
+    }
+}
+
+fn run_token_key(request: &Value) -> Option<(String, String)> {
+    let token = request.get("clientToken")?.as_str()?.to_owned();
+    let cluster = request
+        .get("cluster")
+        .and_then(Value::as_str)
+        .unwrap_or("default");
+    let cluster = cluster.rsplit('/').next().unwrap_or(cluster).to_owned();
+    Some((cluster, token))
+}
+
+fn remember_run_token(inner: &Mutex<Inner>, request: &Value, answer: &Bytes) {
+    if let Some(key) = run_token_key(request) {
+        inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .run_tokens
+            .entry(key)
+            .or_insert_with(|| (request.clone(), answer.clone()));
     }
 }
 

@@ -1,0 +1,10 @@
+//! Helpers for this function's tests: sample events and the ECS world in moto.
+#![allow(dead_code)]
+
+use serde_json::Value;
+
+pub use standins::ecs::*;
+
+pub fn sample(name: &str) -> Value {
+    standins::sample_event("migration-runner", name)
+}

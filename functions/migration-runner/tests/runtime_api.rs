@@ -1,0 +1,128 @@
+//! End to end: the runner's binary run as Lambda runs it, through the Runtime API, against
+//! moto (ECS, EC2, CloudWatch Logs) and the recording stub (CodePipeline job results, ECS's
+//! client-token rules). `MIGRATION_RUNNER_BIN` points it at another build (the release
+//! bootstrap).
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::{EcsWorld, sample, stopped_task};
+use serde_json::json;
+use standins::slack_sink::WEBHOOK_TOKEN;
+use standins::{FunctionProcess, Moto, Outcome, RecordingStub, RuntimeApi, SlackSink};
+
+fn binary() -> PathBuf {
+    std::env::var_os("MIGRATION_RUNNER_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_migration-runner")))
+}
+
+#[tokio::test]
+async fn the_binary_runs_a_migration_once_answers_its_job_and_reports_its_end() {
+    let moto = Moto::start();
+    let stub = RecordingStub::start().await;
+    stub.forward_unknown_to(moto.endpoint());
+    let sink = SlackSink::start().await;
+    let world = EcsWorld::create(&moto, "prod").await;
+
+    let api = RuntimeApi::start().await;
+    let mut env = standins::moto::aws_env(&stub.endpoint());
+    env.extend(world.env());
+    env.push(("SLACK_WEBHOOK_URL".into(), sink.webhook_url("deploys")));
+    let mut function = FunctionProcess::spawn(&binary(), &api, &env);
+
+    let launched = api
+        .invoke(
+            &mut function,
+            &sample("direct-invoke.json"),
+            Duration::from_secs(30),
+        )
+        .await;
+    let Outcome::Response(launched) = &launched.outcome else {
+        panic!("{launched:?}")
+    };
+    assert_eq!(launched["outcome"], "launched", "{launched}");
+    let arn = launched["taskArn"].as_str().unwrap().to_owned();
+    assert_eq!(
+        stub.accepted("RunTask")[0]["clientToken"]
+            .as_str()
+            .unwrap()
+            .len(),
+        "invoke/00000000-0000-4000-8000-000000000001".len(),
+        "the client token comes from the invocation's request id"
+    );
+
+    // A pipeline job while that migration runs: it waits, launching nothing.
+    let job = api
+        .invoke(
+            &mut function,
+            &sample("codepipeline-job.json"),
+            Duration::from_secs(30),
+        )
+        .await;
+    assert!(
+        matches!(&job.outcome, Outcome::Response(v) if v["result"] == "continue"),
+        "{job:?}"
+    );
+    assert_eq!(stub.accepted("RunTask").len(), 1);
+
+    let ignored = api
+        .invoke(&mut function, &json!([]), Duration::from_secs(10))
+        .await;
+    assert!(
+        matches!(&ignored.outcome, Outcome::Response(v) if v["outcome"] == "ignored"),
+        "{ignored:?}"
+    );
+
+    // The migration ends with a failure: ECS's STOPPED event is reported once.
+    world
+        .write_log(&moto, &arn, &["applying 0042", "ERROR: duplicate key"])
+        .await;
+    let definition = common::call(
+        &moto,
+        "DescribeTaskDefinition",
+        json!({"taskDefinition": world.family}),
+    )
+    .await["taskDefinition"]["taskDefinitionArn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut event = sample("ecs-task-stopped.json");
+    event["detail"] = stopped_task(
+        &world,
+        &arn,
+        &definition,
+        "EssentialContainerExited",
+        "Essential container in task exited",
+        &[("migrate", Some(2))],
+        &[],
+    );
+    for _ in 0..2 {
+        let reported = api
+            .invoke(&mut function, &event, Duration::from_secs(30))
+            .await;
+        assert!(
+            matches!(&reported.outcome, Outcome::Response(_)),
+            "{reported:?}"
+        );
+    }
+    let posts = sink.delivered();
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    assert!(posts[0].to_string().contains("duplicate key"));
+
+    let logs = function.stop().await.join("\n");
+    for secret in [
+        "SECRETaccessKEYdoNOTlog",
+        "SESSIONtokenDONOTLOG",
+        "ASIAEXAMPLEDONOTLOG",
+        WEBHOOK_TOKEN,
+    ] {
+        assert!(
+            !logs.contains(secret),
+            "{secret} leaked into the logs:\n{logs}"
+        );
+    }
+    assert!(logs.contains("migration task launched"), "{logs}");
+}
