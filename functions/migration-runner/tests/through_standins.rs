@@ -470,7 +470,8 @@ async fn stopped_event(
 #[tokio::test]
 async fn a_failed_migration_is_reported_once_with_exit_codes_and_the_log_tail() {
     let rig = rig().await;
-    let app = runner(&rig, &[]);
+    let topic = rig.moto.create_topic("ops-alerts").await;
+    let app = runner(&rig, &[("SNS_TOPIC_ARN", topic.as_str())]);
     let (event, arn) = stopped_event(
         &rig,
         &app,
@@ -510,6 +511,14 @@ async fn a_failed_migration_is_reported_once_with_exit_codes_and_the_log_tail() 
         "the log tail is in the post: {text}"
     );
     assert!(!text.contains("<!channel>"), "escaped: {text}");
+    let published = rig.stub.accepted("Publish");
+    assert_eq!(published.len(), 1, "SNS too, once");
+    assert!(
+        published[0]["Message"]
+            .as_str()
+            .unwrap()
+            .contains("exited with 3")
+    );
 }
 
 #[tokio::test]
