@@ -124,9 +124,9 @@ fn task_button(place: &Place, task_arn: &str) -> Block {
 /// A code block cannot contain its own fence; a look-alike keeps the text readable.
 fn code_block(text: &str) -> Mrkdwn {
     Mrkdwn::new()
-        .markup("```")
+        .markup("```\n")
         .plain(&text.replace("```", "ˋˋˋ"))
-        .markup("```")
+        .markup("\n```")
 }
 
 pub fn render_outcome(o: &Outcome, trigger: Option<&str>, place: &Place) -> Notification {

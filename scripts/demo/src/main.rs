@@ -2,6 +2,7 @@
 //! shows, step by step and in plain words, what the suite does with them. No AWS account.
 
 mod canary;
+mod migration;
 mod notifier;
 mod render;
 mod scan_gate;
@@ -47,11 +48,11 @@ async fn main() -> Fallible<()> {
     let sink = SlackSink::start().await;
     println!("Stand-ins:");
     println!(
-        "  moto server      {}  (SSM, Secrets Manager, SNS, SQS, ECR, ECS, CloudWatch)",
+        "  moto server      {}  (SSM, Secrets Manager, SNS, SQS, ECR, ECS, EC2, CloudWatch, Logs)",
         moto.endpoint()
     );
     println!(
-        "  recording stub   {}  (CodeDeploy / CodePipeline calls moto lacks)",
+        "  recording stub   {}  (CodeDeploy / CodePipeline calls moto lacks; ECS rules moto skips)",
         stub.endpoint()
     );
     println!(
@@ -78,6 +79,10 @@ async fn main() -> Fallible<()> {
     let canary_bin = standins::workspace_root().join("target/debug/canary-validator");
     if canary_bin.exists() {
         canary::run(&canary_bin, &moto, &stub, &sink).await?;
+    }
+    let migration_bin = standins::workspace_root().join("target/debug/migration-runner");
+    if migration_bin.exists() {
+        migration::run(&migration_bin, &moto, &stub, &sink).await?;
     }
     println!("\nDone. Everything above ran against local servers; nothing left this machine.");
     Ok(())
