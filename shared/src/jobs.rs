@@ -9,13 +9,60 @@ use std::collections::BTreeMap;
 
 use aws_sdk_codepipeline::types::{ExecutionDetails, FailureDetails, FailureType};
 
+use serde_json::Value;
+
 use crate::deadline::Deadline;
-use crate::error::Error;
+use crate::error::{Error, NotForUs};
 use crate::text::truncate_plain;
 
 const MAX_SUMMARY: usize = 2048;
 const MAX_FAILURE_MESSAGE: usize = 5000;
 const MAX_CONTINUATION_TOKEN: usize = 2048;
+
+/// What a function needs from a CodePipeline Lambda invoke event. The rest of it —
+/// `artifactCredentials` above all — is never read, so it can never be logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobInvocation {
+    pub job_id: String,
+    pub account: Option<String>,
+    pub user_parameters: Option<String>,
+    pub continuation: Option<String>,
+    /// Why the job's `data` could not be read; the job is still failed with it, by its id.
+    pub malformed: Option<String>,
+}
+
+/// `None` when `event` is not a CodePipeline job; a job without an id cannot be answered, so
+/// it is `NotForUs`.
+pub fn job_invocation(event: &Value) -> Option<Result<JobInvocation, NotForUs>> {
+    let job = event.get("CodePipeline.job")?;
+    let text = |v: Option<&Value>| {
+        v.and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let Some(job_id) = text(job.get("id")) else {
+        return Some(Err(NotForUs(
+            "a CodePipeline job without an id: nothing can be reported".into(),
+        )));
+    };
+    let data = job.get("data").filter(|d| d.is_object());
+    let user_parameters =
+        data.and_then(|d| d.pointer("/actionConfiguration/configuration/UserParameters"));
+    let malformed = match (data, user_parameters) {
+        (None, _) => Some("malformed CodePipeline job event: no data object".to_owned()),
+        (_, Some(p)) if !p.is_string() && !p.is_null() => {
+            Some("malformed CodePipeline job event: UserParameters is not a string".to_owned())
+        }
+        _ => None,
+    };
+    Some(Ok(JobInvocation {
+        job_id,
+        account: text(job.get("accountId")),
+        user_parameters: user_parameters.and_then(Value::as_str).map(str::to_owned),
+        continuation: text(data.and_then(|d| d.get("continuationToken"))),
+        malformed,
+    }))
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureKind {
@@ -196,6 +243,26 @@ fn valid_variable_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_job_event_yields_its_id_parameters_and_token_and_nothing_else() {
+        let event = serde_json::json!({"CodePipeline.job": {"id": "j-1", "accountId": "1",
+            "data": {"actionConfiguration": {"configuration": {"UserParameters": "{}"}},
+                     "continuationToken": "t", "artifactCredentials": {"secretAccessKey": "x"}}}});
+        let job = job_invocation(&event).unwrap().unwrap();
+        assert_eq!(job.job_id, "j-1");
+        assert_eq!(job.user_parameters.as_deref(), Some("{}"));
+        assert_eq!(job.continuation.as_deref(), Some("t"));
+        assert!(job.malformed.is_none());
+        assert!(job_invocation(&serde_json::json!({"source": "aws.ecr"})).is_none());
+        assert!(matches!(
+            job_invocation(&serde_json::json!({"CodePipeline.job": {"data": {}}})),
+            Some(Err(_))
+        ));
+        let bad =
+            job_invocation(&serde_json::json!({"CodePipeline.job": {"id": "j", "data": "x"}}));
+        assert!(bad.unwrap().unwrap().malformed.is_some());
+    }
 
     #[test]
     fn output_variable_names_follow_codepipelines_pattern() {

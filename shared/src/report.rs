@@ -153,6 +153,26 @@ impl<N: Notify> Answerer<N> {
         })
     }
 
+    /// Posts `notification` unless this container already delivered one under `key`: a
+    /// broken configuration is told once per container, not once per event. A failed post is
+    /// returned (a retryable one for Lambda's retry) and not remembered.
+    pub async fn notify_once(
+        &self,
+        key: &str,
+        notification: &Notification,
+        deadline: &Deadline,
+    ) -> Result<bool, Error> {
+        if self.notified.seen(key) {
+            return Ok(false);
+        }
+        self.notifier
+            .notify(notification, deadline)
+            .await
+            .into_result()?;
+        self.notified.record(key);
+        Ok(true)
+    }
+
     async fn deliver_once(&self, answer: &Answer, deadline: &Deadline) -> bool {
         if self.notified.seen(&answer.key) {
             tracing::info!(subject = %answer.subject, "this container already notified this answer; not posting again");

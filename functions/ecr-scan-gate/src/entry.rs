@@ -1,7 +1,6 @@
 //! The three ways in: an ECR basic-scan event, an Inspector (enhanced) scan event, or a
 //! CodePipeline Lambda invoke job. All end as an image to judge.
 
-use aws_lambda_events::event::codepipeline_job::CodePipelineJobEvent;
 use aws_lambda_events::event::ecr_scan::EcrScanEvent;
 use serde::Deserialize;
 use serde_json::Value;
@@ -125,43 +124,17 @@ struct InspectorDetail {
 }
 
 pub fn parse(event: &Value) -> Result<Entry, NotForUs> {
-    if let Some(job) = event.get("CodePipeline.job") {
-        let job_id = job
-            .get("id")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty());
-        let Some(job_id) = job_id else {
-            return Err(NotForUs(
-                "a CodePipeline job without an id: nothing can be reported".into(),
-            ));
-        };
-        let request = match serde_json::from_value::<CodePipelineJobEvent>(event.clone()) {
-            Ok(typed) => {
-                let data = typed.code_pipeline_job.data.clone();
-                JobRequest {
-                    job_id: job_id.to_owned(),
-                    account: typed.code_pipeline_job.account_id.clone(),
-                    target: parse_user_parameters(
-                        data.action_configuration
-                            .configuration
-                            .user_parameters
-                            .as_deref(),
-                    ),
-                    continuation: data.continuation_token.filter(|t| !t.is_empty()),
-                }
-            }
-            Err(e) => JobRequest {
-                job_id: job_id.to_owned(),
-                account: None,
-                target: Err(format!(
-                    "malformed CodePipeline job event (line {} column {})",
-                    e.line(),
-                    e.column()
-                )),
-                continuation: None,
+    if let Some(job) = shared::jobs::job_invocation(event) {
+        let job = job?;
+        return Ok(Entry::Job(JobRequest {
+            target: match job.malformed {
+                Some(why) => Err(why),
+                None => parse_user_parameters(job.user_parameters.as_deref()),
             },
-        };
-        return Ok(Entry::Job(request));
+            job_id: job.job_id,
+            account: job.account,
+            continuation: job.continuation,
+        }));
     }
     let source = event.get("source").and_then(Value::as_str);
     let detail_type = event.get("detail-type").and_then(Value::as_str);

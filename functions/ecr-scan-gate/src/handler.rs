@@ -437,24 +437,19 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
         deadline: &Deadline,
     ) -> Result<Value, Error> {
         tracing::error!(image = %scan.image.describe(), reason = %why, "scan event not judged: configuration error");
-        if !self.recent.seen(CONFIG_ERROR_KEY) {
-            let place = Place {
-                region: scan.region.as_deref().unwrap_or(&self.region),
-                account: scan.account.as_deref().unwrap_or(""),
-            };
-            let n = render_failure(
-                format!("configuration error, so scan results are not being judged: {why}"),
-                &scan.image.repository,
-                &scan.image.describe(),
-                &place,
-            );
-            self.answerer
-                .notifier()
-                .notify(&n, deadline)
-                .await
-                .into_result()?;
-            self.recent.record(CONFIG_ERROR_KEY);
-        }
+        let place = Place {
+            region: scan.region.as_deref().unwrap_or(&self.region),
+            account: scan.account.as_deref().unwrap_or(""),
+        };
+        let n = render_failure(
+            format!("configuration error, so scan results are not being judged: {why}"),
+            &scan.image.repository,
+            &scan.image.describe(),
+            &place,
+        );
+        self.answerer
+            .notify_once(CONFIG_ERROR_KEY, &n, deadline)
+            .await?;
         Ok(json!({"outcome": "not-judged", "reason": format!("configuration error: {why}")}))
     }
 }

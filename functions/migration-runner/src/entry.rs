@@ -1,7 +1,6 @@
 //! The four ways in, told apart by payload: a CodePipeline job, an ECR push, an ECS task
 //! state change, or a direct invocation (`{}`, `{"command": […]}`, `{"wait": true}`).
 
-use aws_lambda_events::event::codepipeline_job::CodePipelineJobEvent;
 use serde_json::Value;
 pub use shared::error::NotForUs;
 
@@ -115,40 +114,17 @@ fn text(v: &Value, key: &str) -> Option<String> {
 }
 
 pub fn parse(event: &Value) -> Result<Entry, NotForUs> {
-    if let Some(job) = event.get("CodePipeline.job") {
-        let Some(job_id) = text(job, "id") else {
-            return Err(NotForUs(
-                "a CodePipeline job without an id: nothing can be reported".into(),
-            ));
-        };
-        return Ok(Entry::Job(
-            match serde_json::from_value::<CodePipelineJobEvent>(event.clone()) {
-                Ok(typed) => {
-                    let data = typed.code_pipeline_job.data;
-                    JobRequest {
-                        job_id,
-                        account: typed.code_pipeline_job.account_id,
-                        command: parse_user_parameters(
-                            data.action_configuration
-                                .configuration
-                                .user_parameters
-                                .as_deref(),
-                        ),
-                        continuation: data.continuation_token.filter(|t| !t.is_empty()),
-                    }
-                }
-                Err(e) => JobRequest {
-                    job_id,
-                    account: None,
-                    command: Err(format!(
-                        "malformed CodePipeline job event (line {} column {})",
-                        e.line(),
-                        e.column()
-                    )),
-                    continuation: None,
-                },
+    if let Some(job) = shared::jobs::job_invocation(event) {
+        let job = job?;
+        return Ok(Entry::Job(JobRequest {
+            command: match job.malformed {
+                Some(why) => Err(why),
+                None => parse_user_parameters(job.user_parameters.as_deref()),
             },
-        ));
+            job_id: job.job_id,
+            account: job.account,
+            continuation: job.continuation,
+        }));
     }
     let source = event.get("source").and_then(Value::as_str);
     let detail_type = event.get("detail-type").and_then(Value::as_str);

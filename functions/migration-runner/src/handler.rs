@@ -944,20 +944,15 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
     /// An event reaching a runner that cannot act: said once per container.
     async fn unconfigured(&self, why: &str, deadline: &Deadline) -> Result<Value, Error> {
         tracing::error!(reason = %why, "event not handled: configuration error");
-        if !self.recent.seen(CONFIG_ERROR_KEY) {
-            let n = render_problem(
-                "Migration runner is not configured",
-                &format!("Events are not being acted on until this is fixed: {why}"),
-                None,
-                &self.place(None),
-            );
-            self.answerer
-                .notifier()
-                .notify(&n, deadline)
-                .await
-                .into_result()?;
-            self.recent.record(CONFIG_ERROR_KEY);
-        }
+        let n = render_problem(
+            "Migration runner is not configured",
+            &format!("Events are not being acted on until this is fixed: {why}"),
+            None,
+            &self.place(None),
+        );
+        self.answerer
+            .notify_once(CONFIG_ERROR_KEY, &n, deadline)
+            .await?;
         Ok(json!({"outcome": "not-configured", "reason": format!("configuration error: {why}")}))
     }
 }

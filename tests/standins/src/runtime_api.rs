@@ -287,3 +287,21 @@ async fn keep_lines<R: tokio::io::AsyncRead + Unpin>(pipe: R, logs: Arc<Mutex<Ve
         logs.lock().unwrap_or_else(|p| p.into_inner()).push(line);
     }
 }
+
+/// What must never reach a function's log: the sample CodePipeline jobs' `artifactCredentials`
+/// (events/*/codepipeline-job*.json) and the Slack sink's webhook token, plus `more` (a test's
+/// own secrets). Panics naming the first one found.
+pub fn assert_no_secrets(logs: &str, more: &[&str]) {
+    let known = [
+        "SECRETaccessKEYdoNOTlog",
+        "SESSIONtokenDONOTLOG",
+        "ASIAEXAMPLEDONOTLOG",
+        crate::slack_sink::WEBHOOK_TOKEN,
+    ];
+    for secret in known.iter().chain(more) {
+        assert!(
+            !logs.contains(secret),
+            "{secret} leaked into the logs:\n{logs}"
+        );
+    }
+}
