@@ -11,17 +11,20 @@ use crate::task::Task;
 /// `clientToken`, so a redelivered request finds the task it already started.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Trigger {
+    /// The first job id of a pipeline action: CodePipeline gives each continuation a new
+    /// job id, so the first one travels in the continuation token.
     Job(String),
-    Event(String),
+    /// The pushed image's digest: the same image pushed under two tags is one migration.
+    Push(String),
     Invocation(String),
 }
 
 impl Trigger {
-    /// `codepipeline-job/<id>`, `event/<id>`, `invoke/<request id>`.
+    /// `codepipeline-job/<id>`, `push/sha256:<hex>`, `invoke/<request id>`.
     pub fn tag(&self) -> String {
         let (kind, id) = match self {
             Self::Job(id) => ("codepipeline-job", id),
-            Self::Event(id) => ("event", id),
+            Self::Push(digest) => ("push", digest),
             Self::Invocation(id) => ("invoke", id),
         };
         // Tag values allow letters, digits, spaces and _ . : / = + - @ (ECS Tag reference).
@@ -33,14 +36,20 @@ impl Trigger {
         format!("{kind}/{id}")
     }
 
-    /// At most 64 ASCII characters 33–126 (ECS RunTask `clientToken`). The ids are UUIDs;
-    /// anything else is filtered to that alphabet and cut, never rejected.
-    pub fn client_token(&self) -> String {
-        self.tag()
-            .chars()
-            .filter(|c| (33..=126).contains(&(*c as u32)))
-            .take(64)
-            .collect()
+    /// At most 64 ASCII characters 33–126 (ECS RunTask `clientToken`), filtered to that
+    /// alphabet and cut, never rejected. `attempt` counts the launches this request tried
+    /// that ECS answered with `failures[]` and no task: each later one gets its own token, in
+    /// case ECS keeps a completed request's answer (failures included) for the token's life.
+    pub fn client_token(&self, attempt: u32) -> String {
+        let tag = self.tag();
+        let base = tag.chars().filter(|c| (33..=126).contains(&(*c as u32)));
+        if attempt <= 1 {
+            return base.take(64).collect();
+        }
+        let suffix = format!("#{attempt}");
+        let mut token: String = base.take(64 - suffix.len()).collect();
+        token.push_str(&suffix);
+        token
     }
 
     pub fn is_job(tag: &str) -> bool {
@@ -226,12 +235,19 @@ mod tests {
 
     #[test]
     fn client_tokens_fit_ecs_limits_whatever_the_id() {
-        let long = Trigger::Event("é".repeat(10) + &"x".repeat(100));
-        let token = long.client_token();
-        assert!(token.len() <= 64 && token.chars().all(|c| (33..=126).contains(&(c as u32))));
+        let long = Trigger::Push("é".repeat(10) + &"x".repeat(100));
+        for attempt in [1, 2, 1000] {
+            let token = long.client_token(attempt);
+            assert!(token.len() <= 64 && token.chars().all(|c| (33..=126).contains(&(c as u32))));
+        }
+        let job = Trigger::Job("5c1f0e2a-1111-2222-3333-444455556666".into());
         assert_eq!(
-            Trigger::Job("5c1f0e2a-1111-2222-3333-444455556666".into()).client_token(),
+            job.client_token(1),
             "codepipeline-job/5c1f0e2a-1111-2222-3333-444455556666"
+        );
+        assert_eq!(
+            job.client_token(3),
+            "codepipeline-job/5c1f0e2a-1111-2222-3333-444455556666#3"
         );
     }
 

@@ -20,7 +20,8 @@ use crate::ecs::{Cluster, Launch, LogTail, RunOutcome};
 use crate::entry::{Direct, Entry, JobRequest, Push, Trigger, parse};
 use crate::judge::judge;
 use crate::render::{
-    LogEvidence, Outcome, Place, failure_message, render_outcome, render_problem, render_started,
+    LogEvidence, Outcome, Place, failure_message, redact_credentials, render_outcome,
+    render_problem, render_started,
 };
 use crate::task::{Task, TaskDefinition, cluster_name, task_id};
 
@@ -76,26 +77,37 @@ pub enum Launched {
     },
     /// Another migration of the family is running: nothing launched.
     Busy { other: Box<Task>, family: String },
-    /// ECS placed nothing for lack of capacity, through every retry the deadline allowed.
-    NoCapacity(String),
+    /// ECS placed nothing for lack of capacity, through every retry the deadline allowed;
+    /// `attempts` is the last launch attempt's number (it names its client token).
+    NoCapacity { why: String, attempts: u32 },
     /// Refused for good: nothing launched.
     Refused(String),
 }
 
 enum Placement {
-    Capacity(String),
+    /// Why, and the number of the attempt that got this answer.
+    Capacity(String, u32),
     Refused(String),
     Failed(Error),
 }
 
-/// The state a pipeline job carries between invocations.
+/// The state a pipeline job carries between invocations. CodePipeline gives every invocation
+/// of a continuing action a new job id, so `origin` keeps the first one: the launch's trigger.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "lowercase", deny_unknown_fields)]
 enum Continuation {
-    /// Not launched yet: another migration runs, or capacity or ECS was short.
-    Waiting { runner: u8, since: i64 },
+    /// Not launched yet: another migration runs, or capacity or ECS was short. `tries`: the
+    /// launch attempts ECS answered without a task so far.
+    Waiting {
+        runner: u8,
+        origin: String,
+        since: i64,
+        #[serde(default)]
+        tries: u32,
+    },
     Running {
         runner: u8,
+        origin: String,
         task: String,
         launched: i64,
     },
@@ -104,16 +116,19 @@ enum Continuation {
 const TOKEN_VERSION: u8 = 1;
 
 impl Continuation {
-    fn waiting(since: i64) -> Self {
+    fn waiting(origin: &str, since: i64, tries: u32) -> Self {
         Self::Waiting {
             runner: TOKEN_VERSION,
+            origin: origin.to_owned(),
             since,
+            tries,
         }
     }
 
-    fn running(task: &str, launched: i64) -> Self {
+    fn running(origin: &str, task: &str, launched: i64) -> Self {
         Self::Running {
             runner: TOKEN_VERSION,
+            origin: origin.to_owned(),
             task: task.to_owned(),
             launched,
         }
@@ -141,7 +156,12 @@ enum JobStep {
         summary: String,
         task: Option<String>,
     },
-    Finished(Box<Outcome>),
+    /// The task ended (or was stopped). Its STOPPED event tells people, as for every task;
+    /// `tell` is for what no event will say (a StopTask that failed).
+    Finished {
+        outcome: Box<Outcome>,
+        tell: bool,
+    },
     Broken(FailureKind, String),
 }
 
@@ -194,15 +214,34 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
 
     // ---- launching -------------------------------------------------------------------
 
+    /// Tasks of `family` started through this function and not stopped.
+    async fn running_of(
+        &self,
+        config: &Config,
+        family: &str,
+        deadline: &Deadline,
+    ) -> Result<Vec<Task>, Error> {
+        let mut tasks = self
+            .cluster
+            .active_tasks(&config.cluster, &config.started_by, deadline)
+            .await?;
+        tasks.retain(|t| t.family() == family);
+        Ok(tasks)
+    }
+
     /// At most one task per request: a task this request already started is found again by
     /// its trigger tag (and ECS's `clientToken` returns it for a replayed RunTask); a task of
-    /// the same family started by anyone through this function blocks a second one.
+    /// the same family started by anyone through this function blocks a second one, and of two
+    /// launched at once (two containers passing the check together) the later stops itself.
+    /// `tries`: launch attempts ECS already answered without a task (a job's earlier
+    /// invocations), so each new attempt gets a new client token.
     pub async fn launch(
         &self,
         config: &Config,
         trigger: &Trigger,
         command: Option<Vec<String>>,
         pin: Option<&str>,
+        tries: u32,
         deadline: &Deadline,
     ) -> Result<Launched, Error> {
         let mut definition = self
@@ -215,22 +254,10 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
                 definition.arn, config.container
             )));
         }
-        if let Some(image) = pin {
-            definition = self
-                .cluster
-                .pin_image(&definition, &config.container, image, deadline)
-                .await?;
-            tracing::info!(task_definition = %definition.arn, image, "running the pushed image by digest");
-        }
         let family = definition.family.clone();
-        let active = self
-            .cluster
-            .active_tasks(&config.cluster, &config.started_by, deadline)
-            .await?;
-        let mut same_family = active.into_iter().filter(|t| t.family() == family);
         let tag = trigger.tag();
-        let same_family: Vec<Task> = same_family.by_ref().collect();
-        if let Some(mine) = same_family
+        let running = self.running_of(config, &family, deadline).await?;
+        if let Some(mine) = running
             .iter()
             .find(|t| t.tags.get(TRIGGER_TAG) == Some(&tag))
         {
@@ -241,11 +268,19 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
                 new: false,
             });
         }
-        if let Some(other) = same_family.into_iter().next() {
+        if let Some(other) = running.into_iter().next() {
             return Ok(Launched::Busy {
                 other: Box::new(other),
                 family,
             });
+        }
+        // Pinned only once nothing else runs: a refused push registers no revision.
+        if let Some(image) = pin {
+            definition = self
+                .cluster
+                .pin_image(&definition, &config.container, image, deadline)
+                .await?;
+            tracing::info!(task_definition = %definition.arn, image, "running the pushed image by digest");
         }
         let (launch_type, capacity_provider) = match &config.capacity {
             Capacity::LaunchType(t) => (Some(t.clone()), None),
@@ -263,16 +298,19 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
             launch_type,
             capacity_provider,
             started_by: config.started_by.clone(),
-            client_token: trigger.client_token(),
+            client_token: String::new(),
             tags: BTreeMap::from([
                 (TRIGGER_TAG.to_owned(), tag.clone()),
                 (FUNCTION_TAG.to_owned(), FUNCTION_NAME.to_owned()),
             ]),
         };
         let placed = retry(deadline, &CAPACITY_BACKOFF, |attempt| {
-            let launch = &launch;
+            let launch = Launch {
+                client_token: trigger.client_token(tries + attempt),
+                ..launch.clone()
+            };
             async move {
-                match self.cluster.run(launch, deadline).await {
+                match self.cluster.run(&launch, deadline).await {
                     Ok(RunOutcome::Started(task)) => Attempt::Done(task),
                     Ok(RunOutcome::NotPlaced(failures)) => {
                         let why = failures
@@ -283,7 +321,7 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
                         if failures.iter().all(|f| f.is_capacity()) {
                             tracing::warn!(attempt, reason = %why, "ECS has no capacity for the task yet; retrying");
                             Attempt::Retry {
-                                error: Placement::Capacity(why),
+                                error: Placement::Capacity(why, tries + attempt),
                                 after: None,
                             }
                         } else {
@@ -294,7 +332,7 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
                     }
                     Err(e) if e.aws_code() == Some("ConflictException") => {
                         Attempt::Permanent(Placement::Refused(format!(
-                            "ECS refused the launch: this request's client token was already used with other parameters ({e})"
+                            "ECS says this request already started a task with other parameters (its client token was used before); not launching again ({e})"
                         )))
                     }
                     Err(e) => Attempt::Permanent(Placement::Failed(e)),
@@ -302,26 +340,68 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
             }
         })
         .await;
-        match placed {
-            Ok(task) => {
-                tracing::info!(task = %task.task_arn, trigger = %tag, family, "migration task launched");
-                Ok(Launched::Running {
-                    task,
-                    family,
-                    new: true,
-                })
+        let task = match placed {
+            Ok(task) => task,
+            Err(RetryError::Permanent(Placement::Refused(why))) => {
+                return Ok(Launched::Refused(why));
             }
-            Err(RetryError::Permanent(Placement::Refused(why))) => Ok(Launched::Refused(why)),
-            Err(RetryError::Permanent(Placement::Failed(e))) => Err(e),
+            Err(RetryError::Permanent(Placement::Failed(e))) => return Err(e),
             Err(
                 RetryError::Exhausted { last, .. }
                 | RetryError::OutOfTime { last, .. }
-                | RetryError::Permanent(last @ Placement::Capacity(_)),
-            ) => Ok(Launched::NoCapacity(match last {
-                Placement::Capacity(why) | Placement::Refused(why) => why,
-                Placement::Failed(e) => e.to_string(),
-            })),
+                | RetryError::Permanent(last @ Placement::Capacity(..)),
+            ) => {
+                return Ok(match last {
+                    Placement::Capacity(why, attempts) => Launched::NoCapacity { why, attempts },
+                    Placement::Refused(why) => Launched::Refused(why),
+                    Placement::Failed(e) => Launched::NoCapacity {
+                        why: e.to_string(),
+                        attempts: tries,
+                    },
+                });
+            }
+        };
+        tracing::info!(task = %task.task_arn, trigger = %tag, family, "migration task launched");
+        // ListTasks is eventually consistent and two runners may pass the check together:
+        // look again, and let the task that started first be the one that runs.
+        match self.running_of(config, &family, deadline).await {
+            Ok(running) => {
+                let earlier = running
+                    .into_iter()
+                    .filter(|t| {
+                        t.task_arn != task.task_arn && t.tags.get(TRIGGER_TAG) != Some(&tag)
+                    })
+                    .filter(|t| t.started_before(&task))
+                    .min_by_key(|t| (t.created_at.unwrap_or(i64::MAX), t.task_arn.clone()));
+                if let Some(other) = earlier {
+                    tracing::warn!(task = %task.task_arn, other = %other.task_arn, "another migration of this family started first; stopping this one");
+                    if let Err(e) = self
+                        .cluster
+                        .stop(
+                            &config.cluster,
+                            &task.task_arn,
+                            "migration-runner: another migration of this family started first",
+                            deadline,
+                        )
+                        .await
+                    {
+                        tracing::error!(task = %task.task_arn, error = %e, "could not stop the second migration task");
+                    }
+                    return Ok(Launched::Busy {
+                        other: Box::new(other),
+                        family,
+                    });
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not check for a migration launched at the same time")
+            }
         }
+        Ok(Launched::Running {
+            task,
+            family,
+            new: true,
+        })
     }
 
     // ---- judging ---------------------------------------------------------------------
@@ -436,7 +516,7 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
                     .continuation
                     .as_deref()
                     .and_then(Continuation::parse)
-                    .unwrap_or_else(|| Continuation::waiting(now)),
+                    .unwrap_or_else(|| Continuation::waiting(&job.job_id, now, 0)),
                 summary: "this check did not finish in time; checking again".into(),
                 task: None,
             },
@@ -466,12 +546,8 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
                 };
                 (outcome, n, false, false, "continue")
             }
-            JobStep::Finished(o) => {
+            JobStep::Finished { outcome: o, tell } => {
                 let n = render_outcome(&o, Some(&subject), &place);
-                let wanted = match &self.setup {
-                    Ok(config) => Self::wants(config, o.succeeded()),
-                    Err(_) => true,
-                };
                 if o.succeeded() {
                     let exit = o
                         .judgement
@@ -488,7 +564,7 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
                             ("EXIT_CODE".to_owned(), exit),
                         ]),
                     };
-                    (outcome, n, wanted, true, "succeeded")
+                    (outcome, n, tell, true, "succeeded")
                 } else {
                     let message = failure_message(&o, MAX_JOB_MESSAGE);
                     tracing::warn!(job_id = %job.job_id, task = %o.task_arn, reasons = ?o.reasons(), "failing the job");
@@ -496,7 +572,7 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
                         kind: FailureKind::JobFailed,
                         message,
                     };
-                    (outcome, n, wanted, true, "failed")
+                    (outcome, n, tell, true, "failed")
                 }
             }
             JobStep::Broken(kind, message) => {
@@ -559,21 +635,28 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
             );
         }
         let max = config.max_runtime.as_secs() as i64;
-        match job
-            .continuation
-            .as_deref()
-            .map(|t| (t, Continuation::parse(t)))
-        {
-            None => {
-                self.start_for_job(config, job, command, now, now, deadline)
-                    .await
-            }
-            Some((_, None)) => JobStep::Broken(
-                FailureKind::JobFailed,
-                "the continuation token is not one this function issued; nothing was launched"
-                    .into(),
-            ),
-            Some((_, Some(Continuation::Waiting { since, .. }))) if now - since >= max => {
+        let state = match job.continuation.as_deref() {
+            None => Continuation::waiting(&job.job_id, now, 0),
+            Some(token) => match Continuation::parse(token) {
+                Some(state) => state,
+                None => {
+                    return JobStep::Broken(
+                        FailureKind::JobFailed,
+                        "the continuation token is not one this function issued; nothing was launched"
+                            .into(),
+                    );
+                }
+            },
+        };
+        match state {
+            Continuation::Waiting { origin, since, .. } if now - since >= max => {
+                // A launch whose invocation ran out of time may have started the task after all.
+                let trigger = Trigger::Job(origin.clone());
+                if let Ok(Some(mine)) = self.own_task(config, &trigger, deadline).await {
+                    return self
+                        .watch(config, &origin, &mine.task_arn, since, now, deadline)
+                        .await;
+                }
                 JobStep::Broken(
                     FailureKind::JobFailed,
                     format!(
@@ -582,34 +665,66 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
                     ),
                 )
             }
-            Some((_, Some(Continuation::Waiting { since, .. }))) => {
-                self.start_for_job(config, job, command, since, now, deadline)
+            Continuation::Waiting {
+                origin,
+                since,
+                tries,
+                ..
+            } => {
+                self.start_for_job(config, &origin, command, since, tries, now, deadline)
                     .await
             }
-            Some((_, Some(Continuation::Running { task, launched, .. }))) => {
-                self.watch(config, &task, launched, now, deadline).await
+            Continuation::Running {
+                origin,
+                task,
+                launched,
+                ..
+            } => {
+                self.watch(config, &origin, &task, launched, now, deadline)
+                    .await
             }
         }
     }
 
+    /// This request's task, if it is running (found by its trigger tag).
+    async fn own_task(
+        &self,
+        config: &Config,
+        trigger: &Trigger,
+        deadline: &Deadline,
+    ) -> Result<Option<Task>, Error> {
+        let tag = trigger.tag();
+        Ok(self
+            .cluster
+            .active_tasks(&config.cluster, &config.started_by, deadline)
+            .await?
+            .into_iter()
+            .find(|t| t.tags.get(TRIGGER_TAG) == Some(&tag)))
+    }
+
+    #[allow(clippy::too_many_arguments)]
     async fn start_for_job(
         &self,
         config: &Config,
-        job: &JobRequest,
+        origin: &str,
         command: Option<Vec<String>>,
         since: i64,
+        tries: u32,
         now: i64,
         deadline: &Deadline,
     ) -> JobStep {
-        let trigger = Trigger::Job(job.job_id.clone());
-        let wait = |summary: String, task: Option<String>| JobStep::Continue {
-            token: Continuation::waiting(since),
+        let trigger = Trigger::Job(origin.to_owned());
+        let wait = |summary: String, task: Option<String>, tries: u32| JobStep::Continue {
+            token: Continuation::waiting(origin, since, tries),
             summary,
             task,
         };
-        match self.launch(config, &trigger, command, None, deadline).await {
+        match self
+            .launch(config, &trigger, command, None, tries, deadline)
+            .await
+        {
             Ok(Launched::Running { task, .. }) => JobStep::Continue {
-                token: Continuation::running(&task.task_arn, now),
+                token: Continuation::running(origin, &task.task_arn, now),
                 summary: format!("Migration task {} started", task.id()),
                 task: Some(task.task_arn),
             },
@@ -619,14 +734,17 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
                     other.id()
                 ),
                 Some(other.task_arn),
+                tries,
             ),
-            Ok(Launched::NoCapacity(why)) => {
-                wait(format!("Waiting: ECS has no capacity yet ({why})"), None)
-            }
+            Ok(Launched::NoCapacity { why, attempts }) => wait(
+                format!("Waiting: ECS has no capacity yet ({why})"),
+                None,
+                attempts,
+            ),
             Ok(Launched::Refused(why)) => {
                 JobStep::Broken(FailureKind::JobFailed, format!("nothing launched: {why}"))
             }
-            Err(e) if e.is_retryable() => wait(format!("Waiting: {e}; trying again"), None),
+            Err(e) if e.is_retryable() => wait(format!("Waiting: {e}; trying again"), None, tries),
             Err(e) => JobStep::Broken(FailureKind::JobFailed, format!("nothing launched: {e}")),
         }
     }
@@ -634,6 +752,7 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
     async fn watch(
         &self,
         config: &Config,
+        origin: &str,
         task_arn: &str,
         launched: i64,
         now: i64,
@@ -641,7 +760,7 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
     ) -> JobStep {
         let elapsed = Duration::from_secs(now.saturating_sub(launched).max(0) as u64);
         let keep = |summary: String| JobStep::Continue {
-            token: Continuation::running(task_arn, launched),
+            token: Continuation::running(origin, task_arn, launched),
             summary,
             task: Some(task_arn.to_owned()),
         };
@@ -677,9 +796,11 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
             );
         }
         if task.is_stopped() {
-            return JobStep::Finished(Box::new(
-                self.outcome_of(config, &task, None, deadline).await,
-            ));
+            let outcome = self.outcome_of(config, &task, None, deadline).await;
+            return JobStep::Finished {
+                outcome: Box::new(outcome),
+                tell: false,
+            };
         }
         if elapsed >= config.max_runtime {
             let limit = human_duration(config.max_runtime);
@@ -693,15 +814,22 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
                     deadline,
                 )
                 .await;
-            let timed_out = match stopped {
-                Ok(()) => format!("{reason}; the runner stopped it"),
-                Err(e) => format!("{reason}; stopping it failed ({e}), so it may still be running"),
+            // Stopped, its STOPPED event tells people; not stopped, no event will.
+            let (timed_out, tell) = match stopped {
+                Ok(()) => (format!("{reason}; the runner stopped it"), false),
+                Err(e) => (
+                    format!("{reason}; stopping it failed ({e}), so it may still be running"),
+                    true,
+                ),
             };
             tracing::warn!(task = task_arn, reason = %timed_out, "migration timed out");
-            return JobStep::Finished(Box::new(
-                self.outcome_of(config, &task, Some(timed_out), deadline)
-                    .await,
-            ));
+            let outcome = self
+                .outcome_of(config, &task, Some(timed_out), deadline)
+                .await;
+            return JobStep::Finished {
+                outcome: Box::new(outcome),
+                tell,
+            };
         }
         keep(format!(
             "Migration task {} is {} after {}",
@@ -728,6 +856,11 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
         if push.action != "PUSH" || push.result != "SUCCESS" {
             return ignored("not a successful push");
         }
+        // Multi-platform builds push each platform's image and their attestations by digest,
+        // untagged, before the tagged index: only a tagged push is a release.
+        if push.tag.is_none() {
+            return ignored("an untagged push (a platform image or attestation pushed by digest)");
+        }
         if let Some(glob) = &config.trigger_tag
             && !push.tag.as_deref().is_some_and(|t| glob.matches(t))
         {
@@ -739,7 +872,7 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
             );
         }
         let image = config.pin_image_digest.then(|| image_by_digest(&push));
-        let trigger = Trigger::Event(push.event_id.clone());
+        let trigger = Trigger::Push(push.digest.clone());
         let deadline = inv.deadline.less(self.margin());
         let what = format!(
             "{}{}",
@@ -751,7 +884,7 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
         );
         let place = self.place(Some(config));
         let launched =
-            Box::pin(self.launch(config, &trigger, None, image.as_deref(), &deadline)).await?;
+            Box::pin(self.launch(config, &trigger, None, image.as_deref(), 0, &deadline)).await?;
         let (result, notice) = match launched {
             Launched::Running { task, family, new } => {
                 let n = (new && config.notify_on == NotifyOn::All)
@@ -785,7 +918,7 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
             }
             // Lambda retries the event; its client token keeps a retry from starting a
             // second task, and the dead-letter queue's alarm tells people if all fail.
-            Launched::NoCapacity(why) => {
+            Launched::NoCapacity { why, .. } => {
                 return Err(Error::Aws {
                     service: "ECS",
                     operation: "RunTask",
@@ -830,7 +963,7 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
         }
         let deadline = inv.deadline.less(self.margin());
         let trigger = Trigger::Invocation(inv.request_id.clone());
-        match Box::pin(self.launch(config, &trigger, command, None, &deadline)).await? {
+        match Box::pin(self.launch(config, &trigger, command, None, 0, &deadline)).await? {
             Launched::Running { task, .. } if direct.wait => {
                 Ok(Box::pin(self.wait_for(config, *task, &deadline)).await)
             }
@@ -843,7 +976,7 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
                 "migration task {} of {family} is still running",
                 other.task_arn
             )),
-            Launched::NoCapacity(why) => refused(format!("ECS has no capacity: {why}")),
+            Launched::NoCapacity { why, .. } => refused(format!("ECS has no capacity: {why}")),
             Launched::Refused(why) => refused(why),
         }
     }
@@ -853,7 +986,14 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
             if task.is_stopped() {
                 let o = self.outcome_of(config, &task, None, deadline).await;
                 let tail = match &o.log {
-                    LogEvidence::Lines { lines, .. } => json!(lines),
+                    LogEvidence::Lines { lines, .. } => {
+                        json!(
+                            lines
+                                .iter()
+                                .map(|l| redact_credentials(l))
+                                .collect::<Vec<_>>()
+                        )
+                    }
                     LogEvidence::Unavailable(why) => json!(why),
                 };
                 return json!({
@@ -910,7 +1050,8 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
             );
         }
         let deadline = inv.deadline.less(Duration::from_secs(1));
-        // A pipeline job tells its own task's outcome; events only add what it cannot.
+        // Every task's end is told here, whoever launched it: a pipeline job answers
+        // CodePipeline, but its execution may be stopped or superseded before it looks again.
         let trigger = match self
             .cluster
             .describe(&config.cluster, &task.task_arn, &deadline)
@@ -919,14 +1060,10 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
             Ok(Some(t)) => t.tags.get(TRIGGER_TAG).cloned(),
             Ok(None) => None,
             Err(e) => {
-                tracing::warn!(error = %e, "could not read the task's tags; reporting it in case no pipeline job does");
+                tracing::warn!(error = %e, "could not read the task's tags; reporting without its trigger");
                 None
             }
         };
-        if trigger.as_deref().is_some_and(Trigger::is_job) {
-            self.recent.record(&task.task_arn);
-            return ignored("launched by a CodePipeline job, which reports it".into());
-        }
         let o = Box::pin(self.outcome_of(config, &task, None, &deadline)).await;
         tracing::info!(task = %o.task_arn, succeeded = o.succeeded(), reasons = ?o.reasons(), "migration finished");
         if Self::wants(config, o.succeeded()) {
@@ -976,10 +1113,13 @@ mod tests {
 
     #[test]
     fn continuation_tokens_are_recognised_only_when_issued_here() {
-        let t = Continuation::running("arn:aws:ecs:us-east-1:1:task/prod/abc", 100);
+        let t = Continuation::running("job-1", "arn:aws:ecs:us-east-1:1:task/prod/abc", 100);
         assert_eq!(Continuation::parse(&t.token()), Some(t.clone()));
         assert!(Continuation::parse(r#"{"since":100}"#).is_none());
-        assert!(Continuation::parse(r#"{"state":"waiting","runner":2,"since":1}"#).is_none());
+        assert!(
+            Continuation::parse(r#"{"state":"waiting","runner":2,"origin":"j","since":1}"#)
+                .is_none()
+        );
         assert!(Continuation::parse("not json").is_none());
         assert!(t.token().len() <= 2048);
     }

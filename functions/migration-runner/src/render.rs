@@ -45,17 +45,66 @@ pub struct Place<'a> {
     pub cluster: &'a str,
 }
 
-/// The last lines that fit in `max` UTF-16 units, newest kept: the end of a failed
-/// migration's log is where its error is.
-pub fn fit_tail(lines: &[String], max: usize) -> String {
-    let mut kept: Vec<&str> = Vec::new();
+/// A URL's password (`postgres://app:s3cret@db/…`) replaced by `****`: migration tools print
+/// connection strings, and the tail goes to Slack, SNS and the pipeline's failure message.
+pub fn redact_credentials(line: &str) -> std::borrow::Cow<'_, str> {
+    if !line.contains("://") {
+        return std::borrow::Cow::Borrowed(line);
+    }
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(at) = rest.find("://") {
+        let (head, tail) = rest.split_at(at + 3);
+        out.push_str(head);
+        let authority_end = tail
+            .find(|c: char| c == '/' || c.is_whitespace() || c == '"' || c == '\'')
+            .unwrap_or(tail.len());
+        let authority = &tail[..authority_end];
+        match (authority.rfind('@'), authority.find(':')) {
+            (Some(at), Some(colon)) if colon < at => {
+                out.push_str(&authority[..=colon]);
+                out.push_str("****");
+                out.push_str(&authority[at..]);
+            }
+            _ => out.push_str(authority),
+        }
+        rest = &tail[authority_end..];
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
+}
+
+/// What a character costs against Slack's limits once escaped (`&amp;`, `&lt;`, `&gt;`).
+pub fn slack_cost(c: char) -> usize {
+    match c {
+        '&' => 5,
+        '<' | '>' => 4,
+        c => c.len_utf16(),
+    }
+}
+
+/// What a character costs in plain text (UTF-16 units, as the limits count).
+pub fn plain_cost(c: char) -> usize {
+    c.len_utf16()
+}
+
+/// The last lines that fit in `max`, newest kept (the end of a failed migration's log is where
+/// its error is), credentials redacted; a newest line longer than all the room is cut from its
+/// start rather than dropped.
+pub fn fit_tail(lines: &[String], max: usize, cost: fn(char) -> usize) -> String {
+    let room = max.saturating_sub(40);
+    let mut kept: Vec<String> = Vec::new();
     let mut used = 0;
     for line in lines.iter().rev() {
-        let cost = slack_len(line) + 1;
-        if used + cost > max.saturating_sub(40) {
+        let line = redact_credentials(line).into_owned();
+        let line_cost: usize = line.chars().map(cost).sum::<usize>() + 1;
+        if used + line_cost > room {
+            if kept.is_empty() {
+                kept.push(keep_end(&line, room, cost));
+            }
             break;
         }
-        used += cost;
+        used += line_cost;
         kept.push(line);
     }
     kept.reverse();
@@ -66,6 +115,20 @@ pub fn fit_tail(lines: &[String], max: usize) -> String {
     }
     out.push_str(&kept.join("\n"));
     out
+}
+
+/// The end of `line` within `room`, marked where it was cut.
+fn keep_end(line: &str, room: usize, cost: fn(char) -> usize) -> String {
+    let mut used = 1;
+    let mut start = line.len();
+    for (i, c) in line.char_indices().rev() {
+        used += cost(c);
+        if used > room {
+            break;
+        }
+        start = i;
+    }
+    format!("…{}", &line[start..])
 }
 
 fn container_lines(j: &Judgement) -> Vec<String> {
@@ -107,7 +170,7 @@ pub fn failure_message(o: &Outcome, max: usize) -> String {
     match &o.log {
         LogEvidence::Lines { lines, .. } if !lines.is_empty() => {
             let room = max.saturating_sub(slack_len(&head) + 20);
-            format!("{head}\nLog tail:\n{}", fit_tail(lines, room))
+            format!("{head}\nLog tail:\n{}", fit_tail(lines, room, plain_cost))
         }
         LogEvidence::Lines { .. } => format!("{head}\nLog tail: the log stream is empty"),
         LogEvidence::Unavailable(why) => format!("{head}\nLog tail: {why}"),
@@ -170,10 +233,11 @@ pub fn render_outcome(o: &Outcome, trigger: Option<&str>, place: &Place) -> Noti
                 .block(Block::Context(vec![
                     Mrkdwn::new().plain("Last lines of ").code(stream),
                 ]))
-                // Room for the fences and the escaping of < > &.
+                // Room for the fences; the cost counts the escaping of < > &.
                 .block(Block::section(code_block(&fit_tail(
                     lines,
-                    MAX_SECTION_TEXT / 2,
+                    MAX_SECTION_TEXT - 10,
+                    slack_cost,
                 ))));
         }
         LogEvidence::Lines { stream, .. } => {
@@ -261,10 +325,49 @@ mod tests {
     #[test]
     fn the_tail_keeps_the_newest_lines_and_says_how_many_were_cut() {
         let lines: Vec<String> = (1..=500).map(|i| format!("line {i}")).collect();
-        let t = fit_tail(&lines, 300);
+        let t = fit_tail(&lines, 300, plain_cost);
         assert!(t.ends_with("line 500"));
         assert!(t.starts_with("… ") && t.contains("earlier line(s) not shown"));
         assert!(slack_len(&t) <= 300);
+    }
+
+    #[test]
+    fn a_newest_line_longer_than_the_room_keeps_its_end() {
+        let lines = vec!["start".to_owned(), format!("{}END", "x".repeat(5000))];
+        let t = fit_tail(&lines, 300, plain_cost);
+        assert!(t.ends_with("END") && slack_len(&t) <= 300, "{t}");
+    }
+
+    #[test]
+    fn escaping_is_counted_so_the_newest_lines_survive_slacks_limit() {
+        let lines: Vec<String> = (0..200).map(|i| format!("<<<>>> {i}")).collect();
+        let n = render_outcome(
+            &failed(lines),
+            None,
+            &Place {
+                region: "us-east-1",
+                cluster: "prod",
+            },
+        );
+        let payload = n.slack.to_payload().to_string();
+        assert!(
+            payload.contains("199") && !payload.contains("[truncated]"),
+            "{payload}"
+        );
+    }
+
+    #[test]
+    fn url_passwords_are_redacted_from_the_tail() {
+        assert_eq!(
+            redact_credentials("connecting to postgres://app:s3cret@db.internal:5432/orders"),
+            "connecting to postgres://app:****@db.internal:5432/orders"
+        );
+        assert_eq!(
+            redact_credentials("see https://example.com/a@b"),
+            "see https://example.com/a@b"
+        );
+        let m = failure_message(&failed(vec!["DSN=mysql://root:hunter2@db/x".into()]), 5000);
+        assert!(!m.contains("hunter2"), "{m}");
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub struct Task {
     /// Grows with each change of the task; duplicates of an event share it.
     #[serde(default)]
     pub version: i64,
+    /// Milliseconds since the epoch: an ISO-8601 string in events, seconds in API answers.
+    #[serde(default, deserialize_with = "timestamp")]
+    pub created_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -62,7 +65,26 @@ fn tags<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Strin
         .collect())
 }
 
+fn timestamp<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    use aws_smithy_types::DateTime;
+    use aws_smithy_types::date_time::Format;
+    Ok(match Option::<serde_json::Value>::deserialize(d)? {
+        Some(serde_json::Value::Number(n)) => n.as_f64().map(|s| (s * 1000.0) as i64),
+        Some(serde_json::Value::String(s)) => DateTime::from_str(&s, Format::DateTime)
+            .ok()
+            .and_then(|t| t.to_millis().ok()),
+        _ => None,
+    })
+}
+
 impl Task {
+    /// Which of two tasks started first: the earlier creation, then the smaller ARN, so two
+    /// runners that raced each pick the same winner.
+    pub fn started_before(&self, other: &Task) -> bool {
+        let key = |t: &Task| (t.created_at.unwrap_or(i64::MAX), t.task_arn.clone());
+        key(self) < key(other)
+    }
+
     pub fn is_stopped(&self) -> bool {
         self.last_status == "STOPPED"
     }
@@ -180,6 +202,11 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(t.tags["ops:trigger"], "event/1");
+        let iso: Task =
+            serde_json::from_value(json!({"createdAt": "2026-11-20T01:55:02.112Z"})).unwrap();
+        let secs: Task = serde_json::from_value(json!({"createdAt": 1795139702.5})).unwrap();
+        assert_eq!(iso.created_at, Some(1_795_139_702_112));
+        assert_eq!(secs.created_at, Some(1_795_139_702_500));
         assert_eq!(t.id(), "abc");
         assert!(t.is_stopped());
     }

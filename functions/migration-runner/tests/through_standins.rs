@@ -92,8 +92,17 @@ fn job(file: &str) -> Value {
     sample(file)
 }
 
+/// The next invocation of a continuing action: CodePipeline gives it a new job id and the
+/// token the last one returned.
 fn continuation(of: &Value, token: &str) -> Value {
+    static NEXT: AtomicUsize = AtomicUsize::new(1);
     let mut next = of.clone();
+    let id = format!(
+        "continued-{}-{}",
+        NEXT.fetch_add(1, Ordering::SeqCst),
+        of["CodePipeline.job"]["id"].as_str().unwrap_or_default()
+    );
+    next["CodePipeline.job"]["id"] = json!(id);
     next["CodePipeline.job"]["data"]["continuationToken"] = json!(token);
     next
 }
@@ -407,6 +416,13 @@ async fn pushes_of_other_repositories_tags_or_failed_pushes_are_ignored() {
         &rig,
         &[("TRIGGER_REPOSITORY", "prod-api"), ("TRIGGER_TAG", "1.*")],
     );
+    let mut untagged = sample("ecr-push.json");
+    untagged["detail"]
+        .as_object_mut()
+        .unwrap()
+        .remove("image-tag");
+    let out = app.handle(&untagged, quick("r")).await.unwrap();
+    assert_eq!(out["outcome"], "ignored", "{out}");
     for (field, value) in [
         ("repository-name", "other"),
         ("image-tag", "2.0.0"),
@@ -634,7 +650,7 @@ async fn a_pipeline_job_launches_continues_and_succeeds_with_output_variables() 
     assert_eq!(last["outputVariables"]["TASK_ARN"], arn);
     assert_eq!(last["outputVariables"]["EXIT_CODE"], "0");
     assert_eq!(run_tasks(&rig).len(), 1);
-    // The task's STOPPED event: the job told it, so the event does not post it again.
+    // The task's STOPPED event is where people hear of it (a success only with NOTIFY_ON=ALL).
     let mut event = sample("ecs-task-stopped.json");
     event["detail"] = stopped_task(
         &rig.world,
@@ -642,16 +658,16 @@ async fn a_pipeline_job_launches_continues_and_succeeds_with_output_variables() 
         &definition,
         "EssentialContainerExited",
         "Essential container in task exited",
-        &[("migrate", Some(1))],
+        &[("migrate", Some(0))],
         &[],
     );
     let out = app.handle(&event, quick("e")).await.unwrap();
-    assert_eq!(out["outcome"], "ignored", "{out}");
+    assert_eq!(out["succeeded"], true, "{out}");
     assert!(rig.sink.delivered().is_empty());
 }
 
 #[tokio::test]
-async fn a_failed_migration_fails_the_job_with_the_log_tail_and_tells_people() {
+async fn a_failed_migration_fails_the_job_with_the_log_tail_and_its_stopped_event_tells_people() {
     let rig = rig().await;
     let app = runner(&rig, &[("LOG_TAIL_LINES", "2")]);
     let first = job("codepipeline-job.json");
@@ -674,7 +690,10 @@ async fn a_failed_migration_fails_the_job_with_the_log_tail_and_tells_people() {
             "EssentialContainerExited",
             "Essential container in task exited",
             &[("migrate", Some(1))],
-            &[],
+            &[(
+                "ops:trigger",
+                "codepipeline-job/7a1c2e4f-1111-2222-3333-444455556666",
+            )],
         ),
     );
     let out = app
@@ -690,7 +709,67 @@ async fn a_failed_migration_fails_the_job_with_the_log_tail_and_tells_people() {
         "the last LOG_TAIL_LINES lines: {message}"
     );
     assert!(!message.contains("connecting"));
-    assert_eq!(rig.sink.delivered().len(), 1);
+    assert!(
+        rig.sink.delivered().is_empty(),
+        "the job answers CodePipeline; the task's end is told once, by its event"
+    );
+    let mut event = sample("ecs-task-stopped.json");
+    event["detail"] = stopped_task(
+        &rig.world,
+        &arn,
+        &latest_definition(&rig).await,
+        "EssentialContainerExited",
+        "Essential container in task exited",
+        &[("migrate", Some(1))],
+        &[],
+    );
+    app.handle(&event, quick("e")).await.unwrap();
+    let posts = rig.sink.delivered();
+    assert_eq!(posts.len(), 1);
+    let text = posts[0].to_string();
+    assert!(
+        text.contains("codepipeline-job/7a1c2e4f-1111-2222-3333-444455556666")
+            && text.contains("lock timeout"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_continued_job_finds_the_task_its_first_invocation_launched() {
+    let rig = rig().await;
+    let app = runner(&rig, &[("MAX_RUNTIME", "10m")]);
+    let first = job("codepipeline-job.json");
+    let started = now();
+    app.handle(&first, invocation("i1", Duration::from_secs(30), started))
+        .await
+        .unwrap();
+    let arn = token_task(&last_token(&rig));
+    // As if the first invocation had run out of time after RunTask: it asked to be invoked
+    // again, still "waiting". The next invocation (a new job id) finds the task by its origin.
+    let waiting = json!({"state": "waiting", "runner": 1,
+        "origin": "7a1c2e4f-1111-2222-3333-444455556666", "since": started, "tries": 0})
+    .to_string();
+    app.handle(
+        &continuation(&first, &waiting),
+        invocation("i2", Duration::from_secs(30), started + 60),
+    )
+    .await
+    .unwrap();
+    assert_eq!(token_task(&last_token(&rig)), arn);
+    // Even past MAX_RUNTIME, a waiting job first looks for its own task before failing.
+    app.handle(
+        &continuation(&first, &waiting),
+        invocation("i3", Duration::from_secs(30), started + 11 * 60),
+    )
+    .await
+    .unwrap();
+    assert_eq!(run_tasks(&rig).len(), 1);
+    assert_eq!(
+        rig.stub.accepted("StopTask").len(),
+        1,
+        "found, watched, and stopped for running past MAX_RUNTIME: {:?}",
+        rig.stub.job_results()
+    );
 }
 
 #[tokio::test]
@@ -764,14 +843,21 @@ async fn capacity_shortages_are_retried_and_other_placement_failures_fail_the_jo
         .await
         .unwrap();
     assert_eq!(out["result"], "continue", "{out}");
-    assert!(
-        rig.stub
-            .calls()
+    let tokens: Vec<String> = rig
+        .stub
+        .calls()
+        .iter()
+        .filter(|c| c.operation == "RunTask")
+        .map(|c| c.body["clientToken"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(tokens.len() >= 2, "retried within the invocation");
+    assert_eq!(
+        tokens
             .iter()
-            .filter(|c| c.operation == "RunTask")
-            .count()
-            >= 2,
-        "retried within the invocation"
+            .collect::<std::collections::HashSet<_>>()
+            .len(),
+        tokens.len(),
+        "each attempt after a placement failure has its own client token: {tokens:?}"
     );
     assert!(last_token(&rig).contains("waiting"));
 
@@ -979,4 +1065,93 @@ async fn a_hang_while_launching_still_answers_the_job_before_the_deadline() {
     assert_eq!(out["result"], "continue", "asks to be invoked again: {out}");
     assert_eq!(rig.stub.job_results().len(), 1);
     assert_eq!(app.cluster.runs.load(Ordering::SeqCst), 1);
+}
+
+/// ECS as in production, except that the first look for running migrations sees none: what
+/// ListTasks' eventual consistency, or a second container checking at the same moment, allows.
+struct Blind {
+    inner: Ecs,
+    looked: AtomicUsize,
+}
+
+impl Cluster for Blind {
+    async fn task_definition(&self, r: &str, d: &Deadline) -> Result<TaskDefinition, Error> {
+        self.inner.task_definition(r, d).await
+    }
+    async fn pin_image(
+        &self,
+        b: &TaskDefinition,
+        c: &str,
+        i: &str,
+        d: &Deadline,
+    ) -> Result<TaskDefinition, Error> {
+        self.inner.pin_image(b, c, i, d).await
+    }
+    async fn active_tasks(&self, c: &str, s: &str, d: &Deadline) -> Result<Vec<Task>, Error> {
+        if self.looked.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Ok(Vec::new());
+        }
+        // moto gives tasks no createdAt; ECS does. The one launched first is the older.
+        let mut tasks = self.inner.active_tasks(c, s, d).await?;
+        for t in &mut tasks {
+            let first = t
+                .tags
+                .get("ops:trigger")
+                .is_some_and(|v| v == "invoke/first");
+            t.created_at = Some(if first { 1 } else { 2 });
+        }
+        Ok(tasks)
+    }
+    async fn run(&self, l: &Launch, d: &Deadline) -> Result<RunOutcome, Error> {
+        match self.inner.run(l, d).await? {
+            RunOutcome::Started(mut t) => {
+                t.created_at = Some(2);
+                Ok(RunOutcome::Started(t))
+            }
+            other => Ok(other),
+        }
+    }
+    async fn describe(&self, c: &str, t: &str, d: &Deadline) -> Result<Option<Task>, Error> {
+        self.inner.describe(c, t, d).await
+    }
+    async fn stop(&self, c: &str, t: &str, r: &str, d: &Deadline) -> Result<(), Error> {
+        self.inner.stop(c, t, r, d).await
+    }
+}
+
+#[tokio::test]
+async fn of_two_migrations_launched_at_once_the_later_stops_itself() {
+    let rig = rig().await;
+    let first = runner(&rig, &[])
+        .handle(&json!({}), quick("first"))
+        .await
+        .unwrap();
+    let env = env(&rig, &[]);
+    let wiring = wiring(&rig);
+    let racing = Handler::new(
+        Config::from_env(&env).map_err(|e| e.to_string()),
+        Blind {
+            inner: Ecs::new(&wiring.sdk),
+            looked: AtomicUsize::new(0),
+        },
+        migration_runner::ecs::CloudWatchLogs::new(&wiring.sdk),
+        JobReporter::new(&wiring.sdk),
+        wiring.notifier(&env),
+        "us-east-1".into(),
+    );
+    let second = racing.handle(&json!({}), quick("second")).await.unwrap();
+    assert_eq!(second["outcome"], "refused", "{second}");
+    assert!(
+        second["reason"]
+            .as_str()
+            .unwrap()
+            .contains(first["taskArn"].as_str().unwrap())
+    );
+    assert_eq!(run_tasks(&rig).len(), 2, "the race happened");
+    let stops = rig.stub.accepted("StopTask");
+    assert_eq!(stops.len(), 1);
+    assert_ne!(
+        stops[0]["task"], first["taskArn"],
+        "the later one stopped itself"
+    );
 }

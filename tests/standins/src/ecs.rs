@@ -128,6 +128,14 @@ impl EcsWorld {
             "groupId",
         )
         .await;
+        // moto moves a task one state further (RUNNING → … → STOPPED) on each DescribeTasks
+        // unless told otherwise: tasks here stay RUNNING until a test stops them, or gives the
+        // stub a stopped task's answer, so no test depends on how often a task is described.
+        moto.post_moto_api(
+            "/moto-api/state-manager/set-transition",
+            &json!({"model_name": "ecs::task", "transition": {"progression": "manual", "times": 1_000_000_000u64}}),
+        )
+        .await;
         call(moto, "CreateCluster", json!({"clusterName": name})).await;
         let log_group = format!("/ecs/{name}-migrate");
         logs(moto, "CreateLogGroup", json!({"logGroupName": log_group})).await;
