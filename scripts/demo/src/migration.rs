@@ -100,14 +100,14 @@ pub async fn run(
     );
 
     println!(
-        "\n4. The first migration fails: its container logged an error and exited 1. ECS sends the\n   STOPPED task-state event (events/migration-runner/ecs-task-stopped.json, twice: events\n   come at least once), and the runner reports it once, as a person reads it in Slack:"
+        "\n4. The first migration fails: its container logged an error and exited 1. ECS sends the\n   STOPPED task-state event (events/migration-runner/ecs-task-stopped.json, twice: events\n   come at least once), and the runner reports it once, as a person reads it in Slack (the\n   password in the logged connection string is redacted):"
     );
     world
         .write_log(
             moto,
             &arn,
             &[
-                "migrate: connected to orders-db (postgres 16.4)",
+                "migrate: connecting to postgres://migrator:s3cret@orders-db.internal:5432/orders",
                 "migrate: applying 0041_create_invoices ... ok",
                 "migrate: applying 0042_add_invoice_index ...",
                 "ERROR: could not create unique index \"invoices_number_key\"",
@@ -155,7 +155,9 @@ pub async fn run(
         .last()
         .and_then(|r| r["continuationToken"].as_str().map(str::to_owned))
         .unwrap_or_default();
+    // CodePipeline gives each invocation of a continuing action a new job id.
     let mut next = job.clone();
+    next["CodePipeline.job"]["id"] = json!("7a1c2e4f-2222-2222-3333-444455556666");
     next["CodePipeline.job"]["data"]["continuationToken"] = json!(token);
     api.invoke(&mut function, &next, Duration::from_secs(30))
         .await;
@@ -174,6 +176,7 @@ pub async fn run(
         json!({"tasks": [job_task]}),
         json!({"tasks": [stopped_task(&world, &job_task, &definition, "EssentialContainerExited", "Essential container in task exited", &[("migrate", Some(0))], &[])], "failures": []}),
     );
+    next["CodePipeline.job"]["id"] = json!("7a1c2e4f-3333-2222-3333-444455556666");
     next["CodePipeline.job"]["data"]["continuationToken"] = json!(token);
     api.invoke(&mut function, &next, Duration::from_secs(30))
         .await;
