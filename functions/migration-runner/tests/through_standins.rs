@@ -1155,3 +1155,74 @@ async fn of_two_migrations_launched_at_once_the_later_stops_itself() {
         "the later one stopped itself"
     );
 }
+
+#[tokio::test]
+async fn task_events_in_the_published_shape_are_judged_on_every_essential_container() {
+    let rig = rig().await;
+    // A migration with a non-essential log router beside it.
+    let definition = register(
+        &rig.moto,
+        &task_definition(&rig.world, &rig.world.image("v3"), true),
+    )
+    .await;
+    let app = runner(&rig, &[("NOTIFY_ON", "ALL")]);
+    let cases: [(&str, &[(&str, Option<i64>)], bool); 6] = [
+        (
+            "EssentialContainerExited",
+            &[("migrate", Some(0)), ("log-router", Some(0))],
+            true,
+        ),
+        (
+            "EssentialContainerExited",
+            &[("migrate", Some(0)), ("log-router", Some(137))],
+            true,
+        ),
+        (
+            "EssentialContainerExited",
+            &[("migrate", Some(2)), ("log-router", Some(0))],
+            false,
+        ),
+        (
+            "EssentialContainerExited",
+            &[("migrate", None), ("log-router", Some(0))],
+            false,
+        ),
+        (
+            "SpotInterruption",
+            &[("migrate", Some(0)), ("log-router", Some(0))],
+            false,
+        ),
+        (
+            "SomethingNewFromEcs",
+            &[("migrate", Some(0)), ("log-router", Some(0))],
+            false,
+        ),
+    ];
+    for (n, (stop_code, exits, succeeded)) in cases.iter().enumerate() {
+        let arn = format!("arn:aws:ecs:us-east-1:123456789012:task/prod/case{n}");
+        let mut event = sample("ecs-task-stopped.json");
+        event["detail"] = stopped_task(
+            &rig.world,
+            &arn,
+            &definition,
+            stop_code,
+            "Essential container in task exited",
+            exits,
+            &[],
+        );
+        let out = app.handle(&event, quick("e")).await.unwrap();
+        assert_eq!(
+            out["succeeded"], *succeeded,
+            "case {n} ({stop_code}, {exits:?}): {out}"
+        );
+    }
+    let posts = rig.sink.delivered();
+    assert_eq!(posts.len(), cases.len());
+    assert!(
+        posts[1]
+            .to_string()
+            .contains("log-router (not essential): exit 137"),
+        "a sidecar's exit is shown: {}",
+        posts[1]
+    );
+}
