@@ -41,6 +41,10 @@ const CAPACITY_BACKOFF: Backoff = Backoff {
     max: Duration::from_secs(15),
     max_attempts: 6,
 };
+/// StopTask's reason for the later of two tasks launched at once; its STOPPED event is not a
+/// failed migration.
+pub const RACE_STOP_REASON: &str =
+    "migration-runner: another migration of this family started first";
 /// How often a direct invocation with `"wait": true` looks at its task.
 const WAIT_POLL: Duration = Duration::from_secs(5);
 /// The key under which a broken configuration is notified, once per container, for events.
@@ -75,8 +79,13 @@ pub enum Launched {
         family: String,
         new: bool,
     },
-    /// Another migration of the family is running: nothing launched.
-    Busy { other: Box<Task>, family: String },
+    /// Another migration of the family is running: nothing launched (or, when two were
+    /// launched at once, this one stopped again). `attempts`: the last client token used.
+    Busy {
+        other: Box<Task>,
+        family: String,
+        attempts: u32,
+    },
     /// ECS placed nothing for lack of capacity, through every retry the deadline allowed;
     /// `attempts` is the last launch attempt's number (it names its client token).
     NoCapacity { why: String, attempts: u32 },
@@ -272,6 +281,7 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
             return Ok(Launched::Busy {
                 other: Box::new(other),
                 family,
+                attempts: tries,
             });
         }
         // Pinned only once nothing else runs: a refused push registers no revision.
@@ -311,7 +321,7 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
             };
             async move {
                 match self.cluster.run(&launch, deadline).await {
-                    Ok(RunOutcome::Started(task)) => Attempt::Done(task),
+                    Ok(RunOutcome::Started(task)) => Attempt::Done((task, tries + attempt)),
                     Ok(RunOutcome::NotPlaced(failures)) => {
                         let why = failures
                             .iter()
@@ -340,8 +350,8 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
             }
         })
         .await;
-        let task = match placed {
-            Ok(task) => task,
+        let (mut task, attempt) = match placed {
+            Ok(placed) => placed,
             Err(RetryError::Permanent(Placement::Refused(why))) => {
                 return Ok(Launched::Refused(why));
             }
@@ -363,39 +373,51 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
         };
         tracing::info!(task = %task.task_arn, trigger = %tag, family, "migration task launched");
         // ListTasks is eventually consistent and two runners may pass the check together:
-        // look again, and let the task that started first be the one that runs.
-        match self.running_of(config, &family, deadline).await {
-            Ok(running) => {
-                let earlier = running
-                    .into_iter()
-                    .filter(|t| {
-                        t.task_arn != task.task_arn && t.tags.get(TRIGGER_TAG) != Some(&tag)
-                    })
-                    .filter(|t| t.started_before(&task))
-                    .min_by_key(|t| (t.created_at.unwrap_or(i64::MAX), t.task_arn.clone()));
-                if let Some(other) = earlier {
-                    tracing::warn!(task = %task.task_arn, other = %other.task_arn, "another migration of this family started first; stopping this one");
-                    if let Err(e) = self
-                        .cluster
-                        .stop(
-                            &config.cluster,
-                            &task.task_arn,
-                            "migration-runner: another migration of this family started first",
-                            deadline,
-                        )
-                        .await
-                    {
-                        tracing::error!(task = %task.task_arn, error = %e, "could not stop the second migration task");
-                    }
-                    return Ok(Launched::Busy {
-                        other: Box::new(other),
-                        family,
-                    });
-                }
-            }
+        // look again, and let the task created first be the one that runs. Every runner keys
+        // tasks the same way (creation time as ECS lists it, then ARN), so exactly one yields.
+        let running = match self.running_of(config, &family, deadline).await {
+            Ok(running) => running,
             Err(e) => {
-                tracing::warn!(error = %e, "could not check for a migration launched at the same time")
+                tracing::warn!(error = %e, "could not check for a migration launched at the same time");
+                Vec::new()
             }
+        };
+        if let Some(listed) = running.iter().find(|t| t.task_arn == task.task_arn) {
+            task.created_at = listed.created_at.or(task.created_at);
+        }
+        let earlier = running
+            .into_iter()
+            .filter(|t| t.task_arn != task.task_arn && t.started_before(&task))
+            .min_by_key(|t| (t.created_at.unwrap_or(i64::MAX), t.task_arn.clone()));
+        if let Some(other) = earlier {
+            tracing::warn!(task = %task.task_arn, other = %other.task_arn, "another migration of this family started first; stopping this one");
+            if let Err(e) = self
+                .cluster
+                .stop(&config.cluster, &task.task_arn, RACE_STOP_REASON, deadline)
+                .await
+            {
+                // Both run: say so rather than claim this one did not start.
+                tracing::error!(task = %task.task_arn, other = %other.task_arn, error = %e, "could not stop the second migration task; two migrations are running");
+                return Ok(Launched::Running {
+                    task,
+                    family,
+                    new: true,
+                });
+            }
+            // The earlier one is this request's own (a launch whose answer was lost): that is
+            // the launch.
+            if other.tags.get(TRIGGER_TAG) == Some(&tag) {
+                return Ok(Launched::Running {
+                    task: Box::new(other),
+                    family,
+                    new: false,
+                });
+            }
+            return Ok(Launched::Busy {
+                other: Box::new(other),
+                family,
+                attempts: attempt,
+            });
         }
         Ok(Launched::Running {
             task,
@@ -649,21 +671,36 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
             },
         };
         match state {
-            Continuation::Waiting { origin, since, .. } if now - since >= max => {
+            Continuation::Waiting {
+                origin,
+                since,
+                tries,
+                ..
+            } if now - since >= max => {
                 // A launch whose invocation ran out of time may have started the task after all.
                 let trigger = Trigger::Job(origin.clone());
-                if let Ok(Some(mine)) = self.own_task(config, &trigger, deadline).await {
-                    return self
-                        .watch(config, &origin, &mine.task_arn, since, now, deadline)
-                        .await;
-                }
-                JobStep::Broken(
-                    FailureKind::JobFailed,
-                    format!(
-                        "the migration could not be launched within MAX_RUNTIME ({}): another migration kept running, or ECS had no capacity; nothing was launched",
-                        human_duration(config.max_runtime)
+                match self.own_task(config, &trigger, deadline).await {
+                    Ok(Some(mine)) => {
+                        // Its own runtime counts from its creation, not from the wait.
+                        let launched = mine.created_at.map(|ms| ms / 1000).unwrap_or(now);
+                        self.watch(config, &origin, &mine.task_arn, launched, now, deadline)
+                            .await
+                    }
+                    Ok(None) => JobStep::Broken(
+                        FailureKind::JobFailed,
+                        format!(
+                            "the migration did not start within MAX_RUNTIME ({}): another migration kept running, or ECS had no capacity; no task of this job is running",
+                            human_duration(config.max_runtime)
+                        ),
                     ),
-                )
+                    Err(e) => JobStep::Continue {
+                        token: Continuation::waiting(&origin, since, tries),
+                        summary: format!(
+                            "could not check for a task this job may have launched ({e}); checking again"
+                        ),
+                        task: None,
+                    },
+                }
             }
             Continuation::Waiting {
                 origin,
@@ -728,13 +765,17 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
                 summary: format!("Migration task {} started", task.id()),
                 task: Some(task.task_arn),
             },
-            Ok(Launched::Busy { other, family }) => wait(
+            Ok(Launched::Busy {
+                other,
+                family,
+                attempts,
+            }) => wait(
                 format!(
                     "Waiting: migration task {} of {family} is still running; this one starts after it stops",
                     other.id()
                 ),
                 Some(other.task_arn),
-                tries,
+                attempts,
             ),
             Ok(Launched::NoCapacity { why, attempts }) => wait(
                 format!("Waiting: ECS has no capacity yet ({why})"),
@@ -894,7 +935,7 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
                     n,
                 )
             }
-            Launched::Busy { other, family } => {
+            Launched::Busy { other, family, .. } => {
                 let why = format!(
                     "The push of {what} did not start a migration: task {} of {family} is still running. Start this one when it has finished (invoke the function with {{}}).",
                     other.id()
@@ -972,7 +1013,7 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
                 "taskArn": task.task_arn,
                 "status": task.last_status,
             })),
-            Launched::Busy { other, family } => refused(format!(
+            Launched::Busy { other, family, .. } => refused(format!(
                 "migration task {} of {family} is still running",
                 other.task_arn
             )),
@@ -1043,6 +1084,12 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
         // Fargate's DEPROVISIONING event already carries exit codes: only STOPPED is final.
         if !task.is_stopped() {
             return ignored(format!("lastStatus {} is not final", task.last_status));
+        }
+        if task.stopped_reason.as_deref() == Some(RACE_STOP_REASON) {
+            return ignored(
+                "stopped by the runner itself: another migration started first (its request was told)"
+                    .into(),
+            );
         }
         if self.recent.seen(&task.task_arn) {
             return Ok(

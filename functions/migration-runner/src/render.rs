@@ -45,32 +45,55 @@ pub struct Place<'a> {
     pub cluster: &'a str,
 }
 
-/// A URL's password (`postgres://app:s3cret@db/…`) replaced by `****`: migration tools print
+/// Passwords replaced by `****`: a URL's (`postgres://app:s3cret@db/…`) and a `password=`
+/// value (libpq's `password=…`, `PGPASSWORD=…`, `?password=…`). Migration tools print
 /// connection strings, and the tail goes to Slack, SNS and the pipeline's failure message.
 pub fn redact_credentials(line: &str) -> std::borrow::Cow<'_, str> {
-    if !line.contains("://") {
+    let lower = line.to_ascii_lowercase();
+    if !lower.contains("://") && !lower.contains("password=") {
         return std::borrow::Cow::Borrowed(line);
     }
-    let mut out = String::with_capacity(line.len());
-    let mut rest = line;
-    while let Some(at) = rest.find("://") {
-        let (head, tail) = rest.split_at(at + 3);
-        out.push_str(head);
-        let authority_end = tail
-            .find(|c: char| c == '/' || c.is_whitespace() || c == '"' || c == '\'')
-            .unwrap_or(tail.len());
-        let authority = &tail[..authority_end];
-        match (authority.rfind('@'), authority.find(':')) {
-            (Some(at), Some(colon)) if colon < at => {
-                out.push_str(&authority[..=colon]);
-                out.push_str("****");
-                out.push_str(&authority[at..]);
-            }
-            _ => out.push_str(authority),
+    // Byte ranges to blank out; every bound is at an ASCII delimiter, so on a char boundary.
+    let mut secrets: Vec<(usize, usize)> = Vec::new();
+    let ends_value = |c: char| c.is_whitespace() || "\"'`".contains(c);
+    let mut from = 0;
+    while let Some(found) = lower[from..].find("://") {
+        let start = from + found + 3;
+        let segment_end = line[start..]
+            .find(ends_value)
+            .map_or(line.len(), |e| start + e);
+        let segment = &line[start..segment_end];
+        // user:password@host — the password may itself hold '/' or ':'.
+        if let Some(at) = segment.find('@')
+            && let Some(colon) = segment[..at].find(':')
+        {
+            secrets.push((start + colon + 1, start + at));
         }
-        rest = &tail[authority_end..];
+        from = segment_end.max(start);
     }
-    out.push_str(rest);
+    let mut from = 0;
+    while let Some(found) = lower[from..].find("password=") {
+        let start = from + found + "password=".len();
+        let end = line[start..]
+            .find(|c: char| ends_value(c) || c == '&' || c == ';')
+            .map_or(line.len(), |e| start + e);
+        if end > start {
+            secrets.push((start, end));
+        }
+        from = end.max(start);
+    }
+    secrets.sort_unstable();
+    let mut out = String::with_capacity(line.len());
+    let mut kept_to = 0;
+    for (start, end) in secrets {
+        if start < kept_to {
+            continue;
+        }
+        out.push_str(&line[kept_to..start]);
+        out.push_str("****");
+        kept_to = end;
+    }
+    out.push_str(&line[kept_to..]);
     std::borrow::Cow::Owned(out)
 }
 
