@@ -1171,6 +1171,9 @@ async fn of_two_migrations_launched_at_once_the_later_stops_itself() {
     assert!(rig.sink.delivered().is_empty());
 }
 
+/// A stop code, each container's exit, and whether that is a success.
+type Case = (&'static str, &'static [(&'static str, Option<i64>)], bool);
+
 #[tokio::test]
 async fn task_events_in_the_published_shape_are_judged_on_every_essential_container() {
     let rig = rig().await;
@@ -1181,7 +1184,7 @@ async fn task_events_in_the_published_shape_are_judged_on_every_essential_contai
     )
     .await;
     let app = runner(&rig, &[("NOTIFY_ON", "ALL")]);
-    let cases: [(&str, &[(&str, Option<i64>)], bool); 6] = [
+    let cases: [Case; 6] = [
         (
             "EssentialContainerExited",
             &[("migrate", Some(0)), ("log-router", Some(0))],
