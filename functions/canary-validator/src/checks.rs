@@ -141,8 +141,9 @@ pub struct AlarmsCheck {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawBook {
+    /// `None` when left out; an explicitly empty list is refused.
     #[serde(default)]
-    default: Vec<Value>,
+    default: Option<Vec<Value>>,
     #[serde(default)]
     deployment_groups: BTreeMap<String, Vec<Value>>,
 }
@@ -210,7 +211,7 @@ pub fn parse_book(text: &str) -> Result<CheckBook, String> {
         .map_err(|e| format!("invalid JSON at line {} column {}", e.line(), e.column()))?;
     let raw = match value {
         Value::Array(list) => RawBook {
-            default: list,
+            default: Some(list),
             deployment_groups: BTreeMap::new(),
         },
         other @ Value::Object(_) => serde_json::from_value(other).map_err(|e| {
@@ -229,7 +230,15 @@ pub fn parse_book(text: &str) -> Result<CheckBook, String> {
             .collect()
     };
     let book = CheckBook {
-        default: parse_set("default", raw.default)?,
+        default: match raw.default {
+            Some(items) if items.is_empty() => {
+                return Err(
+                    "the default set is empty; leave \"default\" out if deployment groups without their own set should fail"
+                        .into(),
+                );
+            }
+            items => parse_set("default", items.unwrap_or_default())?,
+        },
         groups: raw
             .deployment_groups
             .into_iter()
@@ -416,6 +425,18 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_default_set_beside_group_sets_is_a_configuration_error() {
+        let book = r#"{"default": [], "deployment_groups": {"prod-api": [{"type":"http","url":"https://t.internal/health"}]}}"#;
+        assert!(
+            parse_book(book)
+                .unwrap_err()
+                .contains("default set is empty")
+        );
+        let without = r#"{"deployment_groups": {"prod-api": [{"type":"http","url":"https://t.internal/health"}]}}"#;
+        assert!(parse_book(without).is_ok());
+    }
+
+    #[test]
     fn http_defaults_are_one_strict_probe_set() {
         let b =
             book(json!([{"type": "http", "url": "https://test.internal:8443/health?token=abc"}]))
@@ -470,7 +491,7 @@ mod tests {
     #[test]
     fn mistakes_are_named_with_where_they_are() {
         for (v, expect) in [
-            (json!([]), "no checks configured"),
+            (json!([]), "default set is empty"),
             (
                 json!({"default": [{"type": "http", "url": "ftp://x/"}]}),
                 "default check #1",
