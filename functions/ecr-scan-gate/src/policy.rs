@@ -8,8 +8,9 @@ use serde::Deserialize;
 use shared::glob::Glob;
 
 /// Severities in order of how bad they are. ECR basic scanning uses the first six;
-/// Inspector adds UNTRIAGED. Anything else is kept by name and judged as critical, so a
-/// new or garbled severity cannot slip a finding past the gate.
+/// Inspector adds UNTRIAGED. A finding nobody has rated (UNDEFINED, UNTRIAGED) and anything
+/// else (kept by name) are judged as critical: the gate fails closed, so an unrated, new or
+/// garbled severity cannot slip a finding past it. A waiver lets a specific one through.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
     Critical,
@@ -49,10 +50,10 @@ impl Severity {
         }
     }
 
-    /// The threshold that applies: unknown severities answer to MAX_CRITICAL.
-    fn judged_as(&self) -> Severity {
+    /// The threshold that applies: unrated and unknown severities answer to MAX_CRITICAL.
+    pub fn judged_as(&self) -> Severity {
         match self {
-            Self::Unknown(_) => Self::Critical,
+            Self::Unknown(_) | Self::Undefined | Self::Untriaged => Self::Critical,
             other => other.clone(),
         }
     }
@@ -274,6 +275,18 @@ mod tests {
         assert_eq!(counts.get(&Severity::High), Some(&2));
         assert_eq!(counts.get(&Severity::Critical), None);
         assert!(counts_from_event(&serde_json::Map::new()).is_empty());
+    }
+
+    #[test]
+    fn unrated_findings_are_judged_as_critical() {
+        let e = evaluate(
+            &default_policy(),
+            "app",
+            &[finding("CVE-7", "UNDEFINED"), finding("CVE-8", "UNTRIAGED")],
+            TODAY,
+            SOON,
+        );
+        assert_eq!(e.broken, vec![(Severity::Critical, 2, 0)]);
     }
 
     #[test]

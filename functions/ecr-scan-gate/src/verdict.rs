@@ -117,12 +117,16 @@ pub fn decide(
                     .broken
                     .iter()
                     .map(|(sev, n, max)| {
-                        let ids: Vec<&str> = evaluation
+                        // Unrated and unknown severities count as CRITICAL; they are named.
+                        let ids: Vec<String> = evaluation
                             .counted
                             .iter()
-                            .filter(|f| f.severity == *sev)
+                            .filter(|f| f.severity.judged_as() == *sev)
                             .take(5)
-                            .map(|f| f.id.as_str())
+                            .map(|f| match &f.severity {
+                                own if own == sev => f.id.clone(),
+                                own => format!("{} rated {}", f.id, own.name()),
+                            })
                             .collect();
                         let var = format!("MAX_{}", sev.name());
                         format!(
