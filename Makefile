@@ -18,13 +18,14 @@ export SAM_CLI_TELEMETRY := 0
 
 FUNCTIONS := $(notdir $(wildcard functions/*))
 
-.PHONY: help venv test test-repeat lint unit iam validate e2e-release demo build clean
+.PHONY: help venv test test-repeat lint unit iam docs docs-check validate e2e-release demo build clean
 
 help:
 	@echo "make demo      run the suite locally against moto, the recording stub and a Slack sink"
 	@echo "make test      what CI runs: fmt, clippy, every test (with the local servers), template validation, release e2e"
 	@echo "make test-repeat N=5 [LOAD=1]   the tests N times (LOAD=1: with every core busy); names any test that failed once"
 	@echo "make build     cargo lambda build --release of every function (Amazon Linux 2023 binaries)"
+	@echo "make docs      rewrite the README's variable and parameter tables from the code and template.yaml"
 	@echo "make venv      create .venv/ with moto, aws-sam-cli and cargo-lambda (done on demand)"
 
 venv: $(STAMP)
@@ -36,7 +37,7 @@ $(STAMP): scripts/requirements.txt
 	"$(VENV)/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements.txt
 	touch "$@"
 
-test: venv lint unit iam validate e2e-release
+test: venv lint unit iam docs-check validate e2e-release
 	@echo "==> make test: all checks passed"
 
 # Not in CI: a hunt for flaky tests. Run `make build` first to include the release bootstraps.
@@ -59,6 +60,21 @@ unit: venv
 # Each role grants exactly what its function was seen to call (needs `unit` first).
 iam: venv
 	python scripts/iam-check "$(CALL_LOG)"
+
+# The README's tables come from each function's declared variable list (what its loader reads,
+# with those defaults) and template.yaml's parameters: `docs` writes them, `docs-check` (in
+# `make test`) fails when they, the template's Environment blocks or events/env.json disagree.
+VARIABLES_JSON := $(CURDIR)/target/variables.json
+
+docs: venv
+	mkdir -p target
+	cargo run --quiet --locked -p docs > "$(VARIABLES_JSON)"
+	python scripts/readme-tables --write "$(VARIABLES_JSON)"
+
+docs-check: venv
+	mkdir -p target
+	cargo run --quiet --locked -p docs > "$(VARIABLES_JSON)"
+	python scripts/readme-tables --check "$(VARIABLES_JSON)"
 
 validate: venv
 	sam validate --lint --template template.yaml --region us-east-1

@@ -82,29 +82,184 @@ impl<const N: usize> Environment for [(&str, &str); N] {
     }
 }
 
+/// One configuration variable, as a function's loader reads it and the README documents it.
+/// Each function declares its list once; the loader takes defaults from it and refuses to read
+/// a variable missing from it, and `make docs` writes the README's tables from it (`make test`
+/// fails when they differ).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Var {
+    pub name: &'static str,
+    /// The value used when the variable is unset or blank, in the variable's own syntax.
+    pub default: Option<&'static str>,
+    /// What the README says when there is no default: "**required**", "unset (no Slack)".
+    pub unset: &'static str,
+    pub example: &'static str,
+    /// Markdown, one paragraph.
+    pub meaning: &'static str,
+}
+
+impl Var {
+    /// A variable that has a value when unset: `default`.
+    pub const fn defaulted(
+        name: &'static str,
+        default: &'static str,
+        example: &'static str,
+        meaning: &'static str,
+    ) -> Self {
+        Self {
+            name,
+            default: Some(default),
+            unset: "",
+            example,
+            meaning,
+        }
+    }
+
+    /// A variable that may stay unset; `unset` says what that means.
+    pub const fn optional(
+        name: &'static str,
+        unset: &'static str,
+        example: &'static str,
+        meaning: &'static str,
+    ) -> Self {
+        Self {
+            name,
+            default: None,
+            unset,
+            example,
+            meaning,
+        }
+    }
+
+    pub const fn required(
+        name: &'static str,
+        example: &'static str,
+        meaning: &'static str,
+    ) -> Self {
+        Self::optional(name, "**required**", example, meaning)
+    }
+}
+
+/// The variables every function reads through `shared` (notifications, the SDK, logging).
+pub const SHARED_VARIABLES: &[Var] = &[
+    Var::optional(
+        "SLACK_WEBHOOK_URL",
+        "unset (no Slack)",
+        "`ssm:/ops/slack/webhook`",
+        "Slack incoming webhook. A literal URL, `ssm:/param/name` (read WithDecryption), `secretsmanager:<secret-id>`, or `secretsmanager:<secret-id>#<json-key>` for a JSON secret. Read on first use and kept for `CONFIG_TTL`; read again at once when Slack answers 403/404/410 (a rotated webhook), and the post retried once to the new URL.",
+    ),
+    Var::defaulted(
+        "CONFIG_TTL",
+        "5m",
+        "`1m`",
+        "How long a value read from SSM or Secrets Manager (webhooks, `CHECKS`, `WAIVERS`, routes, header secrets) is used before it is read again. A change in the store reaches warm containers within this time; new containers read it at once.",
+    ),
+    Var::optional(
+        "SNS_TOPIC_ARN",
+        "unset (no SNS)",
+        "`arn:aws:sns:eu-west-1:123456789012:delivery-alerts`",
+        "Topic that receives a plain-text copy of every notification.",
+    ),
+    Var::defaulted(
+        "REPORT_MARGIN",
+        "10s",
+        "`15s`",
+        "ecr-scan-gate, canary-validator and migration-runner: time kept back from the Lambda deadline so the job result or hook status is always sent (at least `1s`). One setting, one default, read by `shared::report`.",
+    ),
+    Var::optional(
+        "AWS_LAMBDA_LOG_FORMAT",
+        "`Text` (SAM template sets `JSON`)",
+        "`JSON`",
+        "Log format. JSON lines carry the request id.",
+    ),
+    Var::optional(
+        "AWS_LAMBDA_LOG_LEVEL",
+        "`INFO`",
+        "`DEBUG`",
+        "Log level (`RUST_LOG` also works).",
+    ),
+    Var::optional(
+        "AWS_ENDPOINT_URL",
+        "AWS",
+        "`http://127.0.0.1:5000`",
+        "Standard SDK variable: send every AWS call to this endpoint (tests and the demo use it for moto).",
+    ),
+    Var::optional(
+        "AWS_ENDPOINT_URL_<SERVICE>",
+        "`AWS_ENDPOINT_URL`",
+        "`AWS_ENDPOINT_URL_CODEPIPELINE=http://127.0.0.1:5001`",
+        "Standard SDK variable: one service elsewhere (the recording stub).",
+    ),
+];
+
 /// Typed readers over an [`Environment`].
 pub struct Vars<'a, E: Environment + ?Sized> {
     env: &'a E,
+    /// With lists, only their variables may be read, and their defaults apply.
+    declared: Option<&'a [&'static [Var]]>,
 }
 
 impl<'a, E: Environment + ?Sized> Vars<'a, E> {
     pub fn new(env: &'a E) -> Self {
-        Self { env }
+        Self {
+            env,
+            declared: None,
+        }
     }
 
-    /// The trimmed value, or `None` when unset or blank. SAM turns an empty template
-    /// parameter into an empty variable, which means "not configured".
+    /// Readers for a function that declares its variables in `lists`.
+    pub fn declared(env: &'a E, lists: &'a [&'static [Var]]) -> Self {
+        Self {
+            env,
+            declared: Some(lists),
+        }
+    }
+
+    fn declaration(&self, name: &str) -> Result<Option<&'static Var>, ConfigError> {
+        let Some(lists) = self.declared else {
+            return Ok(None);
+        };
+        lists
+            .iter()
+            .flat_map(|list| list.iter())
+            .find(|v| v.name == name)
+            .map(Some)
+            .ok_or_else(|| ConfigError {
+                variable: name.to_owned(),
+                expected: "a variable the function declares".to_owned(),
+                problem: "is read but not declared (a bug: add it to the function's variable list)"
+                    .to_owned(),
+            })
+    }
+
+    /// The trimmed value, or the declared default, or `None`, when unset or blank. SAM turns
+    /// an empty template parameter into an empty variable, which means "not configured".
     pub fn optional(&self, name: &str) -> Result<Option<String>, ConfigError> {
+        let default = self
+            .declaration(name)?
+            .and_then(|v| v.default)
+            .map(str::to_owned);
         match self.env.var(name) {
-            Ok(Some(v)) if v.trim().is_empty() => Ok(None),
+            Ok(Some(v)) if v.trim().is_empty() => Ok(default),
             Ok(Some(v)) => Ok(Some(v.trim().to_owned())),
-            Ok(None) => Ok(None),
+            Ok(None) => Ok(default),
             Err(NotUnicode) => Err(ConfigError::malformed(
                 name,
                 "UTF-8 text",
                 "not valid UTF-8",
             )),
         }
+    }
+
+    /// A value read from a variable with a declared default, which therefore always has one.
+    /// `None` means the list declares no default: a bug each function's tests catch.
+    pub fn with_default<T>(&self, name: &str, value: Option<T>) -> Result<T, ConfigError> {
+        value.ok_or_else(|| {
+            ConfigError::missing(
+                name,
+                "a value (its variable list declares no default: a bug)",
+            )
+        })
     }
 
     pub fn required(&self, name: &str, expected: &str) -> Result<String, ConfigError> {
@@ -125,11 +280,11 @@ impl<'a, E: Environment + ?Sized> Vars<'a, E> {
             .transpose()
     }
 
-    pub fn flag(&self, name: &str, default: bool) -> Result<bool, ConfigError> {
+    pub fn flag(&self, name: &str) -> Result<Option<bool>, ConfigError> {
         match self.optional(name)?.map(|v| v.to_ascii_lowercase()) {
-            None => Ok(default),
-            Some(v) if matches!(v.as_str(), "1" | "true" | "yes" | "on") => Ok(true),
-            Some(v) if matches!(v.as_str(), "0" | "false" | "no" | "off") => Ok(false),
+            None => Ok(None),
+            Some(v) if matches!(v.as_str(), "1" | "true" | "yes" | "on") => Ok(Some(true)),
+            Some(v) if matches!(v.as_str(), "0" | "false" | "no" | "off") => Ok(Some(false)),
             Some(_) => Err(ConfigError::malformed(
                 name,
                 "true or false",
@@ -376,6 +531,38 @@ mod tests {
     }
 
     #[test]
+    fn declared_variables_take_their_default_and_undeclared_ones_are_refused() {
+        const LIST: &[Var] = &[Var::defaulted("MAX_WAIT", "30m", "`45m`", "How long.")];
+        let env = [("MAX_WAIT", " ")];
+        let vars = Vars::declared(&env, &[LIST]);
+        assert_eq!(
+            vars.duration("MAX_WAIT").unwrap(),
+            Some(Duration::from_secs(1800))
+        );
+        assert!(
+            vars.optional("MAX_WAITT")
+                .unwrap_err()
+                .problem
+                .contains("not declared")
+        );
+    }
+
+    #[test]
+    fn the_shared_defaults_are_the_ones_the_code_falls_back_on() {
+        let lists = [SHARED_VARIABLES];
+        let none: [(&str, &str); 0] = [];
+        let vars = Vars::declared(&none, &lists);
+        assert_eq!(
+            vars.duration("CONFIG_TTL").unwrap(),
+            Some(crate::secrets::DEFAULT_TTL)
+        );
+        assert_eq!(
+            vars.duration("REPORT_MARGIN").unwrap(),
+            Some(crate::report::DEFAULT_REPORT_MARGIN)
+        );
+    }
+
+    #[test]
     fn blank_variable_counts_as_unset() {
         let env = [("SLACK_WEBHOOK_URL", "  ")];
         assert_eq!(Vars::new(&env).optional("SLACK_WEBHOOK_URL").unwrap(), None);
@@ -415,10 +602,10 @@ mod tests {
     fn flags_accept_the_usual_spellings() {
         let env = [("A", "TRUE"), ("B", "0"), ("C", "maybe")];
         let vars = Vars::new(&env);
-        assert!(vars.flag("A", false).unwrap());
-        assert!(!vars.flag("B", true).unwrap());
-        assert!(vars.flag("UNSET", true).unwrap());
-        assert!(vars.flag("C", false).is_err());
+        assert_eq!(vars.flag("A").unwrap(), Some(true));
+        assert_eq!(vars.flag("B").unwrap(), Some(false));
+        assert_eq!(vars.flag("UNSET").unwrap(), None);
+        assert!(vars.flag("C").is_err());
     }
 
     #[test]

@@ -113,8 +113,8 @@ pub enum NotifyOn {
 }
 
 impl NotifyOn {
-    pub fn from_env<E: Environment + ?Sized>(env: &E) -> Result<Self, ConfigError> {
-        match Vars::new(env)
+    pub fn from_vars<E: Environment + ?Sized>(vars: &Vars<E>) -> Result<Self, ConfigError> {
+        match vars
             .optional("NOTIFY_ON")?
             .map(|v| v.to_ascii_uppercase())
             .as_deref()

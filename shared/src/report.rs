@@ -19,11 +19,9 @@ pub const DEFAULT_REPORT_MARGIN: Duration = Duration::from_secs(10);
 const MIN_REPORT_MARGIN: Duration = Duration::from_secs(1);
 
 /// `REPORT_MARGIN`: how long before the Lambda deadline the work stops so the report still
-/// goes out. At least 1 s; 10 s unless set.
-pub fn report_margin<E: Environment + ?Sized>(env: &E) -> Result<Duration, ConfigError> {
-    let margin = Vars::new(env)
-        .duration("REPORT_MARGIN")?
-        .unwrap_or(DEFAULT_REPORT_MARGIN);
+/// goes out. At least 1 s; its default is declared in [`SHARED_VARIABLES`](crate::config::SHARED_VARIABLES).
+pub fn report_margin<E: Environment + ?Sized>(vars: &Vars<E>) -> Result<Duration, ConfigError> {
+    let margin = vars.with_default("REPORT_MARGIN", vars.duration("REPORT_MARGIN")?)?;
     if margin < MIN_REPORT_MARGIN {
         return Err(ConfigError::malformed(
             "REPORT_MARGIN",
@@ -464,10 +462,15 @@ mod tests {
 
     #[test]
     fn the_report_margin_defaults_to_ten_seconds_and_refuses_less_than_one() {
+        let lists = [crate::config::SHARED_VARIABLES];
         let none: [(&str, &str); 0] = [];
-        assert_eq!(report_margin(&none).unwrap(), DEFAULT_REPORT_MARGIN);
         assert_eq!(
-            report_margin(&[("REPORT_MARGIN", "500ms")])
+            report_margin(&Vars::declared(&none, &lists)).unwrap(),
+            DEFAULT_REPORT_MARGIN
+        );
+        let short = [("REPORT_MARGIN", "500ms")];
+        assert_eq!(
+            report_margin(&Vars::declared(&short, &lists))
                 .unwrap_err()
                 .variable,
             "REPORT_MARGIN"

@@ -39,7 +39,8 @@ impl Wiring {
     /// long a value read from SSM or Secrets Manager is used before it is read again; a bad
     /// value is logged and the default used, so notifications still work.
     pub async fn for_lambda() -> Result<Self, Error> {
-        let ttl = match Vars::new(&ProcessEnv).duration("CONFIG_TTL") {
+        let lists = [crate::config::SHARED_VARIABLES];
+        let ttl = match Vars::declared(&ProcessEnv, &lists).duration("CONFIG_TTL") {
             Ok(ttl) => ttl.unwrap_or(DEFAULT_TTL),
             Err(e) => {
                 tracing::error!(error = %e, "CONFIG_TTL is malformed; using the default");

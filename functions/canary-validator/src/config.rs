@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use shared::config::{ConfigError, Document, Environment, Vars};
+use shared::config::{ConfigError, Document, Environment, SHARED_VARIABLES, Var, Vars};
 pub use shared::notifier::NotifyOn;
 
 use crate::checks::{CHECKS_EXPECTED, CheckBook, parse_book};
@@ -65,17 +65,33 @@ pub struct Config {
     pub report_margin: Duration,
 }
 
+/// The validator's variables: what the loader reads (with these defaults) and the README shows.
+pub const VARIABLES: &[Var] = &[
+    Var::required(
+        "HOOK",
+        "`AfterAllowTraffic`",
+        "`BeforeInstall`, `AfterInstall`, `AfterAllowTestTraffic`, `BeforeAllowTraffic` or `AfterAllowTraffic`. Named in reports and messages.",
+    ),
+    Var::required(
+        "CHECKS",
+        "see below, or `ssm:/canary/prod-api`",
+        "The check book: inline JSON, or an SSM parameter / Secrets Manager secret holding it (read on first use, then kept for `CONFIG_TTL`). Never taken from the event.",
+    ),
+    Var::defaulted("NOTIFY_ON", "FAIL", "`ALL`", "Which verdicts are notified."),
+];
+
 impl Config {
     pub fn from_env<E: Environment + ?Sized>(env: &E) -> Result<Self, ConfigError> {
-        let vars = Vars::new(env);
+        let lists = [SHARED_VARIABLES, VARIABLES];
+        let vars = Vars::declared(env, &lists);
         let hook_expected = "one of BeforeInstall, AfterInstall, AfterAllowTestTraffic, BeforeAllowTraffic, AfterAllowTraffic";
         let hook = Hook::parse(&vars.required("HOOK", hook_expected)?)
             .ok_or_else(|| ConfigError::malformed("HOOK", hook_expected, "not a lifecycle hook"))?;
         let checks = vars
             .document("CHECKS", CHECKS_EXPECTED, parse_book)?
             .ok_or_else(|| ConfigError::missing("CHECKS", CHECKS_EXPECTED))?;
-        let notify_on = NotifyOn::from_env(env)?;
-        let report_margin = shared::report::report_margin(env)?;
+        let notify_on = NotifyOn::from_vars(&vars)?;
+        let report_margin = shared::report::report_margin(&vars)?;
         Ok(Self {
             hook,
             checks,

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use shared::config::{ConfigError, Document, Environment, Vars};
+use shared::config::{ConfigError, Document, Environment, SHARED_VARIABLES, Var, Vars};
 pub use shared::notifier::NotifyOn;
 
 use crate::policy::{Severity, Waiver, is_date};
@@ -22,6 +22,60 @@ pub struct Config {
     /// Kept back from the Lambda deadline so a job's result can always be sent.
     pub report_margin: Duration,
 }
+
+/// The gate's variables: what the loader reads (with these defaults) and the README shows.
+pub const VARIABLES: &[Var] = &[
+    Var::defaulted(
+        "MAX_CRITICAL",
+        "0",
+        "`0`",
+        "Most CRITICAL findings allowed (or `unlimited`). Findings nobody has rated (`UNDEFINED`, Inspector's `UNTRIAGED`) and unknown severities count here too: the gate fails closed; waive a specific one by id.",
+    ),
+    Var::defaulted("MAX_HIGH", "0", "`2`", "Most HIGH findings allowed."),
+    Var::defaulted(
+        "MAX_MEDIUM",
+        "unlimited",
+        "`10`",
+        "Most MEDIUM findings allowed.",
+    ),
+    Var::defaulted("MAX_LOW", "unlimited", "`10`", "Most LOW findings allowed."),
+    Var::defaulted(
+        "IGNORE_UNFIXED",
+        "false",
+        "`true`",
+        "Enhanced findings with `fixAvailable: NO` don't count.",
+    ),
+    Var::optional(
+        "WAIVERS",
+        "none",
+        "`[{\"id\":\"CVE-2024-1234\",\"repository\":\"prod-*\",\"expires\":\"2026-12-31\",\"reason\":\"not reachable\"}]` or `ssm:/ops/ecr/waivers`",
+        "Time-limited exceptions. Valid through `expires` (UTC). An expired waiver no longer applies and the report says so; one ending within 7 days is flagged.",
+    ),
+    Var::defaulted(
+        "MAX_WAIT",
+        "30m",
+        "`45m`",
+        "How long a pipeline job waits for a completed scan before failing closed.",
+    ),
+    Var::defaulted(
+        "FINDINGS_SETTLE",
+        "60s",
+        "`2m`",
+        "How long after an enhanced scan completes before a pipeline job decides (it is invoked again meanwhile). Scan events decide at once: no later event would come to decide them.",
+    ),
+    Var::defaulted(
+        "NOTIFY_ON",
+        "FAIL",
+        "`ALL`",
+        "Which verdicts are posted (PENDING never is).",
+    ),
+    Var::optional(
+        "PASS_TAG",
+        "none",
+        "`scan-passed`",
+        "Tag added to the same digest on PASS (BatchGetImage + PutImage). Failures are told as what they are: a tag held by another image in an immutable repository, a role that may not tag (AccessDenied), ECR throttling or unavailable (a later pass tries again), or what `BatchGetImage`'s `failures[]` said. The verdict stands either way.",
+    ),
+];
 
 pub const WAIVERS_EXPECTED: &str = r#"a JSON list of {"id":"CVE-…","repository":"glob","expires":"YYYY-MM-DD","reason":"…"}, or ssm:/parameter/name"#;
 
@@ -48,42 +102,40 @@ pub fn parse_waivers(text: &str) -> Result<Vec<Waiver>, String> {
     Ok(waivers)
 }
 
-fn limit<E: Environment + ?Sized>(
-    vars: &Vars<E>,
-    name: &str,
-    default: Option<u32>,
-) -> Result<Option<u32>, ConfigError> {
-    match vars.optional(name)?.map(|v| v.to_ascii_lowercase()) {
-        None => Ok(default),
-        Some(v) if v == "unlimited" => Ok(None),
-        Some(v) => v.parse::<u32>().map(Some).map_err(|_| {
-            ConfigError::malformed(
-                name,
-                "a whole number of findings, or unlimited",
-                "not a number",
-            )
-        }),
+/// A threshold: a number of findings, or `None` for `unlimited`.
+fn limit<E: Environment + ?Sized>(vars: &Vars<E>, name: &str) -> Result<Option<u32>, ConfigError> {
+    let value = vars.with_default(name, vars.optional(name)?)?;
+    if value.eq_ignore_ascii_case("unlimited") {
+        return Ok(None);
     }
+    value.parse::<u32>().map(Some).map_err(|_| {
+        ConfigError::malformed(
+            name,
+            "a whole number of findings, or unlimited",
+            "not a number",
+        )
+    })
 }
 
 impl Config {
     pub fn from_env<E: Environment + ?Sized>(env: &E) -> Result<Self, ConfigError> {
-        let vars = Vars::new(env);
+        let lists = [SHARED_VARIABLES, VARIABLES];
+        let vars = Vars::declared(env, &lists);
         let mut max = BTreeMap::new();
-        for (name, severity, default) in [
-            ("MAX_CRITICAL", Severity::Critical, Some(0)),
-            ("MAX_HIGH", Severity::High, Some(0)),
-            ("MAX_MEDIUM", Severity::Medium, None),
-            ("MAX_LOW", Severity::Low, None),
+        for (name, severity) in [
+            ("MAX_CRITICAL", Severity::Critical),
+            ("MAX_HIGH", Severity::High),
+            ("MAX_MEDIUM", Severity::Medium),
+            ("MAX_LOW", Severity::Low),
         ] {
-            if let Some(n) = limit(&vars, name, default)? {
+            if let Some(n) = limit(&vars, name)? {
                 max.insert(severity, n);
             }
         }
         let waivers = vars
             .document("WAIVERS", WAIVERS_EXPECTED, parse_waivers)?
             .unwrap_or(Document::Inline(Vec::new()));
-        let notify_on = NotifyOn::from_env(env)?;
+        let notify_on = NotifyOn::from_vars(&vars)?;
         let pass_tag = vars.optional("PASS_TAG")?;
         if let Some(tag) = &pass_tag
             && !(tag.len() <= 128
@@ -99,17 +151,14 @@ impl Config {
         }
         Ok(Self {
             max,
-            ignore_unfixed: vars.flag("IGNORE_UNFIXED", false)?,
+            ignore_unfixed: vars.with_default("IGNORE_UNFIXED", vars.flag("IGNORE_UNFIXED")?)?,
             waivers,
-            max_wait: vars
-                .duration("MAX_WAIT")?
-                .unwrap_or(Duration::from_secs(30 * 60)),
+            max_wait: vars.with_default("MAX_WAIT", vars.duration("MAX_WAIT")?)?,
             findings_settle: vars
-                .duration("FINDINGS_SETTLE")?
-                .unwrap_or(Duration::from_secs(60)),
+                .with_default("FINDINGS_SETTLE", vars.duration("FINDINGS_SETTLE")?)?,
             notify_on,
             pass_tag,
-            report_margin: shared::report::report_margin(env)?,
+            report_margin: shared::report::report_margin(&vars)?,
         })
     }
 }

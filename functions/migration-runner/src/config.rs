@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use shared::config::{ConfigError, Environment, Vars};
+use shared::config::{ConfigError, Environment, SHARED_VARIABLES, Var, Vars};
 use shared::glob::Glob;
 pub use shared::notifier::NotifyOn;
 
@@ -66,8 +66,118 @@ pub struct Config {
     pub report_margin: Duration,
 }
 
-pub const DEFAULT_STARTED_BY: &str = "ops-migration";
-const DEFAULT_LOG_TAIL_LINES: u32 = 50;
+/// The runner's variables: what the loader reads (with these defaults) and the README shows.
+pub const VARIABLES: &[Var] = &[
+    Var::required("CLUSTER", "`prod`", "The cluster's name or ARN."),
+    Var::optional(
+        "TASK_FAMILY",
+        "one of the two",
+        "`prod-migrate`",
+        "The family; its latest ACTIVE revision at launch time runs.",
+    ),
+    Var::optional(
+        "TASK_DEFINITION",
+        "one of the two",
+        "`prod-migrate:42` or an ARN",
+        "A pinned revision, used as given.",
+    ),
+    Var::required(
+        "CONTAINER",
+        "`migrate`",
+        "The migration container: the one whose command and environment are overridden, whose exit code is `EXIT_CODE`, and whose log tail is read.",
+    ),
+    Var::optional(
+        "SUBNETS",
+        "none (required on Fargate)",
+        "`subnet-0a…,subnet-0b…`",
+        "Subnets for the task's awsvpc network interface.",
+    ),
+    Var::optional(
+        "SECURITY_GROUPS",
+        "none",
+        "`sg-0c…`",
+        "Security groups for the task (the database must let them in).",
+    ),
+    Var::defaulted(
+        "ASSIGN_PUBLIC_IP",
+        "DISABLED",
+        "`ENABLED`",
+        "For subnets without a NAT gateway.",
+    ),
+    Var::optional(
+        "LAUNCH_TYPE",
+        "`FARGATE` unless `CAPACITY_PROVIDER` is set",
+        "`EC2`",
+        "`FARGATE`, `EC2` or `EXTERNAL`; not together with `CAPACITY_PROVIDER`.",
+    ),
+    Var::optional(
+        "CAPACITY_PROVIDER",
+        "unset",
+        "`FARGATE_SPOT`",
+        "Run on this capacity provider instead of a launch type.",
+    ),
+    Var::optional(
+        "COMMAND",
+        "the task definition's",
+        "`[\"./migrate\",\"up\"]`",
+        "Override for the migration container (JSON array).",
+    ),
+    Var::optional(
+        "ENVIRONMENT",
+        "none",
+        "`{\"LOCK_TIMEOUT\":\"60s\"}`",
+        "Extra environment for the migration container (JSON object). Visible in DescribeTasks and CloudTrail: keep secrets in the task definition's `secrets`.",
+    ),
+    Var::defaulted(
+        "ALLOW_COMMAND_OVERRIDE",
+        "false",
+        "`true`",
+        "Whether `UserParameters` or a direct invocation may replace the command.",
+    ),
+    Var::defaulted(
+        "MAX_RUNTIME",
+        "30m",
+        "`1h`",
+        "A pipeline job stops the task and fails after this; also how long a job waits for another migration or for capacity before failing.",
+    ),
+    Var::defaulted(
+        "STARTED_BY",
+        "ops-migration",
+        "`billing-migrations`",
+        "RunTask `startedBy`, checked at init (at most 36 of `A-Za-z0-9-/_`): the mark by which the runner finds its own tasks.",
+    ),
+    Var::defaulted(
+        "LOG_TAIL_LINES",
+        "50",
+        "`200`",
+        "Lines of the log tail (0–10,000, what one GetLogEvents returns).",
+    ),
+    Var::optional(
+        "TRIGGER_REPOSITORY",
+        "none (pushes launch nothing)",
+        "`prod-api`",
+        "The ECR repository whose successful, tagged pushes launch the migration.",
+    ),
+    Var::optional(
+        "TRIGGER_TAG",
+        "any tag",
+        "`v*`",
+        "Only pushes whose tag matches this glob launch.",
+    ),
+    Var::defaulted(
+        "PIN_IMAGE_DIGEST",
+        "false",
+        "`true`",
+        "Run the pushed image by digest (registers a revision; needs `TRIGGER_REPOSITORY`).",
+    ),
+    Var::defaulted(
+        "NOTIFY_ON",
+        "FAIL",
+        "`ALL`",
+        "`ALL` also posts successes and launches from pushes.",
+    ),
+];
+
 /// GetLogEvents returns at most 10,000 events per call (CloudWatch Logs API reference).
 const MAX_LOG_TAIL_LINES: u32 = 10_000;
 
@@ -99,7 +209,8 @@ pub fn parse_command(value: &serde_json::Value) -> Result<Vec<String>, String> {
 
 impl Config {
     pub fn from_env<E: Environment + ?Sized>(env: &E) -> Result<Self, ConfigError> {
-        let vars = Vars::new(env);
+        let lists = [SHARED_VARIABLES, VARIABLES];
+        let vars = Vars::declared(env, &lists);
         let cluster = vars.required("CLUSTER", "the ECS cluster's name or ARN")?;
         let task = match (
             vars.optional("TASK_FAMILY")?,
@@ -155,13 +266,13 @@ impl Config {
             ));
         }
         let assign_public_ip = match vars
-            .optional("ASSIGN_PUBLIC_IP")?
-            .map(|v| v.to_ascii_uppercase())
-            .as_deref()
+            .with_default("ASSIGN_PUBLIC_IP", vars.optional("ASSIGN_PUBLIC_IP")?)?
+            .to_ascii_uppercase()
+            .as_str()
         {
-            None | Some("DISABLED") => false,
-            Some("ENABLED") => true,
-            Some(_) => {
+            "DISABLED" => false,
+            "ENABLED" => true,
+            _ => {
                 return Err(ConfigError::malformed(
                     "ASSIGN_PUBLIC_IP",
                     "ENABLED or DISABLED",
@@ -180,9 +291,7 @@ impl Config {
         let environment = vars
             .json::<BTreeMap<String, String>>("ENVIRONMENT", "a JSON object of string values")?
             .unwrap_or_default();
-        let started_by = vars
-            .optional("STARTED_BY")?
-            .unwrap_or_else(|| DEFAULT_STARTED_BY.into());
+        let started_by = vars.with_default("STARTED_BY", vars.optional("STARTED_BY")?)?;
         if !valid_started_by(&started_by) {
             return Err(ConfigError::malformed(
                 "STARTED_BY",
@@ -190,9 +299,10 @@ impl Config {
                 "not a valid startedBy",
             ));
         }
-        let log_tail_lines = vars
-            .parsed::<u32>("LOG_TAIL_LINES", "a number of lines, 0 to 10000")?
-            .unwrap_or(DEFAULT_LOG_TAIL_LINES);
+        let log_tail_lines = vars.with_default(
+            "LOG_TAIL_LINES",
+            vars.parsed::<u32>("LOG_TAIL_LINES", "a number of lines, 0 to 10000")?,
+        )?;
         if log_tail_lines > MAX_LOG_TAIL_LINES {
             return Err(ConfigError::malformed(
                 "LOG_TAIL_LINES",
@@ -200,9 +310,7 @@ impl Config {
                 "more than GetLogEvents returns",
             ));
         }
-        let max_runtime = vars
-            .duration("MAX_RUNTIME")?
-            .unwrap_or(Duration::from_secs(30 * 60));
+        let max_runtime = vars.with_default("MAX_RUNTIME", vars.duration("MAX_RUNTIME")?)?;
         if max_runtime.is_zero() {
             return Err(ConfigError::malformed(
                 "MAX_RUNTIME",
@@ -211,7 +319,8 @@ impl Config {
             ));
         }
         let trigger_repository = vars.optional("TRIGGER_REPOSITORY")?;
-        let pin_image_digest = vars.flag("PIN_IMAGE_DIGEST", false)?;
+        let pin_image_digest =
+            vars.with_default("PIN_IMAGE_DIGEST", vars.flag("PIN_IMAGE_DIGEST")?)?;
         if pin_image_digest && trigger_repository.is_none() {
             return Err(ConfigError::missing(
                 "TRIGGER_REPOSITORY",
@@ -228,15 +337,18 @@ impl Config {
             capacity,
             command,
             environment,
-            allow_command_override: vars.flag("ALLOW_COMMAND_OVERRIDE", false)?,
+            allow_command_override: vars.with_default(
+                "ALLOW_COMMAND_OVERRIDE",
+                vars.flag("ALLOW_COMMAND_OVERRIDE")?,
+            )?,
             max_runtime,
             started_by,
             log_tail_lines,
-            notify_on: NotifyOn::from_env(env)?,
+            notify_on: NotifyOn::from_vars(&vars)?,
             trigger_repository,
             trigger_tag: vars.optional("TRIGGER_TAG")?.map(Glob::new),
             pin_image_digest,
-            report_margin: shared::report::report_margin(env)?,
+            report_margin: shared::report::report_margin(&vars)?,
         })
     }
 }

@@ -3,13 +3,47 @@
 use std::collections::HashSet;
 
 use serde::Deserialize;
-use shared::config::{ConfigError, Environment, Vars};
+use shared::config::{ConfigError, Environment, SHARED_VARIABLES, Var, Vars};
 use shared::glob::Glob;
 use shared::secrets::SecretRef;
 
 use crate::event::{ALL_STATES, Level, PipelineEvent, State};
 
 pub const DEFAULT_NOTIFY_ON: &str = "pipeline:STARTED,pipeline:SUCCEEDED,pipeline:FAILED,pipeline:STOPPED,pipeline:SUPERSEDED,action:FAILED,approval:STARTED";
+
+/// The notifier's variables: what the loader reads (with these defaults) and the README shows.
+pub const VARIABLES: &[Var] = &[
+    Var::defaulted(
+        "NOTIFY_ON",
+        DEFAULT_NOTIFY_ON,
+        "`pipeline:*,action:FAILED`",
+        "Which events become messages, as `level:STATE` items. Levels: `pipeline`, `stage`, `action`, `approval` (the manual-approval action; it also matches `action:`). States: `STARTED`, `SUCCEEDED`, `RESUMED`, `FAILED`, `CANCELED`, `STOPPED`, `STOPPING`, `SUPERSEDED`, `ABANDONED`, or `*`.",
+    ),
+    Var::optional(
+        "FAILURE_MENTION",
+        "unset",
+        "`<!subteam^S0123ABC>` or `<!here>`",
+        "Added to failure messages only. Configuration, so not escaped; it must consist of Slack mentions (`<!…>`, `<@…>`).",
+    ),
+    Var::optional(
+        "SLACK_ROUTES",
+        "unset",
+        "`[{\"pipeline\":\"prod-*\",\"webhook\":\"ssm:/ops/slack/prod\"}]`",
+        "Route pipelines (glob: `*`, `?`) to other webhooks (literal or reference); first match wins, `SLACK_WEBHOOK_URL` otherwise.",
+    ),
+    Var::optional(
+        "PIPELINE_FILTER",
+        "unset (all)",
+        "`prod-*,billing`",
+        "Only these pipelines (globs); events of others are acknowledged and dropped.",
+    ),
+    Var::optional(
+        "DELIVERED_STATES",
+        "unset (no check)",
+        "`STARTED,SUCCEEDED,FAILED`",
+        "The states the EventBridge rule delivers (the template sets it from `PipelineEventStates`). A state `NOTIFY_ON` names outside it is a configuration error, since it could never arrive.",
+    ),
+];
 
 /// Which kinds of event become messages. `approval` is the manual-approval action; an
 /// approval event matches both `approval:STATE` and `action:STATE`.
@@ -116,11 +150,16 @@ fn check_delivered<E: Environment + ?Sized>(
 
 impl Config {
     pub fn from_env<E: Environment + ?Sized>(env: &E) -> Result<Self, ConfigError> {
-        let vars = Vars::new(env);
-        let notify_items = match vars.list("NOTIFY_ON")? {
-            items if items.is_empty() => DEFAULT_NOTIFY_ON.split(',').map(str::to_owned).collect(),
-            items => items,
-        };
+        let lists = [SHARED_VARIABLES, VARIABLES];
+        let vars = Vars::declared(env, &lists);
+        let notify_items = vars.list("NOTIFY_ON")?;
+        if notify_items.is_empty() {
+            return Err(ConfigError::malformed(
+                "NOTIFY_ON",
+                "a list of level:STATE such as pipeline:FAILED,action:FAILED",
+                "no items",
+            ));
+        }
         let notify_on = NotifyOn::parse(&notify_items).map_err(|why| {
             ConfigError::malformed(
                 "NOTIFY_ON",
