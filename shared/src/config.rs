@@ -141,6 +141,7 @@ impl Var {
 }
 
 /// The variables every function reads through `shared` (notifications, the SDK, logging).
+/// `REPORT_MARGIN` is declared by the functions that report ([`crate::report::REPORT_MARGIN`]).
 pub const SHARED_VARIABLES: &[Var] = &[
     Var::optional(
         "SLACK_WEBHOOK_URL",
@@ -159,12 +160,6 @@ pub const SHARED_VARIABLES: &[Var] = &[
         "unset (no SNS)",
         "`arn:aws:sns:eu-west-1:123456789012:delivery-alerts`",
         "Topic that receives a plain-text copy of every notification.",
-    ),
-    Var::defaulted(
-        "REPORT_MARGIN",
-        "10s",
-        "`15s`",
-        "ecr-scan-gate, canary-validator and migration-runner: time kept back from the Lambda deadline so the job result or hook status is always sent (at least `1s`). One setting, one default, read by `shared::report`.",
     ),
     Var::optional(
         "AWS_LAMBDA_LOG_FORMAT",
@@ -555,10 +550,6 @@ mod tests {
         assert_eq!(
             vars.duration("CONFIG_TTL").unwrap(),
             Some(crate::secrets::DEFAULT_TTL)
-        );
-        assert_eq!(
-            vars.duration("REPORT_MARGIN").unwrap(),
-            Some(crate::report::DEFAULT_REPORT_MARGIN)
         );
     }
 

@@ -139,7 +139,8 @@ pub struct NotifierConfig {
 impl NotifierConfig {
     /// `SLACK_WEBHOOK_URL` (literal or reference) and `SNS_TOPIC_ARN`, both optional.
     pub fn from_env<E: Environment + ?Sized>(env: &E) -> Result<Self, ConfigError> {
-        let vars = Vars::new(env);
+        let lists = [crate::config::SHARED_VARIABLES];
+        let vars = Vars::declared(env, &lists);
         Ok(Self {
             slack_webhook: vars.secret("SLACK_WEBHOOK_URL")?,
             sns_topic_arn: vars.arn("SNS_TOPIC_ARN", "sns")?,
@@ -150,7 +151,8 @@ impl NotifierConfig {
     /// good webhook working, and a function whose other settings are broken can still say
     /// so. Returns what is wrong with the channels it left out.
     pub fn from_env_each<E: Environment + ?Sized>(env: &E) -> (Self, Vec<ConfigError>) {
-        let vars = Vars::new(env);
+        let lists = [crate::config::SHARED_VARIABLES];
+        let vars = Vars::declared(env, &lists);
         let mut problems = Vec::new();
         let slack_webhook = vars.secret("SLACK_WEBHOOK_URL").unwrap_or_else(|e| {
             problems.push(e);

@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use crate::config::{ConfigError, Environment, Vars};
+use crate::config::{ConfigError, Environment, Var, Vars};
 use crate::deadline::Deadline;
 use crate::dedupe::RecentEvents;
 use crate::error::Error;
@@ -18,8 +18,16 @@ use crate::slack::{Block, Mrkdwn};
 pub const DEFAULT_REPORT_MARGIN: Duration = Duration::from_secs(10);
 const MIN_REPORT_MARGIN: Duration = Duration::from_secs(1);
 
+/// Declared by each function that reports a job or a hook.
+pub const REPORT_MARGIN: Var = Var::defaulted(
+    "REPORT_MARGIN",
+    "10s",
+    "`15s`",
+    "Time kept back from the Lambda deadline so the job result or hook status is always sent (at least `1s`). One setting, one default, read by `shared::report`.",
+);
+
 /// `REPORT_MARGIN`: how long before the Lambda deadline the work stops so the report still
-/// goes out. At least 1 s; its default is declared in [`SHARED_VARIABLES`](crate::config::SHARED_VARIABLES).
+/// goes out. At least 1 s; its default is declared in [`REPORT_MARGIN`].
 pub fn report_margin<E: Environment + ?Sized>(vars: &Vars<E>) -> Result<Duration, ConfigError> {
     let margin = vars.with_default("REPORT_MARGIN", vars.duration("REPORT_MARGIN")?)?;
     if margin < MIN_REPORT_MARGIN {
@@ -462,7 +470,8 @@ mod tests {
 
     #[test]
     fn the_report_margin_defaults_to_ten_seconds_and_refuses_less_than_one() {
-        let lists = [crate::config::SHARED_VARIABLES];
+        const DECLARED: &[Var] = &[REPORT_MARGIN];
+        let lists = [DECLARED];
         let none: [(&str, &str); 0] = [];
         assert_eq!(
             report_margin(&Vars::declared(&none, &lists)).unwrap(),

@@ -20,7 +20,8 @@ pub type App = Handler<CodeDeployDeployments, CloudWatchAlarms, HttpProbe, HookR
 /// notifier is built from its own variables so that failure reaches a person.
 pub fn build<E: Environment + ?Sized>(env: &E, wiring: &Wiring) -> Result<App, shared::Error> {
     let setup = Config::from_env(env).map_err(|e| e.to_string());
-    let hook = Vars::new(env)
+    let lists = [crate::config::VARIABLES];
+    let hook = Vars::declared(env, &lists)
         .optional("HOOK")
         .ok()
         .flatten()

@@ -210,6 +210,12 @@ pub fn parse_book(text: &str) -> Result<CheckBook, String> {
     let value: Value = serde_json::from_str(text)
         .map_err(|e| format!("invalid JSON at line {} column {}", e.line(), e.column()))?;
     let raw = match value {
+        Value::Array(list) if list.is_empty() => {
+            return Err(
+                "no checks configured; a hook that checks nothing would let any release through"
+                    .into(),
+            );
+        }
         Value::Array(list) => RawBook {
             default: Some(list),
             deployment_groups: BTreeMap::new(),
@@ -491,7 +497,7 @@ mod tests {
     #[test]
     fn mistakes_are_named_with_where_they_are() {
         for (v, expect) in [
-            (json!([]), "default set is empty"),
+            (json!([]), "no checks configured"),
             (
                 json!({"default": [{"type": "http", "url": "ftp://x/"}]}),
                 "default check #1",

@@ -78,6 +78,7 @@ pub const VARIABLES: &[Var] = &[
         "The check book: inline JSON, or an SSM parameter / Secrets Manager secret holding it (read on first use, then kept for `CONFIG_TTL`). Never taken from the event.",
     ),
     Var::defaulted("NOTIFY_ON", "FAIL", "`ALL`", "Which verdicts are notified."),
+    shared::report::REPORT_MARGIN,
 ];
 
 impl Config {

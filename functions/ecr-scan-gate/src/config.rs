@@ -75,6 +75,7 @@ pub const VARIABLES: &[Var] = &[
         "`scan-passed`",
         "Tag added to the same digest on PASS (BatchGetImage + PutImage). Failures are told as what they are: a tag held by another image in an immutable repository, a role that may not tag (AccessDenied), ECR throttling or unavailable (a later pass tries again), or what `BatchGetImage`'s `failures[]` said. The verdict stands either way.",
     ),
+    shared::report::REPORT_MARGIN,
 ];
 
 pub const WAIVERS_EXPECTED: &str = r#"a JSON list of {"id":"CVE-…","repository":"glob","expires":"YYYY-MM-DD","reason":"…"}, or ssm:/parameter/name"#;

@@ -176,6 +176,7 @@ pub const VARIABLES: &[Var] = &[
         "`ALL`",
         "`ALL` also posts successes and launches from pushes.",
     ),
+    shared::report::REPORT_MARGIN,
 ];
 
 /// GetLogEvents returns at most 10,000 events per call (CloudWatch Logs API reference).
