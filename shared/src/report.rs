@@ -159,6 +159,20 @@ impl<N: Notify> Answerer<N> {
         })
     }
 
+    /// [`Answerer::answer`] for a CodePipeline job: `outcome` reported for `job_id` through
+    /// `jobs`, then notified.
+    pub async fn answer_job<J: ReportJob>(
+        &self,
+        jobs: &J,
+        job_id: &str,
+        outcome: JobOutcome,
+        answer: Answer,
+        deadline: &Deadline,
+    ) -> Result<Answered, Error> {
+        let report = |by: Deadline| async move { jobs.report(job_id, outcome, &by).await };
+        self.answer(answer, report, deadline).await
+    }
+
     /// Posts `notification` unless this container already delivered one under `key`: a
     /// broken configuration is told once per container, not once per event. A failed post is
     /// returned (a retryable one for Lambda's retry) and not remembered.

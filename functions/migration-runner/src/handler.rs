@@ -624,10 +624,12 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
             // The job event carries artifactCredentials: never let it reach the DLQ.
             lambda_retries: false,
         };
-        let jobs = &self.jobs;
-        let job_id = &job.job_id;
-        let report = |by: Deadline| async move { jobs.report(job_id, outcome, &by).await };
-        let answered = Box::pin(self.answerer.answer(answer, report, &deadline)).await?;
+        let answered =
+            Box::pin(
+                self.answerer
+                    .answer_job(&self.jobs, &job.job_id, outcome, answer, &deadline),
+            )
+            .await?;
         Ok(json!({
             "outcome": "reported",
             "result": kind,
