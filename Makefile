@@ -18,13 +18,24 @@ export SAM_CLI_TELEMETRY := 0
 
 FUNCTIONS := $(notdir $(wildcard functions/*))
 
-.PHONY: help venv test test-repeat lint unit iam docs docs-check validate e2e-release demo build clean
+# The architecture to build for: the one samconfig.toml deploys (x86_64 unless its
+# parameter_overrides say Architecture=arm64). The tests build for this machine instead.
+ifndef ARCH
+ARCH := $(shell $(PYTHON) scripts/samconfig architecture)
+endif
+HOST_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64)
+SAM_BUILD := $(CURDIR)/.aws-sam/build
+PACKAGED_BINS := $(CURDIR)/target/packaged-bins.env
+
+.PHONY: help venv test test-repeat lint unit iam docs docs-check validate readme-blocks e2e-release demo build package deploy clean
 
 help:
 	@echo "make demo      run the suite locally against moto, the recording stub and a Slack sink"
 	@echo "make test      what CI runs: fmt, clippy, every test (with the local servers), template validation, release e2e"
 	@echo "make test-repeat N=5 [LOAD=1]   the tests N times (LOAD=1: with every core busy); names any test that failed once"
 	@echo "make build     cargo lambda build --release of every function (Amazon Linux 2023 binaries)"
+	@echo "make package   sam build: what a deploy uploads, in .aws-sam/build (no AWS account needed)"
+	@echo "make deploy    make package, then sam deploy (--guided the first time; then from samconfig.toml)"
 	@echo "make docs      rewrite the README's variable and parameter tables from the code and template.yaml"
 	@echo "make venv      create .venv/ with moto, aws-sam-cli and cargo-lambda (done on demand)"
 
@@ -37,7 +48,7 @@ $(STAMP): scripts/requirements.txt
 	"$(VENV)/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements.txt
 	touch "$@"
 
-test: venv lint unit iam docs-check validate e2e-release
+test: venv lint unit iam docs-check validate e2e-release readme-blocks
 	@echo "==> make test: all checks passed"
 
 # Not in CI: a hunt for flaky tests. Run `make build` first to include the release bootstraps.
@@ -80,22 +91,50 @@ validate: venv
 	sam validate --lint --template template.yaml --region us-east-1
 
 # Each function's tests/runtime_api.rs runs the debug binary in `unit`; here the same tests
-# drive the release bootstrap that Lambda would run (<NAME>_BIN points them at it). One
-# workspace invocation reuses the test binaries `unit` built.
-RELEASE_BINS := $(foreach f,$(FUNCTIONS),$(shell echo '$(f)' | tr 'a-z-' 'A-Z_')_BIN=$(CURDIR)/target/lambda/$(f)/bootstrap)
+# drive the bootstraps `sam build` put in .aws-sam/build, the files a deploy uploads
+# (<NAME>_BIN points them there; scripts/package-check names them). One workspace invocation
+# reuses the test binaries `unit` built.
+e2e-release: ARCH := $(HOST_ARCH)
+e2e-release: venv package
+	@echo "==> packaged bootstraps through the Lambda Runtime API: $(FUNCTIONS)"
+	env $$(cat "$(PACKAGED_BINS)") cargo test --workspace --locked --test runtime_api
 
-e2e-release: venv build
-	@echo "==> release bootstraps through the Lambda Runtime API: $(FUNCTIONS)"
-	env $(RELEASE_BINS) cargo test --workspace --locked --test runtime_api
+# The README's shell blocks, run as a new user would (scripts/readme-blocks says how).
+readme-blocks: venv
+	python scripts/readme-blocks
 
 demo: venv
 	cargo build --quiet --locked --bins
 	cargo run --quiet --locked -p demo
 
 build: venv
-	@if [ -z "$(FUNCTIONS)" ]; then echo "no functions yet under functions/"; else \
-	  cargo lambda build --release --locked $(addprefix -p ,$(FUNCTIONS)); fi
+	@if [ -z "$(ARCH)" ]; then echo "samconfig.toml names an Architecture this cannot build" >&2; exit 1; fi
+	@if [ "$(ARCH)" = arm64 ] && [ ! -d "$$(rustc --print sysroot)/lib/rustlib/aarch64-unknown-linux-gnu" ]; then \
+	  echo "arm64 needs Rust's aarch64 target: rustup target add aarch64-unknown-linux-gnu" >&2; exit 1; fi
+	cargo lambda build --release --locked $(if $(filter arm64,$(ARCH)),--arm64) $(addprefix --bin ,$(FUNCTIONS))
+
+# SAM builds each function on its own, `cargo lambda build --release --bin <name>` from the
+# workspace root. Cargo resolves features for `--bin` across every workspace member (unlike
+# `-p`), so `build` selects the same way: SAM then finds everything compiled and only copies
+# the bootstraps (with `-p` it recompiled the whole SDK stack, minutes on two cores).
+package: venv build
+	sam build --beta-features --parameter-overrides Architecture=$(ARCH)
+	mkdir -p "$(dir $(PACKAGED_BINS))"
+	python scripts/package-check "$(SAM_BUILD)/template.yaml" > "$(PACKAGED_BINS)"
+	@echo "==> $(ARCH) package in .aws-sam/build; deploy it with: make deploy"
+
+# The first deploy asks for the stack's parameters and saves them in samconfig.toml (commit
+# it); later ones deploy from there. GUIDED=1 asks again.
+deploy: package
+	@if [ -z "$(GUIDED)" ] && python scripts/samconfig configured; then \
+	  sam deploy; \
+	else \
+	  sam deploy --guided --parameter-overrides Architecture=$(ARCH); \
+	fi
+	@if [ "$$(python scripts/samconfig architecture)" != "$(ARCH)" ]; then \
+	  echo "The stack now says Architecture=$$(python scripts/samconfig architecture) but runs $(ARCH) binaries: run make deploy again to build for it." >&2; exit 1; fi
 
 clean:
 	cargo clean
+	rm -rf .aws-sam
 	rm -rf "$(VENV)"
