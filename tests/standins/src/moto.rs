@@ -1,4 +1,4 @@
-//! A moto server on a free loopback port, for as long as the handle lives.
+//! A moto server on a loopback port it picks itself, for as long as the handle lives.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -33,9 +33,32 @@ pub fn free_port() -> u16 {
         .expect("no free loopback port")
 }
 
+/// Unique per process and per server, so parallel test binaries never share a log.
+fn unique_log_path() -> PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!("moto-{}-{n}.log", std::process::id()))
+}
+
+/// The port in werkzeug's ` * Running on http://127.0.0.1:<port>` line, if printed yet.
+fn announced_port(log: &str) -> Option<u16> {
+    let after = log.split("Running on http://127.0.0.1:").nth(1)?;
+    let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
+    // A line still being written may end mid-number.
+    after[digits.len()..].chars().next()?;
+    digits.parse().ok()
+}
+
 impl Moto {
     /// Starts moto and waits until it accepts connections. Panics with a how-to-fix
     /// message when the virtualenv is missing: these tests must not pass by skipping.
+    ///
+    /// moto binds port 0 itself and the port is read from the line it prints once bound.
+    /// Picking a free port here and handing it over raced: between our probe and moto's
+    /// bind, another server in the same test binary could take the port (both tests then
+    /// talk to one moto, and the survivor's calls are refused once the other test ends),
+    /// and polling a port nobody listens on yet can self-connect on Linux loopback.
     pub fn start() -> Self {
         let bin = moto_binary();
         assert!(
@@ -43,11 +66,10 @@ impl Moto {
             "moto server not found at {}: run `make venv` (make test does it) or set MOTO_SERVER",
             bin.display()
         );
-        let port = free_port();
-        let log = std::env::temp_dir().join(format!("moto-{port}.log"));
+        let log = unique_log_path();
         let log_file = std::fs::File::create(&log).expect("cannot create the moto log file");
         let child = Command::new(&bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-H", "127.0.0.1", "-p", "0"])
             .env("MOTO_ALLOW_NONEXISTENT_REGION", "true")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -56,26 +78,32 @@ impl Moto {
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
         let mut moto = Self {
             child,
-            endpoint: format!("http://127.0.0.1:{port}"),
+            endpoint: String::new(),
             log,
         };
-        moto.wait_until_listening(port);
+        let port = moto.wait_for_announced_port();
+        moto.endpoint = format!("http://127.0.0.1:{port}");
         moto
     }
 
-    fn wait_until_listening(&mut self, port: u16) {
+    /// werkzeug prints ` * Running on http://127.0.0.1:<port>` after the socket is bound
+    /// and listening, so once the line is there the port is this child's.
+    fn wait_for_announced_port(&mut self) -> u16 {
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(60) {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            if let Some(port) = announced_port(&log) {
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return port;
+                }
+            }
             if let Ok(Some(status)) = self.child.try_wait() {
-                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
                 panic!("moto server exited early ({status}):\n{log}");
             }
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("moto server did not listen on port {port} within 60 s");
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        panic!("moto server did not announce a port within 60 s:\n{log}");
     }
 
     pub fn endpoint(&self) -> &str {
@@ -294,4 +322,20 @@ pub fn aws_env(endpoint: &str) -> Vec<(String, String)> {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::announced_port;
+
+    #[test]
+    fn the_port_is_read_only_from_a_complete_announcement() {
+        let banner = "\x1b[31mWARNING: This is a development server.\x1b[0m\n * Running on http://127.0.0.1:36515\n";
+        assert_eq!(announced_port(banner), Some(36515));
+        assert_eq!(announced_port(" * Running on http://127.0.0.1:365"), None);
+        assert_eq!(
+            announced_port("WARNING: This is a development server."),
+            None
+        );
+    }
 }
