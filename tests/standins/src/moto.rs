@@ -92,10 +92,10 @@ impl Moto {
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(60) {
             let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            if let Some(port) = announced_port(&log) {
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return port;
-                }
+            if let Some(port) = announced_port(&log)
+                && TcpStream::connect(("127.0.0.1", port)).is_ok()
+            {
+                return port;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("moto server exited early ({status}):\n{log}");
