@@ -18,10 +18,22 @@ export SAM_CLI_TELEMETRY := 0
 
 FUNCTIONS := $(notdir $(wildcard functions/*))
 
+# Every debug build compiles the workspace the way `cargo test --workspace` does, so one
+# set of dependency artefacts serves the tests, the demo and the docs: the tests'
+# dev-dependencies turn on features (tokio's test-util, among others) that `cargo run -p
+# demo` would not, and each different feature set recompiled most of the SDK stack (about
+# seven minutes of a fresh `make test` on two cores). The binaries are then run from
+# target/debug.
+DEBUG_BUILD := cargo build --quiet --locked --workspace --bins --tests
+DEBUG_BIN   := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)/debug
+
 # The architecture to build for: the one samconfig.toml deploys (x86_64 unless its
-# parameter_overrides say Architecture=arm64). The tests build for this machine instead.
-ifndef ARCH
-ARCH := $(shell $(PYTHON) scripts/samconfig architecture)
+# parameter_overrides say Architecture=arm64), or `make ... ARCH=arm64`. Only the command
+# line counts: an ARCH inherited from the shell (often amd64 or aarch64, set for other
+# tools) is not a choice about this stack. The tests build for this machine instead.
+CONFIG_ENV ?= default
+ifneq ($(origin ARCH),command line)
+ARCH := $(shell $(PYTHON) scripts/samconfig --config-env $(CONFIG_ENV) architecture)
 endif
 HOST_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64)
 SAM_BUILD := $(CURDIR)/.aws-sam/build
@@ -79,12 +91,14 @@ VARIABLES_JSON := $(CURDIR)/target/variables.json
 
 docs: venv
 	mkdir -p target
-	cargo run --quiet --locked -p docs > "$(VARIABLES_JSON)"
+	$(DEBUG_BUILD)
+	"$(DEBUG_BIN)/docs" > "$(VARIABLES_JSON)"
 	python scripts/readme-tables --write "$(VARIABLES_JSON)"
 
 docs-check: venv
 	mkdir -p target
-	cargo run --quiet --locked -p docs > "$(VARIABLES_JSON)"
+	$(DEBUG_BUILD)
+	"$(DEBUG_BIN)/docs" > "$(VARIABLES_JSON)"
 	python scripts/readme-tables --check "$(VARIABLES_JSON)"
 
 validate: venv
@@ -104,11 +118,11 @@ readme-blocks: venv
 	python scripts/readme-blocks
 
 demo: venv
-	cargo build --quiet --locked --bins
-	cargo run --quiet --locked -p demo
+	$(DEBUG_BUILD)
+	"$(DEBUG_BIN)/demo"
 
 build: venv
-	@if [ -z "$(ARCH)" ]; then echo "samconfig.toml names an Architecture this cannot build" >&2; exit 1; fi
+	@if [ -z "$(filter x86_64 arm64,$(ARCH))" ]; then echo "ARCH must be x86_64 or arm64 (samconfig.toml's Architecture, or ARCH= on the command line), not '$(ARCH)'" >&2; exit 1; fi
 	@if [ "$(ARCH)" = arm64 ] && [ ! -d "$$(rustc --print sysroot)/lib/rustlib/aarch64-unknown-linux-gnu" ]; then \
 	  echo "arm64 needs Rust's aarch64 target: rustup target add aarch64-unknown-linux-gnu" >&2; exit 1; fi
 	cargo lambda build --release --locked $(if $(filter arm64,$(ARCH)),--arm64) $(addprefix --bin ,$(FUNCTIONS))
@@ -123,16 +137,14 @@ package: venv build
 	python scripts/package-check "$(SAM_BUILD)/template.yaml" > "$(PACKAGED_BINS)"
 	@echo "==> $(ARCH) package in .aws-sam/build; deploy it with: make deploy"
 
+# Not $(MAKE) in the recipe: make runs such a line even under `make -n`, which would deploy.
+REMAKE := $(MAKE)
 # The first deploy asks for the stack's parameters and saves them in samconfig.toml (commit
-# it); later ones deploy from there. GUIDED=1 asks again.
+# it); later ones deploy from there. GUIDED=1 asks again, CONFIRM=0 skips the change-set
+# question (CI), CONFIG_ENV picks a samconfig environment. scripts/deploy says how the
+# architecture is kept in step with the stack's.
 deploy: package
-	@if [ -z "$(GUIDED)" ] && python scripts/samconfig configured; then \
-	  sam deploy; \
-	else \
-	  sam deploy --guided --parameter-overrides Architecture=$(ARCH); \
-	fi
-	@if [ "$$(python scripts/samconfig architecture)" != "$(ARCH)" ]; then \
-	  echo "The stack now says Architecture=$$(python scripts/samconfig architecture) but runs $(ARCH) binaries: run make deploy again to build for it." >&2; exit 1; fi
+	BUILT_ARCH=$(ARCH) CONFIG_ENV=$(CONFIG_ENV) GUIDED=$(GUIDED) CONFIRM=$(CONFIRM) MAKE="$(REMAKE)" scripts/deploy
 
 clean:
 	cargo clean
