@@ -185,6 +185,24 @@ pub const SHARED_VARIABLES: &[Var] = &[
         "`AWS_ENDPOINT_URL_CODEPIPELINE=http://127.0.0.1:5001`",
         "Standard SDK variable: one service elsewhere (the recording stub).",
     ),
+    Var::defaulted(
+        "METRICS",
+        "on",
+        "`off`",
+        "CloudWatch metrics as embedded metric format lines in the function's log (no API call). `off` writes none; the template's alarms then never fire.",
+    ),
+    Var::defaulted(
+        "METRICS_NAMESPACE",
+        "ContainerDeliveryOps",
+        "`ContainerDeliveryOps/prod`",
+        "CloudWatch namespace of the metrics. Two stacks in one account and region need different ones, or each alarms on the other's metrics.",
+    ),
+    Var::optional(
+        "METRICS_DIMENSIONS",
+        "none: function-level dimensions only",
+        "`Pipeline,Repository`",
+        "Extra dimensions to opt in to: `Pipeline`, `Repository`, `Application`, `Cluster`. Each distinct value is a new CloudWatch metric, billed as such; without it they are written beside the metrics, for Logs Insights.",
+    ),
 ];
 
 /// Typed readers over an [`Environment`].

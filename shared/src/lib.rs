@@ -13,6 +13,7 @@ pub mod guard;
 pub mod hooks;
 pub mod jobs;
 pub mod message;
+pub mod metrics;
 pub mod notifier;
 pub mod report;
 pub mod retry;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::config::{ConfigError, Environment, Vars};
 use crate::deadline::Deadline;
 use crate::error::Error;
+use crate::metrics;
 use crate::secrets::{SecretRef, Secrets};
 use crate::slack::{Message, SlackClient};
 use crate::sns::SnsPublisher;
@@ -262,17 +263,41 @@ impl Notifier {
     }
 }
 
+impl ChannelOutcome {
+    fn metric_outcome(&self) -> &'static str {
+        match self {
+            ChannelOutcome::Delivered => "delivered",
+            ChannelOutcome::NotConfigured => "skipped",
+            ChannelOutcome::Failed(_) => "failed",
+        }
+    }
+}
+
+impl DeliveryReport {
+    fn record_metrics(&self) {
+        for (channel, outcome) in [("slack", &self.slack), ("sns", &self.sns)] {
+            metrics::count(
+                &metrics::NOTIFICATIONS,
+                &[("Channel", channel), ("Outcome", outcome.metric_outcome())],
+            );
+        }
+    }
+}
+
 impl Notify for Notifier {
     async fn notify(&self, n: &Notification, deadline: &Deadline) -> DeliveryReport {
-        if self.is_dry_run() && n.slack_route.is_none() {
+        let report = if self.is_dry_run() && n.slack_route.is_none() {
             tracing::info!(subject = %n.subject, text = %n.body(), "dry run: would notify");
-            return DeliveryReport {
+            DeliveryReport {
                 slack: ChannelOutcome::NotConfigured,
                 sns: ChannelOutcome::NotConfigured,
-            };
-        }
-        let (slack, sns) = tokio::join!(self.to_slack(n, deadline), self.to_sns(n, deadline));
-        DeliveryReport { slack, sns }
+            }
+        } else {
+            let (slack, sns) = tokio::join!(self.to_slack(n, deadline), self.to_sns(n, deadline));
+            DeliveryReport { slack, sns }
+        };
+        report.record_metrics();
+        report
     }
 }
 

@@ -128,7 +128,11 @@ impl<N: Notify> Answerer<N> {
         F: Future<Output = Result<Reported, Error>>,
     {
         let report_deadline = deadline.less(deadline.remaining() / 2);
-        let reported = match report(report_deadline).await {
+        let outcome = report(report_deadline).await;
+        if outcome.is_err() {
+            crate::metrics::count(&crate::metrics::REPORT_FAILURES, &[]);
+        }
+        let reported = match outcome {
             Ok(r) => r,
             Err(e) if e.is_retryable() && answer.lambda_retries => {
                 tracing::error!(subject = %answer.subject, error = %e, "the report did not go through; returning an error so Lambda retries");
@@ -258,6 +262,9 @@ impl<N: Notify> Answerer<N> {
         let reported = jobs
             .report(job_id, failure, &deadline.less(deadline.remaining() / 2))
             .await;
+        if reported.is_err() {
+            crate::metrics::count(&crate::metrics::REPORT_FAILURES, &[]);
+        }
         let consequence = match &reported {
             Ok(_) => "the job is failed".to_owned(),
             Err(e) => format!(

@@ -10,6 +10,7 @@ use aws_config::SdkConfig;
 
 use crate::config::{Environment, ProcessEnv, Vars};
 use crate::error::Error;
+use crate::metrics::Metrics;
 use crate::notifier::{Notifier, NotifierConfig};
 use crate::secrets::{DEFAULT_TTL, Secrets};
 use crate::slack::SlackClient;
@@ -53,6 +54,17 @@ impl Wiring {
 
     pub fn region(&self) -> String {
         self.sdk.region().map(|r| r.to_string()).unwrap_or_default()
+    }
+
+    /// The metrics settings (`METRICS`, `METRICS_NAMESPACE`, `METRICS_DIMENSIONS`); a bad
+    /// one is logged and its default used, never stopping the function. `function` is the
+    /// `Function` dimension: the crate's name, the same for every stack.
+    pub fn metrics<E: Environment + ?Sized>(&self, env: &E, function: &'static str) -> Metrics {
+        let (metrics, problems) = Metrics::from_env(function, env);
+        for problem in &problems {
+            tracing::error!(error = %problem, "a metrics setting is malformed; using its default");
+        }
+        metrics
     }
 
     /// The notifier from `SLACK_WEBHOOK_URL` and `SNS_TOPIC_ARN` alone, built apart from the

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use shared::error::NotForUs;
 use shared::guard::{Guarded, guarded};
 use shared::hooks::{HookStatus, ReportHook};
+use shared::metrics;
 use shared::notifier::Notify;
 use shared::report::{Answer, Answerer};
 use shared::secrets::{Secret, SecretRef, Secrets};
@@ -36,6 +37,23 @@ const MIN_CHECK_TIME: Duration = Duration::from_secs(1);
 
 /// What the function was built with: a configuration, or why there is none.
 pub type Setup = Result<Config, String>;
+
+const HOOK_RESULTS: metrics::Metric = metrics::Metric::count("HookResults");
+const CHECK_RESULTS: metrics::Metric = metrics::Metric::count("CheckResults");
+
+/// `HookResults` {Hook, Status} and `CheckResults` {Type, Result}.
+fn record_run(hook: &str, run: &Run, status: HookStatus) {
+    if let Some(d) = &run.deployment {
+        metrics::context("Application", &d.application);
+    }
+    metrics::count(&HOOK_RESULTS, &[("Hook", hook), ("Status", status.name())]);
+    for check in &run.checks {
+        metrics::count(
+            &CHECK_RESULTS,
+            &[("Type", check.kind), ("Result", check.result())],
+        );
+    }
+}
 
 pub struct Ports<D, A, P, R, N> {
     pub deployments: D,
@@ -118,6 +136,7 @@ where
         let config = match &self.setup {
             Ok(c) => c,
             Err(why) => {
+                metrics::count(&metrics::CONFIG_ERRORS, &[]);
                 let run = Run::broken(None, format!("configuration error: {why}"));
                 return self.finish(&ids, run, &deadline).await;
             }
@@ -159,6 +178,7 @@ where
             HookStatus::Failed
         };
         let hook = self.hook.map(Hook::name).unwrap_or("(unknown hook)");
+        record_run(hook, &run, status);
         match run.failure_summary() {
             None => {
                 tracing::info!(deployment_id = %ids.deployment_id, hook, checks = run.checks.len(), "all checks passed")
@@ -218,7 +238,10 @@ where
         };
         let book = match self.book(config, deadline).await {
             Ok(b) => b,
-            Err(why) => return Run::broken(deployment, why),
+            Err(why) => {
+                metrics::count(&metrics::CONFIG_ERRORS, &[]);
+                return Run::broken(deployment, why);
+            }
         };
         let group = deployment.as_ref().map(|d| d.group.clone());
         let checks = match book.select(group.as_deref()) {

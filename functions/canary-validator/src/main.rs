@@ -7,13 +7,19 @@ use shared::{Deadline, settle};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init_tracing();
-    let app = canary_validator::app::build(&ProcessEnv, &Wiring::for_lambda().await?)?;
-    let app = &app;
+    let wiring = Wiring::for_lambda().await?;
+    let app = canary_validator::app::build(&ProcessEnv, &wiring)?;
+    let metrics = wiring.metrics(&ProcessEnv, env!("CARGO_PKG_NAME"));
+    let (app, metrics) = (&app, &metrics);
     run(service_fn(move |event: LambdaEvent<Value>| async move {
         settle(
             // Boxed: the handler's future is deep, and the runtime wraps it again; unboxed,
             // a clean (non-incremental) build overflows the compiler's layout query depth.
-            Box::pin(app.handle(&event.payload, Deadline::from_context(&event.context))).await,
+            metrics
+                .around(Box::pin(
+                    app.handle(&event.payload, Deadline::from_context(&event.context)),
+                ))
+                .await,
         )
     }))
     .await

@@ -69,15 +69,19 @@ impl CheckReport {
         }
     }
 
+    pub fn result(&self) -> &'static str {
+        match self.state {
+            CheckState::Passed => "passed",
+            CheckState::Failed => "failed",
+            CheckState::Cancelled => "cancelled",
+        }
+    }
+
     pub fn to_json(&self) -> Value {
         json!({
             "name": self.name,
             "type": self.kind,
-            "result": match self.state {
-                CheckState::Passed => "passed",
-                CheckState::Failed => "failed",
-                CheckState::Cancelled => "cancelled",
-            },
+            "result": self.result(),
             "evidence": self.evidence.0,
             "reasons": self.reasons,
         })

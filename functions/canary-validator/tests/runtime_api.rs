@@ -136,7 +136,26 @@ async fn the_binary_reports_every_hook_once_and_in_time() {
     );
     assert_eq!(sink.delivered().len(), 2, "the two failures are notified");
 
-    let logs = function.stop().await.join("\n");
+    let lines = function.stop().await;
+    let emf = standins::emf::parse(&lines);
+    let hooks = |status| {
+        emf.sum(
+            "HookResults",
+            &[("Hook", "AfterAllowTraffic"), ("Status", status)],
+        )
+    };
+    assert_eq!(hooks("Succeeded"), 1.0);
+    assert_eq!(hooks("Failed"), 2.0);
+    let checks = |kind, result| emf.sum("CheckResults", &[("Type", kind), ("Result", result)]);
+    assert_eq!(checks("http", "passed"), 1.0);
+    assert_eq!(checks("alarms", "passed"), 1.0);
+    assert_eq!(
+        checks("http", "failed"),
+        2.0,
+        "the default set's failing health check, and the one that hung to its deadline"
+    );
+    assert_eq!(emf.sum("ReportFailures", &[]), 0.0);
+    let logs = lines.join("\n");
     standins::runtime_api::assert_no_secrets(&logs, &["e2e-t0ken"]);
     assert!(logs.contains("hook fails"), "{logs}");
 }
@@ -176,4 +195,13 @@ async fn the_binary_with_a_broken_configuration_still_reports_failed() {
     assert_eq!(recorded.len(), 1);
     assert_eq!(recorded[0]["deploymentId"], "d-7JQ2XK4LB");
     assert_eq!(recorded[0]["status"], "Failed");
+    let emf = standins::emf::parse(&function.stop().await);
+    assert_eq!(emf.sum("ConfigErrors", &[]), 1.0);
+    assert_eq!(
+        emf.sum(
+            "HookResults",
+            &[("Hook", "BeforeAllowTraffic"), ("Status", "Failed")]
+        ),
+        1.0
+    );
 }

@@ -545,13 +545,19 @@ async fn a_refused_status_report_is_notified_even_when_the_checks_passed() {
     let v = w
         .validator(json!([http(w.target.url("/healthy"), json!({}))]), &[])
         .await;
-    let out = v
-        .handle(&hook_event("d-GOOD", "hook-denied"), budget(20))
-        .await
-        .unwrap();
+    let (metrics, _) = shared::metrics::Metrics::from_env("canary-validator", &[("METRICS", "on")]);
+    let (out, lines) = metrics
+        .capture(v.handle(&hook_event("d-GOOD", "hook-denied"), budget(20)))
+        .await;
+    let out = out.unwrap();
     assert_eq!(
         out["reported"], "NotReported",
         "a refusal is permanent: {out}"
+    );
+    assert_eq!(
+        standins::emf::parse(&lines).sum("ReportFailures", &[]),
+        1.0,
+        "the signal the template's ReportFailures alarm watches"
     );
     let posts = w.sink.delivered();
     assert_eq!(posts.len(), 1);

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use shared::dedupe::RecentEvents;
 use shared::guard::{Guarded, guarded};
 use shared::jobs::{FailureKind, JobOutcome, ReportJob};
+use shared::metrics;
 use shared::notifier::Notify;
 use shared::report::{Answer, Answerer, DEFAULT_REPORT_MARGIN};
 use shared::secrets::Secrets;
@@ -26,6 +27,35 @@ pub type Setup = Result<Config, String>;
 /// The key under which a broken configuration is notified, once per container, for scan
 /// events (pipeline jobs are each failed and notified with the reason).
 const CONFIG_ERROR_KEY: &str = "configuration-error";
+
+const VERDICTS: metrics::Metric = metrics::Metric::count("Verdicts");
+const FINDINGS: metrics::Metric = metrics::Metric::count("Findings");
+const WAIVERS_EXPIRED: metrics::Metric = metrics::Metric::count("WaiversExpired");
+
+/// `Verdicts` {Verdict}, and for a judged image `Findings` {Severity} that still count
+/// after waivers and `WaiversExpired`.
+fn record_verdict(verdict: &Verdict) {
+    metrics::count(&VERDICTS, &[("Verdict", verdict.name())]);
+    let evaluation = match verdict {
+        Verdict::Pass { evaluation, .. } => Some(evaluation),
+        Verdict::Fail { evaluation, .. } => evaluation.as_ref(),
+        Verdict::Pending { .. } => None,
+    };
+    if let Some(e) = evaluation {
+        let mut by_severity: BTreeMap<String, f64> = BTreeMap::new();
+        for f in &e.counted {
+            *by_severity
+                .entry(f.severity.judged_as().name().to_owned())
+                .or_default() += 1.0;
+        }
+        for (severity, n) in by_severity {
+            metrics::record(&FINDINGS, &[("Severity", &severity)], n);
+        }
+        if !e.expired.is_empty() {
+            metrics::record(&WAIVERS_EXPIRED, &[], e.expired.len() as f64);
+        }
+    }
+}
 
 pub struct Handler<R, J, N> {
     pub setup: Setup,
@@ -177,9 +207,11 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
             );
         }
         tracing::info!(image = %scan.image.describe(), status = %scan.status, enhanced = scan.enhanced, counts = ?scan.counts, "scan event");
+        metrics::context("Repository", &scan.image.repository);
         let verdict = self
             .judge(config, &scan.image, &deadline, now, Duration::ZERO)
             .await?;
+        record_verdict(&verdict);
         let outcome = json!({"outcome": "judged", "verdict": verdict.name()});
         if let Verdict::Pending { reason } = &verdict {
             tracing::info!(image = %scan.image.describe(), reason, "not decided yet; a later scan event will decide");
@@ -305,6 +337,9 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
             .map(|c| c.report_margin)
             .unwrap_or(DEFAULT_REPORT_MARGIN);
         let work_deadline = deadline.less(margin);
+        if let Ok(image) = &job.target {
+            metrics::context("Repository", &image.repository);
+        }
         let (decision, since) = Box::pin(self.job_decision(&job, &work_deadline, now)).await;
         let subject = job
             .target
@@ -314,6 +349,7 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
 
         let (outcome, verdict, promotion) = match decision {
             Decision::Wait(reason) => {
+                metrics::count(&VERDICTS, &[("Verdict", "PENDING")]);
                 let token = serde_json::to_string(&Continuation { since }).unwrap_or_default();
                 tracing::info!(job_id = %job.job_id, image = %subject, reason, "not decided yet; CodePipeline will invoke again");
                 (
@@ -333,10 +369,15 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
                     reasons: vec![message.clone()],
                     evaluation: None,
                 };
+                record_verdict(&verdict);
+                if kind == FailureKind::ConfigurationError {
+                    metrics::count(&metrics::CONFIG_ERRORS, &[]);
+                }
                 (JobOutcome::Failed { kind, message }, Some(verdict), None)
             }
             Decision::Final(verdict) => {
                 let verdict = *verdict;
+                record_verdict(&verdict);
                 let promotion = match &self.setup {
                     Ok(config) => self.promote(config, &verdict, &work_deadline).await,
                     Err(_) => None,
@@ -439,6 +480,7 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
         deadline: &Deadline,
     ) -> Result<Value, Error> {
         tracing::error!(image = %scan.image.describe(), reason = %why, "scan event not judged: configuration error");
+        metrics::count(&metrics::CONFIG_ERRORS, &[]);
         let place = Place {
             region: scan.region.as_deref().unwrap_or(&self.region),
             account: scan.account.as_deref().unwrap_or(""),

@@ -9,8 +9,10 @@ use shared::{Deadline, settle};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init_tracing();
-    let app = ecr_scan_gate::app::build(&ProcessEnv, &Wiring::for_lambda().await?);
-    let app = &app;
+    let wiring = Wiring::for_lambda().await?;
+    let app = ecr_scan_gate::app::build(&ProcessEnv, &wiring);
+    let metrics = wiring.metrics(&ProcessEnv, env!("CARGO_PKG_NAME"));
+    let (app, metrics) = (&app, &metrics);
     run(service_fn(move |event: LambdaEvent<Value>| async move {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -19,7 +21,13 @@ async fn main() -> Result<(), Error> {
         settle(
             // Boxed: the handler's future is deep, and the runtime wraps it again; unboxed,
             // a clean (non-incremental) build overflows the compiler's layout query depth.
-            Box::pin(app.handle(&event.payload, Deadline::from_context(&event.context), now)).await,
+            metrics
+                .around(Box::pin(app.handle(
+                    &event.payload,
+                    Deadline::from_context(&event.context),
+                    now,
+                )))
+                .await,
         )
     }))
     .await

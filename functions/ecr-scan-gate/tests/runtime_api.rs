@@ -37,7 +37,14 @@ async fn the_binary_gates_a_pipeline_job_and_judges_scan_events() {
     // Every AWS call through the recording stub (forwarding to moto), so the IAM check sees
     // what the release wiring calls too.
     let mut env = standins::moto::aws_env(&stub.endpoint());
-    env.extend([("SLACK_WEBHOOK_URL".to_owned(), sink.webhook_url("security"))]);
+    env.extend([
+        ("SLACK_WEBHOOK_URL".to_owned(), sink.webhook_url("security")),
+        (
+            "METRICS_NAMESPACE".to_owned(),
+            "ContainerDeliveryOps/e2e".to_owned(),
+        ),
+        ("METRICS_DIMENSIONS".to_owned(), "Repository".to_owned()),
+    ]);
     let mut function = FunctionProcess::spawn(&binary(), &api, &env);
 
     let job = api
@@ -106,7 +113,33 @@ async fn the_binary_gates_a_pipeline_job_and_judges_scan_events() {
         "{ignored:?}"
     );
 
-    let logs = function.stop().await.join("\n");
+    let lines = function.stop().await;
+    let emf = standins::emf::parse(&lines);
+    assert_eq!(
+        emf.sum("Verdicts", &[("Verdict", "FAIL")]),
+        3.0,
+        "the job, the job with bad parameters, the scan event"
+    );
+    assert_eq!(
+        emf.sum(
+            "Findings",
+            &[("Severity", "CRITICAL"), ("Repository", "prod-api")]
+        ),
+        2.0,
+        "the job's and the event's judgement of the same image"
+    );
+    assert_eq!(emf.sum("ConfigErrors", &[]), 1.0, "the bad UserParameters");
+    assert_eq!(
+        emf.dimension_sets("Findings"),
+        [vec!["Function", "Severity", "Repository"]],
+        "Repository opted in by METRICS_DIMENSIONS"
+    );
+    assert!(
+        emf.lines
+            .iter()
+            .all(|l| l["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "ContainerDeliveryOps/e2e")
+    );
+    let logs = lines.join("\n");
     standins::runtime_api::assert_no_secrets(&logs, &[]);
     assert!(logs.contains("failing the job"), "{logs}");
 }

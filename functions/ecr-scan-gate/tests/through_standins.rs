@@ -388,6 +388,35 @@ async fn waivers_from_ssm_and_ignore_unfixed_let_an_image_pass_and_say_why() {
     );
 }
 
+/// An expired waiver no longer hides its finding, and the metrics say so: `WaiversExpired`
+/// is what tells a team its exceptions need renewing before the gate starts failing.
+#[tokio::test]
+async fn an_expired_waiver_counts_again_and_is_counted() {
+    let rig = rig().await;
+    create_repository(&rig.moto, "prod-api", false).await;
+    let digest = push_image(&rig.moto, "prod-api", "1.42.0", "expired").await;
+    scan_result(
+        &rig.moto,
+        "prod-api",
+        json!({"imageDigest": digest}),
+        "COMPLETE",
+        vec![basic_finding("CVE-2024-1111", "CRITICAL")],
+        false,
+    )
+    .await;
+    let waivers = json!([{"id": "CVE-2024-1111", "repository": "prod-*", "expires": "2020-01-31", "reason": "patched upstream soon"}]).to_string();
+    let h = handler(&rig, &[("WAIVERS", &waivers)]);
+    let (metrics, _) = shared::metrics::Metrics::from_env("ecr-scan-gate", &[("METRICS", "on")]);
+    let (out, lines) = metrics
+        .capture(h.handle(&scan_event("ecr-image-scan.json", &digest), budget(), now()))
+        .await;
+    assert_eq!(out.unwrap()["verdict"], "FAIL");
+    let emf = standins::emf::parse(&lines);
+    assert_eq!(emf.sum("WaiversExpired", &[]), 1.0);
+    assert_eq!(emf.sum("Findings", &[("Severity", "CRITICAL")]), 1.0);
+    assert_eq!(emf.sum("Verdicts", &[("Verdict", "FAIL")]), 1.0);
+}
+
 #[tokio::test]
 async fn an_immutable_tag_conflict_is_reported_not_crashed_on() {
     let rig = rig().await;

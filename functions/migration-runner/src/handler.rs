@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use shared::dedupe::RecentEvents;
 use shared::guard::{Guarded, guarded};
 use shared::jobs::{FailureKind, JobOutcome, ReportJob};
+use shared::metrics;
 use shared::notifier::Notify;
 use shared::report::{Answer, Answerer, DEFAULT_REPORT_MARGIN};
 use shared::retry::{Attempt, Backoff, RetryError, retry};
@@ -24,6 +25,27 @@ use crate::render::{
     render_problem, render_started,
 };
 use crate::task::{Task, TaskDefinition, cluster_name, task_id};
+
+const MIGRATIONS: metrics::Metric = metrics::Metric::count("Migrations");
+const MIGRATION_SECONDS: metrics::Metric = metrics::Metric::seconds("MigrationSeconds");
+const LAUNCH_REFUSED: metrics::Metric = metrics::Metric::count("LaunchRefused");
+
+/// `Migrations` {Outcome} and `MigrationSeconds` (launch to the STOPPED event), once per
+/// task: on the task's end, where every migration is told whoever launched it.
+fn record_migration(outcome: &Outcome, task: &Task, now: i64) {
+    let name = if outcome.succeeded() {
+        "succeeded"
+    } else {
+        "failed"
+    };
+    metrics::count(&MIGRATIONS, &[("Outcome", name)]);
+    if let Some(created_ms) = task.created_at {
+        let seconds = now.saturating_sub(created_ms / 1000);
+        if seconds >= 0 {
+            metrics::record(&MIGRATION_SECONDS, &[], seconds as f64);
+        }
+    }
+}
 
 /// What the runner was built with: a configuration, or why there is none.
 pub type Setup = Result<Config, String>;
@@ -193,6 +215,9 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
     }
 
     pub async fn handle(&self, event: &Value, inv: Invocation) -> Result<Value, Error> {
+        if let Ok(config) = &self.setup {
+            metrics::context("Cluster", &config.cluster);
+        }
         match parse(event) {
             // Boxed: the futures are deep, and unboxed they overflow the compiler's layout
             // query depth once the runtime wraps them.
@@ -245,6 +270,30 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
     /// `tries`: launch attempts ECS already answered without a task (a job's earlier
     /// invocations), so each new attempt gets a new client token.
     pub async fn launch(
+        &self,
+        config: &Config,
+        trigger: &Trigger,
+        command: Option<Vec<String>>,
+        pin: Option<&str>,
+        tries: u32,
+        deadline: &Deadline,
+    ) -> Result<Launched, Error> {
+        let launched = self
+            .launch_unrecorded(config, trigger, command, pin, tries, deadline)
+            .await;
+        let refused = match &launched {
+            Ok(Launched::Busy { .. }) => Some("busy"),
+            Ok(Launched::NoCapacity { .. }) => Some("no-capacity"),
+            Ok(Launched::Refused(_)) => Some("refused"),
+            Ok(Launched::Running { .. }) | Err(_) => None,
+        };
+        if let Some(reason) = refused {
+            metrics::count(&LAUNCH_REFUSED, &[("Reason", reason)]);
+        }
+        launched
+    }
+
+    async fn launch_unrecorded(
         &self,
         config: &Config,
         trigger: &Trigger,
@@ -642,6 +691,7 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
         let config = match &self.setup {
             Ok(c) => c,
             Err(why) => {
+                metrics::count(&metrics::CONFIG_ERRORS, &[]);
                 return JobStep::Broken(
                     FailureKind::ConfigurationError,
                     format!("configuration error: {why}"),
@@ -993,7 +1043,10 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
         };
         let config = match &self.setup {
             Ok(c) => c,
-            Err(why) => return refused(format!("configuration error: {why}")),
+            Err(why) => {
+                metrics::count(&metrics::CONFIG_ERRORS, &[]);
+                return refused(format!("configuration error: {why}"));
+            }
         };
         let command = match direct.command {
             Ok(c) => c,
@@ -1115,6 +1168,7 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
         };
         let o = Box::pin(self.outcome_of(config, &task, None, &deadline)).await;
         tracing::info!(task = %o.task_arn, succeeded = o.succeeded(), reasons = ?o.reasons(), "migration finished");
+        record_migration(&o, &task, inv.now);
         if Self::wants(config, o.succeeded()) {
             let n = render_outcome(&o, trigger.as_deref(), &self.place(Some(config)));
             self.answerer
@@ -1129,6 +1183,7 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
 
     /// An event reaching a runner that cannot act: said once per container.
     async fn unconfigured(&self, why: &str, deadline: &Deadline) -> Result<Value, Error> {
+        metrics::count(&metrics::CONFIG_ERRORS, &[]);
         tracing::error!(reason = %why, "event not handled: configuration error");
         let n = render_problem(
             "Migration runner is not configured",

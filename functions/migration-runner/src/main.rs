@@ -10,8 +10,10 @@ use shared::{Deadline, settle};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init_tracing();
-    let app = migration_runner::app::build(&ProcessEnv, &Wiring::for_lambda().await?);
-    let app = &app;
+    let wiring = Wiring::for_lambda().await?;
+    let app = migration_runner::app::build(&ProcessEnv, &wiring);
+    let metrics = wiring.metrics(&ProcessEnv, env!("CARGO_PKG_NAME"));
+    let (app, metrics) = (&app, &metrics);
     run(service_fn(move |event: LambdaEvent<Value>| async move {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -24,7 +26,11 @@ async fn main() -> Result<(), Error> {
         };
         // Boxed: the handler's future is deep, and the runtime wraps it again; unboxed, a
         // clean (non-incremental) build overflows the compiler's layout query depth.
-        settle(Box::pin(app.handle(&event.payload, invocation)).await)
+        settle(
+            metrics
+                .around(Box::pin(app.handle(&event.payload, invocation)))
+                .await,
+        )
     }))
     .await
 }

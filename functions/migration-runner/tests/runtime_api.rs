@@ -98,6 +98,8 @@ async fn the_binary_runs_a_migration_once_answers_its_job_and_reports_its_end() 
         &[("migrate", Some(2))],
         &[],
     );
+    // ECS's events carry when the task was created; the runner measures from there.
+    event["detail"]["createdAt"] = json!("2026-01-01T00:00:00.000Z");
     for _ in 0..2 {
         let reported = api
             .invoke(&mut function, &event, Duration::from_secs(30))
@@ -111,7 +113,22 @@ async fn the_binary_runs_a_migration_once_answers_its_job_and_reports_its_end() 
     assert_eq!(posts.len(), 1, "{posts:?}");
     assert!(posts[0].to_string().contains("duplicate key"));
 
-    let logs = function.stop().await.join("\n");
+    let lines = function.stop().await;
+    let emf = standins::emf::parse(&lines);
+    assert_eq!(
+        emf.sum("LaunchRefused", &[("Reason", "busy")]),
+        1.0,
+        "the job, while the migration ran"
+    );
+    assert_eq!(
+        emf.sum("Migrations", &[("Outcome", "failed")]),
+        1.0,
+        "once, though the STOPPED event came twice"
+    );
+    let seconds = emf.values("MigrationSeconds", &[]);
+    assert_eq!(seconds.len(), 1, "{seconds:?}");
+    assert!(seconds[0] > 0.0, "{seconds:?}");
+    let logs = lines.join("\n");
     standins::runtime_api::assert_no_secrets(&logs, &[]);
     assert!(logs.contains("migration task launched"), "{logs}");
 }

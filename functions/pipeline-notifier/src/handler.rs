@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use shared::dedupe::RecentEvents;
+use shared::metrics;
 use shared::notifier::Notify;
 use shared::{Deadline, Error};
 
@@ -45,6 +46,13 @@ impl Outcome {
     }
 }
 
+/// `Events` {Outcome = notified | skipped | ignored | duplicate | failed}.
+const EVENTS: metrics::Metric = metrics::Metric::count("Events");
+
+fn count_event(outcome: &str) {
+    metrics::count(&EVENTS, &[("Outcome", outcome)]);
+}
+
 /// What the notifier was built with: a configuration, or why there is none.
 pub type Setup = Result<Config, String>;
 
@@ -79,30 +87,40 @@ impl<L: ExecutionLookup, N: Notify> Handler<L, N> {
         let deadline = deadline.less(MARGIN);
         let config = match &self.setup {
             Ok(c) => c,
-            Err(why) => return self.misconfigured(why, &deadline).await,
+            Err(why) => {
+                metrics::count(&metrics::CONFIG_ERRORS, &[]);
+                count_event("failed");
+                return self.misconfigured(why, &deadline).await;
+            }
         };
         let e = match parse(event) {
             Ok(e) => e,
             Err(why) => {
                 tracing::warn!(reason = %why.0, "event ignored");
+                count_event("ignored");
                 return Ok(Outcome::Ignored { reason: why.0 });
             }
         };
-        let skip = |reason: &str| {
+        metrics::context("Pipeline", &e.pipeline);
+        let skip = |reason: &str, outcome: &str| {
             tracing::info!(event_id = %e.id, pipeline = %e.pipeline, state = e.state.name(), level = e.level.name(), reason, "event skipped");
+            count_event(outcome);
             Ok(Outcome::Skipped {
                 event_id: e.id.clone(),
                 reason: reason.to_owned(),
             })
         };
         if !config.watches(&e.pipeline) {
-            return skip("pipeline not in PIPELINE_FILTER");
+            return skip("pipeline not in PIPELINE_FILTER", "skipped");
         }
         if !config.notify_on.wants(&e) {
-            return skip("not selected by NOTIFY_ON");
+            return skip("not selected by NOTIFY_ON", "skipped");
         }
         if self.recent.seen(&e.id) {
-            return skip("already posted by this container (duplicate delivery)");
+            return skip(
+                "already posted by this container (duplicate delivery)",
+                "duplicate",
+            );
         }
 
         let info = match self
@@ -138,7 +156,11 @@ impl<L: ExecutionLookup, N: Notify> Handler<L, N> {
         {
             self.recent.record(&e.id);
         }
+        if delivered.is_err() {
+            count_event("failed");
+        }
         delivered?;
+        count_event("notified");
         tracing::info!(event_id = %e.id, pipeline = %e.pipeline, state = e.state.name(), level = e.level.name(), "notified");
         Ok(Outcome::Notified { event_id: e.id })
     }

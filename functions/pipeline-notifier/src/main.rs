@@ -7,14 +7,17 @@ use shared::{Deadline, settle};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init_tracing();
-    let handler = pipeline_notifier::app::build(&ProcessEnv, &Wiring::for_lambda().await?);
-    let handler = &handler;
+    let wiring = Wiring::for_lambda().await?;
+    let handler = pipeline_notifier::app::build(&ProcessEnv, &wiring);
+    let metrics = wiring.metrics(&ProcessEnv, env!("CARGO_PKG_NAME"));
+    let (handler, metrics) = (&handler, &metrics);
     run(service_fn(move |event: LambdaEvent<Value>| async move {
         let deadline = Deadline::from_context(&event.context);
         // Boxed: the handler's future is deep, and the runtime wraps it again; unboxed, a
         // clean (non-incremental) build overflows the compiler's layout query depth.
         settle(
-            Box::pin(handler.handle(&event.payload, deadline))
+            metrics
+                .around(Box::pin(handler.handle(&event.payload, deadline)))
                 .await
                 .map(|o| o.to_json()),
         )

@@ -127,6 +127,67 @@ async fn the_binary_posts_sample_events_and_acknowledges_what_it_cannot_use() {
         serde_json::from_str::<serde_json::Value>(request_line).is_ok(),
         "not a JSON line: {request_line}"
     );
+
+    // What CloudWatch extracts from this log (standins::emf holds each line to the format).
+    let emf = standins::emf::parse(&logs);
+    assert_eq!(
+        emf.sum("ColdStart", &[]),
+        1.0,
+        "once, on the first invocation"
+    );
+    assert_eq!(emf.sum("Events", &[("Outcome", "notified")]), 1.0);
+    assert_eq!(emf.sum("Events", &[("Outcome", "ignored")]), 1.0);
+    assert_eq!(
+        emf.sum("Events", &[("Outcome", "failed")]),
+        2.0,
+        "the removed webhook and Slack down"
+    );
+    let slack = |outcome| {
+        emf.sum(
+            "Notifications",
+            &[("Channel", "slack"), ("Outcome", outcome)],
+        )
+    };
+    assert_eq!(slack("delivered"), 1.0);
+    assert_eq!(slack("failed"), 2.0);
+    assert_eq!(
+        emf.sum(
+            "Notifications",
+            &[("Channel", "sns"), ("Outcome", "skipped")]
+        ),
+        3.0,
+        "no topic configured"
+    );
+    assert!(
+        emf.sum("SlackRetries", &[]) >= 1.0,
+        "Slack's 500s were retried"
+    );
+    assert_eq!(
+        emf.dimension_sets("Notifications"),
+        [vec!["Function", "Channel", "Outcome"], vec!["Outcome"]],
+        "per function, and by outcome alone for the one alarm on failed deliveries"
+    );
+    for line in &emf.lines {
+        assert_eq!(line["Function"], "pipeline-notifier");
+        assert_eq!(
+            line["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+            "ContainerDeliveryOps"
+        );
+        assert_eq!(line["level"], "INFO", "kept by Lambda's log-level filter");
+    }
+    let notified = emf
+        .lines
+        .iter()
+        .find(|l| l["Outcome"] == "notified")
+        .unwrap();
+    assert_eq!(
+        notified["Pipeline"], "prod-api",
+        "written beside the metrics for Logs Insights"
+    );
+    assert!(
+        !notified["_aws"].to_string().contains("Pipeline"),
+        "but not a dimension unless METRICS_DIMENSIONS names it"
+    );
 }
 
 /// A bad variable does not stop the function: stopped at init, every event would go to the
@@ -162,7 +223,14 @@ async fn a_bad_variable_is_posted_once_naming_it_and_events_are_kept_for_a_redri
         text.contains("NOTIFY_ON") && text.contains("misconfigured"),
         "{text}"
     );
-    let logs = function.stop().await.join("\n");
+    let lines = function.stop().await;
+    let emf = standins::emf::parse(&lines);
+    assert_eq!(
+        emf.sum("ConfigErrors", &[]),
+        2.0,
+        "one per event it could not handle"
+    );
+    let logs = lines.join("\n");
     assert!(
         logs.contains("NOTIFY_ON") && logs.contains("unknown state"),
         "{logs}"

@@ -149,6 +149,14 @@ fn handler(rig: &Rig, extra: &[(&str, &str)]) -> pipeline_notifier::app::App {
     pipeline_notifier::app::build(&env, &Wiring::new(rig.sdk.clone(), quick_slack()))
 }
 
+/// The metrics the function writes for one invocation, read the way CloudWatch would.
+async fn with_metrics<F: std::future::Future>(work: F) -> (F::Output, standins::emf::Emf) {
+    let (metrics, _) =
+        shared::metrics::Metrics::from_env("pipeline-notifier", &[("METRICS", "on")]);
+    let (out, lines) = metrics.capture(work).await;
+    (out, standins::emf::parse(&lines))
+}
+
 fn budget() -> Deadline {
     Deadline::after(Duration::from_secs(20))
 }
@@ -165,14 +173,23 @@ async fn action_failure_posts_once_to_slack_and_sns_using_the_execution_in_moto(
     let execution = rig.moto.pipeline_with_execution("prod-api").await;
     let h = handler(&rig, &[]);
 
-    let outcome = h
-        .handle(
-            &event_for("action-failed-codebuild.json", &execution),
-            budget(),
-        )
-        .await
-        .unwrap();
+    let (outcome, emf) = with_metrics(h.handle(
+        &event_for("action-failed-codebuild.json", &execution),
+        budget(),
+    ))
+    .await;
+    let outcome = outcome.unwrap();
     assert!(matches!(outcome, Outcome::Notified { .. }), "{outcome:?}");
+    for channel in ["slack", "sns"] {
+        assert_eq!(
+            emf.sum(
+                "Notifications",
+                &[("Channel", channel), ("Outcome", "delivered")]
+            ),
+            1.0,
+            "{channel}"
+        );
+    }
 
     let posts = rig.sink.delivered();
     assert_eq!(posts.len(), 1);
@@ -293,8 +310,10 @@ async fn a_duplicate_delivery_is_posted_once() {
     let h = handler(&rig, &[]);
     let event = common::sample("action-failed-deploy.json");
     h.handle(&event, budget()).await.unwrap();
-    let again = h.handle(&event, budget()).await.unwrap();
+    let (again, emf) = with_metrics(h.handle(&event, budget())).await;
+    let again = again.unwrap();
     assert!(matches!(again, Outcome::Skipped { .. }), "{again:?}");
+    assert_eq!(emf.sum("Events", &[("Outcome", "duplicate")]), 1.0);
     assert_eq!(rig.sink.delivered().len(), 1);
     assert_eq!(sns_messages(&rig).await.len(), 1);
 }
@@ -318,10 +337,10 @@ async fn routes_filters_and_notify_on_decide_where_and_whether_to_post() {
         "routed to the prod webhook"
     );
 
-    let skipped = h
-        .handle(&common::sample("stage-started.json"), budget())
-        .await
-        .unwrap();
+    let (skipped, emf) =
+        with_metrics(h.handle(&common::sample("stage-started.json"), budget())).await;
+    let skipped = skipped.unwrap();
+    assert_eq!(emf.sum("Events", &[("Outcome", "skipped")]), 1.0);
     assert_eq!(
         skipped,
         Outcome::Skipped {

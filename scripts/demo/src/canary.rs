@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::json;
 use standins::{FunctionProcess, Moto, Outcome, RecordingStub, RuntimeApi, SlackSink, Target};
 
-use crate::render::slack_payload;
+use crate::render::{metrics_summary, slack_payload};
 use crate::{Fallible, function_env};
 
 pub async fn run(
@@ -98,5 +98,6 @@ pub async fn run(
             print!("{}", slack_payload(payload));
         }
     }
+    print!("{}", metrics_summary(&function.stop().await));
     Ok(())
 }

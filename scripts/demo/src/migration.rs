@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use standins::ecs::{EcsWorld, stopped_task};
 use standins::{FunctionProcess, Moto, Outcome, RecordingStub, RuntimeApi, SlackSink};
 
-use crate::render::slack_payload;
+use crate::render::{metrics_summary, slack_payload};
 use crate::{Fallible, function_env};
 
 fn response(outcome: &Outcome) -> Value {
@@ -186,6 +186,6 @@ pub async fn run(
             done.operation, done.body["outputVariables"]
         );
     }
-    function.stop().await;
+    print!("{}", metrics_summary(&function.stop().await));
     Ok(())
 }

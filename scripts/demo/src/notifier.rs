@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use standins::{FunctionProcess, Moto, Outcome, RecordingStub, RuntimeApi, SlackSink};
 
-use crate::render::slack_payload;
+use crate::render::{metrics_summary, slack_payload};
 use crate::{Fallible, function_env};
 
 const EVENTS: &[(&str, &str)] = &[
@@ -97,5 +97,6 @@ pub async fn run(
             None => println!("   (nothing posted to Slack)"),
         }
     }
+    print!("{}", metrics_summary(&function.stop().await));
     Ok(())
 }

@@ -106,6 +106,49 @@ pub fn slack_payload(payload: &Value) -> String {
     out
 }
 
+/// What a function process wrote to its log as metrics, summed per metric and dimensions
+/// (the per-function set, without `Function` itself): what CloudWatch would graph.
+pub fn metrics_summary(logs: &[String]) -> String {
+    let emf = standins::emf::parse(logs);
+    let mut totals: std::collections::BTreeMap<String, f64> = std::collections::BTreeMap::new();
+    for line in &emf.lines {
+        for directive in line["_aws"]["CloudWatchMetrics"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let dims: Vec<String> = directive["Dimensions"][0]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .filter(|d| *d != "Function")
+                .map(|d| format!("{d}={}", line[d].as_str().unwrap_or_default()))
+                .collect();
+            for metric in directive["Metrics"].as_array().into_iter().flatten() {
+                let name = metric["Name"].as_str().unwrap_or_default();
+                let value: f64 = match &line[name] {
+                    Value::Array(values) => values.iter().filter_map(Value::as_f64).sum(),
+                    v => v.as_f64().unwrap_or_default(),
+                };
+                let key = if dims.is_empty() {
+                    name.to_owned()
+                } else {
+                    format!("{name} {}", dims.join(" "))
+                };
+                *totals.entry(key).or_default() += value;
+            }
+        }
+    }
+    let mut out = String::from(
+        "\n   Metrics in this container's log (CloudWatch embedded metric format; the alarms read them):\n",
+    );
+    for (key, value) in totals {
+        out.push_str(&format!("     {key}: {value}\n"));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

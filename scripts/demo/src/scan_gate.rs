@@ -10,7 +10,7 @@ use serde_json::json;
 use standins::ecr::{basic_finding, create_repository, push_image, scan_result};
 use standins::{FunctionProcess, Moto, Outcome, RecordingStub, RuntimeApi, SlackSink};
 
-use crate::render::slack_payload;
+use crate::render::{metrics_summary, slack_payload};
 use crate::{Fallible, function_env};
 
 pub async fn run(
@@ -96,6 +96,7 @@ pub async fn run(
     );
     let mut broken = FunctionProcess::spawn(binary, &broken_api, &broken_env);
     ask(&broken_api, &mut broken, &template, 4, "1.42.0", stub, sink).await;
+    print!("{}", metrics_summary(&function.stop().await));
     Ok(())
 }
 

@@ -139,6 +139,9 @@ impl SlackClient {
         deadline: &Deadline,
         attempt: u32,
     ) -> Attempt<(), SlackError> {
+        if attempt > 1 {
+            crate::metrics::count(&crate::metrics::SLACK_RETRIES, &[]);
+        }
         let budget = deadline.remaining().min(self.attempt_timeout);
         if budget.is_zero() {
             return Attempt::Retry {

@@ -8,6 +8,7 @@ pub mod call_log;
 pub mod cbor;
 pub mod ecr;
 pub mod ecs;
+pub mod emf;
 pub mod moto;
 pub mod runtime_api;
 pub mod slack_sink;
