@@ -151,9 +151,9 @@ pub struct Metrics {
     namespace: String,
     function: &'static str,
     opted_in: Vec<String>,
-    /// Lambda drops JSON lines below the function's application log level and takes a
-    /// line without `level` for INFO: at WARN or ERROR the metrics would vanish. They carry
-    /// the configured level itself, which always passes.
+    /// Lambda drops JSON lines below the function's application log level, and takes a line
+    /// for INFO unless it has both `level` and an RFC 3339 `timestamp`: at WARN or ERROR the
+    /// metrics would vanish. They carry the configured level itself, which always passes.
     level: Option<String>,
 }
 
@@ -306,6 +306,7 @@ impl Metrics {
         let mut root = Map::new();
         if let Some(level) = &self.level {
             root.insert("level".into(), json!(level));
+            root.insert("timestamp".into(), json!(rfc3339(timestamp)));
         }
         // Context first, so a recorded dimension of the same name wins.
         for (key, value) in context {
@@ -317,9 +318,12 @@ impl Metrics {
         }
         let mut primary: Vec<&str> = vec![FUNCTION];
         primary.extend(dimensions.iter().map(|(k, _)| *k));
+        // Opted-in dimensions add a set; the function-level one stays, because alarms and
+        // the dashboard read exactly that combination.
+        let mut detailed = primary.clone();
         for (key, _) in extra {
-            if !primary.contains(key) {
-                primary.push(key);
+            if !detailed.contains(key) {
+                detailed.push(key);
             }
         }
 
@@ -327,6 +331,9 @@ impl Metrics {
         let mut directives: BTreeMap<Vec<Vec<&str>>, Vec<Value>> = BTreeMap::new();
         for entry in entries {
             let mut sets = vec![primary.clone()];
+            if detailed.len() > primary.len() {
+                sets.push(detailed.clone());
+            }
             let rollup: Vec<&str> = entry
                 .metric
                 .rollup
@@ -376,6 +383,13 @@ fn valid_namespace(ns: &str) -> bool {
         && ns
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || ".-_/#: ".contains(c))
+}
+
+/// `2026-11-23T16:52:42.123Z`: the form Lambda's log-level filter reads a `timestamp` in.
+fn rfc3339(millis: u64) -> String {
+    aws_smithy_types::DateTime::from_millis(i64::try_from(millis).unwrap_or(i64::MAX))
+        .fmt(aws_smithy_types::date_time::Format::DateTime)
+        .unwrap_or_default()
 }
 
 fn now_millis() -> u64 {
@@ -465,7 +479,8 @@ mod tests {
         assert_eq!(line["Repository"], "prod/api", "written beside the metrics");
         assert_eq!(
             line["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
-            json!([["Function", "Pipeline"]])
+            json!([["Function"], ["Function", "Pipeline"]]),
+            "the function-level set the alarms read stays"
         );
     }
 
@@ -477,10 +492,19 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn lines_carry_the_configured_log_level_so_lambda_keeps_them() {
+    async fn lines_carry_the_configured_log_level_and_a_timestamp_so_lambda_keeps_them() {
         let m = metrics(&[("AWS_LAMBDA_LOG_LEVEL", "warn")]);
         let out = captured(&m, || count(&VERDICTS, &[])).await;
         assert_eq!(out[0]["level"], "WARN");
+        let at = out[0]["timestamp"].as_str().unwrap();
+        let ms = out[0]["_aws"]["Timestamp"].as_u64().unwrap();
+        assert_eq!(at, rfc3339(ms), "the same instant as the metrics'");
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_in_utc() {
+        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_795_452_762_123), "2026-11-23T16:52:42.123Z");
     }
 
     #[test]

@@ -174,6 +174,9 @@ impl NotifierConfig {
 }
 
 pub struct Notifier {
+    /// Channels whose variable is set but unusable: counted as failed deliveries, not as
+    /// channels nobody configured, so the failed-notifications alarm sees them.
+    misconfigured: Vec<&'static str>,
     slack: SlackClient,
     default_webhook: Option<SecretRef>,
     sns: Option<SnsPublisher>,
@@ -193,11 +196,24 @@ impl Notifier {
             );
         }
         Self {
+            misconfigured: Vec::new(),
             slack,
             default_webhook: config.slack_webhook,
             sns: config.sns_topic_arn.map(|arn| SnsPublisher::new(sdk, arn)),
             secrets,
         }
+    }
+
+    /// Marks the channels these problems (from [`NotifierConfig::from_env_each`]) left out.
+    pub fn with_problems(mut self, problems: &[ConfigError]) -> Self {
+        for problem in problems {
+            match problem.variable.as_str() {
+                "SLACK_WEBHOOK_URL" => self.misconfigured.push("slack"),
+                "SNS_TOPIC_ARN" => self.misconfigured.push("sns"),
+                _ => {}
+            }
+        }
+        self
     }
 
     pub fn is_dry_run(&self) -> bool {
@@ -274,11 +290,15 @@ impl ChannelOutcome {
 }
 
 impl DeliveryReport {
-    fn record_metrics(&self) {
+    fn record_metrics(&self, misconfigured: &[&str]) {
         for (channel, outcome) in [("slack", &self.slack), ("sns", &self.sns)] {
+            let name = match outcome {
+                ChannelOutcome::NotConfigured if misconfigured.contains(&channel) => "failed",
+                other => other.metric_outcome(),
+            };
             metrics::count(
                 &metrics::NOTIFICATIONS,
-                &[("Channel", channel), ("Outcome", outcome.metric_outcome())],
+                &[("Channel", channel), ("Outcome", name)],
             );
         }
     }
@@ -296,7 +316,7 @@ impl Notify for Notifier {
             let (slack, sns) = tokio::join!(self.to_slack(n, deadline), self.to_sns(n, deadline));
             DeliveryReport { slack, sns }
         };
-        report.record_metrics();
+        report.record_metrics(&self.misconfigured);
         report
     }
 }
@@ -319,6 +339,26 @@ mod tests {
             }
         };
         ChannelOutcome::Failed(e.into())
+    }
+
+    #[tokio::test]
+    async fn a_channel_left_out_for_a_malformed_variable_counts_as_failed_not_skipped() {
+        let (m, _) = metrics::Metrics::from_env("pipeline-notifier", &[("METRICS", "on")]);
+        let report = DeliveryReport {
+            slack: ChannelOutcome::NotConfigured,
+            sns: ChannelOutcome::NotConfigured,
+        };
+        let (_, lines) = m.capture(async { report.record_metrics(&["slack"]) }).await;
+        let outcome = |channel: &str| {
+            lines
+                .iter()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+                .find(|l| l["Channel"] == channel)
+                .map(|l| l["Outcome"].clone())
+                .unwrap()
+        };
+        assert_eq!(outcome("slack"), "failed");
+        assert_eq!(outcome("sns"), "skipped");
     }
 
     #[test]

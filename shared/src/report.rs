@@ -128,17 +128,15 @@ impl<N: Notify> Answerer<N> {
         F: Future<Output = Result<Reported, Error>>,
     {
         let report_deadline = deadline.less(deadline.remaining() / 2);
-        let outcome = report(report_deadline).await;
-        if outcome.is_err() {
-            crate::metrics::count(&crate::metrics::REPORT_FAILURES, &[]);
-        }
-        let reported = match outcome {
+        let reported = match report(report_deadline).await {
             Ok(r) => r,
             Err(e) if e.is_retryable() && answer.lambda_retries => {
                 tracing::error!(subject = %answer.subject, error = %e, "the report did not go through; returning an error so Lambda retries");
                 return Err(e);
             }
             Err(e) => {
+                // Counted only here, where no retry follows: the alarm means a person must act.
+                crate::metrics::count(&crate::metrics::REPORT_FAILURES, &[]);
                 tracing::error!(subject = %answer.subject, error = %e, consequence = answer.if_unreported, "the report did not go through; notifying so a person can act");
                 add_unreported_warning(&mut answer, &e);
                 let notified = self.deliver_once(&answer, deadline).await;

@@ -75,5 +75,6 @@ impl Wiring {
             tracing::error!(error = %problem, "a notification channel is misconfigured and left out");
         }
         Notifier::new(config, &self.sdk, self.slack.clone(), self.secrets.clone())
+            .with_problems(&problems)
     }
 }

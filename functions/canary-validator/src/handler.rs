@@ -9,6 +9,7 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
+use shared::config::LoadError;
 use shared::error::NotForUs;
 use shared::guard::{Guarded, guarded};
 use shared::hooks::{HookStatus, ReportHook};
@@ -238,10 +239,7 @@ where
         };
         let book = match self.book(config, deadline).await {
             Ok(b) => b,
-            Err(why) => {
-                metrics::count(&metrics::CONFIG_ERRORS, &[]);
-                return Run::broken(deployment, why);
-            }
+            Err(why) => return Run::broken(deployment, why),
         };
         let group = deployment.as_ref().map(|d| d.group.clone());
         let checks = match book.select(group.as_deref()) {
@@ -286,7 +284,17 @@ where
             .checks
             .load(secrets, deadline, parse_book)
             .await
-            .map_err(|e| e.describe("CHECKS"))
+            .map_err(|e| {
+                // A throttled or timed-out read is not a configuration a person must fix.
+                let person_must_fix = match &e {
+                    LoadError::Invalid { .. } => true,
+                    LoadError::Unreadable { error, .. } => !error.is_retryable(),
+                };
+                if person_must_fix {
+                    metrics::count(&metrics::CONFIG_ERRORS, &[]);
+                }
+                e.describe("CHECKS")
+            })
     }
 
     async fn resolve(&self, reference: &SecretRef, deadline: &Deadline) -> Result<Secret, Error> {

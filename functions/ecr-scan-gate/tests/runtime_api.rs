@@ -131,8 +131,11 @@ async fn the_binary_gates_a_pipeline_job_and_judges_scan_events() {
     assert_eq!(emf.sum("ConfigErrors", &[]), 1.0, "the bad UserParameters");
     assert_eq!(
         emf.dimension_sets("Findings"),
-        [vec!["Function", "Severity", "Repository"]],
-        "Repository opted in by METRICS_DIMENSIONS"
+        [
+            vec!["Function", "Severity"],
+            vec!["Function", "Severity", "Repository"]
+        ],
+        "Repository opted in by METRICS_DIMENSIONS: a second set; the alarms' set stays"
     );
     assert!(
         emf.lines

@@ -187,6 +187,7 @@ fn from_sdk_task(t: &aws_sdk_ecs::types::Task) -> Task {
             .collect(),
         version: t.version(),
         created_at: t.created_at().and_then(|d| d.to_millis().ok()),
+        stopped_at: t.stopped_at().and_then(|d| d.to_millis().ok()),
     }
 }
 

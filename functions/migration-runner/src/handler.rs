@@ -30,8 +30,8 @@ const MIGRATIONS: metrics::Metric = metrics::Metric::count("Migrations");
 const MIGRATION_SECONDS: metrics::Metric = metrics::Metric::seconds("MigrationSeconds");
 const LAUNCH_REFUSED: metrics::Metric = metrics::Metric::count("LaunchRefused");
 
-/// `Migrations` {Outcome} and `MigrationSeconds` (launch to the STOPPED event), once per
-/// task: on the task's end, where every migration is told whoever launched it.
+/// `Migrations` {Outcome} and `MigrationSeconds` (created to stopped), once per task in a
+/// container: on the task's end, where every migration is told whoever launched it.
 fn record_migration(outcome: &Outcome, task: &Task, now: i64) {
     let name = if outcome.succeeded() {
         "succeeded"
@@ -40,9 +40,11 @@ fn record_migration(outcome: &Outcome, task: &Task, now: i64) {
     };
     metrics::count(&MIGRATIONS, &[("Outcome", name)]);
     if let Some(created_ms) = task.created_at {
-        let seconds = now.saturating_sub(created_ms / 1000);
-        if seconds >= 0 {
-            metrics::record(&MIGRATION_SECONDS, &[], seconds as f64);
+        // The event's own stop time; without one, now (delivery lag included).
+        let stopped_ms = task.stopped_at.unwrap_or(now.saturating_mul(1000));
+        let seconds = stopped_ms.saturating_sub(created_ms) as f64 / 1000.0;
+        if seconds >= 0.0 {
+            metrics::record(&MIGRATION_SECONDS, &[], seconds);
         }
     }
 }
@@ -647,6 +649,9 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
                 }
             }
             JobStep::Broken(kind, message) => {
+                if kind == FailureKind::ConfigurationError {
+                    metrics::count(&metrics::CONFIG_ERRORS, &[]);
+                }
                 tracing::warn!(job_id = %job.job_id, message, "failing the job");
                 let n = render_problem(
                     &format!("Migration failed for {subject}"),
@@ -691,7 +696,6 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
         let config = match &self.setup {
             Ok(c) => c,
             Err(why) => {
-                metrics::count(&metrics::CONFIG_ERRORS, &[]);
                 return JobStep::Broken(
                     FailureKind::ConfigurationError,
                     format!("configuration error: {why}"),
@@ -1168,7 +1172,6 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
         };
         let o = Box::pin(self.outcome_of(config, &task, None, &deadline)).await;
         tracing::info!(task = %o.task_arn, succeeded = o.succeeded(), reasons = ?o.reasons(), "migration finished");
-        record_migration(&o, &task, inv.now);
         if Self::wants(config, o.succeeded()) {
             let n = render_outcome(&o, trigger.as_deref(), &self.place(Some(config)));
             self.answerer
@@ -1178,6 +1181,8 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
                 .into_result()?;
         }
         self.recent.record(&task.task_arn);
+        // After the notification: a failed one is retried by Lambda and would count twice.
+        record_migration(&o, &task, inv.now);
         Ok(json!({"outcome": "reported", "taskArn": o.task_arn, "succeeded": o.succeeded()}))
     }
 

@@ -36,6 +36,8 @@ pub struct Task {
     /// Milliseconds since the epoch: an ISO-8601 string in events, seconds in API answers.
     #[serde(default, deserialize_with = "timestamp")]
     pub created_at: Option<i64>,
+    #[serde(default, deserialize_with = "timestamp")]
+    pub stopped_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]

@@ -100,6 +100,7 @@ async fn the_binary_runs_a_migration_once_answers_its_job_and_reports_its_end() 
     );
     // ECS's events carry when the task was created; the runner measures from there.
     event["detail"]["createdAt"] = json!("2026-01-01T00:00:00.000Z");
+    event["detail"]["stoppedAt"] = json!("2026-01-01T00:01:30.500Z");
     for _ in 0..2 {
         let reported = api
             .invoke(&mut function, &event, Duration::from_secs(30))
@@ -127,7 +128,7 @@ async fn the_binary_runs_a_migration_once_answers_its_job_and_reports_its_end() 
     );
     let seconds = emf.values("MigrationSeconds", &[]);
     assert_eq!(seconds.len(), 1, "{seconds:?}");
-    assert!(seconds[0] > 0.0, "{seconds:?}");
+    assert_eq!(seconds, [90.5], "from createdAt to stoppedAt");
     let logs = lines.join("\n");
     standins::runtime_api::assert_no_secrets(&logs, &[]);
     assert!(logs.contains("migration task launched"), "{logs}");

@@ -6,7 +6,8 @@
 //! dimension a set names is a string member of the root; every metric's value is a number
 //! or an array of at most 100 numbers at the root; at most 30 dimensions per set and 100
 //! metrics per directive. A line that breaks a rule would be dropped by CloudWatch, so a
-//! test fails naming the rule.
+//! test fails naming the rule. And one rule of Lambda's: a line with `level` has an RFC 3339
+//! `timestamp`, or the log-level filter treats it as INFO.
 
 use serde_json::Value;
 
@@ -73,6 +74,18 @@ pub fn check(line: &Value) {
     };
     if directives.is_empty() {
         fail("_aws.CloudWatchMetrics names no directive");
+    }
+    // Lambda's log-level filter (docs: "Log-level filtering") takes a JSON line for INFO
+    // unless it has `level` and an RFC 3339 `timestamp`: below WARN it would be dropped.
+    if line.get("level").is_some() {
+        let stamp = line["timestamp"].as_str().unwrap_or_default();
+        let shaped = stamp.len() >= 20
+            && stamp.as_bytes()[4] == b'-'
+            && stamp.as_bytes()[10] == b'T'
+            && (stamp.ends_with('Z') || stamp[19..].contains(['+', '-']));
+        if !shaped {
+            fail("a line with `level` needs an RFC 3339 `timestamp` for Lambda to use it");
+        }
     }
     if line.to_string().len() > 256 * 1024 {
         fail("a log event is at most 256 KB");
@@ -218,6 +231,14 @@ mod tests {
     fn a_metric_without_its_value_is_refused() {
         let mut line = good();
         line["Events"] = json!("1");
+        check(&line);
+    }
+
+    #[test]
+    #[should_panic(expected = "RFC 3339")]
+    fn a_level_without_a_timestamp_is_refused() {
+        let mut line = good();
+        line["level"] = json!("WARN");
         check(&line);
     }
 
