@@ -69,6 +69,17 @@ pub fn ecs_task(region: &str, cluster: &str, task: &str) -> String {
     )
 }
 
+/// The service's deployments tab, where an ECS-native deployment and its rollback show.
+pub fn ecs_service_deployments(region: &str, cluster: &str, service: &str) -> String {
+    format!(
+        "{}/ecs/v2/clusters/{}/services/{}/deployments?region={}",
+        host(region),
+        enc(cluster),
+        enc(service),
+        enc(region)
+    )
+}
+
 pub fn codedeploy_deployment(region: &str, deployment_id: &str) -> String {
     format!(
         "{}/codesuite/codedeploy/deployments/{}?region={}",

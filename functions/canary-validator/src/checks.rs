@@ -17,6 +17,23 @@
 //! ```
 //!
 //! A bare list is the default set.
+//!
+//! ECS-native deployments (ECS runs blue/green, linear or canary itself and invokes the hook)
+//! choose their set by service, and optionally by lifecycle stage, from `ecs_services`. A key
+//! is `<cluster>/<service>` or just `<service>` (the longer key wins); its value is a list
+//! (every stage the hook is configured for) or an object of stage → list with an optional
+//! `default`:
+//!
+//! ```json
+//! {
+//!   "ecs_services": {
+//!     "prod/prod-api": {
+//!       "POST_TEST_TRAFFIC_SHIFT": [{"type": "http", "url": "https://api-test.internal:9443/health"}],
+//!       "POST_PRODUCTION_TRAFFIC_SHIFT": [{"type": "alarms", "alarms": ["prod-api-5xx"], "bake": "45m"}]
+//!     }
+//!   }
+//! }
+//! ```
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -28,7 +45,7 @@ use shared::config::parse_duration;
 use shared::secrets::SecretRef;
 
 /// What the expected format is, for configuration errors.
-pub const CHECKS_EXPECTED: &str = r#"a JSON object {"default": [check…], "deployment_groups": {"<group>": [check…]}} (or a JSON list of checks), or ssm:/parameter/name"#;
+pub const CHECKS_EXPECTED: &str = r#"a JSON object {"default": [check…], "deployment_groups": {"<group>": [check…]}, "ecs_services": {"<service>": [check…] or {"<STAGE>": [check…]}}} (or a JSON list of checks), or ssm:/parameter/name"#;
 
 pub const MAX_ATTEMPTS: u32 = 100;
 pub const MAX_ALARMS: usize = 100;
@@ -39,6 +56,47 @@ pub const BODY_CAP: usize = 64 * 1024;
 pub struct CheckBook {
     pub default: Vec<Check>,
     pub groups: BTreeMap<String, Vec<Check>>,
+    /// ECS-native hooks: by `<cluster>/<service>` or `<service>`.
+    pub ecs_services: BTreeMap<String, StageSets>,
+}
+
+/// The ECS lifecycle stages a hook can be invoked at (ECS developer guide, "Lifecycle hooks
+/// for Amazon ECS service deployments"). Book keys are checked against them so a typo is a
+/// configuration error rather than a stage that silently never matches.
+pub const ECS_STAGES: [&str; 8] = [
+    "RECONCILE_SERVICE",
+    "PRE_SCALE_UP",
+    "POST_SCALE_UP",
+    "TEST_TRAFFIC_SHIFT",
+    "POST_TEST_TRAFFIC_SHIFT",
+    "PRE_PRODUCTION_TRAFFIC_SHIFT",
+    "PRODUCTION_TRAFFIC_SHIFT",
+    "POST_PRODUCTION_TRAFFIC_SHIFT",
+];
+
+/// One ECS service's checks: per stage, and for the stages not named.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StageSets {
+    pub any_stage: Vec<Check>,
+    pub stages: BTreeMap<String, Vec<Check>>,
+}
+
+/// Which set applies to an ECS-native hook invocation, and why.
+#[derive(Debug, PartialEq)]
+pub enum EcsSelection<'a> {
+    /// `name` is the book key that matched, for messages and the bake state.
+    Found {
+        name: String,
+        checks: &'a [Check],
+    },
+    Default(&'a [Check]),
+    /// `hookDetails` named a set the book does not have: a typo must not pass.
+    UnknownSet(String),
+    /// The service has an entry, but nothing for this stage.
+    NoStage {
+        name: String,
+    },
+    Nothing,
 }
 
 /// Which set applies to a deployment, and why.
@@ -55,6 +113,43 @@ pub enum Selection<'a> {
 impl CheckBook {
     pub fn has_group_sets(&self) -> bool {
         !self.groups.is_empty()
+    }
+
+    /// `named` (from the service's `hookDetails`) wins; then `<cluster>/<service>`, then
+    /// `<service>`, then the book's default set.
+    pub fn select_ecs(
+        &self,
+        named: Option<&str>,
+        cluster: &str,
+        service: &str,
+        stage: &str,
+    ) -> EcsSelection<'_> {
+        let qualified = format!("{cluster}/{service}");
+        let entry = match named {
+            Some(n) => match self.ecs_services.get_key_value(n) {
+                Some(e) => Some(e),
+                None => return EcsSelection::UnknownSet(n.to_owned()),
+            },
+            None => self
+                .ecs_services
+                .get_key_value(qualified.as_str())
+                .or_else(|| self.ecs_services.get_key_value(service)),
+        };
+        match entry {
+            Some((name, sets)) => match sets.stages.get(stage) {
+                Some(set) => EcsSelection::Found {
+                    name: name.clone(),
+                    checks: set,
+                },
+                None if !sets.any_stage.is_empty() => EcsSelection::Found {
+                    name: name.clone(),
+                    checks: &sets.any_stage,
+                },
+                None => EcsSelection::NoStage { name: name.clone() },
+            },
+            None if self.default.is_empty() => EcsSelection::Nothing,
+            None => EcsSelection::Default(&self.default),
+        }
     }
 
     pub fn select(&self, group: Option<&str>) -> Selection<'_> {
@@ -146,6 +241,8 @@ struct RawBook {
     default: Option<Vec<Value>>,
     #[serde(default)]
     deployment_groups: BTreeMap<String, Vec<Value>>,
+    #[serde(default)]
+    ecs_services: BTreeMap<String, Value>,
 }
 
 #[derive(Deserialize)]
@@ -219,10 +316,11 @@ pub fn parse_book(text: &str) -> Result<CheckBook, String> {
         Value::Array(list) => RawBook {
             default: Some(list),
             deployment_groups: BTreeMap::new(),
+            ecs_services: BTreeMap::new(),
         },
         other @ Value::Object(_) => serde_json::from_value(other).map_err(|e| {
             format!(
-                "{} (expected the keys default and deployment_groups)",
+                "{} (expected the keys default, deployment_groups and ecs_services)",
                 shape_error(&e)
             )
         })?,
@@ -235,6 +333,63 @@ pub fn parse_book(text: &str) -> Result<CheckBook, String> {
             .map(|(i, v)| parse_check(v).map_err(|why| format!("{set} check #{}: {why}", i + 1)))
             .collect()
     };
+    let non_empty = |set: &str, items: Vec<Value>| -> Result<Vec<Check>, String> {
+        let checks = parse_set(set, items)?;
+        if checks.is_empty() {
+            return Err(format!(
+                "{set} has no checks; a hook that checks nothing would let any release through"
+            ));
+        }
+        Ok(checks)
+    };
+    let mut ecs_services = BTreeMap::new();
+    for (key, raw) in raw.ecs_services {
+        let shape = key.split('/').collect::<Vec<_>>();
+        if shape.len() > 2 || shape.iter().any(|part| part.trim().is_empty()) {
+            return Err(format!(
+                "ecs_services key {key:?} is neither <service> nor <cluster>/<service>"
+            ));
+        }
+        let list = |stage: &str, v: Value| match v {
+            Value::Array(items) => Ok(items),
+            _ => Err(format!(
+                "ECS service {key:?} stage {stage}: expected a list of checks"
+            )),
+        };
+        let sets = match raw {
+            Value::Array(items) => StageSets {
+                any_stage: non_empty(&format!("ECS service {key:?}"), items)?,
+                stages: BTreeMap::new(),
+            },
+            Value::Object(by_stage) => {
+                let mut sets = StageSets::default();
+                for (stage, items) in by_stage {
+                    let items = list(&stage, items)?;
+                    let set = non_empty(&format!("ECS service {key:?} stage {stage}"), items)?;
+                    if stage == "default" {
+                        sets.any_stage = set;
+                    } else if ECS_STAGES.contains(&stage.as_str()) {
+                        sets.stages.insert(stage, set);
+                    } else {
+                        return Err(format!(
+                            "ECS service {key:?}: {stage:?} is not a lifecycle stage ({} or default)",
+                            ECS_STAGES.join(", ")
+                        ));
+                    }
+                }
+                if sets.any_stage.is_empty() && sets.stages.is_empty() {
+                    return Err(format!("ECS service {key:?} has no checks"));
+                }
+                sets
+            }
+            _ => {
+                return Err(format!(
+                    "ECS service {key:?}: expected a list of checks, or an object of lifecycle stage to list"
+                ));
+            }
+        };
+        ecs_services.insert(key, sets);
+    }
     let book = CheckBook {
         default: match raw.default {
             Some(items) if items.is_empty() => {
@@ -258,8 +413,9 @@ pub fn parse_book(text: &str) -> Result<CheckBook, String> {
                 Ok((g, set))
             })
             .collect::<Result<_, String>>()?,
+        ecs_services,
     };
-    if book.default.is_empty() && book.groups.is_empty() {
+    if book.default.is_empty() && book.groups.is_empty() && book.ecs_services.is_empty() {
         return Err(
             "no checks configured; a hook that checks nothing would let any release through".into(),
         );
@@ -547,5 +703,96 @@ mod tests {
             "Authorization".into(),
             SecretRef::Ssm("/canary/token".into())
         )));
+    }
+
+    #[test]
+    fn ecs_services_choose_by_name_then_cluster_and_service_then_stage() {
+        let b = book(json!({
+            "default": [{"type": "alarms", "alarms": ["fallback"]}],
+            "ecs_services": {
+                "prod-api": [{"type": "alarms", "alarms": ["any-cluster"]}],
+                "prod/prod-api": {
+                    "POST_TEST_TRAFFIC_SHIFT": [{"type": "alarms", "alarms": ["test"]}],
+                    "default": [{"type": "alarms", "alarms": ["prod-default"]}]
+                },
+                "staged-only": {"POST_SCALE_UP": [{"type": "alarms", "alarms": ["scaled"]}]}
+            }
+        }))
+        .unwrap();
+        let first = |sel: EcsSelection<'_>| match sel {
+            EcsSelection::Found { name, checks } => format!("{name}: {}", checks[0].name),
+            EcsSelection::Default(checks) => format!("default: {}", checks[0].name),
+            other => format!("{other:?}"),
+        };
+        let pick =
+            |named, cluster, service, stage| first(b.select_ecs(named, cluster, service, stage));
+        assert_eq!(
+            pick(None, "prod", "prod-api", "POST_TEST_TRAFFIC_SHIFT"),
+            "prod/prod-api: alarm test"
+        );
+        assert_eq!(
+            pick(None, "prod", "prod-api", "PRE_SCALE_UP"),
+            "prod/prod-api: alarm prod-default"
+        );
+        assert_eq!(
+            pick(None, "stage", "prod-api", "PRE_SCALE_UP"),
+            "prod-api: alarm any-cluster"
+        );
+        assert_eq!(
+            pick(None, "prod", "other", "PRE_SCALE_UP"),
+            "default: alarm fallback"
+        );
+        assert_eq!(
+            pick(Some("staged-only"), "prod", "prod-api", "POST_SCALE_UP"),
+            "staged-only: alarm scaled"
+        );
+        assert_eq!(
+            b.select_ecs(Some("staged-only"), "prod", "prod-api", "PRE_SCALE_UP"),
+            EcsSelection::NoStage {
+                name: "staged-only".into()
+            }
+        );
+        assert_eq!(
+            b.select_ecs(Some("typo"), "prod", "prod-api", "PRE_SCALE_UP"),
+            EcsSelection::UnknownSet("typo".into())
+        );
+        let no_default =
+            book(json!({"ecs_services": {"a": [{"type": "alarms", "alarms": ["x"]}]}})).unwrap();
+        assert_eq!(
+            no_default.select_ecs(None, "c", "b", "PRE_SCALE_UP"),
+            EcsSelection::Nothing
+        );
+    }
+
+    #[test]
+    fn ecs_service_mistakes_are_configuration_errors() {
+        let alarm = json!({"type": "alarms", "alarms": ["a"]});
+        for (v, expect) in [
+            (
+                json!({"ecs_services": {"svc": {"POST_TEST_TRAFIC_SHIFT": [alarm]}}}),
+                "is not a lifecycle stage",
+            ),
+            (json!({"ecs_services": {"svc": []}}), "has no checks"),
+            (json!({"ecs_services": {"svc": {}}}), "has no checks"),
+            (
+                json!({"ecs_services": {"a/b/c": [alarm]}}),
+                "neither <service> nor <cluster>/<service>",
+            ),
+            (
+                json!({"ecs_services": {"svc": "health"}}),
+                "expected a list of checks",
+            ),
+            (
+                json!({"ecs_services": {"svc": {"PRE_SCALE_UP": {}}}}),
+                "expected a list of checks",
+            ),
+            (
+                json!({"ecs_services": {"svc": [{"type": "http", "url": "ftp://x/"}]}}),
+                "ECS service \"svc\" check #1",
+            ),
+        ] {
+            let err = book(v.clone()).unwrap_err();
+            assert!(err.contains(expect), "{v}: {err}");
+        }
     }
 }

@@ -1,5 +1,8 @@
-//! One hook invocation: look up the deployment, run its checks, report Succeeded or Failed
-//! exactly once before the deadline, then notify.
+//! One hook invocation. A CodeDeploy hook: look up the deployment, run its checks, report
+//! Succeeded or Failed exactly once before the deadline, then notify. An ECS-native hook
+//! ([`native`]): run the service's checks and answer by return value.
+
+mod native;
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -13,14 +16,15 @@ use shared::config::LoadError;
 use shared::error::NotForUs;
 use shared::guard::{Guarded, guarded};
 use shared::hooks::{HookStatus, ReportHook};
+use shared::jobs::Reported;
 use shared::metrics;
-use shared::notifier::Notify;
+use shared::notifier::{Notification, Notify};
 use shared::report::{Answer, Answerer};
 use shared::secrets::{Secret, SecretRef, Secrets};
 use shared::{Deadline, Error};
 
 use crate::alarms::{Alarms, run_alarms};
-use crate::checks::{Check, CheckBook, CheckKind, HttpCheck, Selection, parse_book};
+use crate::checks::{AlarmsCheck, Check, CheckBook, CheckKind, HttpCheck, Selection, parse_book};
 use crate::config::{Config, Hook, NotifyOn};
 use crate::deployment::{Deployments, Lookup};
 use crate::http::{Probe, run_http};
@@ -39,15 +43,44 @@ const MIN_CHECK_TIME: Duration = Duration::from_secs(1);
 /// What the function was built with: a configuration, or why there is none.
 pub type Setup = Result<Config, String>;
 
+/// How a check runs in this invocation.
+#[derive(Debug, Clone, PartialEq)]
+enum Plan {
+    /// In full: probes, and the whole bake window.
+    Run,
+    /// Passed in an earlier ECS-native invocation of the same hook.
+    Passed,
+    /// The rest of a bake that fits in this invocation.
+    BakeFor(Duration),
+    /// One look at the alarms; the bake goes on in a later invocation.
+    LookOnce,
+}
+
+/// The deadline checks must finish by: the invocation's, less the report margin. Too little
+/// left is a misconfigured timeout, said in words a person can act on.
+fn work_time(config: &Config, deadline: &Deadline) -> Result<Deadline, String> {
+    let margin = config.report_margin;
+    let work_deadline = deadline.less(margin);
+    if work_deadline.remaining() < MIN_CHECK_TIME {
+        return Err(format!(
+            "the function's timeout leaves {} for checks after the {} report margin; raise the timeout",
+            human_duration(work_deadline.remaining()),
+            human_duration(margin)
+        ));
+    }
+    Ok(work_deadline)
+}
+
 const HOOK_RESULTS: metrics::Metric = metrics::Metric::count("HookResults");
 const CHECK_RESULTS: metrics::Metric = metrics::Metric::count("CheckResults");
 
-/// `HookResults` {Hook, Status} and `CheckResults` {Type, Result}.
-fn record_run(hook: &str, run: &Run, status: HookStatus) {
+/// `HookResults` {Hook, Status} and `CheckResults` {Type, Result}. `hook` is the CodeDeploy
+/// hook or the ECS lifecycle stage.
+fn record_run(hook: &str, run: &Run, status: &str) {
     if let Some(d) = &run.deployment {
         metrics::context("Application", &d.application);
     }
-    metrics::count(&HOOK_RESULTS, &[("Hook", hook), ("Status", status.name())]);
+    metrics::count(&HOOK_RESULTS, &[("Hook", hook), ("Status", status)]);
     for check in &run.checks {
         metrics::count(
             &CHECK_RESULTS,
@@ -118,7 +151,7 @@ where
             tracing::error!(reason = %why, "configuration error: every invocation will report Failed until it is fixed");
         }
         Self {
-            hook: setup.as_ref().map(|c| c.hook).ok().or(hook),
+            hook: setup.as_ref().ok().and_then(|c| c.hook).or(hook),
             setup,
             ports,
             region,
@@ -126,6 +159,9 @@ where
     }
 
     pub async fn handle(&self, event: &Value, deadline: Deadline) -> Result<Value, Error> {
+        if crate::ecs::looks_like_ecs_hook(event) {
+            return Ok(self.handle_ecs(event, deadline).await);
+        }
         let ids = match parse_event(event) {
             Ok(ids) => ids,
             Err(why) => {
@@ -142,19 +178,18 @@ where
                 return self.finish(&ids, run, &deadline).await;
             }
         };
-        let margin = config.report_margin;
-        let work_deadline = deadline.less(margin);
-        if work_deadline.remaining() < MIN_CHECK_TIME {
+        if config.hook.is_none() {
+            metrics::count(&metrics::CONFIG_ERRORS, &[]);
             let run = Run::broken(
                 None,
-                format!(
-                    "the function's timeout leaves {} for checks after the {} report margin; raise the timeout",
-                    human_duration(work_deadline.remaining()),
-                    human_duration(margin)
-                ),
+                "configuration error: HOOK is not set; a CodeDeploy hook needs it (BeforeAllowTraffic, AfterAllowTraffic, ...)",
             );
             return self.finish(&ids, run, &deadline).await;
         }
+        let work_deadline = match work_time(config, &deadline) {
+            Ok(d) => d,
+            Err(why) => return self.finish(&ids, Run::broken(None, why), &deadline).await,
+        };
         let run = match guarded(
             &work_deadline,
             Box::pin(self.evaluate(config, &ids, &work_deadline)),
@@ -179,7 +214,7 @@ where
             HookStatus::Failed
         };
         let hook = self.hook.map(Hook::name).unwrap_or("(unknown hook)");
-        record_run(hook, &run, status);
+        record_run(hook, &run, status.name());
         match run.failure_summary() {
             None => {
                 tracing::info!(deployment_id = %ids.deployment_id, hook, checks = run.checks.len(), "all checks passed")
@@ -266,7 +301,9 @@ where
         if let Some(e) = &lookup_error {
             tracing::warn!(error = %e, "deployment look-up failed; running the default checks");
         }
-        let checks = self.run_checks(checks, deadline).await;
+        let checks = self
+            .run_checks(checks, &vec![Plan::Run; checks.len()], deadline)
+            .await;
         Run {
             deployment,
             checks,
@@ -325,14 +362,34 @@ where
         Ok(headers)
     }
 
-    async fn run_one(&self, check: &Check, deadline: &Deadline) -> CheckReport {
+    async fn run_one(&self, check: &Check, plan: &Plan, deadline: &Deadline) -> CheckReport {
+        let label = check.kind.label();
         let work = async {
-            match &check.kind {
-                CheckKind::Http(h) => match self.headers(h, deadline).await {
+            match (&check.kind, plan) {
+                (_, Plan::Passed) => Judgement {
+                    passed: true,
+                    evidence: Evidence(vec!["passed in an earlier invocation".into()]),
+                    reasons: Vec::new(),
+                },
+                (CheckKind::Alarms(a), Plan::BakeFor(left)) => {
+                    let rest = AlarmsCheck {
+                        bake: *left,
+                        ..a.clone()
+                    };
+                    run_alarms(&self.ports.alarms, &rest, deadline).await
+                }
+                (CheckKind::Alarms(a), Plan::LookOnce) => {
+                    let look = AlarmsCheck {
+                        bake: Duration::ZERO,
+                        ..a.clone()
+                    };
+                    run_alarms(&self.ports.alarms, &look, deadline).await
+                }
+                (CheckKind::Http(h), _) => match self.headers(h, deadline).await {
                     Ok(headers) => run_http(&self.ports.probe, h, headers, deadline).await,
                     Err(why) => Judgement::failed(why),
                 },
-                CheckKind::Alarms(a) => run_alarms(&self.ports.alarms, a, deadline).await,
+                (CheckKind::Alarms(a), _) => run_alarms(&self.ports.alarms, a, deadline).await,
             }
         };
         let judgement = match guarded(deadline, work).await {
@@ -340,23 +397,33 @@ where
             Guarded::Panicked => Judgement::failed("the check panicked; see the function's log"),
             Guarded::OutOfTime => Judgement::failed(OUT_OF_TIME),
         };
-        CheckReport::from_judgement(&check.name, check.kind.label(), judgement)
+        let mut report = CheckReport::from_judgement(&check.name, label, judgement);
+        if matches!(plan, Plan::LookOnce) && report.state == CheckState::Passed {
+            report.state = CheckState::Baking;
+        }
+        report
     }
 
     /// All checks at once; the first failure decides the verdict, so the rest are stopped
     /// rather than holding the deployment (and its rollback) for the rest of a bake.
-    async fn run_checks(&self, checks: &[Check], deadline: &Deadline) -> Vec<CheckReport> {
+    async fn run_checks(
+        &self,
+        checks: &[Check],
+        plans: &[Plan],
+        deadline: &Deadline,
+    ) -> Vec<CheckReport> {
         let deadline = deadline.less(CHECK_SLACK);
         let mut done: Vec<Option<CheckReport>> = vec![None; checks.len()];
         {
             let mut running: FuturesUnordered<_> = checks
                 .iter()
                 .enumerate()
-                .map(|(i, check)| {
+                .zip(plans)
+                .map(|((i, check), plan)| {
                     let deadline = &deadline;
                     // Boxed: unboxed, the nested futures overflow the compiler's layout
                     // query depth once the runtime wraps them.
-                    async move { (i, Box::pin(self.run_one(check, deadline)).await) }
+                    async move { (i, Box::pin(self.run_one(check, plan, deadline)).await) }
                 })
                 .collect();
             while let Some((i, report)) = running.next().await {
@@ -394,8 +461,7 @@ mod tests {
     use crate::alarms::AlarmState;
     use crate::http::{ProbeRequest, ProbeResponse};
     use crate::report::Deployment;
-    use shared::jobs::Reported;
-    use shared::notifier::{ChannelOutcome, DeliveryReport, Notification};
+    use shared::notifier::{ChannelOutcome, DeliveryReport};
     use std::sync::Mutex;
     use std::time::Instant;
 
@@ -494,13 +560,34 @@ mod tests {
     type Test = Handler<FakeDeployments, QuietAlarms, FixedProbe, Hooks, Notes>;
 
     fn handler(checks: Value, found: Found, status: u16, already: bool) -> Test {
+        handler_with(
+            checks,
+            found,
+            status,
+            already,
+            &[("HOOK", "AfterAllowTraffic")],
+        )
+    }
+
+    fn handler_with(
+        checks: Value,
+        found: Found,
+        status: u16,
+        already: bool,
+        extra: &[(&str, &str)],
+    ) -> Test {
         let checks = checks.to_string();
-        let setup = Config::from_env(&[
-            ("HOOK", "AfterAllowTraffic"),
-            ("CHECKS", checks.as_str()),
-            ("REPORT_MARGIN", "1s"),
-        ])
-        .map_err(|e| e.to_string());
+        let mut env: std::collections::HashMap<String, String> = [
+            ("CHECKS".to_owned(), checks),
+            ("REPORT_MARGIN".to_owned(), "1s".to_owned()),
+        ]
+        .into();
+        env.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        let setup = Config::from_env(&env).map_err(|e| e.to_string());
         Handler::new(
             setup,
             None,
@@ -660,5 +747,231 @@ mod tests {
             .unwrap();
         assert_eq!(out["outcome"], "ignored");
         assert!(reports(&h).is_empty());
+    }
+
+    const GREEN: &str = "arn:aws:ecs:us-west-2:123456789012:service-revision/prod/prod-api/222";
+    const BLUE: &str = "arn:aws:ecs:us-west-2:123456789012:service-revision/prod/prod-api/111";
+
+    fn ecs_event(stage: &str, green_weight: u32) -> Value {
+        json!({
+            "executionId": "exec-1",
+            "lifecycleStage": stage,
+            "executionDetails": {
+                "serviceArn": "arn:aws:ecs:us-west-2:123456789012:service/prod/prod-api",
+                "targetServiceRevisionArn": GREEN,
+                "testTrafficWeights": {},
+                "productionTrafficWeights": {GREEN: green_weight, BLUE: 100 - green_weight}
+            }
+        })
+    }
+
+    fn ecs_book() -> Value {
+        json!({"ecs_services": {"prod-api": {
+            "POST_TEST_TRAFFIC_SHIFT": [http()],
+            "POST_PRODUCTION_TRAFFIC_SHIFT": [http(), {"type": "alarms", "alarms": ["api-5xx"], "bake": "30m", "poll": "20s"}]
+        }}})
+    }
+
+    fn ecs_handler(status: u16) -> Test {
+        handler_with(
+            ecs_book(),
+            Found::Unknown,
+            status,
+            false,
+            &[("NOTIFY_ON", "ALL")],
+        )
+    }
+
+    fn notes(h: &Test) -> Vec<Notification> {
+        h.ports.answerer.notifier().0.lock().unwrap().clone()
+    }
+
+    #[tokio::test]
+    async fn an_ecs_hook_is_answered_by_return_value_without_a_codedeploy_report() {
+        let h = ecs_handler(200);
+        let out = h
+            .handle(&ecs_event("POST_TEST_TRAFFIC_SHIFT", 0), budget())
+            .await
+            .unwrap();
+        assert_eq!(out, json!({"hookStatus": "SUCCEEDED"}));
+        assert!(reports(&h).is_empty());
+        assert_eq!(
+            notes(&h)[0].subject,
+            "POST_TEST_TRAFFIC_SHIFT passed: prod/prod-api"
+        );
+        let failing = ecs_handler(500);
+        let out = failing
+            .handle(&ecs_event("POST_TEST_TRAFFIC_SHIFT", 0), budget())
+            .await
+            .unwrap();
+        assert_eq!(out, json!({"hookStatus": "FAILED"}));
+        assert!(
+            notes(&failing)[0]
+                .body()
+                .contains("rolls the deployment back")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_bake_longer_than_the_invocation_continues_with_sealed_state() {
+        let h = ecs_handler(200);
+        let event = ecs_event("POST_PRODUCTION_TRAFFIC_SHIFT", 100);
+        let out = h.handle(&event, budget()).await.unwrap();
+        assert_eq!(out["hookStatus"], "IN_PROGRESS", "{out}");
+        assert_eq!(out["callBackDelay"], 20);
+        let state = &out["hookDetails"][crate::bake::DETAILS_KEY];
+        assert_eq!(
+            state["passed"],
+            json!([0]),
+            "the http check is not repeated"
+        );
+        assert_eq!(
+            notes(&h)[0].subject,
+            "POST_PRODUCTION_TRAFFIC_SHIFT baking: prod/prod-api",
+            "the bake's start is posted once"
+        );
+        let mut again = event.clone();
+        again["hookDetails"] = out["hookDetails"].clone();
+        let second = h.handle(&again, budget()).await.unwrap();
+        assert_eq!(second["hookStatus"], "IN_PROGRESS");
+        assert_eq!(
+            second["hookDetails"][crate::bake::DETAILS_KEY]["invocations"],
+            2
+        );
+        assert_eq!(notes(&h).len(), 1, "callbacks are not posted");
+    }
+
+    #[tokio::test]
+    async fn tampered_or_foreign_bake_state_fails_the_hook() {
+        let h = ecs_handler(200);
+        let event = ecs_event("POST_PRODUCTION_TRAFFIC_SHIFT", 100);
+        let out = h.handle(&event, budget()).await.unwrap();
+        let mut tampered = event.clone();
+        tampered["hookDetails"] = out["hookDetails"].clone();
+        tampered["hookDetails"][crate::bake::DETAILS_KEY]["started_ms"] = json!(0);
+        let answer = h.handle(&tampered, budget()).await.unwrap();
+        assert_eq!(answer, json!({"hookStatus": "FAILED"}));
+        let mut foreign = event.clone();
+        foreign["executionId"] = json!("exec-2");
+        foreign["hookDetails"] = out["hookDetails"].clone();
+        let answer = h.handle(&foreign, budget()).await.unwrap();
+        assert_eq!(answer, json!({"hookStatus": "FAILED"}));
+        assert!(
+            notes(&h)
+                .last()
+                .unwrap()
+                .body()
+                .contains("not this execution's")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_bake_past_max_bake_fails() {
+        let h = handler_with(
+            ecs_book(),
+            Found::Unknown,
+            200,
+            false,
+            &[("MAX_BAKE", "45m")],
+        );
+        let mut event = ecs_event("POST_PRODUCTION_TRAFFIC_SHIFT", 100);
+        let book = parse_book(&ecs_book().to_string()).unwrap();
+        let set = &book.ecs_services["prod-api"].stages["POST_PRODUCTION_TRAFFIC_SHIFT"];
+        let state = crate::bake::BakeState {
+            held_since_ms: crate::bake::now_ms() - 46 * 60 * 1000,
+            started_ms: crate::bake::now_ms() - 60 * 1000,
+            passed: vec![0],
+            invocations: 90,
+            set: crate::bake::set_digest("prod-api", set),
+        };
+        let binding = crate::bake::Binding {
+            execution_id: "exec-1",
+            revision: GREEN,
+            stage: "POST_PRODUCTION_TRAFFIC_SHIFT",
+        };
+        event["hookDetails"] =
+            crate::bake::seal(&serde_json::Map::new(), &state, binding, None).unwrap();
+        let out = h.handle(&event, budget()).await.unwrap();
+        assert_eq!(out, json!({"hookStatus": "FAILED"}));
+        assert!(notes(&h)[0].body().contains("MAX_BAKE"));
+        let too_long = handler_with(
+            ecs_book(),
+            Found::Unknown,
+            200,
+            false,
+            &[("MAX_BAKE", "10m")],
+        );
+        let out = too_long
+            .handle(&ecs_event("POST_PRODUCTION_TRAFFIC_SHIFT", 100), budget())
+            .await
+            .unwrap();
+        assert_eq!(
+            out,
+            json!({"hookStatus": "FAILED"}),
+            "a 30m bake can never fit 10m"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_rollback_invocation_succeeds_at_once_and_is_notified() {
+        let h = ecs_handler(0);
+        let out = h
+            .handle(&ecs_event("PRODUCTION_TRAFFIC_SHIFT", 0), budget())
+            .await
+            .unwrap();
+        assert_eq!(out, json!({"hookStatus": "SUCCEEDED"}));
+        let n = notes(&h);
+        assert_eq!(
+            n[0].subject,
+            "PRODUCTION_TRAFFIC_SHIFT rollback in progress: prod/prod-api"
+        );
+    }
+
+    #[tokio::test]
+    async fn ecs_hooks_always_answer_a_valid_status() {
+        let panicking = ecs_handler(0);
+        let out = panicking
+            .handle(&ecs_event("POST_TEST_TRAFFIC_SHIFT", 0), budget())
+            .await
+            .unwrap();
+        assert_eq!(out, json!({"hookStatus": "FAILED"}));
+        let no_stage = ecs_handler(200);
+        let out = no_stage
+            .handle(&ecs_event("PRE_SCALE_UP", 0), budget())
+            .await
+            .unwrap();
+        assert_eq!(out, json!({"hookStatus": "FAILED"}));
+        assert!(
+            notes(&no_stage)[0]
+                .body()
+                .contains("no checks for stage PRE_SCALE_UP")
+        );
+        let mut named = ecs_event("POST_TEST_TRAFFIC_SHIFT", 0);
+        named["hookDetails"] = json!({"checkSet": "typo"});
+        let out = no_stage.handle(&named, budget()).await.unwrap();
+        assert_eq!(out, json!({"hookStatus": "FAILED"}));
+        let unreadable = no_stage
+            .handle(
+                &json!({"lifecycleStage": "POST_TEST_TRAFFIC_SHIFT"}),
+                budget(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(unreadable, json!({"hookStatus": "FAILED"}));
+        let broken = handler_with(json!([]), Found::Unknown, 200, false, &[]);
+        let out = broken
+            .handle(&ecs_event("POST_TEST_TRAFFIC_SHIFT", 0), budget())
+            .await
+            .unwrap();
+        assert_eq!(out, json!({"hookStatus": "FAILED"}));
+    }
+
+    #[tokio::test]
+    async fn a_codedeploy_hook_without_hook_set_reports_failed() {
+        let h = handler_with(json!([http()]), Found::Group("g"), 200, false, &[]);
+        let out = h.handle(&event(), budget()).await.unwrap();
+        assert_eq!(out["status"], "Failed");
+        assert!(out["problem"].as_str().unwrap().contains("HOOK is not set"));
+        assert_eq!(reports(&h).len(), 1);
     }
 }

@@ -3,9 +3,11 @@
 
 pub mod alarms;
 pub mod app;
+pub mod bake;
 pub mod checks;
 pub mod config;
 pub mod deployment;
+pub mod ecs;
 pub mod handler;
 pub mod http;
 pub mod render;

@@ -1,13 +1,168 @@
 //! The notification: hook, application / deployment group, deployment with a console link,
-//! the verdict and a line per check with its evidence.
+//! the verdict and a line per check with its evidence. ECS-native hooks say service,
+//! revision and stage instead, and a long bake's progress.
+
+use std::time::Duration;
 
 use shared::console;
 use shared::hooks::HookStatus;
 use shared::notifier::Notification;
 use shared::slack::{Block, Button, Message, Mrkdwn};
+use shared::text::human_duration;
 
 use crate::config::Hook;
+use crate::ecs::{EcsHook, EcsStatus};
 use crate::report::{CheckState, Run};
+
+/// How far a bake across ECS-native invocations has got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BakeProgress {
+    pub watched: Duration,
+    /// The longest bake window in the set.
+    pub window: Duration,
+    pub invocations: u32,
+}
+
+impl BakeProgress {
+    fn line(&self) -> String {
+        format!(
+            "watched {} of {} over {} invocation{}",
+            human_duration(self.watched),
+            human_duration(self.window),
+            self.invocations,
+            if self.invocations == 1 { "" } else { "s" }
+        )
+    }
+}
+
+/// What an ECS-native notification is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EcsNews {
+    Verdict(EcsStatus),
+    /// A bake that continues across invocations has begun; `next_look` is the callback delay.
+    BakeStarted {
+        next_look: Duration,
+    },
+    /// ECS is rolling back; the hook answered SUCCEEDED so as not to block it.
+    Rollback,
+}
+
+fn check_lines(run: &Run) -> Option<Block> {
+    if run.checks.is_empty() {
+        return None;
+    }
+    let mut lines = Mrkdwn::new().bold("Checks");
+    for c in &run.checks {
+        let mark = match c.state {
+            CheckState::Passed => "✅",
+            CheckState::Failed => "❌",
+            CheckState::Cancelled => "⏹️",
+            CheckState::Baking => "⏳",
+        };
+        lines = lines
+            .newline()
+            .literal(mark)
+            .literal(" ")
+            .bold(&c.name)
+            .plain(" (")
+            .plain(c.kind)
+            .plain(")");
+        if !c.evidence.0.is_empty() {
+            lines = lines.plain(" — ").plain(&c.evidence.line());
+        }
+        for r in &c.reasons {
+            lines = lines.newline().literal("      ↳ ").plain(r);
+        }
+    }
+    Some(Block::section(lines))
+}
+
+/// An ECS-native hook's verdict, bake start or rollback.
+pub fn render_ecs(
+    hook: &EcsHook,
+    run: &Run,
+    news: EcsNews,
+    bake: Option<BakeProgress>,
+    region: &str,
+) -> Notification {
+    let target = format!("{}/{}", hook.cluster, hook.service);
+    let (icon, word) = match news {
+        EcsNews::Verdict(EcsStatus::Succeeded) => ("✅", "passed"),
+        EcsNews::Verdict(EcsStatus::Failed) => ("❌", "FAILED"),
+        EcsNews::Verdict(EcsStatus::InProgress) | EcsNews::BakeStarted { .. } => ("⏳", "baking"),
+        EcsNews::Rollback => ("↩️", "rollback in progress"),
+    };
+    let title = format!("{icon} {} {word}: {target}", hook.stage);
+    let link = console::ecs_service_deployments(region, &hook.cluster, &hook.service);
+    let mut fields = vec![
+        Mrkdwn::new().bold("Service").newline().link(&link, &target),
+        Mrkdwn::new()
+            .bold("Revision")
+            .newline()
+            .code(hook.revision_id()),
+        Mrkdwn::new().bold("Stage").newline().plain(&hook.stage),
+        Mrkdwn::new()
+            .bold("Execution")
+            .newline()
+            .code(&hook.execution_id),
+    ];
+    if let Some(weight) = hook.production_weight() {
+        fields.push(
+            Mrkdwn::new()
+                .bold("Production traffic on it")
+                .newline()
+                .plain(&format!("{weight}%")),
+        );
+    }
+    if let Some(b) = bake {
+        fields.push(Mrkdwn::new().bold("Bake").newline().plain(&b.line()));
+    }
+    let mut message = Message::new(Mrkdwn::from_untrusted(&title))
+        .block(Block::Header(title.clone()))
+        .block(Block::fields(fields));
+    if let Some(problem) = &run.problem {
+        message = message.block(Block::section(
+            Mrkdwn::new().bold("Why").newline().plain(problem),
+        ));
+    }
+    if let Some(block) = check_lines(run) {
+        message = message.block(block);
+    }
+    let consequence = match news {
+        EcsNews::Verdict(EcsStatus::Failed) => {
+            Some("ECS rolls the deployment back to the last successful service revision".to_owned())
+        }
+        EcsNews::BakeStarted { next_look } => Some(format!(
+            "The hook answers IN_PROGRESS and ECS calls it again every {} until the bake ends; the verdict is posted then",
+            human_duration(next_look)
+        )),
+        EcsNews::Rollback => Some(
+            "The hook answered SUCCEEDED at once so the rollback is not held up; no checks ran"
+                .to_owned(),
+        ),
+        EcsNews::Verdict(_) => None,
+    };
+    if let Some(text) = consequence {
+        message = message.block(Block::Context(vec![Mrkdwn::new().plain(&text)]));
+    }
+    message = message.block(Block::Buttons(vec![Button {
+        label: "Open service deployments".into(),
+        url: link,
+    }]));
+    Notification::new(format!("{} {word}: {target}", hook.stage), message)
+}
+
+/// An ECS-native invocation whose payload cannot be read: it fails, so people must hear why.
+pub fn render_unreadable_ecs(why: &str) -> Notification {
+    let title = "❌ ECS lifecycle hook FAILED: the invocation could not be read";
+    let message = Message::new(Mrkdwn::from_untrusted(title))
+        .block(Block::Header(title.to_owned()))
+        .block(Block::section(Mrkdwn::new().bold("Why").newline().plain(why)))
+        .block(Block::Context(vec![Mrkdwn::new().plain(
+            "The hook answered FAILED, so ECS rolls the deployment back; the function's log has the invocation's request id",
+        )]));
+    Notification::new("ECS lifecycle hook FAILED: unreadable invocation", message)
+}
 
 pub fn render(
     hook: Option<Hook>,
@@ -56,30 +211,8 @@ pub fn render(
             Mrkdwn::new().bold("Why").newline().plain(problem),
         ));
     }
-    if !run.checks.is_empty() {
-        let mut lines = Mrkdwn::new().bold("Checks");
-        for c in &run.checks {
-            let mark = match c.state {
-                CheckState::Passed => "✅",
-                CheckState::Failed => "❌",
-                CheckState::Cancelled => "⏹️",
-            };
-            lines = lines
-                .newline()
-                .literal(mark)
-                .literal(" ")
-                .bold(&c.name)
-                .plain(" (")
-                .plain(c.kind)
-                .plain(")");
-            if !c.evidence.0.is_empty() {
-                lines = lines.plain(" — ").plain(&c.evidence.line());
-            }
-            for r in &c.reasons {
-                lines = lines.newline().literal("      ↳ ").plain(r);
-            }
-        }
-        message = message.block(Block::section(lines));
+    if let Some(block) = check_lines(run) {
+        message = message.block(block);
     }
     if status == HookStatus::Failed {
         let consequence = hook

@@ -43,6 +43,8 @@ pub enum CheckState {
     Failed,
     /// Still running when another check failed; the verdict no longer depended on it.
     Cancelled,
+    /// An alarm bake that is quiet so far and continues in a later ECS-native invocation.
+    Baking,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +76,7 @@ impl CheckReport {
             CheckState::Passed => "passed",
             CheckState::Failed => "failed",
             CheckState::Cancelled => "cancelled",
+            CheckState::Baking => "baking",
         }
     }
 
@@ -117,6 +120,16 @@ impl Run {
         }
     }
 
+    /// Nothing has failed and a bake continues in a later invocation.
+    pub fn baking(&self) -> bool {
+        self.problem.is_none()
+            && self.checks.iter().any(|c| c.state == CheckState::Baking)
+            && self
+                .checks
+                .iter()
+                .all(|c| matches!(c.state, CheckState::Passed | CheckState::Baking))
+    }
+
     /// Succeeded only when nothing went wrong and at least one check ran and passed all.
     pub fn passed(&self) -> bool {
         self.problem.is_none()
@@ -126,7 +139,7 @@ impl Run {
 
     /// One line: why the hook failed.
     pub fn failure_summary(&self) -> Option<String> {
-        if self.passed() {
+        if self.passed() || self.baking() {
             return None;
         }
         if let Some(p) = &self.problem {

@@ -7,7 +7,7 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{deployment, hook_event, known_deployments, sample};
+use common::{deployment, ecs_hook_event, hook_event, known_deployments, sample};
 use serde_json::json;
 use standins::{FunctionProcess, Moto, Outcome, RecordingStub, RuntimeApi, SlackSink, Target};
 
@@ -205,3 +205,208 @@ async fn the_binary_with_a_broken_configuration_still_reports_failed() {
         1.0
     );
 }
+
+/// ECS-native hooks (ECS developer guide, "Lambda hooks for Amazon ECS service deployments"):
+/// the answer is the return value, `IN_PROGRESS` brings a callback after `callBackDelay`
+/// seconds with the `hookDetails` returned, and anything but a valid `hookStatus` — an error,
+/// a timeout — rolls the deployment back. The loop below plays ECS's part.
+#[tokio::test]
+async fn the_binary_answers_ecs_native_hooks_and_bakes_across_invocations() {
+    let moto = Moto::start();
+    let stub = RecordingStub::start().await;
+    stub.forward_unknown_to(moto.endpoint());
+    let sink = SlackSink::start().await;
+    let target = Target::start().await;
+    moto.put_alarm("prod-api-5xx").await;
+    moto.aws_json(
+        "secretsmanager",
+        "secretsmanager.CreateSecret",
+        &json!({"Name": "canary/hook-state-key", "SecretString": STATE_KEY}),
+    )
+    .await;
+    let checks = json!({"ecs_services": {
+        "prod/prod-api": {
+            "POST_TEST_TRAFFIC_SHIFT": [{"type": "http", "name": "health", "url": target.url("/healthy"), "attempts": 1}],
+            "POST_PRODUCTION_TRAFFIC_SHIFT": [
+                {"type": "http", "name": "health", "url": target.url("/healthy"), "attempts": 1},
+                {"type": "alarms", "name": "bake", "alarms": ["prod-api-5xx"], "bake": "4s", "poll": "1s"}
+            ]
+        },
+        "hangs": [{"type": "http", "name": "stuck", "url": target.url("/hang"), "timeout": "60s"}]
+    }});
+    let api = RuntimeApi::start().await;
+    let mut env = standins::moto::aws_env(&stub.endpoint());
+    env.extend([
+        ("SLACK_WEBHOOK_URL".to_owned(), sink.webhook_url("deploys")),
+        ("CHECKS".to_owned(), checks.to_string()),
+        ("NOTIFY_ON".to_owned(), "ALL".to_owned()),
+        ("REPORT_MARGIN".to_owned(), "1s".to_owned()),
+        (
+            "HOOK_STATE_KEY".to_owned(),
+            "secretsmanager:canary/hook-state-key".to_owned(),
+        ),
+    ]);
+    let mut function = FunctionProcess::spawn(&binary(), &api, &env);
+    // Three seconds an invocation: far less than the 4 s bake, so it must span invocations.
+    let timeout = Duration::from_secs(3);
+    let mut answer = async |event: &serde_json::Value| {
+        let out = api.invoke(&mut function, event, timeout).await;
+        match out.outcome {
+            Outcome::Response(v) => v,
+            other => panic!("ECS would roll back on {other:?}"),
+        }
+    };
+
+    // Both payload shapes, one check book.
+    let nested = ecs_hook_event("exec-test", "POST_TEST_TRAFFIC_SHIFT", "prod-api", 0);
+    assert_eq!(answer(&nested).await, json!({"hookStatus": "SUCCEEDED"}));
+    let mut flat = ecs_hook_event("exec-flat", "POST_TEST_TRAFFIC_SHIFT", "prod-api", 0);
+    let details = flat["executionDetails"].take();
+    flat.as_object_mut().unwrap().remove("executionDetails");
+    for (k, v) in details.as_object().unwrap() {
+        flat[k] = v.clone();
+    }
+    assert_eq!(answer(&flat).await, json!({"hookStatus": "SUCCEEDED"}));
+
+    // A bake longer than an invocation: IN_PROGRESS with state, then SUCCEEDED.
+    let baking = ecs_hook_event(
+        "exec-bake",
+        "POST_PRODUCTION_TRAFFIC_SHIFT",
+        "prod-api",
+        100,
+    );
+    let mut event = baking.clone();
+    let mut statuses = Vec::new();
+    let mut first_details = None;
+    loop {
+        let out = answer(&event).await;
+        statuses.push(out["hookStatus"].as_str().unwrap_or_default().to_owned());
+        if out["hookStatus"] != "IN_PROGRESS" {
+            break;
+        }
+        assert!(statuses.len() < 10, "the bake never ended: {statuses:?}");
+        first_details.get_or_insert(out["hookDetails"].clone());
+        event["hookDetails"] = out["hookDetails"].clone();
+        let delay = out["callBackDelay"].as_u64().unwrap_or(30);
+        assert!((1..=4).contains(&delay), "{out}");
+        tokio::time::sleep(Duration::from_secs(delay)).await;
+    }
+    assert!(statuses.len() >= 3, "{statuses:?}");
+    assert_eq!(statuses.last().map(String::as_str), Some("SUCCEEDED"));
+    assert_eq!(
+        target.hits("/healthy"),
+        3,
+        "two POST_TEST_TRAFFIC_SHIFT probes and one in the bake: a passed check is not repeated"
+    );
+
+    // An alarm that goes off on the third invocation fails the hook.
+    let mut event = ecs_hook_event(
+        "exec-alarm",
+        "POST_PRODUCTION_TRAFFIC_SHIFT",
+        "prod-api",
+        100,
+    );
+    for n in 1..=3 {
+        if n == 3 {
+            moto.set_alarm_state("prod-api-5xx", "ALARM", "Threshold Crossed: 9 > 5")
+                .await;
+        }
+        let out = answer(&event).await;
+        let expected = if n < 3 { "IN_PROGRESS" } else { "FAILED" };
+        assert_eq!(out["hookStatus"], expected, "invocation {n}: {out}");
+        event["hookDetails"] = out["hookDetails"].clone();
+    }
+    moto.set_alarm_state("prod-api-5xx", "OK", "back to normal")
+        .await;
+
+    // State made for another execution, or edited, fails the hook.
+    let mut foreign = ecs_hook_event(
+        "exec-other",
+        "POST_PRODUCTION_TRAFFIC_SHIFT",
+        "prod-api",
+        100,
+    );
+    foreign["hookDetails"] = first_details.clone().unwrap_or_default();
+    assert_eq!(answer(&foreign).await, json!({"hookStatus": "FAILED"}));
+    let mut edited = baking.clone();
+    edited["hookDetails"] = first_details.unwrap_or_default();
+    edited["hookDetails"]["canaryValidatorBake"]["passed"] = json!([0, 1]);
+    assert_eq!(answer(&edited).await, json!({"hookStatus": "FAILED"}));
+
+    // MAX_BAKE (60m by default) counts from the first IN_PROGRESS answer.
+    let book = canary_validator::checks::parse_book(&checks.to_string()).unwrap();
+    let set = &book.ecs_services["prod/prod-api"].stages["POST_PRODUCTION_TRAFFIC_SHIFT"];
+    let now = canary_validator::bake::now_ms();
+    let held = canary_validator::bake::BakeState {
+        held_since_ms: now - 61 * 60 * 1000,
+        started_ms: now - 1000,
+        passed: vec![0],
+        invocations: 120,
+        set: canary_validator::bake::set_digest("prod/prod-api", set),
+    };
+    let mut too_long = ecs_hook_event(
+        "exec-long",
+        "POST_PRODUCTION_TRAFFIC_SHIFT",
+        "prod-api",
+        100,
+    );
+    too_long["hookDetails"] = canary_validator::bake::seal(
+        &serde_json::Map::new(),
+        &held,
+        canary_validator::bake::Binding {
+            execution_id: "exec-long",
+            revision: too_long["executionDetails"]["targetServiceRevisionArn"]
+                .as_str()
+                .unwrap(),
+            stage: "POST_PRODUCTION_TRAFFIC_SHIFT",
+        },
+        Some(STATE_KEY.as_bytes()),
+    )
+    .unwrap();
+    assert_eq!(answer(&too_long).await, json!({"hookStatus": "FAILED"}));
+
+    // A rollback is never held up; a hanging check still answers before the deadline.
+    let rollback = ecs_hook_event("exec-back", "PRODUCTION_TRAFFIC_SHIFT", "prod-api", 0);
+    assert_eq!(answer(&rollback).await, json!({"hookStatus": "SUCCEEDED"}));
+    let hanging = ecs_hook_event("exec-hang", "POST_TEST_TRAFFIC_SHIFT", "hangs", 0);
+    assert_eq!(answer(&hanging).await, json!({"hookStatus": "FAILED"}));
+
+    assert!(
+        stub.accepted("PutLifecycleEventHookExecutionStatus")
+            .is_empty(),
+        "ECS-native hooks answer by return value"
+    );
+    let posts: Vec<String> = sink
+        .delivered()
+        .iter()
+        .map(|p| p["text"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    let count = |needle: &str| posts.iter().filter(|t| t.contains(needle)).count();
+    assert_eq!(count("POST_TEST_TRAFFIC_SHIFT passed"), 2, "{posts:#?}");
+    assert_eq!(
+        count("POST_PRODUCTION_TRAFFIC_SHIFT baking"),
+        2,
+        "one start post per bake, none per callback: {posts:#?}"
+    );
+    assert_eq!(
+        count("POST_PRODUCTION_TRAFFIC_SHIFT passed"),
+        1,
+        "{posts:#?}"
+    );
+    assert_eq!(
+        count("POST_PRODUCTION_TRAFFIC_SHIFT FAILED"),
+        4,
+        "{posts:#?}"
+    );
+    assert_eq!(count("rollback in progress"), 1, "{posts:#?}");
+
+    let lines = function.stop().await;
+    let emf = standins::emf::parse(&lines);
+    let hooks = |stage, status| emf.sum("HookResults", &[("Hook", stage), ("Status", status)]);
+    assert!(hooks("POST_PRODUCTION_TRAFFIC_SHIFT", "InProgress") >= 4.0);
+    assert_eq!(hooks("POST_PRODUCTION_TRAFFIC_SHIFT", "Failed"), 4.0);
+    let logs = lines.join("\n");
+    standins::runtime_api::assert_no_secrets(&logs, &[STATE_KEY]);
+}
+
+const STATE_KEY: &str = "e2e-state-key-NOT-FOR-LOGS";

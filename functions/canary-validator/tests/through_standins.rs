@@ -600,6 +600,7 @@ fn the_sample_check_book_is_valid() {
     .unwrap();
     let book = canary_validator::checks::parse_book(&text).unwrap();
     assert_eq!(book.groups["DgpECS-prod-api"].len(), 3);
+    assert_eq!(book.ecs_services["prod/prod-api"].stages.len(), 2);
 }
 
 /// A header value kept in Secrets Manager (a JSON secret, one key of it) reaches the request

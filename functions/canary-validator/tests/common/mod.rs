@@ -37,3 +37,28 @@ pub fn known_deployments(stub: &RecordingStub) {
 pub fn hook_event(deployment_id: &str, hook_execution_id: &str) -> Value {
     json!({"DeploymentId": deployment_id, "LifecycleEventHookExecutionId": hook_execution_id})
 }
+
+/// The published ECS-native sample, for `execution_id` at `stage`, with the green revision
+/// at `green_weight` percent of production traffic.
+pub fn ecs_hook_event(execution_id: &str, stage: &str, service: &str, green_weight: u32) -> Value {
+    let mut event = sample("ecs-production-traffic-shift.json");
+    let details = &mut event["executionDetails"];
+    let green = details["targetServiceRevisionArn"]
+        .as_str()
+        .unwrap_or_default()
+        .replace("prod-api", service);
+    let blue = format!(
+        "{}/1",
+        green.rsplit_once('/').map(|(a, _)| a).unwrap_or_default()
+    );
+    details["targetServiceRevisionArn"] = json!(green);
+    details["serviceArn"] = json!(format!(
+        "arn:aws:ecs:us-east-1:123456789012:service/prod/{service}"
+    ));
+    details["productionTrafficWeights"] =
+        json!({green.clone(): green_weight, blue: 100 - green_weight});
+    event["executionId"] = json!(execution_id);
+    event["lifecycleStage"] = json!(stage);
+    event.as_object_mut().map(|e| e.remove("hookDetails"));
+    event
+}

@@ -1,0 +1,400 @@
+//! ECS-native lifecycle hooks: the same check book and checks, answered by return value.
+//!
+//! ECS rolls the deployment back on `FAILED`, on a missing or invalid `hookStatus` and on a
+//! function error, so every path here ends in a valid `hookStatus` before the deadline —
+//! never an error, which would roll back without a reason anyone can read. A bake longer than
+//! the invocation has left answers `IN_PROGRESS` with its state in `hookDetails` (see
+//! [`crate::bake`]) and a `callBackDelay` of the poll interval, and ends on a later invocation.
+
+use super::*;
+use crate::bake::{self, BakeState, Binding, Restored};
+use crate::checks::EcsSelection;
+use crate::ecs::{EcsHook, EcsStatus, parse_ecs_hook};
+use crate::render::{BakeProgress, EcsNews, render_ecs, render_unreadable_ecs};
+
+/// What one ECS-native invocation decided.
+struct Decision {
+    status: EcsStatus,
+    run: Run,
+    /// Returned with `IN_PROGRESS`: the sealed state and when to call again.
+    resume: Option<(Value, Duration)>,
+    bake: Option<BakeProgress>,
+    /// Whether this invocation began a bake that continues later (posted once).
+    bake_started: bool,
+    rollback: bool,
+}
+
+impl Decision {
+    fn failed(problem: impl Into<String>) -> Self {
+        Self {
+            status: EcsStatus::Failed,
+            run: Run::broken(None, problem),
+            resume: None,
+            bake: None,
+            bake_started: false,
+            rollback: false,
+        }
+    }
+}
+
+/// Whole seconds, at least one: `callBackDelay` is an integer number of seconds.
+fn callback_seconds(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+impl<D, A, P, R, N> Handler<D, A, P, R, N>
+where
+    D: Deployments + Sync,
+    A: Alarms + Sync,
+    P: Probe + Sync,
+    R: ReportHook + Sync,
+    N: Notify + Sync,
+{
+    pub(super) async fn handle_ecs(&self, event: &Value, deadline: Deadline) -> Value {
+        let hook = match parse_ecs_hook(event) {
+            Ok(hook) => hook,
+            Err(why) => {
+                tracing::warn!(reason = %why, "an ECS lifecycle hook invocation that cannot be read: answering FAILED");
+                metrics::count(
+                    &HOOK_RESULTS,
+                    &[("Hook", "(unreadable)"), ("Status", "Failed")],
+                );
+                let key = event
+                    .get("executionId")
+                    .and_then(Value::as_str)
+                    .unwrap_or("(no executionId)")
+                    .chars()
+                    .take(256)
+                    .collect::<String>();
+                let notification = render_unreadable_ecs(&why.0);
+                self.tell(format!("{key}/unreadable"), notification, &deadline)
+                    .await;
+                return json!({"hookStatus": EcsStatus::Failed.wire()});
+            }
+        };
+        let decision = self.decide(&hook, &deadline).await;
+        self.finish_ecs(&hook, decision, &deadline).await
+    }
+
+    async fn decide(&self, hook: &EcsHook, deadline: &Deadline) -> Decision {
+        let config = match &self.setup {
+            Ok(c) => c,
+            Err(why) => {
+                metrics::count(&metrics::CONFIG_ERRORS, &[]);
+                return Decision::failed(format!("configuration error: {why}"));
+            }
+        };
+        if hook.is_rollback() {
+            // Never hold up a rollback: whatever the checks would say, going back is safer.
+            return Decision {
+                status: EcsStatus::Succeeded,
+                run: Run {
+                    deployment: None,
+                    checks: Vec::new(),
+                    problem: None,
+                },
+                resume: None,
+                bake: None,
+                bake_started: false,
+                rollback: true,
+            };
+        }
+        let work_deadline = match work_time(config, deadline) {
+            Ok(d) => d,
+            Err(why) => return Decision::failed(why),
+        };
+        match guarded(
+            &work_deadline,
+            Box::pin(self.evaluate_ecs(config, hook, &work_deadline)),
+        )
+        .await
+        {
+            Guarded::Finished(decision) => decision,
+            Guarded::Panicked => {
+                Decision::failed("internal error while checking; see the function's log")
+            }
+            Guarded::OutOfTime => Decision::failed(format!("the checks {OUT_OF_TIME}")),
+        }
+    }
+
+    async fn evaluate_ecs(&self, config: &Config, hook: &EcsHook, deadline: &Deadline) -> Decision {
+        let book = match self.book(config, deadline).await {
+            Ok(b) => b,
+            Err(why) => return Decision::failed(why),
+        };
+        let (set_name, checks) = match book.select_ecs(
+            hook.named_check_set(),
+            &hook.cluster,
+            &hook.service,
+            &hook.stage,
+        ) {
+            EcsSelection::Found { name, checks } => (name, checks),
+            EcsSelection::Default(checks) => ("default".to_owned(), checks),
+            EcsSelection::UnknownSet(name) => {
+                return Decision::failed(format!(
+                    "the service's hookDetails names check set {name:?}, which CHECKS' ecs_services does not have"
+                ));
+            }
+            EcsSelection::NoStage { name } => {
+                return Decision::failed(format!(
+                    "CHECKS' ecs_services entry {name:?} has no checks for stage {} and no default set",
+                    hook.stage
+                ));
+            }
+            EcsSelection::Nothing => {
+                return Decision::failed(format!(
+                    "no checks are configured for ECS service {}/{} and there is no default set",
+                    hook.cluster, hook.service
+                ));
+            }
+        };
+        let window = checks
+            .iter()
+            .filter_map(|c| match &c.kind {
+                CheckKind::Alarms(a) => Some(a.bake),
+                CheckKind::Http(_) => None,
+            })
+            .max()
+            .unwrap_or_default();
+        if window > config.max_bake {
+            return Decision::failed(format!(
+                "check set {set_name:?} bakes for {}, longer than MAX_BAKE ({}): it could never pass",
+                human_duration(window),
+                human_duration(config.max_bake)
+            ));
+        }
+        let key = match &config.state_key {
+            None => None,
+            Some(reference) => match self.resolve(reference, deadline).await {
+                Ok(secret) => Some(secret),
+                Err(e) => {
+                    return Decision::failed(format!(
+                        "cannot read HOOK_STATE_KEY ({}): {e}",
+                        reference.describe()
+                    ));
+                }
+            },
+        };
+        let key = key.as_ref().map(|k| k.expose().as_bytes());
+        let binding = Binding {
+            execution_id: &hook.execution_id,
+            revision: &hook.target_revision,
+            stage: &hook.stage,
+        };
+        let digest = bake::set_digest(&set_name, checks);
+        let now = bake::now_ms();
+        let previous = match bake::restore(&hook.hook_details, binding, key) {
+            Restored::Fresh => None,
+            Restored::Resumed(state) => Some(state),
+            Restored::Rejected(why) => {
+                tracing::warn!(reason = %why, "refusing the bake state in hookDetails");
+                return Decision::failed(why);
+            }
+        };
+        let (held_since_ms, started_ms, passed_before) = match &previous {
+            None => (now, now, Vec::new()),
+            Some(state) if state.set == digest => {
+                (state.held_since_ms, state.started_ms, state.passed.clone())
+            }
+            Some(state) => {
+                // The book changed mid-bake (a stored CHECKS was edited): the new set is
+                // checked from the start, while MAX_BAKE still counts from the first answer.
+                tracing::warn!(set = %set_name, "the check set changed since the bake began: starting its window again");
+                (state.held_since_ms, now, Vec::new())
+            }
+        };
+        let watched = bake::elapsed_since(started_ms, now);
+        let invocations = previous.as_ref().map_or(0, |s| s.invocations) + 1;
+        let progress = BakeProgress {
+            watched,
+            window,
+            invocations,
+        };
+        if previous.is_some() && bake::elapsed_since(held_since_ms, now) >= config.max_bake {
+            return Decision {
+                bake: Some(progress),
+                ..Decision::failed(format!(
+                    "the hook has held the deployment for MAX_BAKE ({}) over {} invocations without the bake finishing",
+                    human_duration(config.max_bake),
+                    invocations
+                ))
+            };
+        }
+        let time_for_checks = deadline.remaining().saturating_sub(CHECK_SLACK * 2);
+        let plans: Vec<Plan> = checks
+            .iter()
+            .enumerate()
+            .map(|(i, check)| match &check.kind {
+                _ if passed_before.contains(&i) => Plan::Passed,
+                CheckKind::Http(_) => Plan::Run,
+                CheckKind::Alarms(a) => {
+                    let left = a.bake.saturating_sub(watched);
+                    if left <= time_for_checks {
+                        Plan::BakeFor(left)
+                    } else {
+                        Plan::LookOnce
+                    }
+                }
+            })
+            .collect();
+        let reports = self.run_checks(checks, &plans, deadline).await;
+        let run = Run {
+            deployment: None,
+            checks: reports,
+            problem: None,
+        };
+        let bake = (window > Duration::ZERO).then_some(BakeProgress {
+            watched: bake::elapsed_since(started_ms, bake::now_ms()),
+            ..progress
+        });
+        if run.passed() {
+            return Decision {
+                status: EcsStatus::Succeeded,
+                run,
+                resume: None,
+                bake,
+                bake_started: false,
+                rollback: false,
+            };
+        }
+        if !run.baking() {
+            return Decision {
+                status: EcsStatus::Failed,
+                run,
+                resume: None,
+                bake,
+                bake_started: false,
+                rollback: false,
+            };
+        }
+        let next_look = checks
+            .iter()
+            .zip(&plans)
+            .filter_map(|(check, plan)| match (&check.kind, plan) {
+                (CheckKind::Alarms(a), Plan::LookOnce) => {
+                    Some(a.poll.min(a.bake.saturating_sub(watched)))
+                }
+                _ => None,
+            })
+            .min()
+            .unwrap_or(Duration::from_secs(30))
+            .max(Duration::from_secs(1));
+        let state = BakeState {
+            held_since_ms,
+            started_ms,
+            passed: run
+                .checks
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.state == CheckState::Passed)
+                .map(|(i, _)| i)
+                .collect(),
+            invocations,
+            set: digest,
+        };
+        let Some(details) = bake::seal(&hook.hook_details, &state, binding, key) else {
+            return Decision::failed("the bake state could not be sealed; see the function's log");
+        };
+        Decision {
+            status: EcsStatus::InProgress,
+            run,
+            resume: Some((details, next_look)),
+            bake,
+            bake_started: previous.is_none(),
+            rollback: false,
+        }
+    }
+
+    /// Notifies what people should hear, then returns the answer ECS reads.
+    async fn finish_ecs(&self, hook: &EcsHook, decision: Decision, deadline: &Deadline) -> Value {
+        let Decision {
+            status,
+            run,
+            resume,
+            bake,
+            bake_started,
+            rollback,
+        } = decision;
+        record_run(&hook.stage, &run, status.metric());
+        let service = format!("{}/{}", hook.cluster, hook.service);
+        match (&status, run.failure_summary()) {
+            (_, _) if rollback => {
+                tracing::warn!(service, stage = %hook.stage, revision = hook.revision_id(), "rollback invocation: answering SUCCEEDED without checks")
+            }
+            (EcsStatus::InProgress, _) => {
+                tracing::info!(service, stage = %hook.stage, progress = %bake.map(|b| format!("{b:?}")).unwrap_or_default(), "bake continues in a later invocation")
+            }
+            (_, None) => {
+                tracing::info!(service, stage = %hook.stage, checks = run.checks.len(), "all checks passed")
+            }
+            (_, Some(why)) => {
+                tracing::warn!(service, stage = %hook.stage, reason = %why, "hook fails")
+            }
+        }
+        let notify_all = matches!(&self.setup, Ok(c) if c.notify_on == NotifyOn::All);
+        // Linear and canary deployments run the production-shift hooks at every step: the
+        // weight tells the steps apart.
+        let step = hook
+            .production_weight()
+            .map(|w| format!("/{w}"))
+            .unwrap_or_default();
+        let base = format!("{}/{}{step}", hook.execution_id, hook.stage);
+        let news = if rollback {
+            Some((format!("{base}/rollback"), EcsNews::Rollback))
+        } else {
+            match status {
+                // The verdict is in the key: a different answer for the same hook (only a
+                // replayed or forged invocation gets one) is news, the same one is not.
+                EcsStatus::Failed | EcsStatus::Succeeded
+                    if status == EcsStatus::Failed || notify_all =>
+                {
+                    Some((
+                        format!("{base}/{}", status.wire()),
+                        EcsNews::Verdict(status),
+                    ))
+                }
+                EcsStatus::InProgress if bake_started && notify_all => {
+                    let next_look = resume.as_ref().map(|(_, d)| *d).unwrap_or_default();
+                    Some((format!("{base}/bake"), EcsNews::BakeStarted { next_look }))
+                }
+                _ => None,
+            }
+        };
+        if let Some((key, news)) = news {
+            let region = hook.region().unwrap_or(&self.region).to_owned();
+            let notification = render_ecs(hook, &run, news, bake, &region);
+            self.tell(key, notification, deadline).await;
+        }
+        match resume {
+            Some((details, delay)) => json!({
+                "hookStatus": status.wire(),
+                "callBackDelay": callback_seconds(delay),
+                "hookDetails": details,
+            }),
+            None => json!({"hookStatus": status.wire()}),
+        }
+    }
+
+    /// Posts once per key per container. The answer itself is the return value, so there is
+    /// no report that can fail: the shared answerer only notifies and remembers.
+    async fn tell(&self, key: String, notification: Notification, deadline: &Deadline) {
+        let answer = Answer {
+            key,
+            subject: notification.subject.clone(),
+            if_unreported: "ECS rolls the deployment back when the hook gives no valid answer",
+            notification,
+            wanted: true,
+            decisive: true,
+            lambda_retries: false,
+        };
+        let answered = Box::pin(self.ports.answerer.answer(
+            answer,
+            |_| async { Ok(Reported::Recorded) },
+            deadline,
+        ))
+        .await;
+        if let Err(e) = answered {
+            tracing::error!(error = %e, "could not notify; the hook still answers");
+        }
+    }
+}
