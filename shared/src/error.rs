@@ -87,9 +87,18 @@ impl Error {
             }
             _ => true,
         };
-        let message = match err.message() {
-            Some(m) => format!("{}: {m}", code.as_deref().unwrap_or("error")),
-            None => DisplayErrorContext(&err).to_string(),
+        let message = match (err.message(), &err) {
+            (Some(m), _) => format!("{}: {m}", code.as_deref().unwrap_or("error")),
+            // An answer the SDK could not parse (a proxy's HTML page, a stand-in's 404): its
+            // context is the whole raw response, headers and body, which belongs in no log
+            // line or Slack post. The status says enough.
+            (None, SdkError::ServiceError(ctx)) => format!(
+                "HTTP {} {}",
+                ctx.raw().status_code(),
+                code.as_deref()
+                    .unwrap_or("that is not an AWS error (no error code or message)")
+            ),
+            (None, _) => DisplayErrorContext(&err).to_string(),
         };
         Self::Aws {
             service,
@@ -181,5 +190,28 @@ mod tests {
         assert!(is_throttling_code("ThrottlingException"));
         assert!(is_throttling_code("TooManyRequestsException"));
         assert!(!is_throttling_code("ParameterNotFound"));
+    }
+
+    #[test]
+    fn an_unparseable_answer_is_described_by_its_status_not_its_body() {
+        use aws_sdk_ssm::operation::get_parameter::GetParameterError;
+        use aws_smithy_runtime_api::http::{Response, StatusCode};
+        use aws_smithy_types::body::SdkBody;
+        use aws_smithy_types::error::ErrorMetadata;
+
+        let page = "<html><title>502 Bad Gateway</title>Cookie: session=abc</html>";
+        let raw = Response::new(StatusCode::try_from(502).unwrap(), SdkBody::from(page));
+        let err = SdkError::service_error(
+            GetParameterError::generic(ErrorMetadata::builder().build()),
+            raw,
+        );
+        let e = Error::from_sdk("SSM", "GetParameter", err);
+        let text = e.to_string();
+        assert!(text.contains("HTTP 502"), "{text}");
+        assert!(
+            !text.contains("session=abc") && !text.contains("<html>"),
+            "{text}"
+        );
+        assert!(e.is_retryable());
     }
 }

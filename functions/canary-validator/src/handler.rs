@@ -43,6 +43,10 @@ const MIN_CHECK_TIME: Duration = Duration::from_secs(1);
 /// What the function was built with: a configuration, or why there is none.
 pub type Setup = Result<Config, String>;
 
+/// The evidence of a check carried over from an earlier ECS-native invocation; such a check
+/// did not run again, so it is not counted again either.
+const PASSED_EARLIER: &str = "passed in an earlier invocation";
+
 /// How a check runs in this invocation.
 #[derive(Debug, Clone, PartialEq)]
 enum Plan {
@@ -81,7 +85,11 @@ fn record_run(hook: &str, run: &Run, status: &str) {
         metrics::context("Application", &d.application);
     }
     metrics::count(&HOOK_RESULTS, &[("Hook", hook), ("Status", status)]);
-    for check in &run.checks {
+    for check in run
+        .checks
+        .iter()
+        .filter(|c| c.evidence.0 != [PASSED_EARLIER])
+    {
         metrics::count(
             &CHECK_RESULTS,
             &[("Type", check.kind), ("Result", check.result())],
@@ -368,7 +376,7 @@ where
             match (&check.kind, plan) {
                 (_, Plan::Passed) => Judgement {
                     passed: true,
-                    evidence: Evidence(vec!["passed in an earlier invocation".into()]),
+                    evidence: Evidence(vec![PASSED_EARLIER.into()]),
                     reasons: Vec::new(),
                 },
                 (CheckKind::Alarms(a), Plan::BakeFor(left)) => {

@@ -1,7 +1,7 @@
 //! The canary-validator section of the demo: a local server stands in for the new version,
 //! moto holds the alarm, the recording stub plays CodeDeploy. Two AfterAllowTraffic hooks run
 //! through the Lambda Runtime API: one passes its checks and bake, and in the other the alarm
-//! goes off mid-bake.
+//! goes off mid-bake. Then an ECS-native hook passes a bake over two invocations.
 
 use std::path::Path;
 use std::time::Duration;
@@ -97,6 +97,106 @@ pub async fn run(
         if let Some(payload) = sink.delivered().get(before) {
             print!("{}", slack_payload(payload));
         }
+    }
+    print!("{}", metrics_summary(&function.stop().await));
+    ecs_native(binary, moto, stub, sink, &target).await
+}
+
+/// An ECS-native hook: ECS reads the answer from the return value and, on `IN_PROGRESS`, calls
+/// again after `callBackDelay` with the `hookDetails` returned. A bake longer than the
+/// invocation's time passes over two invocations.
+async fn ecs_native(
+    binary: &Path,
+    moto: &Moto,
+    stub: &RecordingStub,
+    sink: &SlackSink,
+    target: &Target,
+) -> Fallible<()> {
+    moto.set_alarm_state("prod-api-5xx", "OK", "back to normal")
+        .await;
+    let checks = json!({"ecs_services": {"prod/prod-api": {"POST_PRODUCTION_TRAFFIC_SHIFT": [
+        {"type": "http", "name": "health", "url": target.url("/healthy"), "attempts": 3, "interval": "200ms"},
+        {"type": "alarms", "name": "bake", "alarms": ["prod-api-5xx"], "bake": "3s", "poll": "2s"}
+    ]}}});
+    println!(
+        "\n-- ECS-native lifecycle hook (ECS runs the blue/green deployment itself; no CodeDeploy)"
+    );
+    println!(
+        "CHECKS ecs_services[\"prod/prod-api\"] at POST_PRODUCTION_TRAFFIC_SHIFT: 3 GETs of /health, then a 3 s bake"
+    );
+    println!(
+        "of prod-api-5xx. Each invocation has 5 s (2 s kept back), so the bake does not fit in one and the"
+    );
+    println!(
+        "hook answers IN_PROGRESS with its state sealed in hookDetails. NOTIFY_ON=ALL, no HOOK set."
+    );
+    let api = RuntimeApi::start().await;
+    let env = function_env(
+        moto,
+        &[
+            ("AWS_ENDPOINT_URL_CLOUDWATCH", &stub.endpoint()),
+            ("CHECKS", &checks.to_string()),
+            ("NOTIFY_ON", "ALL"),
+            ("REPORT_MARGIN", "2s"),
+            ("HOOK_STATE_KEY", "demo-only-state-key"),
+        ],
+    );
+    let mut function = FunctionProcess::spawn(binary, &api, &env);
+    let mut event = standins::sample_event("canary-validator", "ecs-production-traffic-shift.json");
+    event.as_object_mut().map(|e| e.remove("hookDetails"));
+    for n in 1..=4 {
+        let before = sink.delivered().len();
+        println!(
+            "\n{n}. ECS invokes the hook (POST_PRODUCTION_TRAFFIC_SHIFT, execution {})",
+            event["executionId"].as_str().unwrap_or("?")
+        );
+        let invocation = api
+            .invoke(&mut function, &event, Duration::from_secs(5))
+            .await;
+        let Outcome::Response(answer) = &invocation.outcome else {
+            println!(
+                "   no answer: {:?} (ECS would roll back)",
+                invocation.outcome
+            );
+            break;
+        };
+        let status = answer["hookStatus"].as_str().unwrap_or("?");
+        println!(
+            "   answered in {:.1} s: {{\"hookStatus\": \"{status}\"{}}}",
+            invocation.took.as_secs_f64(),
+            if status == "IN_PROGRESS" {
+                format!(
+                    ", \"callBackDelay\": {}, \"hookDetails\": {{…}}",
+                    answer["callBackDelay"]
+                )
+            } else {
+                String::new()
+            }
+        );
+        for payload in sink.delivered().iter().skip(before) {
+            print!("{}", slack_payload(payload));
+        }
+        if status != "IN_PROGRESS" {
+            break;
+        }
+        let state = &answer["hookDetails"]["canaryValidatorBake"];
+        println!(
+            "   hookDetails.canaryValidatorBake: started_ms {}, passed checks {}, tag {}…",
+            state["started_ms"],
+            state["passed"],
+            state["tag"]
+                .as_str()
+                .unwrap_or("")
+                .chars()
+                .take(16)
+                .collect::<String>()
+        );
+        let delay = answer["callBackDelay"].as_u64().unwrap_or(30);
+        println!(
+            "   (ECS waits callBackDelay = {delay} s, then calls again with those hookDetails)"
+        );
+        tokio::time::sleep(Duration::from_secs(delay)).await;
+        event["hookDetails"] = answer["hookDetails"].clone();
     }
     print!("{}", metrics_summary(&function.stop().await));
     Ok(())
