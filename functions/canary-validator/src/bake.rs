@@ -39,6 +39,9 @@ pub struct BakeState {
     pub invocations: u32,
     /// Which check set the state belongs to: a changed set starts the bake again.
     pub set: String,
+    /// The linear/canary step (the green revision's production weight) the bake is for: ECS
+    /// runs the production-shift hooks at every step, and each step bakes afresh.
+    pub step: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -112,6 +115,12 @@ pub fn restore(details: &Map<String, Value>, binding: Binding<'_>, key: Option<&
     }
 }
 
+/// When the hook began holding the deployment, read *without* checking the seal: only ever
+/// used to fail sooner (a bake past `MAX_BAKE` whose state cannot be checked right now).
+pub fn unverified_held_since(details: &Map<String, Value>) -> Option<u64> {
+    details.get(DETAILS_KEY)?.get("held_since_ms")?.as_u64()
+}
+
 /// `hookDetails` to return with `IN_PROGRESS`: what came in (the service's own settings,
 /// which ECS may or may not merge back) with this function's state replaced.
 pub fn seal(
@@ -170,6 +179,7 @@ mod tests {
             passed: vec![0],
             invocations: 1,
             set: "abcd".into(),
+            step: "100".into(),
         }
     }
 

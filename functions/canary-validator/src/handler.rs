@@ -47,6 +47,12 @@ pub type Setup = Result<Config, String>;
 /// did not run again, so it is not counted again either.
 const PASSED_EARLIER: &str = "passed in an earlier invocation";
 
+/// Why the check book could not be had, and whether trying again later may help.
+struct BookUnavailable {
+    why: String,
+    passing: bool,
+}
+
 /// How a check runs in this invocation.
 #[derive(Debug, Clone, PartialEq)]
 enum Plan {
@@ -282,7 +288,7 @@ where
         };
         let book = match self.book(config, deadline).await {
             Ok(b) => b,
-            Err(why) => return Run::broken(deployment, why),
+            Err(e) => return Run::broken(deployment, e.why),
         };
         let group = deployment.as_ref().map(|d| d.group.clone());
         let checks = match book.select(group.as_deref()) {
@@ -323,7 +329,7 @@ where
         &self,
         config: &'a Config,
         deadline: &Deadline,
-    ) -> Result<Cow<'a, CheckBook>, String> {
+    ) -> Result<Cow<'a, CheckBook>, BookUnavailable> {
         let secrets = self.ports.secrets.as_deref();
         config
             .checks
@@ -338,7 +344,10 @@ where
                 if person_must_fix {
                     metrics::count(&metrics::CONFIG_ERRORS, &[]);
                 }
-                e.describe("CHECKS")
+                BookUnavailable {
+                    why: e.describe("CHECKS"),
+                    passing: !person_must_fix,
+                }
             })
     }
 
@@ -891,6 +900,7 @@ mod tests {
             passed: vec![0],
             invocations: 90,
             set: crate::bake::set_digest("prod-api", set),
+            step: "100".into(),
         };
         let binding = crate::bake::Binding {
             execution_id: "exec-1",
@@ -918,6 +928,32 @@ mod tests {
             json!({"hookStatus": "FAILED"}),
             "a 30m bake can never fit 10m"
         );
+    }
+
+    #[tokio::test]
+    async fn each_linear_step_bakes_afresh() {
+        let h = ecs_handler(200);
+        let step_one = ecs_event("POST_PRODUCTION_TRAFFIC_SHIFT", 10);
+        let out = h.handle(&step_one, budget()).await.unwrap();
+        assert_eq!(out["hookStatus"], "IN_PROGRESS");
+        // ECS hands the last step's hookDetails back at the next step.
+        let mut step_two = ecs_event("POST_PRODUCTION_TRAFFIC_SHIFT", 20);
+        step_two["hookDetails"] = out["hookDetails"].clone();
+        let next = h.handle(&step_two, budget()).await.unwrap();
+        assert_eq!(next["hookStatus"], "IN_PROGRESS", "{next}");
+        let state = &next["hookDetails"][crate::bake::DETAILS_KEY];
+        assert_eq!(state["invocations"], 1, "a new bake, not the old one's");
+        assert_eq!(state["step"], "20");
+    }
+
+    #[tokio::test]
+    async fn a_rollback_is_not_held_up_by_a_broken_configuration() {
+        let broken = handler_with(json!([]), Found::Unknown, 200, false, &[]);
+        let out = broken
+            .handle(&ecs_event("PRODUCTION_TRAFFIC_SHIFT", 0), budget())
+            .await
+            .unwrap();
+        assert_eq!(out, json!({"hookStatus": "SUCCEEDED"}));
     }
 
     #[tokio::test]

@@ -343,6 +343,7 @@ async fn the_binary_answers_ecs_native_hooks_and_bakes_across_invocations() {
         passed: vec![0],
         invocations: 120,
         set: canary_validator::bake::set_digest("prod/prod-api", set),
+        step: "100".into(),
     };
     let mut too_long = ecs_hook_event(
         "exec-long",
@@ -410,3 +411,40 @@ async fn the_binary_answers_ecs_native_hooks_and_bakes_across_invocations() {
 }
 
 const STATE_KEY: &str = "e2e-state-key-NOT-FOR-LOGS";
+
+/// The answer is the return value, so a Slack that never answers must not turn a verdict into
+/// a timeout (which ECS would take as a function error and roll back without a reason).
+#[tokio::test]
+async fn a_hanging_slack_does_not_delay_the_ecs_answer_past_the_deadline() {
+    let sink = SlackSink::start().await;
+    sink.script(std::iter::repeat_n(standins::slack_sink::Reply::Hang, 10));
+    let target = Target::start().await;
+    let stub = RecordingStub::start().await;
+    let checks = json!({"ecs_services": {"prod-api": [
+        {"type": "http", "name": "health", "url": target.url("/error"), "attempts": 1}
+    ]}});
+    let api = RuntimeApi::start().await;
+    let mut env = standins::moto::aws_env(&stub.endpoint());
+    env.extend([
+        ("SLACK_WEBHOOK_URL".to_owned(), sink.webhook_url("deploys")),
+        ("CHECKS".to_owned(), checks.to_string()),
+        ("REPORT_MARGIN".to_owned(), "2s".to_owned()),
+    ]);
+    let mut function = FunctionProcess::spawn(&binary(), &api, &env);
+    let event = ecs_hook_event("exec-slow-slack", "POST_TEST_TRAFFIC_SHIFT", "prod-api", 0);
+    let out = api
+        .invoke(&mut function, &event, Duration::from_secs(4))
+        .await;
+    assert!(
+        matches!(&out.outcome, Outcome::Response(v) if v == &json!({"hookStatus": "FAILED"})),
+        "{out:?}"
+    );
+    // Not a speed target: the deadline itself. The stand-in, like Lambda, allows a little
+    // grace before it kills the process, so the outcome alone would not show a late answer.
+    assert!(
+        out.took < Duration::from_secs(4),
+        "answered after the deadline: {out:?}"
+    );
+    assert!(!sink.requests().is_empty(), "the post was tried");
+    function.stop().await;
+}

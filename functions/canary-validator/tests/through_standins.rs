@@ -632,3 +632,55 @@ async fn a_header_secret_is_read_from_secrets_manager_by_json_key() {
     assert!(!out.to_string().contains("sm-t0ken"));
     assert!(!w.sink.delivered()[0].to_string().contains("sm-t0ken"));
 }
+
+/// A callback in the middle of a bake lands on a cold container whose read of the signing key
+/// is throttled (past the SDK's retries): answering FAILED would roll back a healthy release,
+/// so the hook asks ECS to call again with the state unchanged. Without a bake under way the
+/// same fault fails closed.
+#[tokio::test]
+async fn a_passing_fault_mid_bake_asks_ecs_to_call_again() {
+    let w = World::start(false).await;
+    w.stub.fixture_error(
+        "GetSecretValue",
+        json!({"SecretId": "canary/throttled-key"}),
+        "ThrottlingException",
+        "Rate exceeded",
+    );
+    let checks = json!({"ecs_services": {"prod-api": [{"type": "alarms", "alarms": ["api-5xx"], "bake": "30m"}]}});
+    let v = w
+        .validator(
+            checks,
+            &[("HOOK_STATE_KEY", "secretsmanager:canary/throttled-key")],
+        )
+        .await;
+    let mut event = common::ecs_hook_event(
+        "exec-cold",
+        "POST_PRODUCTION_TRAFFIC_SHIFT",
+        "prod-api",
+        100,
+    );
+    let first = v.handle(&event, budget(20)).await.unwrap();
+    assert_eq!(
+        first,
+        json!({"hookStatus": "FAILED"}),
+        "no bake under way: fail closed"
+    );
+    let now = canary_validator::bake::now_ms();
+    event["hookDetails"] = json!({"checkSet": "prod-api", "canaryValidatorBake": {
+        "v": 1, "held_since_ms": now - 60_000, "started_ms": now - 60_000, "passed": [],
+        "invocations": 2, "set": "x", "step": "100", "tag": "00"}});
+    let out = v.handle(&event, budget(20)).await.unwrap();
+    assert_eq!(out["hookStatus"], "IN_PROGRESS", "{out}");
+    assert_eq!(out["callBackDelay"], 30);
+    assert_eq!(
+        out["hookDetails"], event["hookDetails"],
+        "the state goes back unchanged"
+    );
+    event["hookDetails"]["canaryValidatorBake"]["held_since_ms"] = json!(now - 2 * 3600 * 1000);
+    let out = v.handle(&event, budget(20)).await.unwrap();
+    assert_eq!(
+        out,
+        json!({"hookStatus": "FAILED"}),
+        "past MAX_BAKE even unchecked"
+    );
+}

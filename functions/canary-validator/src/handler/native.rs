@@ -25,6 +25,31 @@ struct Decision {
 }
 
 impl Decision {
+    /// A passing fault in the middle of a bake: the state goes back unchanged, to be checked
+    /// on the next call — unless even its unchecked start says `MAX_BAKE` has passed.
+    fn retry_later(hook: &EcsHook, why: String, max_bake: Duration) -> Self {
+        let held_since = bake::unverified_held_since(&hook.hook_details).unwrap_or(u64::MAX);
+        if bake::elapsed_since(held_since, bake::now_ms()) >= max_bake {
+            return Self::failed(format!(
+                "{why}; and the bake has held the deployment for MAX_BAKE ({})",
+                human_duration(max_bake)
+            ));
+        }
+        tracing::warn!(reason = %why, "a passing fault during a bake: answering IN_PROGRESS with the state unchanged");
+        Self {
+            status: EcsStatus::InProgress,
+            run: Run {
+                deployment: None,
+                checks: Vec::new(),
+                problem: Some(why),
+            },
+            resume: Some((Value::Object(hook.hook_details.clone()), RETRY_LATER)),
+            bake: None,
+            bake_started: false,
+            rollback: false,
+        }
+    }
+
     fn failed(problem: impl Into<String>) -> Self {
         Self {
             status: EcsStatus::Failed,
@@ -36,6 +61,16 @@ impl Decision {
         }
     }
 }
+
+/// Kept back from the deadline for returning the answer after the notification: the answer
+/// is the return value, and a timeout rolls the deployment back.
+const ANSWER_RESERVE: Duration = Duration::from_millis(500);
+/// When a bake's callback cannot read its check book or key for a passing reason (throttling,
+/// a timeout on a cold container): ask ECS to call again rather than roll back.
+const RETRY_LATER: Duration = Duration::from_secs(30);
+
+/// Whether a bake without a signing key has been warned about in this container.
+static UNSIGNED_WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Whole seconds, at least one: `callBackDelay` is an integer number of seconds.
 fn callback_seconds(d: Duration) -> u64 {
@@ -67,7 +102,8 @@ where
                     .take(256)
                     .collect::<String>();
                 let notification = render_unreadable_ecs(&why.0);
-                self.tell(format!("{key}/unreadable"), notification, &deadline)
+                let by = deadline.less(ANSWER_RESERVE);
+                self.tell(format!("{key}/unreadable"), notification, &by)
                     .await;
                 return json!({"hookStatus": EcsStatus::Failed.wire()});
             }
@@ -77,13 +113,7 @@ where
     }
 
     async fn decide(&self, hook: &EcsHook, deadline: &Deadline) -> Decision {
-        let config = match &self.setup {
-            Ok(c) => c,
-            Err(why) => {
-                metrics::count(&metrics::CONFIG_ERRORS, &[]);
-                return Decision::failed(format!("configuration error: {why}"));
-            }
-        };
+        // First, before anything that could fail: a rollback needs no configuration.
         if hook.is_rollback() {
             // Never hold up a rollback: whatever the checks would say, going back is safer.
             return Decision {
@@ -99,6 +129,13 @@ where
                 rollback: true,
             };
         }
+        let config = match &self.setup {
+            Ok(c) => c,
+            Err(why) => {
+                metrics::count(&metrics::CONFIG_ERRORS, &[]);
+                return Decision::failed(format!("configuration error: {why}"));
+            }
+        };
         let work_deadline = match work_time(config, deadline) {
             Ok(d) => d,
             Err(why) => return Decision::failed(why),
@@ -118,9 +155,13 @@ where
     }
 
     async fn evaluate_ecs(&self, config: &Config, hook: &EcsHook, deadline: &Deadline) -> Decision {
+        let mid_bake = hook.hook_details.contains_key(bake::DETAILS_KEY);
         let book = match self.book(config, deadline).await {
             Ok(b) => b,
-            Err(why) => return Decision::failed(why),
+            Err(e) if e.passing && mid_bake => {
+                return Decision::retry_later(hook, e.why, config.max_bake);
+            }
+            Err(e) => return Decision::failed(e.why),
         };
         let (set_name, checks) = match book.select_ecs(
             hook.named_check_set(),
@@ -167,6 +208,13 @@ where
             None => None,
             Some(reference) => match self.resolve(reference, deadline).await {
                 Ok(secret) => Some(secret),
+                Err(e) if e.is_retryable() && mid_bake => {
+                    return Decision::retry_later(
+                        hook,
+                        format!("cannot read HOOK_STATE_KEY ({}): {e}", reference.describe()),
+                        config.max_bake,
+                    );
+                }
                 Err(e) => {
                     return Decision::failed(format!(
                         "cannot read HOOK_STATE_KEY ({}): {e}",
@@ -182,9 +230,19 @@ where
             stage: &hook.stage,
         };
         let digest = bake::set_digest(&set_name, checks);
+        let step = hook
+            .production_weight()
+            .map(|w| w.to_string())
+            .unwrap_or_default();
         let now = bake::now_ms();
         let previous = match bake::restore(&hook.hook_details, binding, key) {
             Restored::Fresh => None,
+            Restored::Resumed(state) if state.step != step => {
+                // A linear/canary deployment's next step: ECS handed back the last step's
+                // state, and this step bakes on its own.
+                tracing::info!(from = %state.step, to = %step, "a new traffic step: starting a new bake");
+                None
+            }
             Restored::Resumed(state) => Some(state),
             Restored::Rejected(why) => {
                 tracing::warn!(reason = %why, "refusing the bake state in hookDetails");
@@ -291,7 +349,13 @@ where
                 .collect(),
             invocations,
             set: digest,
+            step,
         };
+        if key.is_none() && !UNSIGNED_WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::warn!(
+                "HOOK_STATE_KEY is not set: the bake state in hookDetails is bound to its execution and checked, not signed"
+            );
+        }
         let Some(details) = bake::seal(&hook.hook_details, &state, binding, key) else {
             return Decision::failed("the bake state could not be sealed; see the function's log");
         };
@@ -315,7 +379,15 @@ where
             bake_started,
             rollback,
         } = decision;
-        record_run(&hook.stage, &run, status.metric());
+        record_run(
+            &hook.stage,
+            &run,
+            if rollback {
+                "Rollback"
+            } else {
+                status.metric()
+            },
+        );
         let service = format!("{}/{}", hook.cluster, hook.service);
         match (&status, run.failure_summary()) {
             (_, _) if rollback => {
@@ -340,7 +412,8 @@ where
             .unwrap_or_default();
         let base = format!("{}/{}{step}", hook.execution_id, hook.stage);
         let news = if rollback {
-            Some((format!("{base}/rollback"), EcsNews::Rollback))
+            // One post per rollback, though ECS calls both traffic-shift hooks for it.
+            Some((format!("{}/rollback", hook.execution_id), EcsNews::Rollback))
         } else {
             match status {
                 // The verdict is in the key: a different answer for the same hook (only a
@@ -363,7 +436,8 @@ where
         if let Some((key, news)) = news {
             let region = hook.region().unwrap_or(&self.region).to_owned();
             let notification = render_ecs(hook, &run, news, bake, &region);
-            self.tell(key, notification, deadline).await;
+            self.tell(key, notification, &deadline.less(ANSWER_RESERVE))
+                .await;
         }
         match resume {
             Some((details, delay)) => json!({
