@@ -77,6 +77,22 @@ fn check_lines(run: &Run) -> Option<Block> {
     Some(Block::section(lines))
 }
 
+/// Title, facts, why it failed and a line per check: what every hook message starts with.
+fn head(title: &str, fields: Vec<Mrkdwn>, run: &Run) -> Message {
+    let mut message = Message::new(Mrkdwn::from_untrusted(title))
+        .block(Block::Header(title.to_owned()))
+        .block(Block::fields(fields));
+    if let Some(problem) = &run.problem {
+        message = message.block(Block::section(
+            Mrkdwn::new().bold("Why").newline().plain(problem),
+        ));
+    }
+    if let Some(block) = check_lines(run) {
+        message = message.block(block);
+    }
+    message
+}
+
 /// An ECS-native hook's verdict, bake start or rollback.
 pub fn render_ecs(
     hook: &EcsHook,
@@ -117,17 +133,7 @@ pub fn render_ecs(
     if let Some(b) = bake {
         fields.push(Mrkdwn::new().bold("Bake").newline().plain(&b.line()));
     }
-    let mut message = Message::new(Mrkdwn::from_untrusted(&title))
-        .block(Block::Header(title.clone()))
-        .block(Block::fields(fields));
-    if let Some(problem) = &run.problem {
-        message = message.block(Block::section(
-            Mrkdwn::new().bold("Why").newline().plain(problem),
-        ));
-    }
-    if let Some(block) = check_lines(run) {
-        message = message.block(block);
-    }
+    let mut message = head(&title, fields, run);
     let consequence = match news {
         EcsNews::Verdict(EcsStatus::Failed) => {
             Some("ECS rolls the deployment back to the last successful service revision".to_owned())
@@ -202,18 +208,7 @@ pub fn render(
             fields.push(Mrkdwn::new().bold("Started by").newline().plain(&d.creator));
         }
     }
-    let mut message = Message::new(Mrkdwn::from_untrusted(&title))
-        .block(Block::Header(title.clone()))
-        .block(Block::fields(fields));
-
-    if let Some(problem) = &run.problem {
-        message = message.block(Block::section(
-            Mrkdwn::new().bold("Why").newline().plain(problem),
-        ));
-    }
-    if let Some(block) = check_lines(run) {
-        message = message.block(block);
-    }
+    let mut message = head(&title, fields, run);
     if status == HookStatus::Failed {
         let consequence = hook
             .map(Hook::consequence_of_failure)
