@@ -39,7 +39,7 @@ HOST_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64)
 SAM_BUILD := $(CURDIR)/.aws-sam/build
 PACKAGED_BINS := $(CURDIR)/target/packaged-bins.env
 
-.PHONY: help venv test test-repeat lint unit iam docs docs-check validate readme-blocks e2e-release demo build package deploy clean
+.PHONY: help venv test test-repeat lint unit iam docs docs-check validate readme-blocks e2e-release demo build package deploy clean bench bench-quick bench-subjects
 
 help:
 	@echo "make demo      run the suite locally against moto, the recording stub and a Slack sink"
@@ -48,6 +48,7 @@ help:
 	@echo "make build     cargo lambda build --release of every function (Amazon Linux 2023 binaries)"
 	@echo "make package   sam build: what a deploy uploads, in .aws-sam/build (no AWS account needed)"
 	@echo "make deploy    make package, then sam deploy (--guided the first time; then from samconfig.toml)"
+	@echo "make bench     cold start, warm latency, peak memory and size of every function beside the floor and a Python peer"
 	@echo "make docs      rewrite the README's variable and parameter tables from the code and template.yaml"
 	@echo "make venv      create .venv/ with moto, aws-sam-cli and cargo-lambda (done on demand)"
 
@@ -60,7 +61,7 @@ $(STAMP): scripts/requirements.txt
 	"$(VENV)/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements.txt
 	touch "$@"
 
-test: venv lint unit iam docs-check validate e2e-release readme-blocks
+test: venv lint unit iam docs-check validate e2e-release bench-quick readme-blocks
 	@echo "==> make test: all checks passed"
 
 # Not in CI: a hunt for flaky tests. Run `make build` first to include the release bootstraps.
@@ -113,6 +114,31 @@ e2e-release: ARCH := $(HOST_ARCH)
 e2e-release: venv package
 	@echo "==> packaged bootstraps through the Lambda Runtime API: $(FUNCTIONS)"
 	env $$(cat "$(PACKAGED_BINS)") cargo test --workspace --locked --test runtime_api
+
+# `make bench` (bench/harness says what it measures): the release bootstraps `make build`
+# makes, the floor built the same way, and the Python peer in its own virtualenv. The harness
+# itself is a debug build shared with the tests; its Runtime API adds the same small cost to
+# every subject, the floor included.
+BENCH_VENV := $(CURDIR)/bench/.venv
+BENCH_STAMP := $(BENCH_VENV)/.installed
+
+$(BENCH_STAMP): bench/python/requirements.txt
+	$(PYTHON) -m venv "$(BENCH_VENV)"
+	"$(BENCH_VENV)/bin/pip" install --quiet --disable-pip-version-check -r bench/python/requirements.txt
+	touch "$@"
+
+bench-subjects: ARCH := $(HOST_ARCH)
+bench-subjects: venv build $(BENCH_STAMP)
+	cargo lambda build --release --locked --bin bench-floor
+	$(DEBUG_BUILD)
+
+bench: bench-subjects
+	"$(DEBUG_BIN)/bench"
+
+# In `make test`: one cold start and a few warm invocations each, so the harness cannot rot.
+# No timing is asserted; only that every subject answered.
+bench-quick: bench-subjects
+	"$(DEBUG_BIN)/bench" --quick --out "$(CURDIR)/target/bench-quick"
 
 # The README's shell blocks, run as a new user would (scripts/readme-blocks says how).
 readme-blocks: venv

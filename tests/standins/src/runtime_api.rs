@@ -46,6 +46,8 @@ struct Queued {
 
 #[derive(Default)]
 struct Inner {
+    /// When the function first asked for an event: the end of its init (for `make bench`).
+    first_poll: Mutex<Option<Instant>>,
     queue: Mutex<VecDeque<Queued>>,
     waiting: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
     arrived: Notify,
@@ -75,6 +77,15 @@ impl RuntimeApi {
             inner,
             counter: Mutex::new(0),
         }
+    }
+
+    /// When a function first asked this server for an event, if it has.
+    pub fn first_poll_at(&self) -> Option<Instant> {
+        *self
+            .inner
+            .first_poll
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// The value for `AWS_LAMBDA_RUNTIME_API`.
@@ -132,6 +143,11 @@ impl RuntimeApi {
 }
 
 async fn next(State(inner): State<Arc<Inner>>) -> Response {
+    inner
+        .first_poll
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get_or_insert_with(Instant::now);
     loop {
         let notified = inner.arrived.notified();
         if let Some(q) = inner
@@ -212,6 +228,7 @@ async fn init_error() -> StatusCode {
 /// A function binary running against a [`RuntimeApi`], with its log lines kept.
 pub struct FunctionProcess {
     child: Child,
+    spawned_at: Instant,
     logs: Arc<Mutex<Vec<String>>>,
     readers: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -220,17 +237,26 @@ impl FunctionProcess {
     /// Starts `binary` as Lambda would: the runtime API address, function metadata, and
     /// JSON logs unless `env` says otherwise. `env` adds to (and overrides) these.
     pub fn spawn(binary: &Path, api: &RuntimeApi, env: &[(String, String)]) -> Self {
-        let mut cmd = Command::new(binary);
+        let name = binary
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Self::spawn_command(Command::new(binary), &name, api, env)
+    }
+
+    /// Like [`Self::spawn`], for a runtime started by a command (an interpreter and its
+    /// arguments): `make bench`'s Python peer under `awslambdaric`.
+    pub fn spawn_command(
+        mut cmd: Command,
+        name: &str,
+        api: &RuntimeApi,
+        env: &[(String, String)],
+    ) -> Self {
+        let program = format!("{:?}", cmd.as_std().get_program());
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("AWS_LAMBDA_RUNTIME_API", api.address())
-            .env(
-                "AWS_LAMBDA_FUNCTION_NAME",
-                binary
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-            )
+            .env("AWS_LAMBDA_FUNCTION_NAME", name)
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
             .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
@@ -238,13 +264,14 @@ impl FunctionProcess {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        let spawned_at = Instant::now();
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+            .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
         let logs = Arc::new(Mutex::new(Vec::new()));
         let mut readers = Vec::new();
         if let Some(out) = child.stdout.take() {
@@ -255,9 +282,28 @@ impl FunctionProcess {
         }
         Self {
             child,
+            spawned_at,
             logs,
             readers,
         }
+    }
+
+    /// When the process was started.
+    pub fn spawned_at(&self) -> Instant {
+        self.spawned_at
+    }
+
+    /// The process's peak resident memory so far (`VmHWM` in `/proc/<pid>/status`), in KiB.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()?)).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()
     }
 
     /// Ends the process (if it has not ended by itself) and returns every line it wrote,
