@@ -10,8 +10,15 @@
 //! - peak memory: `VmHWM` from `/proc/<pid>/status` after the warm run, before exit;
 //! - size: the bootstrap and its deflated size (what the deployment zip holds).
 //!
-//! Usage: bench [--quick] [--out DIR]. `--quick` (in `make test`): one cold start and a few
-//! warm invocations each, so the harness cannot rot; its numbers mean nothing.
+//! Usage: bench [--quick] [--cold N] [--warm N] [--out DIR] [--host-roots] [--env NAME=VALUE]...
+//! `--quick` (in `make test`): one cold start and a few warm invocations each, so the harness
+//! cannot rot; its numbers mean nothing. `--env` adds a variable to every subject (e.g.
+//! `SSL_CERT_DIR=/nonexistent`, to measure where init time goes).
+//!
+//! The trust store is read as on Lambda's Amazon Linux 2023 images, one bundle file, unless
+//! `--host-roots`: the SDK's and the Slack client's TLS set-up each read the system roots at
+//! init, and this Debian machine keeps them as ~150 files in /etc/ssl/certs besides the
+//! bundle, which alone added ~7 ms to every subject's init here (README, "Performance").
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -539,7 +546,23 @@ async fn main() -> Fallible<()> {
         .and_then(|i| args.get(i + 1))
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("bench/results"));
+    let number = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|n| n.parse::<usize>().ok())
+    };
     let (cold, warm) = if quick { (1, 3) } else { (30, 500) };
+    let (cold, warm) = (
+        number("--cold").unwrap_or(cold),
+        number("--warm").unwrap_or(warm),
+    );
+    let extra_env: Vec<(String, String)> = args
+        .windows(2)
+        .filter(|w| w[0] == "--env")
+        .filter_map(|w| w[1].split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
     let paths = Paths { root: root.clone() };
 
     let moto = Moto::start();
@@ -547,7 +570,22 @@ async fn main() -> Fallible<()> {
     stub.forward_unknown_to(moto.endpoint());
     let sink = SlackSink::start().await;
     let target = Target::start().await;
-    let subjects = subjects(&paths, &moto, &stub, &sink, &target).await?;
+    let mut subjects = subjects(&paths, &moto, &stub, &sink, &target).await?;
+    let lambda_like_roots = [
+        ("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt"),
+        ("SSL_CERT_DIR", "/nonexistent"),
+    ];
+    let host_roots = args.iter().any(|a| a == "--host-roots");
+    for s in &mut subjects {
+        if !host_roots && Path::new(lambda_like_roots[0].1).exists() {
+            s.env.extend(
+                lambda_like_roots
+                    .iter()
+                    .map(|(k, v)| ((*k).into(), (*v).into())),
+            );
+        }
+        s.env.extend(extra_env.iter().cloned());
+    }
     for s in &subjects {
         if let Runtime::Binary(p) = &s.runtime
             && !p.exists()
