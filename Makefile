@@ -127,9 +127,10 @@ $(BENCH_STAMP): bench/python/requirements.txt
 	"$(BENCH_VENV)/bin/pip" install --quiet --disable-pip-version-check -r bench/python/requirements.txt
 	touch "$@"
 
-bench-subjects: ARCH := $(HOST_ARCH)
+# The subjects run here, so they are built for this machine whatever ARCH says.
+bench-subjects: override ARCH := $(HOST_ARCH)
 bench-subjects: venv build $(BENCH_STAMP)
-	cargo lambda build --release --locked --bin bench-floor
+	cargo lambda build --release --locked $(if $(filter arm64,$(ARCH)),--arm64) --bin bench-floor
 	$(DEBUG_BUILD)
 
 bench: bench-subjects

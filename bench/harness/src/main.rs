@@ -18,7 +18,7 @@
 //! The trust store is read as on Lambda's Amazon Linux 2023 images, one bundle file, unless
 //! `--host-roots`: the SDK's and the Slack client's TLS set-up each read the system roots at
 //! init, and this Debian machine keeps them as ~150 files in /etc/ssl/certs besides the
-//! bundle, which alone added ~7 ms to every subject's init here (README, "Performance").
+//! bundle: reading them twice added ~7 ms to the notifier's init here (README, "Performance").
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -50,6 +50,13 @@ struct Subject {
     event: Box<dyn Fn(u64) -> Value>,
     /// Size on disk and deflated, when it ships as one file.
     size: Option<(u64, u64)>,
+    /// Whether an answer shows the real path was taken: the functions answer a refusal or a
+    /// skipped duplicate normally, and a cheap path must not pass for a measurement.
+    expect: fn(&Value) -> bool,
+}
+
+fn outcome_is(v: &Value, outcome: &str) -> bool {
+    v["outcome"] == outcome
 }
 
 #[derive(Default)]
@@ -105,9 +112,10 @@ fn spawn(subject: &Subject, api: &RuntimeApi) -> FunctionProcess {
     }
 }
 
-fn answered(outcome: &Outcome) -> Result<&Value, String> {
+fn answered<'a>(subject: &Subject, outcome: &'a Outcome) -> Result<&'a Value, String> {
     match outcome {
-        Outcome::Response(v) => Ok(v),
+        Outcome::Response(v) if (subject.expect)(v) => Ok(v),
+        Outcome::Response(v) => Err(format!("not the measured path: {v}")),
         other => Err(format!("{other:?}")),
     }
 }
@@ -121,7 +129,7 @@ async fn cold_start(subject: &Subject, n: u64, samples: &mut Samples) {
         .invoke(&mut process, &(subject.event)(n), INVOCATION_TIMEOUT)
         .await;
     let done = Instant::now();
-    match answered(&invocation.outcome) {
+    match answered(subject, &invocation.outcome) {
         Ok(_) => {
             samples.first_response.push(done - spawned);
             if let Some(polled) = api.first_poll_at() {
@@ -130,8 +138,9 @@ async fn cold_start(subject: &Subject, n: u64, samples: &mut Samples) {
         }
         Err(e) => samples.failures.push(format!("cold start {n}: {e}")),
     }
+    let failed_now = samples.failures.len() == 1 && samples.first_response.is_empty();
     let logs = process.stop().await;
-    if !samples.failures.is_empty() && samples.failures.len() == 1 {
+    if failed_now {
         for line in logs.iter().rev().take(5) {
             eprintln!("  {} log: {line}", subject.name);
         }
@@ -142,9 +151,12 @@ async fn cold_start(subject: &Subject, n: u64, samples: &mut Samples) {
 async fn warm_run(subject: &Subject, first: u64, count: u64, samples: &mut Samples) {
     let api = RuntimeApi::start().await;
     let mut process = spawn(subject, &api);
-    let _ = api
+    let warming = api
         .invoke(&mut process, &(subject.event)(first), INVOCATION_TIMEOUT)
         .await;
+    if let Err(e) = answered(subject, &warming.outcome) {
+        samples.failures.push(format!("warm-up: {e}"));
+    }
     for n in 1..=count {
         let invocation = api
             .invoke(
@@ -153,7 +165,7 @@ async fn warm_run(subject: &Subject, first: u64, count: u64, samples: &mut Sampl
                 INVOCATION_TIMEOUT,
             )
             .await;
-        match answered(&invocation.outcome) {
+        match answered(subject, &invocation.outcome) {
             Ok(_) => samples.warm.push(invocation.took),
             Err(e) => samples.failures.push(format!("warm {n}: {e}")),
         }
@@ -284,6 +296,10 @@ async fn subjects(
     let mut runner_env: Vec<(&str, String)> =
         world.env().into_iter().map(|(k, v)| (leak(k), v)).collect();
     runner_env.push(("AWS_ENDPOINT_URL_CODEPIPELINE", stub.endpoint()));
+    // Through the stub, which applies ECS's ListTasks default (RUNNING) that moto lacks:
+    // otherwise every launch lists every task stopped before it, and the runner's cost
+    // grows with the run.
+    runner_env.push(("AWS_ENDPOINT_URL_ECS", stub.endpoint()));
 
     let mut list = vec![
         Subject {
@@ -292,6 +308,7 @@ async fn subjects(
             env: base(&[]),
             event: Box::new(notifier_event.clone()),
             size: sizes(&paths.bootstrap("bench-floor")),
+            expect: |v| v.is_object(),
         },
         Subject {
             name: "pipeline-notifier",
@@ -299,6 +316,7 @@ async fn subjects(
             env: notifier_env.clone(),
             event: Box::new(notifier_event.clone()),
             size: sizes(&paths.bootstrap("pipeline-notifier")),
+            expect: |v| outcome_is(v, "notified"),
         },
         Subject {
             name: "ecr-scan-gate",
@@ -309,6 +327,7 @@ async fn subjects(
             ]),
             event: Box::new(gate_event),
             size: sizes(&paths.bootstrap("ecr-scan-gate")),
+            expect: |v| outcome_is(v, "reported") && v["verdict"] == "PASS",
         },
         Subject {
             name: "canary-validator",
@@ -323,6 +342,7 @@ async fn subjects(
             ]),
             event: Box::new(canary_event),
             size: sizes(&paths.bootstrap("canary-validator")),
+            expect: |v| outcome_is(v, "reported") && v["status"] == "Succeeded",
         },
         Subject {
             name: "migration-runner",
@@ -330,6 +350,7 @@ async fn subjects(
             env: base(&runner_env),
             event: Box::new(|_| json!({})),
             size: sizes(&paths.bootstrap("migration-runner")),
+            expect: |v| outcome_is(v, "launched"),
         },
     ];
     let python = paths.root.join("bench/.venv/bin/python");
@@ -345,9 +366,10 @@ async fn subjects(
             size: std::fs::metadata(paths.root.join("bench/python/notifier.py"))
                 .ok()
                 .map(|m| (m.len(), m.len())),
+            expect: |v| v["posted"] == true,
         });
     } else {
-        eprintln!("bench: no bench/.venv (make bench creates it): the Python peer is left out");
+        return Err("no bench/.venv for the Python peer: run make bench (it creates it)".into());
     }
     Ok(list)
 }
@@ -387,6 +409,7 @@ fn table(
     cold: usize,
     warm: usize,
     latency: (Option<Duration>, Option<Duration>),
+    roots: &str,
 ) -> String {
     let mut out = String::new();
     out.push_str(
@@ -428,12 +451,33 @@ fn table(
             .and_then(|r| r.samples.peak_rss_kib)
     };
     out.push_str(&format!(
-        "\n{cold} cold starts and {warm} warm invocations per subject, interleaved. Stand-in round trips (p50): Slack sink {}, moto {}; warm times include them.\n",
+        "\n{cold} cold starts per subject, interleaved round-robin; then {warm} warm invocations on one process each. Stand-in round trips (p50): Slack sink {}, moto {}; first-response and warm times include each subject's own calls to them. {roots}\n",
         ms(latency.0),
         ms(latency.1)
     ));
+    let init = |name: &str| {
+        rows.iter()
+            .find(|r| r.name.starts_with(name))
+            .and_then(|r| percentile(&r.samples.init, 50.0))
+    };
+    if let Some(floor) = init("floor") {
+        out.push_str("\nInit p50 ÷ floor:");
+        for r in rows
+            .iter()
+            .filter(|r| !r.name.starts_with("floor") && !r.name.starts_with("Python"))
+        {
+            if let Some(v) = percentile(&r.samples.init, 50.0) {
+                out.push_str(&format!(
+                    " {} {:.1}×;",
+                    r.name,
+                    v.as_secs_f64() / floor.as_secs_f64()
+                ));
+            }
+        }
+        out.push('\n');
+    }
     if let Some(floor) = p50("floor") {
-        out.push_str("\nCold start (first response p50) ÷ floor:");
+        out.push_str("First response p50 ÷ floor (includes each function's own calls):");
         for r in rows
             .iter()
             .filter(|r| !r.name.starts_with("floor") && !r.name.starts_with("Python"))
@@ -575,9 +619,10 @@ async fn main() -> Fallible<()> {
         ("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt"),
         ("SSL_CERT_DIR", "/nonexistent"),
     ];
-    let host_roots = args.iter().any(|a| a == "--host-roots");
+    let lambda_roots =
+        !args.iter().any(|a| a == "--host-roots") && Path::new(lambda_like_roots[0].1).exists();
     for s in &mut subjects {
-        if !host_roots && Path::new(lambda_like_roots[0].1).exists() {
+        if lambda_roots {
             s.env.extend(
                 lambda_like_roots
                     .iter()
@@ -630,7 +675,7 @@ async fn main() -> Fallible<()> {
                 let invocation = api
                     .invoke(&mut process, &(subject.event)(n), INVOCATION_TIMEOUT)
                     .await;
-                match answered(&invocation.outcome) {
+                match answered(subject, &invocation.outcome) {
                     Ok(_) if i > 0 => samples[s].warm.push(invocation.took),
                     Ok(_) => {}
                     Err(e) => samples[s].failures.push(format!("warm {i}: {e}")),
@@ -654,7 +699,12 @@ async fn main() -> Fallible<()> {
             size: s.size,
         })
         .collect();
-    let report = table(&rows, cold, warm, latency);
+    let roots = if lambda_roots {
+        "Trust store: one bundle file, as on Lambda's image (--host-roots for this machine's)."
+    } else {
+        "Trust store: this machine's layout (--host-roots)."
+    };
+    let report = table(&rows, cold, warm, latency, roots);
     std::fs::create_dir_all(&out_dir)?;
     std::fs::write(out_dir.join("latest.md"), &report)?;
     std::fs::write(out_dir.join("latest.svg"), chart(&rows))?;

@@ -253,6 +253,7 @@ async fn handle(
     let (response, status, logged) = match (response, upstream) {
         (Some(r), _) => (r, status, fixture_answer.unwrap_or(Value::Null)),
         (None, Some(upstream)) => {
+            let body = ecs_defaults(&operation, &request).unwrap_or(body);
             let (status, content_type, bytes) = forward(&upstream, &headers, body).await;
             if operation == "RunTask" && status == 200 {
                 remember_run_token(&inner, &request, &bytes);
@@ -380,6 +381,20 @@ fn answer(state: &mut Inner, operation: &str, request: &Value) -> (Option<Respon
         }
         _ => (None, 0),
     }
+}
+
+/// Defaults ECS applies that moto does not, as the request to forward. ListTasks: "The
+/// default status filter is RUNNING" (ECS API reference, ListTasks `desiredStatus`); moto lists
+/// stopped tasks too, so a caller that lists by `startedBy` would see every task it ever ran.
+fn ecs_defaults(operation: &str, request: &Value) -> Option<Bytes> {
+    if operation != "ListTasks" || request.get("desiredStatus").is_some() {
+        return None;
+    }
+    let mut request = request.clone();
+    request
+        .as_object_mut()?
+        .insert("desiredStatus".into(), json!("RUNNING"));
+    Some(Bytes::from(request.to_string()))
 }
 
 /// The upstream's answer: status, content type and body.
