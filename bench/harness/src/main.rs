@@ -579,6 +579,19 @@ fn chart(rows: &[Row]) -> String {
     svg
 }
 
+/// The README shows the latest full run: the block between the bench markers is replaced.
+fn update_readme(readme: &Path, report: &str) -> Fallible<()> {
+    const START: &str = "<!-- bench results: bench/results/latest.md -->\n";
+    const END: &str = "<!-- /bench results -->";
+    let text = std::fs::read_to_string(readme)?;
+    let (Some(a), Some(b)) = (text.find(START), text.find(END)) else {
+        return Err("README.md has no bench results block".into());
+    };
+    let updated = format!("{}{START}{}\n{}", &text[..a], report.trim(), &text[b..]);
+    std::fs::write(readme, updated)?;
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Fallible<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -708,6 +721,9 @@ async fn main() -> Fallible<()> {
     std::fs::create_dir_all(&out_dir)?;
     std::fs::write(out_dir.join("latest.md"), &report)?;
     std::fs::write(out_dir.join("latest.svg"), chart(&rows))?;
+    if !quick && out_dir == root.join("bench/results") {
+        update_readme(&root.join("README.md"), &report)?;
+    }
     println!("\n{report}");
     println!(
         "bench: wrote {} and latest.svg",
