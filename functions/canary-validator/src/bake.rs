@@ -70,7 +70,8 @@ pub enum Restored {
     Rejected(String),
 }
 
-fn tag(state: &BakeState, binding: Binding<'_>, key: Option<&[u8]>) -> Option<String> {
+/// The MAC over the state and what it is bound to, ready to finalize or verify.
+fn mac(state: &BakeState, binding: Binding<'_>, key: Option<&[u8]>) -> Option<Hmac<Sha256>> {
     let mut mac = Hmac::<Sha256>::new_from_slice(key.unwrap_or(UNKEYED)).ok()?;
     // Length-prefixed, so no choice of ids can make two bindings read the same.
     for part in [binding.execution_id, binding.revision, binding.stage] {
@@ -79,11 +80,22 @@ fn tag(state: &BakeState, binding: Binding<'_>, key: Option<&[u8]>) -> Option<St
     }
     mac.update(&[VERSION]);
     mac.update(serde_json::to_string(state).ok()?.as_bytes());
-    Some(hex(&mac.finalize().into_bytes()))
+    Some(mac)
 }
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The tag's bytes from its hex; text that is not hex is not a tag.
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 /// Reads this function's state from `hookDetails`, if any.
@@ -98,16 +110,11 @@ pub fn restore(details: &Map<String, Value>, binding: Binding<'_>, key: Option<&
     if sealed.v != VERSION {
         return Restored::Rejected(format!("{refused}: unknown version {}", sealed.v));
     }
-    let Some(expected) = tag(&sealed.state, binding, key) else {
+    let Some(expected) = mac(&sealed.state, binding, key) else {
         return Restored::Rejected(format!("{refused}: it cannot be checked"));
     };
-    // Compared in constant time: the tag is the secret-derived part.
-    let matches = expected.len() == sealed.tag.len()
-        && expected
-            .bytes()
-            .zip(sealed.tag.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
+    // verify_slice compares in constant time: the tag is the secret-derived part.
+    let matches = unhex(&sealed.tag).is_some_and(|tag| expected.verify_slice(&tag).is_ok());
     if matches {
         Restored::Resumed(sealed.state)
     } else {
@@ -132,7 +139,7 @@ pub fn seal(
     let sealed = Sealed {
         v: VERSION,
         state: state.clone(),
-        tag: tag(state, binding, key)?,
+        tag: hex(&mac(state, binding, key)?.finalize().into_bytes()),
     };
     let mut out = details.clone();
     out.insert(DETAILS_KEY.to_owned(), serde_json::to_value(sealed).ok()?);

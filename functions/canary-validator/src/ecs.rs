@@ -36,7 +36,8 @@ impl EcsStatus {
     }
 }
 
-/// Ids and ARNs are a few hundred characters at most.
+/// Ids and ARNs are a few hundred characters at most (CodeDeploy's hook execution ids, opaque
+/// base64 tokens, are the longest).
 const MAX_FIELD_LEN: usize = 2048;
 
 /// An ECS-native hook invocation: what to check and where the deployment stands.
@@ -63,7 +64,8 @@ pub fn looks_like_ecs_hook(event: &Value) -> bool {
     event.get("lifecycleStage").is_some() || event.get("executionDetails").is_some()
 }
 
-fn text(from: &Map<String, Value>, name: &str) -> Result<String, NotForUs> {
+/// A required, non-blank string field of either hook payload, trimmed.
+pub(crate) fn text(from: &Map<String, Value>, name: &str) -> Result<String, NotForUs> {
     match from.get(name) {
         Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= MAX_FIELD_LEN => {
             Ok(s.trim().to_owned())
@@ -104,6 +106,7 @@ fn service_names(
     if !service_arn.starts_with("arn:") || !service_arn.contains(":ecs:") {
         return Err(not_service());
     }
+    let deployment = deployment_arn.and_then(resource);
     let resource = resource(service_arn).ok_or_else(not_service)?;
     let parts: Vec<&str> = resource.split('/').collect();
     match parts.as_slice() {
@@ -111,8 +114,7 @@ fn service_names(
             Ok(((*cluster).to_owned(), (*service).to_owned()))
         }
         ["service", service] if !service.is_empty() => {
-            let cluster = deployment_arn
-                .and_then(|arn| arn.splitn(6, ':').nth(5))
+            let cluster = deployment
                 .and_then(|r| {
                     let p: Vec<&str> = r.split('/').collect();
                     match p.as_slice() {

@@ -35,8 +35,6 @@ use shared::text::human_duration;
 /// Checks stop this long before the run's own limit, so their evidence is kept rather than
 /// abandoned by the outer guard.
 const CHECK_SLACK: Duration = Duration::from_millis(500);
-/// Hook execution ids are opaque base64 tokens of a few hundred characters.
-const MAX_ID_LEN: usize = 2048;
 /// Less than this for checks after the report margin is a misconfigured timeout.
 const MIN_CHECK_TIME: Duration = Duration::from_secs(1);
 
@@ -129,19 +127,11 @@ pub struct HookEvent {
 
 /// The two ids CodeDeploy sends, or why the input is not a hook invocation.
 pub fn parse_event(event: &Value) -> Result<HookEvent, NotForUs> {
-    let field = |name: &str| -> Result<String, NotForUs> {
-        match event.get(name) {
-            Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= MAX_ID_LEN => {
-                Ok(s.trim().to_owned())
-            }
-            Some(Value::String(_)) => Err(NotForUs(format!("{name} is blank or too long"))),
-            Some(_) => Err(NotForUs(format!("{name} is not a string"))),
-            None => Err(NotForUs(format!("{name} is missing"))),
-        }
-    };
+    let empty = serde_json::Map::new();
+    let fields = event.as_object().unwrap_or(&empty);
     Ok(HookEvent {
-        deployment_id: field("DeploymentId")?,
-        hook_execution_id: field("LifecycleEventHookExecutionId")?,
+        deployment_id: crate::ecs::text(fields, "DeploymentId")?,
+        hook_execution_id: crate::ecs::text(fields, "LifecycleEventHookExecutionId")?,
     })
 }
 
