@@ -50,6 +50,9 @@ struct Subject {
     event: Box<dyn Fn(u64) -> Value>,
     /// Size on disk and deflated, when it ships as one file.
     size: Option<(u64, u64)>,
+    /// Each invocation launches an ECS task, stopped after it (untimed) so the next launch is
+    /// not refused as "still running".
+    launches_tasks: bool,
     /// Whether an answer shows the real path was taken: the functions answer a refusal or a
     /// skipped duplicate normally, and a cheap path must not pass for a measurement.
     expect: fn(&Value) -> bool,
@@ -121,7 +124,7 @@ fn answered<'a>(subject: &Subject, outcome: &'a Outcome) -> Result<&'a Value, St
 }
 
 /// One cold start: a new process, its first event.
-async fn cold_start(subject: &Subject, n: u64, samples: &mut Samples) {
+async fn cold_start(subject: &Subject, n: u64, moto: &Moto, samples: &mut Samples) {
     let api = RuntimeApi::start().await;
     let mut process = spawn(subject, &api);
     let spawned = process.spawned_at();
@@ -129,6 +132,9 @@ async fn cold_start(subject: &Subject, n: u64, samples: &mut Samples) {
         .invoke(&mut process, &(subject.event)(n), INVOCATION_TIMEOUT)
         .await;
     let done = Instant::now();
+    if subject.launches_tasks {
+        stop_tasks(moto).await;
+    }
     match answered(subject, &invocation.outcome) {
         Ok(_) => {
             samples.first_response.push(done - spawned);
@@ -148,16 +154,11 @@ async fn cold_start(subject: &Subject, n: u64, samples: &mut Samples) {
 }
 
 /// `count` invocations on one warm process (after one that warms it), then its peak memory.
-async fn warm_run(subject: &Subject, first: u64, count: u64, samples: &mut Samples) {
+async fn warm_run(subject: &Subject, first: u64, count: u64, moto: &Moto, samples: &mut Samples) {
     let api = RuntimeApi::start().await;
     let mut process = spawn(subject, &api);
-    let warming = api
-        .invoke(&mut process, &(subject.event)(first), INVOCATION_TIMEOUT)
-        .await;
-    if let Err(e) = answered(subject, &warming.outcome) {
-        samples.failures.push(format!("warm-up: {e}"));
-    }
-    for n in 1..=count {
+    // Invocation 0 warms the process and is not counted.
+    for n in 0..=count {
         let invocation = api
             .invoke(
                 &mut process,
@@ -165,8 +166,12 @@ async fn warm_run(subject: &Subject, first: u64, count: u64, samples: &mut Sampl
                 INVOCATION_TIMEOUT,
             )
             .await;
+        if subject.launches_tasks {
+            stop_tasks(moto).await;
+        }
         match answered(subject, &invocation.outcome) {
-            Ok(_) => samples.warm.push(invocation.took),
+            Ok(_) if n > 0 => samples.warm.push(invocation.took),
+            Ok(_) => {}
             Err(e) => samples.failures.push(format!("warm {n}: {e}")),
         }
     }
@@ -293,8 +298,11 @@ async fn subjects(
     // migration-runner: a direct launch of the migration task in moto's ECS. Each launch is
     // stopped right after (untimed) so the next is not refused as "still running".
     let world = EcsWorld::create(moto, "bench").await;
-    let mut runner_env: Vec<(&str, String)> =
-        world.env().into_iter().map(|(k, v)| (leak(k), v)).collect();
+    let world_env = world.env();
+    let mut runner_env: Vec<(&str, String)> = world_env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
     runner_env.push(("AWS_ENDPOINT_URL_CODEPIPELINE", stub.endpoint()));
     // Through the stub, which applies ECS's ListTasks default (RUNNING) that moto lacks:
     // otherwise every launch lists every task stopped before it, and the runner's cost
@@ -309,6 +317,7 @@ async fn subjects(
             event: Box::new(notifier_event.clone()),
             size: sizes(&paths.bootstrap("bench-floor")),
             expect: |v| v.is_object(),
+            launches_tasks: false,
         },
         Subject {
             name: "pipeline-notifier",
@@ -317,6 +326,7 @@ async fn subjects(
             event: Box::new(notifier_event.clone()),
             size: sizes(&paths.bootstrap("pipeline-notifier")),
             expect: |v| outcome_is(v, "notified"),
+            launches_tasks: false,
         },
         Subject {
             name: "ecr-scan-gate",
@@ -328,6 +338,7 @@ async fn subjects(
             event: Box::new(gate_event),
             size: sizes(&paths.bootstrap("ecr-scan-gate")),
             expect: |v| outcome_is(v, "reported") && v["verdict"] == "PASS",
+            launches_tasks: false,
         },
         Subject {
             name: "canary-validator",
@@ -343,6 +354,7 @@ async fn subjects(
             event: Box::new(canary_event),
             size: sizes(&paths.bootstrap("canary-validator")),
             expect: |v| outcome_is(v, "reported") && v["status"] == "Succeeded",
+            launches_tasks: false,
         },
         Subject {
             name: "migration-runner",
@@ -351,6 +363,7 @@ async fn subjects(
             event: Box::new(|_| json!({})),
             size: sizes(&paths.bootstrap("migration-runner")),
             expect: |v| outcome_is(v, "launched"),
+            launches_tasks: true,
         },
     ];
     let python = paths.root.join("bench/.venv/bin/python");
@@ -367,6 +380,7 @@ async fn subjects(
                 .ok()
                 .map(|m| (m.len(), m.len())),
             expect: |v| v["posted"] == true,
+            launches_tasks: false,
         });
     } else {
         return Err("no bench/.venv for the Python peer: run make bench (it creates it)".into());
@@ -374,13 +388,8 @@ async fn subjects(
     Ok(list)
 }
 
-/// Environment names are static in the subjects' lists; the runner's come from its world.
-fn leak(s: String) -> &'static str {
-    Box::leak(s.into_boxed_str())
-}
-
 /// Stops every task the runner launched, so its next launch is not refused as busy.
-async fn stop_migrations(moto: &Moto) {
+async fn stop_tasks(moto: &Moto) {
     let listed = moto
         .aws_json(
             "ecs",
@@ -455,43 +464,12 @@ fn table(
         ms(latency.0),
         ms(latency.1)
     ));
-    let init = |name: &str| {
-        rows.iter()
-            .find(|r| r.name.starts_with(name))
-            .and_then(|r| percentile(&r.samples.init, 50.0))
-    };
-    if let Some(floor) = init("floor") {
-        out.push_str("\nInit p50 ÷ floor:");
-        for r in rows
-            .iter()
-            .filter(|r| !r.name.starts_with("floor") && !r.name.starts_with("Python"))
-        {
-            if let Some(v) = percentile(&r.samples.init, 50.0) {
-                out.push_str(&format!(
-                    " {} {:.1}×;",
-                    r.name,
-                    v.as_secs_f64() / floor.as_secs_f64()
-                ));
-            }
-        }
-        out.push('\n');
-    }
-    if let Some(floor) = p50("floor") {
-        out.push_str("First response p50 ÷ floor (includes each function's own calls):");
-        for r in rows
-            .iter()
-            .filter(|r| !r.name.starts_with("floor") && !r.name.starts_with("Python"))
-        {
-            if let Some(v) = percentile(&r.samples.first_response, 50.0) {
-                out.push_str(&format!(
-                    " {} {:.1}×;",
-                    r.name,
-                    v.as_secs_f64() / floor.as_secs_f64()
-                ));
-            }
-        }
-        out.push('\n');
-    }
+    out.push_str(&ratio_line(rows, "\nInit p50 ÷ floor:", |s| &s.init));
+    out.push_str(&ratio_line(
+        rows,
+        "First response p50 ÷ floor (includes each function's own calls):",
+        |s| &s.first_response,
+    ));
     if let (Some(py), Some(rust)) = (p50("Python"), p50("pipeline-notifier")) {
         out.push_str(&format!(
             "Python peer ÷ pipeline-notifier: cold start {:.1}×",
@@ -511,6 +489,33 @@ fn table(
         ));
     }
     out
+}
+
+/// Each function's p50 of `measure` over the floor's, on one line (empty without a floor).
+fn ratio_line(rows: &[Row], label: &str, measure: fn(&Samples) -> &[Duration]) -> String {
+    let p50 = |r: &Row| percentile(measure(&r.samples), 50.0);
+    let Some(floor) = rows
+        .iter()
+        .find(|r| r.name.starts_with("floor"))
+        .and_then(p50)
+    else {
+        return String::new();
+    };
+    let mut line = label.to_owned();
+    for r in rows
+        .iter()
+        .filter(|r| !r.name.starts_with("floor") && !r.name.starts_with("Python"))
+    {
+        if let Some(v) = p50(r) {
+            line.push_str(&format!(
+                " {} {:.1}×;",
+                r.name,
+                v.as_secs_f64() / floor.as_secs_f64()
+            ));
+        }
+    }
+    line.push('\n');
+    line
 }
 
 /// Two bar charts side by side: cold start (first response p50) and peak memory.
@@ -669,38 +674,15 @@ async fn main() -> Fallible<()> {
     for round in 0..cold {
         for (s, subject) in subjects.iter().enumerate() {
             n += 1;
-            cold_start(subject, n, &mut samples[s]).await;
-            if subject.name == "migration-runner" {
-                stop_migrations(&moto).await;
-            }
+            cold_start(subject, n, &moto, &mut samples[s]).await;
         }
         if !quick && (round + 1) % 10 == 0 {
             println!("bench: {} cold rounds done", round + 1);
         }
     }
     for (s, subject) in subjects.iter().enumerate() {
-        if subject.name == "migration-runner" {
-            // Each launch must be stopped before the next, outside the timed invocation.
-            let api = RuntimeApi::start().await;
-            let mut process = spawn(subject, &api);
-            for i in 0..=warm as u64 {
-                n += 1;
-                let invocation = api
-                    .invoke(&mut process, &(subject.event)(n), INVOCATION_TIMEOUT)
-                    .await;
-                match answered(subject, &invocation.outcome) {
-                    Ok(_) if i > 0 => samples[s].warm.push(invocation.took),
-                    Ok(_) => {}
-                    Err(e) => samples[s].failures.push(format!("warm {i}: {e}")),
-                }
-                stop_migrations(&moto).await;
-            }
-            samples[s].peak_rss_kib = process.peak_rss_kib();
-            process.stop().await;
-        } else {
-            warm_run(subject, n + 1, warm as u64, &mut samples[s]).await;
-            n += warm as u64 + 1;
-        }
+        warm_run(subject, n + 1, warm as u64, &moto, &mut samples[s]).await;
+        n += warm as u64 + 1;
     }
     let latency = standin_latency(&sink, &moto).await;
     let rows: Vec<Row> = subjects
