@@ -305,19 +305,14 @@ where
             watched: bake::elapsed_since(started_ms, bake::now_ms()),
             ..progress
         });
-        if run.passed() {
-            return Decision {
-                status: EcsStatus::Succeeded,
-                run,
-                resume: None,
-                bake,
-                bake_started: false,
-                rollback: false,
-            };
-        }
         if !run.baking() {
+            let status = if run.passed() {
+                EcsStatus::Succeeded
+            } else {
+                EcsStatus::Failed
+            };
             return Decision {
-                status: EcsStatus::Failed,
+                status,
                 run,
                 resume: None,
                 bake,
