@@ -1,10 +1,8 @@
-//! Memory of recently handled event ids, for the life of a warm container.
-//!
-//! EventBridge delivers at least once, and a duplicate usually reaches the same warm
-//! container soon after the original. Remembering what was already delivered there stops
-//! most double posts without a database. It cannot see duplicates that land on another
-//! container; record an id only after its side effects happened, so a retry of a failed
-//! attempt is never mistaken for a duplicate.
+//! Memory of recently handled keys, for the life of a warm container: the idempotency
+//! store's first look (a duplicate on the same container needs no round trip) and its only
+//! guard when no table is configured or the table fails. It cannot see duplicates that land
+//! on another container; record a key only after its side effects happened, so a retry of a
+//! failed attempt is never mistaken for a duplicate.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;

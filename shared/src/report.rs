@@ -10,6 +10,7 @@ use crate::deadline::Deadline;
 use crate::dedupe::RecentEvents;
 use crate::error::Error;
 use crate::guard::{Guarded, guarded};
+use crate::idempotency::{Idempotency, Once, RECORD_RESERVE};
 use crate::jobs::{FailureKind, JobOutcome, ReportJob, Reported};
 use crate::notifier::{Notification, Notify};
 use crate::slack::{Block, Mrkdwn};
@@ -62,10 +63,12 @@ pub struct Answer {
     pub lambda_retries: bool,
 }
 
-/// Reports, then notifies. One per container: it remembers which answers it has notified.
+/// Reports, then notifies. One per container: it remembers which answers it has notified,
+/// and claims each job in the idempotency store so a redelivered one is answered once.
 pub struct Answerer<N> {
     notifier: N,
     notified: RecentEvents,
+    idempotency: Idempotency,
 }
 
 /// How an answer ended, for the invocation's result and its log.
@@ -89,15 +92,21 @@ impl Answered {
 }
 
 impl<N: Notify> Answerer<N> {
-    pub fn new(notifier: N) -> Self {
+    pub fn new(notifier: N, idempotency: Idempotency) -> Self {
         Self {
             notifier,
             notified: RecentEvents::new(512),
+            idempotency,
         }
     }
 
     pub fn notifier(&self) -> &N {
         &self.notifier
+    }
+
+    /// The function's side effects outside jobs (events, hooks) are claimed here too.
+    pub fn idempotency(&self) -> &Idempotency {
+        &self.idempotency
     }
 
     /// Sends the report, then notifies. `report` is given the deadline it must finish by:
@@ -110,8 +119,9 @@ impl<N: Notify> Answerer<N> {
     /// earlier attempt may have found something else (a Failed hook, this attempt Succeeded).
     /// So the one rule is: post unless this container already delivered a post for this key;
     /// after "already reported", post whatever `NOTIFY_ON` says, and say that the first
-    /// answer is the one that stands. A duplicate post across containers is possible; a
-    /// silent failure is not.
+    /// answer is the one that stands. Across containers, the claim on the job or hook in the
+    /// idempotency store keeps a redelivery from getting here twice; without the store a
+    /// duplicate post is possible. A silent failure is not.
     ///
     /// A permanent report failure is posted (whatever `wanted` says) and acknowledged; so is
     /// a retryable one when Lambda may not retry (`lambda_retries`). Otherwise a retryable
@@ -231,7 +241,57 @@ impl<N: Notify> Answerer<N> {
     /// the reason (should an answer already have landed, CodePipeline keeps that one) and a
     /// person is told; `render` builds that notice from one sentence. `who` names the
     /// function for the job's failure message ("the scan gate").
+    ///
+    /// The job is claimed first under its id (CodePipeline gives each continuation a new
+    /// one): a redelivery of an answered job is acknowledged without a second answer or
+    /// post, and one still being answered elsewhere is left to that invocation (should it
+    /// die, Lambda's retry of it takes the claim over).
     pub async fn guard_job<J, W, F>(
+        &self,
+        jobs: &J,
+        job_id: &str,
+        who: &str,
+        deadline: Deadline,
+        work: W,
+        render: impl FnOnce(String) -> Notification,
+    ) -> serde_json::Value
+    where
+        J: ReportJob,
+        W: FnOnce(Deadline) -> F,
+        F: Future<Output = Result<serde_json::Value, Error>>,
+    {
+        let key = format!("job/{job_id}");
+        let answered = self
+            .idempotency
+            .once(&key, &deadline.less(RECORD_RESERVE), || async {
+                Ok(self
+                    .answer_job_guarded(jobs, job_id, who, deadline, work, render)
+                    .await)
+            })
+            .await;
+        match answered {
+            Once::Ran(Ok(out)) => out,
+            Once::Ran(Err(e)) => {
+                serde_json::json!({"outcome": "unanswered", "jobId": job_id, "reason": e.to_string()})
+            }
+            Once::AlreadyDone => {
+                tracing::info!(
+                    job_id,
+                    "this job was already answered (a duplicate delivery); acknowledging without answering again"
+                );
+                serde_json::json!({"outcome": "duplicate", "jobId": job_id})
+            }
+            Once::Held { .. } => {
+                tracing::warn!(
+                    job_id,
+                    "another invocation is still answering this job; leaving it to that one"
+                );
+                serde_json::json!({"outcome": "duplicate", "jobId": job_id, "reason": "being answered by another invocation"})
+            }
+        }
+    }
+
+    async fn answer_job_guarded<J, W, F>(
         &self,
         jobs: &J,
         job_id: &str,
@@ -355,7 +415,7 @@ mod tests {
     /// the first answer stands.
     #[tokio::test]
     async fn already_reported_is_posted_even_unwanted_when_this_container_has_not_posted() {
-        let a = Answerer::new(Posts::default());
+        let a = Answerer::new(Posts::default(), Idempotency::in_memory("test"));
         let out = a
             .answer(
                 answer(false),
@@ -376,7 +436,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_report_gets_half_the_time_left_and_the_post_the_rest() {
-        let a = Answerer::new(Posts::default());
+        let a = Answerer::new(Posts::default(), Idempotency::in_memory("test"));
         let whole = deadline();
         let given = std::sync::Mutex::new(None);
         a.answer(
@@ -396,7 +456,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_report_refused_twice_in_one_container_is_posted_once() {
-        let a = Answerer::new(Posts::default());
+        let a = Answerer::new(Posts::default(), Idempotency::in_memory("test"));
         for _ in 0..2 {
             a.answer(
                 answer(false),
@@ -411,7 +471,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_second_answer_for_the_same_key_in_one_container_is_not_posted_again() {
-        let a = Answerer::new(Posts::default());
+        let a = Answerer::new(Posts::default(), Idempotency::in_memory("test"));
         a.answer(
             answer(true),
             |_| async { Ok(Reported::Recorded) },
@@ -433,7 +493,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_refused_report_is_notified_even_when_the_verdict_was_not_wanted() {
-        let a = Answerer::new(Posts::default());
+        let a = Answerer::new(Posts::default(), Idempotency::in_memory("test"));
         let refused = |_| async {
             Err(Error::Aws {
                 service: "CodePipeline",
@@ -455,7 +515,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_retryable_report_failure_is_returned_without_a_post() {
-        let a = Answerer::new(Posts::default());
+        let a = Answerer::new(Posts::default(), Idempotency::in_memory("test"));
         let err = a
             .answer(
                 answer(true),
@@ -470,7 +530,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_retryable_failure_lambda_may_not_retry_is_told_and_acknowledged() {
-        let a = Answerer::new(Posts::default());
+        let a = Answerer::new(Posts::default(), Idempotency::in_memory("test"));
         let job = Answer {
             lambda_retries: false,
             ..answer(false)

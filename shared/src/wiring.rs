@@ -10,6 +10,7 @@ use aws_config::SdkConfig;
 
 use crate::config::{Environment, ProcessEnv, Vars};
 use crate::error::Error;
+use crate::idempotency::Idempotency;
 use crate::metrics::Metrics;
 use crate::notifier::{Notifier, NotifierConfig};
 use crate::secrets::{DEFAULT_TTL, Secrets};
@@ -65,6 +66,15 @@ impl Wiring {
             tracing::error!(error = %problem, "a metrics setting is malformed; using its default");
         }
         metrics
+    }
+
+    /// The store of claimed side effects (`IDEMPOTENCY_TABLE`), keys scoped by `function`.
+    pub fn idempotency<E: Environment + ?Sized>(
+        &self,
+        function: &'static str,
+        env: &E,
+    ) -> Idempotency {
+        Idempotency::from_env(function, env, &self.sdk)
     }
 
     /// The notifier from `SLACK_WEBHOOK_URL` and `SNS_TOPIC_ARN` alone, built apart from the

@@ -36,7 +36,10 @@ pub fn build<E: Environment + ?Sized>(env: &E, wiring: &Wiring) -> Result<App, s
             alarms: CloudWatchAlarms::new(&wiring.sdk),
             probe,
             hooks: HookReporter::new(&wiring.sdk),
-            answerer: Answerer::new(wiring.notifier(env)),
+            answerer: Answerer::new(
+                wiring.notifier(env),
+                wiring.idempotency("canary-validator", env),
+            ),
             secrets: Some(wiring.secrets.clone()),
         },
         wiring.region(),

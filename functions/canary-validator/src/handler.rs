@@ -16,6 +16,7 @@ use shared::config::LoadError;
 use shared::error::NotForUs;
 use shared::guard::{Guarded, guarded};
 use shared::hooks::{HookStatus, ReportHook};
+use shared::idempotency::{HELD_ELSEWHERE, Once, RECORD_RESERVE};
 use shared::jobs::Reported;
 use shared::metrics;
 use shared::notifier::{Notification, Notify};
@@ -174,12 +175,40 @@ where
                 return Ok(json!({"outcome": "ignored", "reason": why.0}));
             }
         };
+        // CodeDeploy invokes hooks asynchronously: a redelivered hook execution is answered
+        // once, by whichever invocation claims it.
+        let work_by = deadline.less(RECORD_RESERVE);
+        let answered = self
+            .ports
+            .answerer
+            .idempotency()
+            .once(
+                &format!("hook/{}", ids.hook_execution_id),
+                &deadline,
+                || Box::pin(self.codedeploy_hook(&ids, work_by)),
+            )
+            .await;
+        match answered {
+            Once::Ran(result) => result,
+            Once::AlreadyDone => {
+                tracing::info!(deployment_id = %ids.deployment_id, "this hook execution was already answered (a duplicate delivery); nothing more to do");
+                Ok(json!({"outcome": "duplicate", "deploymentId": ids.deployment_id}))
+            }
+            Once::Held { .. } => {
+                tracing::warn!(deployment_id = %ids.deployment_id, "another invocation is still answering this hook; returning an error so Lambda retries and finds it answered");
+                Err(Error::OutOfTime(HELD_ELSEWHERE))
+            }
+        }
+    }
+
+    /// `deadline` is the invocation's, less what recording the claim needs.
+    async fn codedeploy_hook(&self, ids: &HookEvent, deadline: Deadline) -> Result<Value, Error> {
         let config = match &self.setup {
             Ok(c) => c,
             Err(why) => {
                 metrics::count(&metrics::CONFIG_ERRORS, &[]);
                 let run = Run::broken(None, format!("configuration error: {why}"));
-                return self.finish(&ids, run, &deadline).await;
+                return self.finish(ids, run, &deadline).await;
             }
         };
         if config.hook.is_none() {
@@ -188,15 +217,15 @@ where
                 None,
                 "configuration error: HOOK is not set; a CodeDeploy hook needs it (BeforeAllowTraffic, AfterAllowTraffic, ...)",
             );
-            return self.finish(&ids, run, &deadline).await;
+            return self.finish(ids, run, &deadline).await;
         }
         let work_deadline = match work_time(config, &deadline) {
             Ok(d) => d,
-            Err(why) => return self.finish(&ids, Run::broken(None, why), &deadline).await,
+            Err(why) => return self.finish(ids, Run::broken(None, why), &deadline).await,
         };
         let run = match guarded(
             &work_deadline,
-            Box::pin(self.evaluate(config, &ids, &work_deadline)),
+            Box::pin(self.evaluate(config, ids, &work_deadline)),
         )
         .await
         {
@@ -207,7 +236,7 @@ where
             ),
             Guarded::OutOfTime => Run::broken(None, format!("the checks {OUT_OF_TIME}")),
         };
-        self.finish(&ids, run, &deadline).await
+        self.finish(ids, run, &deadline).await
     }
 
     /// Reports the run's verdict once, then notifies.
@@ -606,7 +635,10 @@ mod tests {
                     already,
                     ..Hooks::default()
                 },
-                answerer: Answerer::new(Notes::default()),
+                answerer: Answerer::new(
+                    Notes::default(),
+                    shared::idempotency::Idempotency::in_memory("canary-validator"),
+                ),
                 secrets: None,
             },
             "us-east-1".into(),
@@ -700,7 +732,7 @@ mod tests {
     #[tokio::test]
     async fn the_first_failure_stops_a_running_bake() {
         let h = handler(
-            json!([{"type": "alarms", "alarms": ["api-5xx"], "bake": "8s", "poll": "1s"}, http()]),
+            json!([{"type": "alarms", "alarms": ["api-5xx"], "bake": "6s", "poll": "1s"}, http()]),
             Found::Group("g"),
             500,
             false,
@@ -715,15 +747,15 @@ mod tests {
 
     /// CodeDeploy's "already completed" also answers a retry whose own first report landed
     /// but whose response was lost: nobody may have been told, so the failure is posted —
-    /// once per container.
+    /// once: a redelivery of the same hook execution finds it claimed and done.
     #[tokio::test]
-    async fn an_already_completed_failed_hook_is_notified_once_per_container() {
+    async fn an_already_completed_failed_hook_is_notified_once_and_a_redelivery_does_nothing() {
         let h = handler(json!([http()]), Found::Group("g"), 500, true);
         let out = h.handle(&event(), budget()).await.unwrap();
         assert_eq!(out["reported"], "AlreadyReported");
         assert_eq!(out["notified"], true);
         let again = h.handle(&event(), budget()).await.unwrap();
-        assert_eq!(again["notified"], false);
+        assert_eq!(again["outcome"], "duplicate");
         assert_eq!(h.ports.answerer.notifier().0.lock().unwrap().len(), 1);
     }
 

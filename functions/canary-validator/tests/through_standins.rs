@@ -27,6 +27,9 @@ struct World {
     moto: Option<Moto>,
 }
 
+/// The idempotency store, as the template creates it: every side effect is claimed there.
+const TABLE: &str = standins::moto::IDEMPOTENCY_TABLE;
+
 impl World {
     /// `with_moto` for alarms and SSM; HTTP-only scenarios skip its start-up.
     async fn start(with_moto: bool) -> Self {
@@ -34,6 +37,7 @@ impl World {
         let moto = with_moto.then(Moto::start);
         if let Some(m) = &moto {
             stub.forward_unknown_to(m.endpoint());
+            m.create_idempotency_table().await;
         }
         known_deployments(&stub);
         Self {
@@ -69,6 +73,9 @@ impl World {
             ("SLACK_WEBHOOK_URL".into(), self.sink.webhook_url("deploys")),
             ("REPORT_MARGIN".into(), "1s".into()),
         ]);
+        if self.moto.is_some() {
+            env.insert("IDEMPOTENCY_TABLE".into(), TABLE.into());
+        }
         for (k, v) in extra {
             env.insert((*k).into(), (*v).into());
         }
@@ -356,21 +363,48 @@ async fn a_throttled_status_report_is_retried_and_lands_once() {
 }
 
 #[tokio::test]
-async fn an_already_completed_hook_counts_as_done_and_is_not_posted_twice() {
-    let w = World::start(false).await;
-    let v = w
-        .validator(
-            json!([http(w.target.url("/error"), json!({"attempts": 1}))]),
-            &[],
-        )
-        .await;
+async fn a_redelivered_hook_is_answered_and_posted_once_whichever_container_gets_it() {
+    let w = World::start(true).await;
+    let checks = json!([http(w.target.url("/error"), json!({"attempts": 1}))]);
+    let v = w.validator(checks.clone(), &[]).await;
     let event = hook_event("d-GOOD", "hook-twice");
     let first = v.handle(&event, budget(20)).await.unwrap();
     let again = v.handle(&event, budget(20)).await.unwrap();
+    let elsewhere = w.validator(checks, &[]).await;
+    let third = elsewhere.handle(&event, budget(20)).await.unwrap();
     assert_eq!(first["reported"], "Recorded");
-    assert_eq!(again["reported"], "AlreadyReported");
+    assert_eq!(again["outcome"], "duplicate", "{again}");
+    assert_eq!(third["outcome"], "duplicate", "{third}");
     assert_eq!(w.recorded("hook-twice"), vec!["Failed"]);
     assert_eq!(w.sink.delivered().len(), 1, "one failure, one post");
+    assert_eq!(w.target.hits("/error"), 1, "the checks ran once");
+}
+
+/// A report that fails for a reason a retry can fix returns an error for Lambda's retry, and
+/// gives the hook's claim back so that retry (on any container) answers it at once.
+#[tokio::test]
+async fn a_report_throttled_past_every_attempt_is_left_to_lambdas_retry_which_answers_it_once() {
+    let w = World::start(true).await;
+    w.stub.throttle(HOOK_STATUS, 4);
+    let checks = json!([http(w.target.url("/healthy"), json!({"attempts": 1}))]);
+    let v = w.validator(checks.clone(), &[]).await;
+    let event = hook_event("d-GOOD", "hook-retried");
+    let failed = v.handle(&event, budget(20)).await.unwrap_err();
+    assert!(failed.is_retryable(), "{failed}");
+    let retry = w.validator(checks, &[]).await;
+    let out = retry.handle(&event, budget(20)).await.unwrap();
+    assert_eq!(out["reported"], "Recorded", "{out}");
+    assert_eq!(w.recorded("hook-retried"), vec!["Succeeded"]);
+    let released = w
+        .stub
+        .calls()
+        .iter()
+        .filter(|c| c.operation == "DeleteItem")
+        .count();
+    assert_eq!(
+        released, 1,
+        "the claim was given back, not left to its lease"
+    );
 }
 
 /// Three timers can end this run, all at about the same instant: the request's own cut-off

@@ -23,5 +23,6 @@ pub fn build<E: Environment + ?Sized>(env: &E, wiring: &Wiring) -> App {
         wiring.notifier(env),
         Some(wiring.secrets.clone()),
         wiring.region(),
+        wiring.idempotency("ecr-scan-gate", env),
     )
 }

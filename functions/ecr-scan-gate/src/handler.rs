@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use shared::dedupe::RecentEvents;
 use shared::guard::{Guarded, guarded};
+use shared::idempotency::{HELD_ELSEWHERE, Idempotency, Once, RECORD_RESERVE};
 use shared::jobs::{FailureKind, JobOutcome, ReportJob};
 use shared::metrics;
 use shared::notifier::Notify;
@@ -66,7 +66,6 @@ pub struct Handler<R, J, N> {
     /// Reads `WAIVERS` when it is a reference.
     pub secrets: Option<Arc<Secrets>>,
     pub region: String,
-    recent: RecentEvents,
 }
 
 /// What a job's answer will be, before it is sent.
@@ -92,6 +91,7 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
         notifier: N,
         secrets: Option<Arc<Secrets>>,
         region: String,
+        idempotency: Idempotency,
     ) -> Self {
         if let Err(why) = &setup {
             tracing::error!(reason = %why, "configuration error: every pipeline job will be failed with it until it is fixed");
@@ -100,10 +100,9 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
             setup,
             registry,
             jobs,
-            answerer: Answerer::new(notifier),
+            answerer: Answerer::new(notifier, idempotency),
             secrets,
             region,
-            recent: RecentEvents::new(512),
         }
     }
 
@@ -201,15 +200,40 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
         deadline: Deadline,
         now: i64,
     ) -> Result<Value, Error> {
-        if !scan.id.is_empty() && self.recent.seen(&scan.id) {
-            return Ok(
-                json!({"outcome": "skipped", "reason": "already handled by this container"}),
-            );
+        if scan.id.is_empty() {
+            return Box::pin(self.judge_scan(config, &scan, &deadline, now)).await;
         }
+        let work_by = deadline.less(RECORD_RESERVE);
+        let judged = self
+            .answerer
+            .idempotency()
+            .once(&format!("event/{}", scan.id), &deadline, || {
+                Box::pin(self.judge_scan(config, &scan, &work_by, now))
+            })
+            .await;
+        match judged {
+            Once::Ran(result) => result,
+            Once::AlreadyDone => Ok(
+                json!({"outcome": "skipped", "reason": "already handled (a duplicate delivery)"}),
+            ),
+            Once::Held { .. } => {
+                tracing::warn!(event_id = %scan.id, "another invocation is still handling this scan event; returning an error so Lambda retries and finds it done");
+                Err(Error::OutOfTime(HELD_ELSEWHERE))
+            }
+        }
+    }
+
+    async fn judge_scan(
+        &self,
+        config: &Config,
+        scan: &ScanEvent,
+        deadline: &Deadline,
+        now: i64,
+    ) -> Result<Value, Error> {
         tracing::info!(image = %scan.image.describe(), status = %scan.status, enhanced = scan.enhanced, counts = ?scan.counts, "scan event");
         metrics::context("Repository", &scan.image.repository);
         let verdict = self
-            .judge(config, &scan.image, &deadline, now, Duration::ZERO)
+            .judge(config, &scan.image, deadline, now, Duration::ZERO)
             .await?;
         record_verdict(&verdict);
         let outcome = json!({"outcome": "judged", "verdict": verdict.name()});
@@ -217,7 +241,7 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
             tracing::info!(image = %scan.image.describe(), reason, "not decided yet; a later scan event will decide");
             return Ok(outcome);
         }
-        let promotion = self.promote(config, &verdict, &deadline).await;
+        let promotion = self.promote(config, &verdict, deadline).await;
         if Self::wants(config, &verdict) {
             let place = Place {
                 region: scan.region.as_deref().unwrap_or(&self.region),
@@ -232,12 +256,9 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
             );
             self.answerer
                 .notifier()
-                .notify(&n, &deadline)
+                .notify(&n, deadline)
                 .await
                 .into_result()?;
-        }
-        if !scan.id.is_empty() {
-            self.recent.record(&scan.id);
         }
         tracing::info!(image = %scan.image.describe(), verdict = verdict.name(), "verdict");
         Ok(outcome)

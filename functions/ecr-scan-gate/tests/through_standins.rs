@@ -19,7 +19,7 @@ use shared::notifier::Notifier;
 use shared::slack::SlackClient;
 use shared::wiring::Wiring;
 use shared::{Deadline, Error};
-use standins::{Moto, RecordingStub, SlackSink};
+use standins::{Moto, RecordingStub, Reply, SlackSink};
 
 struct Rig {
     moto: Moto,
@@ -28,11 +28,15 @@ struct Rig {
     stub_sdk: aws_config::SdkConfig,
 }
 
+/// The idempotency store, as the template creates it: every side effect is claimed there.
+const TABLE: &str = standins::moto::IDEMPOTENCY_TABLE;
+
 async fn rig() -> Rig {
     let moto = Moto::start();
     let stub = RecordingStub::start().await;
     stub.forward_unknown_to(moto.endpoint());
     let stub_sdk = standins::moto::sdk_config_for(&stub.endpoint()).await;
+    moto.create_idempotency_table().await;
     Rig {
         moto,
         stub,
@@ -53,8 +57,10 @@ fn budget() -> Deadline {
 }
 
 fn env(rig: &Rig, extra: &[(&str, &str)]) -> HashMap<String, String> {
-    let mut env: HashMap<String, String> =
-        HashMap::from([("SLACK_WEBHOOK_URL".into(), rig.sink.webhook_url("security"))]);
+    let mut env: HashMap<String, String> = HashMap::from([
+        ("SLACK_WEBHOOK_URL".into(), rig.sink.webhook_url("security")),
+        ("IDEMPOTENCY_TABLE".into(), TABLE.into()),
+    ]);
     env.extend(
         extra
             .iter()
@@ -84,6 +90,7 @@ fn handler_with<R: Registry>(
         wiring.notifier(&env),
         Some(wiring.secrets.clone()),
         "us-east-1".into(),
+        wiring.idempotency("ecr-scan-gate", &env),
     )
 }
 
@@ -258,8 +265,10 @@ async fn an_unfinished_scan_continues_and_then_fails_closed_after_max_wait() {
     let token = waiting["continuationToken"].as_str().unwrap().to_owned();
     assert!(waiting.get("outputVariables").is_none());
 
+    // CodePipeline gives each continuation a job id of its own.
     let mut again = job("codepipeline-job.json", params);
     again["CodePipeline.job"]["data"]["continuationToken"] = json!(token);
+    again["CodePipeline.job"]["id"] = json!("continued-1");
     h.handle(&again, budget(), started + 10 * 60).await.unwrap();
     assert_eq!(
         rig.stub.accepted("PutJobSuccessResult").len(),
@@ -267,6 +276,7 @@ async fn an_unfinished_scan_continues_and_then_fails_closed_after_max_wait() {
         "still waiting after 10 minutes"
     );
 
+    again["CodePipeline.job"]["id"] = json!("continued-2");
     h.handle(&again, budget(), started + 31 * 60).await.unwrap();
     let failure = &rig.stub.accepted("PutJobFailureResult")[0];
     assert!(
@@ -476,18 +486,59 @@ async fn an_unusable_scan_fails_closed_with_its_status() {
 }
 
 #[tokio::test]
-async fn a_second_final_report_for_the_same_job_is_tolerated() {
+async fn a_redelivered_job_is_answered_once_and_a_second_report_is_tolerated_without_the_store() {
     let rig = rig().await;
     vulnerable_image(&rig, "prod-api", "1.42.0").await;
-    let h = handler(&rig, &[]);
     let event = job(
         "codepipeline-job.json",
         json!({"repository": "prod-api", "tag": "1.42.0"}),
     );
+    let h = handler(&rig, &[]);
     h.handle(&event, budget(), now()).await.unwrap();
-    let again = h.handle(&event, budget(), now()).await.unwrap();
-    assert_eq!(again["reported"], "AlreadyReported");
+    let elsewhere = handler(&rig, &[]);
+    let again = elsewhere.handle(&event, budget(), now()).await.unwrap();
+    assert_eq!(again["outcome"], "duplicate", "{again}");
     assert_eq!(rig.stub.job_results().len(), 1);
+    assert_eq!(rig.sink.delivered().len(), 1, "one FAIL post");
+
+    // A container without the store answers again; CodePipeline's refusal counts as done.
+    let unguarded = handler(&rig, &[("IDEMPOTENCY_TABLE", "")]);
+    let third = unguarded.handle(&event, budget(), now()).await.unwrap();
+    assert_eq!(third["reported"], "AlreadyReported");
+    assert_eq!(rig.stub.job_results().len(), 1);
+}
+
+/// A scan event whose post failed for now gives its claim back, so Lambda's retry (on any
+/// container) posts it; after that, a duplicate delivery is skipped.
+#[tokio::test]
+async fn a_scan_event_whose_post_failed_for_now_is_posted_once_by_the_retry() {
+    let rig = rig().await;
+    let digest = vulnerable_image(&rig, "prod-api", "1.42.0").await;
+    let event = scan_event("ecr-image-scan.json", &digest);
+    rig.sink.script([Reply::Hang]);
+    let failed = handler(&rig, &[])
+        .handle(&event, Deadline::after(Duration::from_secs(3)), now())
+        .await
+        .unwrap_err();
+    assert!(failed.is_retryable(), "{failed}");
+    let retried = handler(&rig, &[])
+        .handle(&event, budget(), now())
+        .await
+        .unwrap();
+    assert_eq!(retried["verdict"], "FAIL", "{retried}");
+    let duplicate = handler(&rig, &[])
+        .handle(&event, budget(), now())
+        .await
+        .unwrap();
+    assert_eq!(duplicate["outcome"], "skipped", "{duplicate}");
+    assert_eq!(rig.sink.delivered().len(), 1);
+    let released = rig
+        .stub
+        .calls()
+        .iter()
+        .filter(|c| c.operation == "DeleteItem")
+        .count();
+    assert_eq!(released, 1);
 }
 
 #[tokio::test]

@@ -23,5 +23,6 @@ pub fn build<E: Environment + ?Sized>(env: &E, wiring: &Wiring) -> App {
         JobReporter::new(&wiring.sdk),
         wiring.notifier(env),
         wiring.region(),
+        wiring.idempotency("migration-runner", env),
     )
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use shared::dedupe::RecentEvents;
 use shared::guard::{Guarded, guarded};
+use shared::idempotency::{HELD_ELSEWHERE, Idempotency, Once, RECORD_RESERVE};
 use shared::jobs::{FailureKind, JobOutcome, ReportJob};
 use shared::metrics;
 use shared::notifier::Notify;
@@ -90,8 +90,6 @@ pub struct Handler<C, L, J, N> {
     /// Reports a job once, then notifies; also posts event outcomes.
     pub answerer: Answerer<N>,
     pub region: String,
-    /// Event ids launched from, and task ARNs whose outcome was told, in this container.
-    recent: RecentEvents,
 }
 
 /// What a launch came to.
@@ -201,7 +199,15 @@ enum JobStep {
 impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
     /// A bad configuration does not stop the function: a pipeline job that got no answer
     /// would wait for CodePipeline's timeout. Each job is failed with the reason instead.
-    pub fn new(setup: Setup, cluster: C, logs: L, jobs: J, notifier: N, region: String) -> Self {
+    pub fn new(
+        setup: Setup,
+        cluster: C,
+        logs: L,
+        jobs: J,
+        notifier: N,
+        region: String,
+        idempotency: Idempotency,
+    ) -> Self {
         if let Err(why) = &setup {
             tracing::error!(reason = %why, "configuration error: every pipeline job will be failed with it until it is fixed");
         }
@@ -210,9 +216,8 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
             cluster,
             logs,
             jobs,
-            answerer: Answerer::new(notifier),
+            answerer: Answerer::new(notifier, idempotency),
             region,
-            recent: RecentEvents::new(512),
         }
     }
 
@@ -963,14 +968,40 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
         {
             return ignored("the tag does not match TRIGGER_TAG");
         }
-        if !push.event_id.is_empty() && self.recent.seen(&push.event_id) {
-            return Ok(
-                json!({"outcome": "skipped", "reason": "already handled by this container"}),
-            );
+        if push.event_id.is_empty() {
+            return Box::pin(self.launch_for_push(config, &push, &inv.deadline)).await;
         }
-        let image = config.pin_image_digest.then(|| image_by_digest(&push));
+        let work_by = inv.deadline.less(RECORD_RESERVE);
+        let launched = self
+            .answerer
+            .idempotency()
+            .once(&format!("event/{}", push.event_id), &inv.deadline, || {
+                Box::pin(self.launch_for_push(config, &push, &work_by))
+            })
+            .await;
+        match launched {
+            Once::Ran(result) => result,
+            Once::AlreadyDone => Ok(
+                json!({"outcome": "skipped", "reason": "already handled (a duplicate delivery)"}),
+            ),
+            Once::Held { .. } => {
+                tracing::warn!(event_id = %push.event_id, "another invocation is still handling this push; returning an error so Lambda retries and finds it done");
+                Err(Error::OutOfTime(HELD_ELSEWHERE))
+            }
+        }
+    }
+
+    /// `deadline` is the invocation's, less what recording the claim needs.
+    async fn launch_for_push(
+        &self,
+        config: &Config,
+        push: &Push,
+        deadline: &Deadline,
+    ) -> Result<Value, Error> {
+        let image = config.pin_image_digest.then(|| image_by_digest(push));
         let trigger = Trigger::Push(push.digest.clone());
-        let deadline = inv.deadline.less(self.margin());
+        let notify_by = *deadline;
+        let deadline = deadline.less(self.margin());
         let what = format!(
             "{}{}",
             push.repository,
@@ -1028,12 +1059,9 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
         if let Some(n) = notice {
             self.answerer
                 .notifier()
-                .notify(&n, &inv.deadline)
+                .notify(&n, &notify_by)
                 .await
                 .into_result()?;
-        }
-        if !push.event_id.is_empty() {
-            self.recent.record(&push.event_id);
         }
         Ok(result)
     }
@@ -1150,12 +1178,38 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
                     .into(),
             );
         }
-        if self.recent.seen(&task.task_arn) {
-            return Ok(
-                json!({"outcome": "skipped", "reason": "already reported by this container"}),
-            );
+        // Keyed by the task alone, not by `detail.version`: its end is one fact, however many
+        // STOPPED versions (or duplicates of one) ECS sends.
+        let work_by = inv.deadline.less(RECORD_RESERVE);
+        let told = self
+            .answerer
+            .idempotency()
+            .once(
+                &format!("task-stopped/{}", task.task_arn),
+                &inv.deadline,
+                || Box::pin(self.tell_stopped(config, &task, inv.now, &work_by)),
+            )
+            .await;
+        match told {
+            Once::Ran(result) => result,
+            Once::AlreadyDone => Ok(
+                json!({"outcome": "skipped", "reason": "already reported (a duplicate delivery)"}),
+            ),
+            Once::Held { .. } => {
+                tracing::warn!(task = %task.task_arn, "another invocation is still reporting this task; returning an error so Lambda retries and finds it done");
+                Err(Error::OutOfTime(HELD_ELSEWHERE))
+            }
         }
-        let deadline = inv.deadline.less(Duration::from_secs(1));
+    }
+
+    async fn tell_stopped(
+        &self,
+        config: &Config,
+        task: &Task,
+        now: i64,
+        notify_by: &Deadline,
+    ) -> Result<Value, Error> {
+        let deadline = notify_by.less(Duration::from_secs(1));
         // Every task's end is told here, whoever launched it: a pipeline job answers
         // CodePipeline, but its execution may be stopped or superseded before it looks again.
         let trigger = match self
@@ -1170,19 +1224,18 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
                 None
             }
         };
-        let o = Box::pin(self.outcome_of(config, &task, None, &deadline)).await;
+        let o = Box::pin(self.outcome_of(config, task, None, &deadline)).await;
         tracing::info!(task = %o.task_arn, succeeded = o.succeeded(), reasons = ?o.reasons(), "migration finished");
         if Self::wants(config, o.succeeded()) {
             let n = render_outcome(&o, trigger.as_deref(), &self.place(Some(config)));
             self.answerer
                 .notifier()
-                .notify(&n, &inv.deadline)
+                .notify(&n, notify_by)
                 .await
                 .into_result()?;
         }
-        self.recent.record(&task.task_arn);
         // After the notification: a failed one is retried by Lambda and would count twice.
-        record_migration(&o, &task, inv.now);
+        record_migration(&o, task, now);
         Ok(json!({"outcome": "reported", "taskArn": o.task_arn, "succeeded": o.succeeded()}))
     }
 

@@ -20,7 +20,7 @@ use shared::jobs::JobReporter;
 use shared::slack::SlackClient;
 use shared::wiring::Wiring;
 use shared::{Deadline, Error};
-use standins::{Moto, RecordingStub, SlackSink};
+use standins::{Moto, RecordingStub, Reply, SlackSink};
 
 struct Rig {
     moto: Moto,
@@ -30,12 +30,16 @@ struct Rig {
     sdk: aws_config::SdkConfig,
 }
 
+/// The idempotency store, as the template creates it: every side effect is claimed there.
+const TABLE: &str = standins::moto::IDEMPOTENCY_TABLE;
+
 async fn rig() -> Rig {
     let moto = Moto::start();
     let stub = RecordingStub::start().await;
     stub.forward_unknown_to(moto.endpoint());
     let world = EcsWorld::create(&moto, "prod").await;
     let sdk = standins::moto::sdk_config_for(&stub.endpoint()).await;
+    moto.create_idempotency_table().await;
     Rig {
         moto,
         stub,
@@ -55,6 +59,7 @@ fn now() -> i64 {
 fn env(rig: &Rig, extra: &[(&str, &str)]) -> HashMap<String, String> {
     let mut env: HashMap<String, String> = rig.world.env().into_iter().collect();
     env.insert("SLACK_WEBHOOK_URL".into(), rig.sink.webhook_url("deploys"));
+    env.insert("IDEMPOTENCY_TABLE".into(), TABLE.into());
     env.extend(
         extra
             .iter()
@@ -398,9 +403,17 @@ async fn a_push_runs_exactly_the_pushed_image_by_digest_once() {
         latest_definition(&rig).await,
         "the pinned revision is what runs"
     );
-    // Redelivered to a fresh container: the pinned revision is reused, not registered
-    // again, and the running task is found by its trigger.
+    // Redelivered to a fresh container: the claim in the store says it was handled.
     let again = runner(&rig, &extra)
+        .handle(&push, quick("r"))
+        .await
+        .unwrap();
+    assert_eq!(again["outcome"], "skipped", "{again}");
+    // Without the store, the next line of defence: the pinned revision is reused, not
+    // registered again, and the running task is found by its trigger.
+    let mut unguarded = extra.to_vec();
+    unguarded.push(("IDEMPOTENCY_TABLE", ""));
+    let again = runner(&rig, &unguarded)
         .handle(&push, quick("r"))
         .await
         .unwrap();
@@ -562,11 +575,63 @@ async fn a_succeeded_migration_is_posted_only_when_notify_on_is_all() {
     let out = quiet.handle(&event, quick("e")).await.unwrap();
     assert_eq!(out["succeeded"], true, "{out}");
     assert!(rig.sink.delivered().is_empty());
-    let loud = runner(&rig, &[("NOTIFY_ON", "ALL")]);
+    // Without the store: with it, the same event is (rightly) already handled.
+    let loud = runner(&rig, &[("NOTIFY_ON", "ALL"), ("IDEMPOTENCY_TABLE", "")]);
     loud.handle(&event, quick("e")).await.unwrap();
     let posts = rig.sink.delivered();
     assert_eq!(posts.len(), 1);
     assert!(posts[0].to_string().contains("Migration succeeded"));
+}
+
+/// ECS task events arrive at least once and out of order. A failed task's end is told once:
+/// the post that failed for now gives its claim back (DeleteItem) and Lambda's retry posts
+/// it; a duplicate, on any container, is skipped; an earlier RUNNING version is ignored.
+#[tokio::test]
+async fn a_stopped_task_is_told_once_across_a_failed_post_a_retry_and_duplicates() {
+    let rig = rig().await;
+    let app = runner(&rig, &[]);
+    let (event, _) = stopped_event(
+        &rig,
+        &app,
+        &[("migrate", Some(1))],
+        "EssentialContainerExited",
+    )
+    .await;
+    rig.sink.script([Reply::Hang]);
+    let short = invocation("first", Duration::from_secs(3), now());
+    let failed = app.handle(&event, short).await.unwrap_err();
+    assert!(failed.is_retryable(), "{failed}");
+
+    let retried = runner(&rig, &[])
+        .handle(&event, quick("retry"))
+        .await
+        .unwrap();
+    assert_eq!(retried["succeeded"], false, "{retried}");
+    let duplicate = runner(&rig, &[])
+        .handle(&event, quick("dup"))
+        .await
+        .unwrap();
+    assert_eq!(duplicate["outcome"], "skipped", "{duplicate}");
+    let mut older = event.clone();
+    older["detail"]["lastStatus"] = json!("RUNNING");
+    older["detail"]["version"] = json!(2);
+    let late = app.handle(&older, quick("late")).await.unwrap();
+    assert_eq!(late["outcome"], "ignored", "{late}");
+
+    let posts = rig.sink.delivered();
+    assert_eq!(posts.len(), 1, "one post for one failed migration");
+    assert!(
+        posts[0].to_string().contains("Migration failed"),
+        "{}",
+        posts[0]
+    );
+    let released = rig
+        .stub
+        .calls()
+        .iter()
+        .filter(|c| c.operation == "DeleteItem")
+        .count();
+    assert_eq!(released, 1);
 }
 
 #[tokio::test]
@@ -1027,6 +1092,7 @@ fn faulty_runner(
         JobReporter::new(&wiring.sdk),
         wiring.notifier(&env),
         "us-east-1".into(),
+        wiring.idempotency("migration-runner", &env),
     )
 }
 
@@ -1139,6 +1205,7 @@ async fn of_two_migrations_launched_at_once_the_later_stops_itself() {
         JobReporter::new(&wiring.sdk),
         wiring.notifier(&env),
         "us-east-1".into(),
+        wiring.idempotency("migration-runner", &env),
     );
     let second = racing.handle(&json!({}), quick("second")).await.unwrap();
     assert_eq!(second["outcome"], "refused", "{second}");

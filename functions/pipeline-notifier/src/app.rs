@@ -19,5 +19,6 @@ pub fn build<E: Environment + ?Sized>(env: &E, wiring: &Wiring) -> App {
         setup,
         CodePipelineLookup::new(&wiring.sdk),
         wiring.notifier(env),
+        wiring.idempotency("pipeline-notifier", env),
     )
 }

@@ -4,12 +4,13 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use shared::dedupe::RecentEvents;
+use shared::idempotency::{HELD_ELSEWHERE, Idempotency, Once, RECORD_RESERVE};
 use shared::metrics;
 use shared::notifier::Notify;
 use shared::{Deadline, Error};
 
 use crate::config::Config;
-use crate::event::parse;
+use crate::event::{PipelineEvent, parse};
 use crate::lookup::ExecutionLookup;
 use crate::render::{RenderOptions, render, render_configuration_error};
 
@@ -63,7 +64,9 @@ pub struct Handler<L, N> {
     pub setup: Setup,
     pub lookup: L,
     pub notifier: N,
+    /// What this container has posted about its own configuration.
     pub recent: RecentEvents,
+    pub idempotency: Idempotency,
 }
 
 impl<L: ExecutionLookup, N: Notify> Handler<L, N> {
@@ -71,7 +74,7 @@ impl<L: ExecutionLookup, N: Notify> Handler<L, N> {
     /// every event into the dead-letter queue and tell nobody why the channel went quiet.
     /// It starts, posts the error (once per container) through Slack/SNS, which are
     /// configured apart from everything else, and keeps each event for a redrive.
-    pub fn new(setup: Setup, lookup: L, notifier: N) -> Self {
+    pub fn new(setup: Setup, lookup: L, notifier: N, idempotency: Idempotency) -> Self {
         if let Err(why) = &setup {
             tracing::error!(reason = %why, "configuration error: no pipeline event will be posted until it is fixed");
         }
@@ -79,7 +82,8 @@ impl<L: ExecutionLookup, N: Notify> Handler<L, N> {
             setup,
             lookup,
             notifier,
-            recent: RecentEvents::new(512),
+            recent: RecentEvents::new(8),
+            idempotency,
         }
     }
 
@@ -116,13 +120,30 @@ impl<L: ExecutionLookup, N: Notify> Handler<L, N> {
         if !config.notify_on.wants(&e) {
             return skip("not selected by NOTIFY_ON", "skipped");
         }
-        if self.recent.seen(&e.id) {
-            return skip(
-                "already posted by this container (duplicate delivery)",
-                "duplicate",
-            );
+        let work_by = deadline.less(RECORD_RESERVE);
+        let posted = self
+            .idempotency
+            .once(&format!("event/{}", e.id), &deadline, || {
+                self.post(config, &e, &work_by)
+            })
+            .await;
+        match posted {
+            Once::Ran(result) => result,
+            Once::AlreadyDone => skip("already posted (duplicate delivery)", "duplicate"),
+            Once::Held { .. } => {
+                tracing::warn!(event_id = %e.id, "another invocation is still posting this event; returning an error so Lambda retries and finds it done");
+                count_event("failed");
+                Err(Error::OutOfTime(HELD_ELSEWHERE))
+            }
         }
+    }
 
+    async fn post(
+        &self,
+        config: &Config,
+        e: &PipelineEvent,
+        deadline: &Deadline,
+    ) -> Result<Outcome, Error> {
         let info = match self
             .lookup
             .execution(
@@ -143,26 +164,21 @@ impl<L: ExecutionLookup, N: Notify> Handler<L, N> {
             action_failures_posted: config.notify_on.posts_action_failures(),
         };
         let notification =
-            render(&e, info.as_ref(), &options).routed_to(config.route_for(&e.pipeline).cloned());
+            render(e, info.as_ref(), &options).routed_to(config.route_for(&e.pipeline).cloned());
         let delivered = self
             .notifier
-            .notify(&notification, &deadline)
+            .notify(&notification, deadline)
             .await
             .into_result();
-        // A permanent failure will not get better on a redelivery either.
-        if delivered
-            .as_ref()
-            .map_or_else(|err| !err.is_retryable(), |_| true)
-        {
-            self.recent.record(&e.id);
-        }
         if delivered.is_err() {
             count_event("failed");
         }
         delivered?;
         count_event("notified");
         tracing::info!(event_id = %e.id, pipeline = %e.pipeline, state = e.state.name(), level = e.level.name(), "notified");
-        Ok(Outcome::Notified { event_id: e.id })
+        Ok(Outcome::Notified {
+            event_id: e.id.clone(),
+        })
     }
 
     async fn misconfigured(&self, why: &str, deadline: &Deadline) -> Result<Outcome, Error> {

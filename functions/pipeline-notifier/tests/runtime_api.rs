@@ -190,6 +190,51 @@ async fn the_binary_posts_sample_events_and_acknowledges_what_it_cannot_use() {
     );
 }
 
+/// EventBridge delivers at least once, and a redelivery lands on whichever container is free:
+/// two processes handed the same event at once post it once, through the claim in the
+/// idempotency table (DynamoDB in moto). The first post is held in flight so the second
+/// process arrives while the claim is taken, waits for it, and finds it done.
+#[tokio::test]
+async fn one_event_delivered_to_two_processes_at_once_is_posted_and_published_once() {
+    let moto = Moto::start();
+    let sink = SlackSink::start().await;
+    store_webhook(&moto, &sink).await;
+    let table = moto.create_idempotency_table().await;
+    let topic = moto.create_topic("ops-alerts").await;
+    let stub = RecordingStub::start().await;
+    stub.forward_unknown_to(moto.endpoint());
+    let mut env = standins::moto::aws_env(&stub.endpoint());
+    env.push(("SLACK_WEBHOOK_URL".into(), "ssm:/ops/slack/webhook".into()));
+    env.push(("SNS_TOPIC_ARN".into(), topic));
+    env.push(("IDEMPOTENCY_TABLE".into(), table));
+    let (api_a, api_b) = (RuntimeApi::start().await, RuntimeApi::start().await);
+    let mut a = FunctionProcess::spawn(&binary(), &api_a, &env);
+    let mut b = FunctionProcess::spawn(&binary(), &api_b, &env);
+    sink.script([Reply::Slow(Duration::from_millis(1500))]);
+
+    let event = common::sample("action-failed-codebuild.json");
+    let first = api_a.invoke(&mut a, &event, Duration::from_secs(20));
+    let second = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        api_b.invoke(&mut b, &event, Duration::from_secs(20)).await
+    };
+    let (first, second) = tokio::join!(first, second);
+    let outcomes = [&first.outcome, &second.outcome].map(|o| match o {
+        Outcome::Response(v) => v["outcome"].as_str().unwrap_or_default().to_owned(),
+        other => format!("{other:?}"),
+    });
+    assert_eq!(outcomes, ["notified", "skipped"], "{first:?}\n{second:?}");
+    assert_eq!(sink.delivered().len(), 1, "one Slack post");
+    let publishes = stub
+        .calls()
+        .iter()
+        .filter(|c| c.operation == "Publish")
+        .count();
+    assert_eq!(publishes, 1, "one SNS publish");
+    a.stop().await;
+    b.stop().await;
+}
+
 /// A bad variable does not stop the function: stopped at init, every event would go to the
 /// dead-letter queue and nobody would learn why the channel went quiet. It posts the error,
 /// once per container, and returns an error for each event so it is kept for a redrive.

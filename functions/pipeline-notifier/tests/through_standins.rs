@@ -26,6 +26,9 @@ struct Rig {
     queue: String,
 }
 
+/// The idempotency store, as the template creates it: every side effect is claimed there.
+const TABLE: &str = standins::moto::IDEMPOTENCY_TABLE;
+
 async fn rig() -> Rig {
     let moto = Moto::start();
     let stub = RecordingStub::start().await;
@@ -67,6 +70,7 @@ async fn rig() -> Rig {
         "SubscriptionArn",
     )
     .await;
+    moto.create_idempotency_table().await;
     Rig {
         moto,
         stub,
@@ -141,6 +145,7 @@ fn handler(rig: &Rig, extra: &[(&str, &str)]) -> pipeline_notifier::app::App {
         ("SLACK_WEBHOOK_URL".into(), rig.sink.webhook_url("default")),
         ("SNS_TOPIC_ARN".into(), rig.topic.clone()),
         ("FAILURE_MENTION".into(), "<!subteam^S0PLATFORM>".into()),
+        ("IDEMPOTENCY_TABLE".into(), TABLE.into()),
     ]);
     for (k, v) in extra {
         env.insert((*k).into(), (*v).into());

@@ -33,6 +33,10 @@ fn function_env(moto: &Moto, own: &[(&str, &str)]) -> Vec<(String, String)> {
         format!("ssm:{WEBHOOK_PARAMETER}"),
     ));
     env.push(("AWS_LAMBDA_LOG_LEVEL".to_owned(), "WARN".to_owned()));
+    env.push((
+        "IDEMPOTENCY_TABLE".to_owned(),
+        standins::moto::IDEMPOTENCY_TABLE.to_owned(),
+    ));
     env.extend(own.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     env
 }
@@ -48,7 +52,7 @@ async fn main() -> Fallible<()> {
     let sink = SlackSink::start().await;
     println!("Stand-ins:");
     println!(
-        "  moto server      {}  (SSM, Secrets Manager, SNS, SQS, ECR, ECS, EC2, CloudWatch, Logs)",
+        "  moto server      {}  (SSM, Secrets Manager, SNS, SQS, ECR, ECS, EC2, CloudWatch, Logs, DynamoDB)",
         moto.endpoint()
     );
     println!(
@@ -63,6 +67,8 @@ async fn main() -> Fallible<()> {
             .unwrap_or_default()
     );
 
+    // As the template creates it: every function claims its side effects there.
+    moto.create_idempotency_table().await;
     let sdk = moto.sdk_config().await;
     shared_mechanisms(&sdk, &stub, &sink).await?;
 

@@ -30,7 +30,7 @@ const EVENTS: &[(&str, &str)] = &[
     ),
     (
         "action-failed-codebuild.json",
-        "EventBridge delivers the same event again",
+        "EventBridge delivers the same event again, to another container (a second process): its claim in the idempotency table says it was posted",
     ),
     (
         "pipeline-failed.json",
@@ -67,13 +67,21 @@ pub async fn run(
         "Configuration: webhook from SSM, FAILURE_MENTION=<!subteam^S0PLATFORM>, default NOTIFY_ON."
     );
     let mut function = FunctionProcess::spawn(binary, &api, &env);
+    let other_api = RuntimeApi::start().await;
+    let mut other_container = FunctionProcess::spawn(binary, &other_api, &env);
 
     for (i, (file, what)) in EVENTS.iter().enumerate() {
         let event = standins::sample_event("pipeline-notifier", file);
         let before = sink.delivered().len();
-        let invocation = api
-            .invoke(&mut function, &event, Duration::from_secs(30))
-            .await;
+        let redelivered = what.contains("another container");
+        let invocation = if redelivered {
+            other_api
+                .invoke(&mut other_container, &event, Duration::from_secs(30))
+                .await
+        } else {
+            api.invoke(&mut function, &event, Duration::from_secs(30))
+                .await
+        };
         println!(
             "\n{}. {what}\n   event: events/pipeline-notifier/{file}",
             i + 1
@@ -97,6 +105,7 @@ pub async fn run(
             None => println!("   (nothing posted to Slack)"),
         }
     }
+    other_container.stop().await;
     print!("{}", metrics_summary(&function.stop().await));
     Ok(())
 }

@@ -148,6 +148,46 @@ impl Moto {
         format!("arn:aws:sns:{REGION}:{ACCOUNT}:{name}")
     }
 
+    /// The idempotency table as `template.yaml` declares it (partition key `id`, on-demand,
+    /// TTL on `expires_at`); returns its name. moto enforces the conditional writes the store
+    /// relies on; it does not expire items, which the store's own reads account for.
+    pub async fn create_idempotency_table(&self) -> String {
+        let name = IDEMPOTENCY_TABLE;
+        self.aws_json(
+            "dynamodb",
+            "DynamoDB_20120810.CreateTable",
+            &serde_json::json!({
+                "TableName": name,
+                "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
+                "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+                "BillingMode": "PAY_PER_REQUEST",
+            }),
+        )
+        .await;
+        self.aws_json(
+            "dynamodb",
+            "DynamoDB_20120810.UpdateTimeToLive",
+            &serde_json::json!({
+                "TableName": name,
+                "TimeToLiveSpecification": {"AttributeName": "expires_at", "Enabled": true},
+            }),
+        )
+        .await;
+        name.to_owned()
+    }
+
+    /// Every item of a DynamoDB table (a scan), for tests to read what the functions stored.
+    pub async fn dynamodb_items(&self, table: &str) -> Vec<serde_json::Value> {
+        let out = self
+            .aws_json(
+                "dynamodb",
+                "DynamoDB_20120810.Scan",
+                &serde_json::json!({"TableName": table, "ConsistentRead": true}),
+            )
+            .await;
+        out["Items"].as_array().cloned().unwrap_or_default()
+    }
+
     /// One awsJson1_1 call for test set-up, where building the request through an SDK crate
     /// would add little. `service` is the signing name moto routes by (`ssm`,
     /// `codepipeline`); `target` the operation (`CodePipeline_20150709.CreatePipeline`).
@@ -296,6 +336,11 @@ impl Drop for Moto {
         let _ = std::fs::remove_file(&self.log);
     }
 }
+
+/// The idempotency table's name as CloudFormation generates it for a stack named `ops`
+/// (`<stack>-<logical id>-<suffix>`): what `scripts/iam-check` resolves the template's
+/// `IdempotencyTable` to, so the calls the tests record match the roles.
+pub const IDEMPOTENCY_TABLE: &str = "ops-IdempotencyTable-1A2B3C4D5E6F";
 
 pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())

@@ -27,6 +27,8 @@ pub enum Reply {
     Status(u16, &'static str),
     /// Accepts the request and never answers.
     Hang,
+    /// Accepts the request and answers `ok` after this long: a post still in flight.
+    Slow(Duration),
 }
 
 #[derive(Debug, Clone)]
@@ -95,7 +97,7 @@ async fn handle(State(inner): State<Arc<Mutex<Inner>>>, uri: Uri, body: Bytes) -
         .pop_front()
         .unwrap_or(Reply::Ok);
     let reply = match (&reply, &parsed) {
-        (Reply::Ok, Err(_)) => Reply::Status(400, "invalid_payload"),
+        (Reply::Ok | Reply::Slow(_), Err(_)) => Reply::Status(400, "invalid_payload"),
         (Reply::Ok, Ok(v)) => match check_limits(v) {
             Some(word) => Reply::Status(400, word),
             None => Reply::Ok,
@@ -103,7 +105,7 @@ async fn handle(State(inner): State<Arc<Mutex<Inner>>>, uri: Uri, body: Bytes) -
         _ => reply,
     };
     let status = match &reply {
-        Reply::Ok => 200,
+        Reply::Ok | Reply::Slow(_) => 200,
         Reply::RateLimited { .. } => 429,
         Reply::Status(s, _) => *s,
         Reply::Hang => 0,
@@ -133,6 +135,10 @@ async fn handle(State(inner): State<Arc<Mutex<Inner>>>, uri: Uri, body: Bytes) -
         Reply::Hang => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             StatusCode::GATEWAY_TIMEOUT.into_response()
+        }
+        Reply::Slow(wait) => {
+            tokio::time::sleep(wait).await;
+            (StatusCode::OK, "ok").into_response()
         }
     }
 }

@@ -444,9 +444,25 @@ where
         }
     }
 
-    /// Posts once per key per container. The answer itself is the return value, so there is
-    /// no report that can fail: the shared answerer only notifies and remembers.
+    /// Posts once per key, across containers through the idempotency store. The answer
+    /// itself is the return value, so there is no report that can fail: the shared answerer
+    /// only notifies and remembers. A post that failed is not tried again for the same key.
     async fn tell(&self, key: String, notification: Notification, deadline: &Deadline) {
+        let answerer = &self.ports.answerer;
+        let claim = format!("ecs-news/{key}");
+        let told = answerer
+            .idempotency()
+            .once(&claim, deadline, || async {
+                Box::pin(self.post_news(key, notification, &deadline.less(RECORD_RESERVE))).await;
+                Ok(())
+            })
+            .await;
+        if let Once::Held { .. } = told {
+            tracing::info!(key = %claim, "another invocation is posting this news; not posting it here");
+        }
+    }
+
+    async fn post_news(&self, key: String, notification: Notification, deadline: &Deadline) {
         let answer = Answer {
             key,
             subject: notification.subject.clone(),

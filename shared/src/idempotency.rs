@@ -1,0 +1,523 @@
+//! Exactly once across containers: a side effect is claimed in a DynamoDB table before it
+//! happens and marked done after, so a redelivered event that lands on another container
+//! (EventBridge and Lambda's async queue deliver at least once) finds the claim and does
+//! nothing.
+//!
+//! One item per side effect, keyed `<function>#<what makes it unique>`:
+//! - `status` `IN_PROGRESS` with `lease_until_ms` (the claimer's Lambda deadline plus a
+//!   grace), or `DONE`;
+//! - `owner`: who claimed it, so only the claimer marks it done or gives it back;
+//! - `expires_at`: epoch seconds, the table's TTL attribute. DynamoDB deletes expired items
+//!   only eventually (typically within days), so an expired item counts as absent here too.
+//!
+//! A claim is one conditional `PutItem`: it succeeds when there is no live item, or when the
+//! item is an `IN_PROGRESS` whose lease ran out (its claimer died or timed out). A claim that
+//! lost reads the item back (consistently) to say whether the work is done or still held.
+//!
+//! The store guards against duplicates; it must never be why a person is not told or a job
+//! not answered. A store that cannot be reached (throttled past the SDK's retries, denied,
+//! missing) is logged and counted, and the work goes ahead with this container's memory as
+//! the only guard. Without `IDEMPOTENCY_TABLE` that memory is all there is, and a duplicate
+//! on another container repeats the side effect.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use sha2::{Digest, Sha256};
+
+use crate::config::{Environment, Vars};
+use crate::deadline::Deadline;
+use crate::dedupe::RecentEvents;
+use crate::error::Error;
+use crate::metrics::{self, Metric};
+
+/// Declared in [`crate::config::SHARED_VARIABLES`] with the other variables every function reads.
+pub const TABLE_VARIABLE: &str = "IDEMPOTENCY_TABLE";
+
+/// Counted when the store could not be read or written and the work went ahead unguarded.
+pub const STORE_FAULTS: Metric = Metric::count("IdempotencyStoreFaults");
+
+/// How long a finished claim is remembered: longer than any redelivery (EventBridge retries
+/// for up to 24 hours; Lambda keeps an async event for at most 6).
+pub const REMEMBERED_FOR: Duration = Duration::from_secs(48 * 3600);
+
+/// Added to the claimer's deadline before another invocation may take its claim over: a
+/// claimer is never overtaken while it can still be working.
+pub const LEASE_GRACE: Duration = Duration::from_secs(5);
+
+/// How often a held claim is looked at again while waiting for its holder.
+const FIRST_WAIT: Duration = Duration::from_millis(200);
+const LONGEST_WAIT: Duration = Duration::from_secs(2);
+
+/// Keys longer than this (an event id is untrusted text) are stored by their SHA-256:
+/// DynamoDB allows 2048 bytes in a partition key.
+const LONGEST_PLAIN_KEY: usize = 256;
+
+const IN_PROGRESS: &str = "IN_PROGRESS";
+const DONE: &str = "DONE";
+
+/// What a claim found.
+#[derive(Debug)]
+pub enum Claim {
+    /// Go ahead; then [`Idempotency::done`] (the effect happened) or
+    /// [`Idempotency::release`] (it did not, and a retry should try again).
+    Won(Ticket),
+    /// The side effect already happened, on this container or another.
+    Done,
+    /// Another invocation is doing it now; its lease runs out in `lease_left`.
+    Held { lease_left: Duration },
+}
+
+/// Why an invocation gives up on a claim another one holds: a retryable error, so Lambda
+/// retries and the retry finds the side effect done (or the holder's lease run out).
+pub const HELD_ELSEWHERE: &str = "waiting for another invocation handling the same event";
+
+/// Kept back from the work done under a claim, so that the claim can be marked done or
+/// released before the deadline.
+pub const RECORD_RESERVE: Duration = Duration::from_millis(500);
+
+/// What [`Idempotency::once`] did.
+#[derive(Debug)]
+pub enum Once<T> {
+    Ran(Result<T, Error>),
+    /// Nothing: the side effect already happened.
+    AlreadyDone,
+    /// Nothing: another invocation still held the claim when the deadline came.
+    Held {
+        lease_left: Duration,
+    },
+}
+
+/// Proof of a won claim.
+#[derive(Debug)]
+#[must_use = "a won claim is marked done or released, or it blocks redeliveries until its lease ends"]
+pub struct Ticket {
+    key: String,
+    /// `None` when the store was not used (no table, or it failed): memory only.
+    owner: Option<String>,
+}
+
+impl Ticket {
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+struct Table {
+    client: Client,
+    name: String,
+    lease_grace: Duration,
+}
+
+/// One per container, for one function's side effects.
+pub struct Idempotency {
+    scope: &'static str,
+    table: Option<Table>,
+    /// What this container finished: a duplicate here needs no round trip, and it is the
+    /// only guard when the table is absent or failing.
+    local: RecentEvents,
+}
+
+impl Idempotency {
+    /// Memory only: duplicates on other containers are not seen.
+    pub fn in_memory(scope: &'static str) -> Self {
+        Self {
+            scope,
+            table: None,
+            local: RecentEvents::new(512),
+        }
+    }
+
+    pub fn with_table(scope: &'static str, sdk: &SdkConfig, table: &str) -> Self {
+        Self {
+            table: Some(Table {
+                client: Client::new(sdk),
+                name: table.to_owned(),
+                lease_grace: LEASE_GRACE,
+            }),
+            ..Self::in_memory(scope)
+        }
+    }
+
+    /// From `IDEMPOTENCY_TABLE`; a malformed value is logged and memory used, because the
+    /// function must still work without the store.
+    pub fn from_env<E: Environment + ?Sized>(
+        scope: &'static str,
+        env: &E,
+        sdk: &SdkConfig,
+    ) -> Self {
+        let lists = [crate::config::SHARED_VARIABLES];
+        match Vars::declared(env, &lists).optional(TABLE_VARIABLE) {
+            Ok(Some(table)) => Self::with_table(scope, sdk, &table),
+            Ok(None) => Self::in_memory(scope),
+            Err(e) => {
+                tracing::error!(error = %e, "IDEMPOTENCY_TABLE is unusable; duplicates are caught only within this container");
+                Self::in_memory(scope)
+            }
+        }
+    }
+
+    /// A shorter grace than [`LEASE_GRACE`], for tests of a claimer that dies.
+    pub fn with_lease_grace(mut self, grace: Duration) -> Self {
+        if let Some(table) = &mut self.table {
+            table.lease_grace = grace;
+        }
+        self
+    }
+
+    pub fn uses_table(&self) -> bool {
+        self.table.is_some()
+    }
+
+    /// Runs `work` unless its side effect already happened: `key` is claimed first, marked
+    /// done when the work succeeds or fails for good (a retry would only repeat it), and
+    /// released when it fails in a way a retry can fix, so the retry may claim it at once.
+    /// A panic leaves the claim to its lease. `deadline` bounds the claim and its recording;
+    /// give `work` an earlier one so that there is time to record it.
+    pub async fn once<T, F, Fut>(&self, key: &str, deadline: &Deadline, work: F) -> Once<T>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<T, Error>>,
+    {
+        let ticket = match self.claim(key, deadline).await {
+            Claim::Won(ticket) => ticket,
+            Claim::Done => return Once::AlreadyDone,
+            Claim::Held { lease_left } => return Once::Held { lease_left },
+        };
+        let result = work().await;
+        match &result {
+            Err(e) if e.is_retryable() => self.release(ticket, deadline).await,
+            _ => self.done(ticket, deadline).await,
+        }
+        Once::Ran(result)
+    }
+
+    /// Claims `key` (unique to one side effect of this function) until `deadline` plus a
+    /// grace. While another invocation holds it, waits (within `deadline`) for it to finish
+    /// (usually seconds: a post, a report) or for its lease to run out; `Held` means neither
+    /// happened in time. Never fails: a store fault is logged and the claim is won
+    /// on memory alone.
+    pub async fn claim(&self, key: &str, deadline: &Deadline) -> Claim {
+        let mut wait = FIRST_WAIT;
+        loop {
+            match self.claim_once(key, deadline).await {
+                Claim::Held { lease_left } => {
+                    let nap = wait.min(lease_left.max(FIRST_WAIT));
+                    if deadline.sleep(nap).await.is_err() {
+                        return Claim::Held { lease_left };
+                    }
+                    wait = (wait * 2).min(LONGEST_WAIT);
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn claim_once(&self, key: &str, deadline: &Deadline) -> Claim {
+        let key = self.item_key(key);
+        if self.local.seen(&key) {
+            return Claim::Done;
+        }
+        let Some(table) = &self.table else {
+            return Claim::Won(Ticket { key, owner: None });
+        };
+        let owner = new_owner();
+        // A claim that loses to a release between its put and its read tries once more.
+        for _ in 0..2 {
+            match table.put_claim(&key, &owner, deadline).await {
+                Ok(true) => {
+                    return Claim::Won(Ticket {
+                        key,
+                        owner: Some(owner),
+                    });
+                }
+                Ok(false) => {}
+                Err(e) => return self.unguarded(key, "claim", &e),
+            }
+            match table.read(&key, deadline).await {
+                Ok(Some(found)) if found.status == DONE => {
+                    self.local.record(&key);
+                    return Claim::Done;
+                }
+                Ok(Some(found)) => {
+                    let left = found.lease_until_ms.saturating_sub(now_ms());
+                    return Claim::Held {
+                        lease_left: Duration::from_millis(left),
+                    };
+                }
+                Ok(None) => continue,
+                Err(e) => return self.unguarded(key, "read a claim", &e),
+            }
+        }
+        self.unguarded(
+            key,
+            "claim",
+            &Error::OutOfTime("a claim that kept changing under it"),
+        )
+    }
+
+    /// The side effect happened: redeliveries now find it done.
+    pub async fn done(&self, ticket: Ticket, deadline: &Deadline) {
+        self.local.record(&ticket.key);
+        let (Some(table), Some(owner)) = (&self.table, &ticket.owner) else {
+            return;
+        };
+        match table.mark_done(&ticket.key, owner, deadline).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(key = %ticket.key, "another invocation took this claim over after its lease ran out: the side effect may have happened twice")
+            }
+            Err(e) => {
+                metrics::count(&STORE_FAULTS, &[]);
+                tracing::error!(key = %ticket.key, error = %e, "could not mark the claim done; a redelivery after its lease may repeat the side effect");
+            }
+        }
+    }
+
+    /// The side effect did not happen (a retryable failure): give the claim back so Lambda's
+    /// retry, or a redelivery, can do it at once rather than after the lease.
+    pub async fn release(&self, ticket: Ticket, deadline: &Deadline) {
+        let (Some(table), Some(owner)) = (&self.table, &ticket.owner) else {
+            return;
+        };
+        if let Err(e) = table.delete_claim(&ticket.key, owner, deadline).await {
+            metrics::count(&STORE_FAULTS, &[]);
+            tracing::warn!(key = %ticket.key, error = %e, "could not release the claim; a retry waits for its lease to end");
+        }
+    }
+
+    fn item_key(&self, key: &str) -> String {
+        if key.len() <= LONGEST_PLAIN_KEY {
+            return format!("{}#{key}", self.scope);
+        }
+        let digest = Sha256::digest(key.as_bytes());
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        format!("{}#sha256:{hex}", self.scope)
+    }
+
+    fn unguarded(&self, key: String, doing: &str, e: &Error) -> Claim {
+        metrics::count(&STORE_FAULTS, &[]);
+        tracing::error!(key = %key, error = %e, "could not {doing} in the idempotency store; going ahead guarded by this container's memory only (a duplicate delivered elsewhere may repeat it)");
+        Claim::Won(Ticket { key, owner: None })
+    }
+}
+
+struct Found {
+    status: String,
+    lease_until_ms: u64,
+}
+
+impl Table {
+    /// `true` when this call now holds the claim.
+    async fn put_claim(&self, key: &str, owner: &str, deadline: &Deadline) -> Result<bool, Error> {
+        let now = now_ms();
+        let lease_until = now
+            .saturating_add(millis(deadline.remaining()))
+            .saturating_add(millis(self.lease_grace));
+        let call = self
+            .client
+            .put_item()
+            .table_name(&self.name)
+            .item("id", s(key))
+            .item("status", s(IN_PROGRESS))
+            .item("owner", s(owner))
+            .item("lease_until_ms", n(lease_until))
+            .item("expires_at", n(expiry_secs()))
+            .condition_expression(
+                "attribute_not_exists(id) OR expires_at < :now_s OR (#status = :in_progress AND lease_until_ms < :now_ms)",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":now_s", n(now / 1000))
+            .expression_attribute_values(":now_ms", n(now))
+            .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+            .send();
+        match bounded(deadline, "claiming in the idempotency store", call).await? {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(Error::from_sdk("DynamoDB", "PutItem", e)),
+        }
+    }
+
+    async fn read(&self, key: &str, deadline: &Deadline) -> Result<Option<Found>, Error> {
+        let call = self
+            .client
+            .get_item()
+            .table_name(&self.name)
+            .key("id", s(key))
+            .consistent_read(true)
+            .send();
+        let out = bounded(deadline, "reading the idempotency store", call)
+            .await?
+            .map_err(|e| Error::from_sdk("DynamoDB", "GetItem", e))?;
+        let Some(item) = out.item else {
+            return Ok(None);
+        };
+        let number = |name: &str| {
+            item.get(name)
+                .and_then(|v| v.as_n().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        if number("expires_at") < now_ms() / 1000 {
+            return Ok(None);
+        }
+        let status = item
+            .get("status")
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default();
+        Ok(Some(Found {
+            status,
+            lease_until_ms: number("lease_until_ms"),
+        }))
+    }
+
+    /// `false` when the claim is no longer this owner's.
+    async fn mark_done(&self, key: &str, owner: &str, deadline: &Deadline) -> Result<bool, Error> {
+        let call = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .key("id", s(key))
+            .update_expression("SET #status = :done, expires_at = :expires REMOVE lease_until_ms")
+            .condition_expression("#owner = :owner")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":done", s(DONE))
+            .expression_attribute_values(":expires", n(expiry_secs()))
+            .expression_attribute_values(":owner", s(owner))
+            .send();
+        match bounded(deadline, "marking a claim done", call).await? {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(Error::from_sdk("DynamoDB", "UpdateItem", e)),
+        }
+    }
+
+    async fn delete_claim(&self, key: &str, owner: &str, deadline: &Deadline) -> Result<(), Error> {
+        let call = self
+            .client
+            .delete_item()
+            .table_name(&self.name)
+            .key("id", s(key))
+            .condition_expression("#owner = :owner AND #status = :in_progress")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":owner", s(owner))
+            .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+            .send();
+        match bounded(deadline, "releasing a claim", call).await? {
+            Ok(_) => Ok(()),
+            // Taken over or already done: not this owner's to give back.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(Error::from_sdk("DynamoDB", "DeleteItem", e)),
+        }
+    }
+}
+
+async fn bounded<F: std::future::Future>(
+    deadline: &Deadline,
+    what: &'static str,
+    call: F,
+) -> Result<F::Output, Error> {
+    deadline.run(call).await.map_err(|_| Error::OutOfTime(what))
+}
+
+fn s(text: &str) -> AttributeValue {
+    AttributeValue::S(text.to_owned())
+}
+
+fn n(number: u64) -> AttributeValue {
+    AttributeValue::N(number.to_string())
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(millis)
+        .unwrap_or(0)
+}
+
+fn expiry_secs() -> u64 {
+    (now_ms() / 1000).saturating_add(REMEMBERED_FOR.as_secs())
+}
+
+/// Unique per claim across containers: the container's log stream (unique per execution
+/// environment), the time and a counter.
+fn new_owner() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let stream = std::env::var("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_default();
+    let pid = std::process::id();
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{stream}/{pid}/{}/{n}", now_ms())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn without_a_table_a_done_key_is_done_in_this_container_and_unknown_elsewhere() {
+        let here = Idempotency::in_memory("fn");
+        let elsewhere = Idempotency::in_memory("fn");
+        let deadline = Deadline::after(Duration::from_secs(5));
+        let Claim::Won(ticket) = here.claim("event-1", &deadline).await else {
+            panic!("a first claim wins");
+        };
+        here.done(ticket, &deadline).await;
+        assert!(matches!(
+            here.claim("event-1", &deadline).await,
+            Claim::Done
+        ));
+        assert!(matches!(
+            elsewhere.claim("event-1", &deadline).await,
+            Claim::Won(_)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_released_claim_is_not_remembered_as_done() {
+        let here = Idempotency::in_memory("fn");
+        let deadline = Deadline::after(Duration::from_secs(5));
+        let Claim::Won(ticket) = here.claim("event-1", &deadline).await else {
+            panic!("a first claim wins");
+        };
+        here.release(ticket, &deadline).await;
+        assert!(matches!(
+            here.claim("event-1", &deadline).await,
+            Claim::Won(_)
+        ));
+    }
+
+    #[test]
+    fn keys_are_scoped_by_function_and_long_untrusted_ones_hashed_to_fit_dynamodb() {
+        let store = Idempotency::in_memory("pipeline-notifier");
+        assert_eq!(store.item_key("abc"), "pipeline-notifier#abc");
+        let long = store.item_key(&"x".repeat(1_000_000));
+        assert!(long.starts_with("pipeline-notifier#sha256:"));
+        assert!(long.len() < 2048);
+        assert_ne!(long, store.item_key(&"y".repeat(1_000_000)));
+    }
+}

@@ -1,0 +1,149 @@
+//! The idempotency store against moto's DynamoDB, which evaluates the condition expressions
+//! the store relies on: each `Idempotency` below is a separate SDK client, as separate Lambda
+//! containers are.
+
+use std::time::{Duration, Instant};
+
+use shared::Deadline;
+use shared::idempotency::{Claim, Idempotency};
+use standins::Moto;
+
+async fn store(moto: &Moto, table: &str) -> Idempotency {
+    Idempotency::with_table("pipeline-notifier", &moto.sdk_config().await, table)
+}
+
+fn deadline(secs: u64) -> Deadline {
+    Deadline::after(Duration::from_secs(secs))
+}
+
+#[tokio::test]
+async fn of_containers_racing_for_one_key_exactly_one_wins_and_the_rest_see_it_held_then_done() {
+    let moto = Moto::start();
+    let table = moto.create_idempotency_table().await;
+    let mut containers = Vec::new();
+    for _ in 0..8 {
+        containers.push(store(&moto, &table).await);
+    }
+    // The losers wait for the winner until their own deadline, then report it held.
+    let by = deadline(1);
+    let claims =
+        futures_util::future::join_all(containers.iter().map(|c| c.claim("event-6d2f", &by))).await;
+    let mut winners = Vec::new();
+    for (i, claim) in claims.into_iter().enumerate() {
+        match claim {
+            Claim::Won(ticket) => winners.push((i, ticket)),
+            Claim::Held { lease_left } => assert!(lease_left > Duration::from_secs(3)),
+            Claim::Done => panic!("nothing was done yet"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one container may win");
+    let (winner, ticket) = winners.pop().unwrap();
+    containers[winner].done(ticket, &deadline(10)).await;
+    for c in &containers {
+        assert!(matches!(
+            c.claim("event-6d2f", &deadline(10)).await,
+            Claim::Done
+        ));
+    }
+    let items = moto.dynamodb_items(&table).await;
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["id"]["S"], "pipeline-notifier#event-6d2f");
+    assert_eq!(items[0]["status"]["S"], "DONE");
+    let expires: u64 = items[0]["expires_at"]["N"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(expires > now + 24 * 3600, "kept past any redelivery");
+}
+
+#[tokio::test]
+async fn a_claim_whose_claimer_died_is_taken_over_after_its_lease_and_completed_once() {
+    let moto = Moto::start();
+    let table = moto.create_idempotency_table().await;
+    let dying = store(&moto, &table)
+        .await
+        .with_lease_grace(Duration::from_millis(200));
+    let next = store(&moto, &table).await;
+
+    // The claimer's invocation had one second left; it never marks the claim done.
+    let Claim::Won(_lost) = dying.claim("job-1/start", &deadline(1)).await else {
+        panic!("the first claim wins");
+    };
+    // An invocation with less time than the lease has left gives up at its own deadline.
+    assert!(matches!(
+        next.claim("job-1/start", &Deadline::after(Duration::from_millis(300)))
+            .await,
+        Claim::Held { .. }
+    ));
+    // One with more time waits for the lease to run out and takes the claim over.
+    let started = Instant::now();
+    let Claim::Won(ticket) = next.claim("job-1/start", &deadline(10)).await else {
+        panic!("the lease should have run out and the claim been taken over");
+    };
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "taken over only after the claimer's deadline and grace"
+    );
+    next.done(ticket, &deadline(10)).await;
+    assert!(matches!(
+        dying.claim("job-1/start", &deadline(10)).await,
+        Claim::Done
+    ));
+}
+
+#[tokio::test]
+async fn a_released_claim_can_be_won_again_at_once() {
+    let moto = Moto::start();
+    let table = moto.create_idempotency_table().await;
+    let first = store(&moto, &table).await;
+    let second = store(&moto, &table).await;
+    let Claim::Won(ticket) = first.claim("event-1", &deadline(60)).await else {
+        panic!("the first claim wins");
+    };
+    first.release(ticket, &deadline(60)).await;
+    assert!(matches!(
+        second.claim("event-1", &deadline(60)).await,
+        Claim::Won(_)
+    ));
+}
+
+#[tokio::test]
+async fn a_claim_taken_over_is_not_marked_done_by_its_first_owner() {
+    let moto = Moto::start();
+    let table = moto.create_idempotency_table().await;
+    let slow = store(&moto, &table).await.with_lease_grace(Duration::ZERO);
+    let other = store(&moto, &table).await;
+    let Claim::Won(late) = slow.claim("event-1", &deadline(1)).await else {
+        panic!("the first claim wins");
+    };
+    // The slow claimer outlives its own deadline (it should not, but a clock can lie).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let Claim::Won(_current) = other.claim("event-1", &deadline(60)).await else {
+        panic!("an expired lease is taken over");
+    };
+    slow.done(late, &deadline(60)).await;
+    let items = moto.dynamodb_items(&table).await;
+    assert_eq!(
+        items[0]["status"]["S"], "IN_PROGRESS",
+        "still the new owner's"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_table_does_not_stop_the_work_and_memory_still_catches_a_local_duplicate() {
+    let moto = Moto::start();
+    let store = store(&moto, "no-such-table").await;
+    let Claim::Won(ticket) = store.claim("event-1", &deadline(10)).await else {
+        panic!("a store fault goes ahead unguarded");
+    };
+    store.done(ticket, &deadline(10)).await;
+    assert!(matches!(
+        store.claim("event-1", &deadline(10)).await,
+        Claim::Done
+    ));
+}
