@@ -39,7 +39,7 @@ HOST_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64)
 SAM_BUILD := $(CURDIR)/.aws-sam/build
 PACKAGED_BINS := $(CURDIR)/target/packaged-bins.env
 
-.PHONY: help venv test test-repeat lint unit iam docs docs-check validate readme-blocks e2e-release demo build package deploy clean bench bench-quick bench-subjects
+.PHONY: help venv test test-repeat lint deny audit unit iam docs docs-check validate readme-blocks e2e-release demo build package deploy clean bench bench-quick bench-subjects
 
 help:
 	@echo "make demo      run the suite locally against moto, the recording stub and a Slack sink"
@@ -48,6 +48,7 @@ help:
 	@echo "make build     cargo lambda build --release of every function (Amazon Linux 2023 binaries)"
 	@echo "make package   sam build: what a deploy uploads, in .aws-sam/build (no AWS account needed)"
 	@echo "make deploy    make package, then sam deploy (--guided the first time; then from samconfig.toml)"
+	@echo "make audit     security advisories for every crate in Cargo.lock (needs a network: the RustSec database)"
 	@echo "make bench     cold start, warm latency, peak memory and size of every function beside the floor and a Python peer"
 	@echo "make docs      rewrite the README's variable and parameter tables from the code and template.yaml"
 	@echo "make venv      create .venv/ with moto, aws-sam-cli and cargo-lambda (done on demand)"
@@ -61,7 +62,7 @@ $(STAMP): scripts/requirements.txt
 	"$(VENV)/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements.txt
 	touch "$@"
 
-test: venv lint unit iam docs-check validate e2e-release bench-quick readme-blocks
+test: venv lint deny unit iam docs-check validate e2e-release bench-quick readme-blocks
 	@echo "==> make test: all checks passed"
 
 # Not in CI: a hunt for flaky tests. Run `make build` first to include the release bootstraps.
@@ -72,6 +73,28 @@ test-repeat: venv
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# Supply chain (deny.toml): crates.io only, no git sources, allowed licences, duplicate
+# versions as warnings. cargo-deny is built from crates.io into .venv/bin on first use.
+DENY_VERSION := 0.20.2
+CARGO_DENY   := $(VENV)/bin/cargo-deny
+
+$(CARGO_DENY): | $(STAMP)
+	@echo "==> building cargo-deny $(DENY_VERSION) into $(VENV)/bin (first run only, a few minutes)"
+	cargo install --quiet --locked cargo-deny --version $(DENY_VERSION) --root "$(VENV)"
+
+deny: $(CARGO_DENY)
+	"$(CARGO_DENY)" check --hide-inclusion-graph bans licenses sources
+
+# Security advisories need the RustSec database, fetched from GitHub: without a network this
+# says so and fails, rather than passing with nothing checked.
+ADVISORY_DB := https://github.com/RustSec/advisory-db
+audit: $(CARGO_DENY)
+	@if ! timeout 30 git ls-remote --heads "$(ADVISORY_DB)" >/dev/null 2>&1; then \
+	  echo "make audit: cannot reach $(ADVISORY_DB) (no network here?): security advisories were NOT checked" >&2; \
+	  exit 2; \
+	fi
+	"$(CARGO_DENY)" check --hide-inclusion-graph advisories
 
 # The recording stub appends every AWS call the functions' tests make to target/aws-calls/,
 # which `iam` then compares with each function's role in the template.
