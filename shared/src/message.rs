@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use crate::text::{escape_mrkdwn, slack_len, truncate_mrkdwn};
+use crate::text::{TRUNCATION_MARKER, escape_mrkdwn, slack_len, truncate_mrkdwn};
 
 pub const MAX_BLOCKS: usize = 50;
 pub const MAX_SECTION_TEXT: usize = 3000;
@@ -272,11 +272,20 @@ impl Message {
 }
 
 /// Cuts `text` to the smaller of `limit` and what is left of the message's budget, and
-/// charges the budget for it.
-fn fit(text: &str, limit: usize, budget: &mut usize) -> String {
-    let cut = truncate_mrkdwn(text, limit.min(*budget)).into_owned();
+/// charges the budget for it. `None` when too little is left for any of it and the
+/// truncation marker: Slack refuses an empty text object (the whole post fails as
+/// `invalid_blocks`), so the element is left out instead.
+fn fit(text: &str, limit: usize, budget: &mut usize) -> Option<String> {
+    let room = limit.min(*budget);
+    if slack_len(text) > room && room <= slack_len(TRUNCATION_MARKER) {
+        return None;
+    }
+    let cut = truncate_mrkdwn(text, room).into_owned();
+    if cut.trim().is_empty() {
+        return None;
+    }
     *budget = budget.saturating_sub(slack_len(&cut));
-    cut
+    Some(cut)
 }
 
 fn mrkdwn_object(text: &str) -> Value {
@@ -291,19 +300,22 @@ fn render_block(block: &Block, budget: &mut usize) -> Option<Value> {
     match block {
         Block::Header(untrusted) => {
             let one_line = untrusted.replace(['\n', '\r'], " ");
-            let text = fit(&escape_mrkdwn(one_line.trim()), MAX_HEADER_TEXT, budget);
-            (!text.is_empty()).then(|| json!({"type": "header", "text": plain_object(&text)}))
+            let text = fit(&escape_mrkdwn(one_line.trim()), MAX_HEADER_TEXT, budget)?;
+            Some(json!({"type": "header", "text": plain_object(&text)}))
         }
         Block::Section { text, fields } => {
             let mut v = json!({"type": "section"});
-            if let Some(t) = text.as_ref().filter(|t| !t.is_empty()) {
-                v["text"] = mrkdwn_object(&fit(t.as_str(), MAX_SECTION_TEXT, budget));
+            if let Some(t) = text.as_ref().filter(|t| !t.is_empty())
+                && let Some(cut) = fit(t.as_str(), MAX_SECTION_TEXT, budget)
+            {
+                v["text"] = mrkdwn_object(&cut);
             }
             let fields: Vec<Value> = fields
                 .iter()
                 .filter(|f| !f.is_empty())
                 .take(MAX_FIELDS)
-                .map(|f| mrkdwn_object(&fit(f.as_str(), MAX_FIELD_TEXT, budget)))
+                .filter_map(|f| fit(f.as_str(), MAX_FIELD_TEXT, budget))
+                .map(|cut| mrkdwn_object(&cut))
                 .collect();
             if !fields.is_empty() {
                 v["fields"] = Value::Array(fields);
@@ -315,7 +327,8 @@ fn render_block(block: &Block, budget: &mut usize) -> Option<Value> {
                 .iter()
                 .filter(|e| !e.is_empty())
                 .take(MAX_CONTEXT_ELEMENTS)
-                .map(|e| mrkdwn_object(&fit(e.as_str(), MAX_CONTEXT_TEXT, budget)))
+                .filter_map(|e| fit(e.as_str(), MAX_CONTEXT_TEXT, budget))
+                .map(|cut| mrkdwn_object(&cut))
                 .collect();
             (!elements.is_empty()).then(|| json!({"type": "context", "elements": elements}))
         }
@@ -326,7 +339,7 @@ fn render_block(block: &Block, budget: &mut usize) -> Option<Value> {
                 .filter_map(|b| {
                     let url = b.url.trim();
                     safe_url(url)?;
-                    let label = fit(&escape_mrkdwn(&b.label), MAX_BUTTON_TEXT, budget);
+                    let label = fit(&escape_mrkdwn(&b.label), MAX_BUTTON_TEXT, budget)?;
                     Some(json!({"type": "button", "text": plain_object(&label), "url": url}))
                 })
                 .take(MAX_BUTTONS)

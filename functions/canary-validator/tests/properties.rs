@@ -1,0 +1,51 @@
+//! The hook decoders under arbitrary input (proptest): CodeDeploy and ECS-native payloads,
+//! and the bake state ECS hands back in `hookDetails` (which anyone who can edit the hook
+//! could craft), are decoded or refused, never a panic; crafted state is never accepted.
+
+use canary_validator::bake::{Binding, Restored, restore};
+use canary_validator::ecs::{looks_like_ecs_hook, parse_ecs_hook};
+use canary_validator::handler::parse_event;
+use proptest::prelude::*;
+use serde_json::Value;
+use standins::props::{arb_bytes, arb_json, arb_object, mutated_samples};
+
+fn decode(event: &Value) {
+    if looks_like_ecs_hook(event) {
+        let _ = parse_ecs_hook(event);
+    } else {
+        let _ = parse_event(event);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn arbitrary_json_is_decoded_or_refused_never_a_panic(event in arb_json()) {
+        decode(&event);
+    }
+
+    #[test]
+    fn arbitrary_bytes_are_decoded_or_refused_never_a_panic(bytes in arb_bytes()) {
+        if let Ok(event) = serde_json::from_slice::<Value>(&bytes) {
+            decode(&event);
+        }
+    }
+
+    #[test]
+    fn sample_hooks_with_parts_replaced_are_decoded_or_refused(event in mutated_samples("canary-validator")) {
+        decode(&event);
+    }
+
+    /// Without the key nobody can seal a state, so whatever is handed back is either "no
+    /// state" or refused — never taken as a bake in progress.
+    #[test]
+    fn crafted_bake_state_is_never_accepted(details in arb_object(), state in arb_json()) {
+        let binding = Binding { execution_id: "exec-1", revision: "rev-1", stage: "POST_TEST_TRAFFIC_SHIFT" };
+        let key: &[u8] = b"a key the crafter does not have";
+        let mut details = details;
+        details.insert("canaryValidatorBake".into(), state);
+        let restored = restore(&details, binding, Some(key));
+        prop_assert!(!matches!(restored, Restored::Resumed(_)), "{restored:?}");
+    }
+}
