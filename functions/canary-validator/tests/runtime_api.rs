@@ -448,3 +448,86 @@ async fn a_hanging_slack_does_not_delay_the_ecs_answer_past_the_deadline() {
     assert!(!sink.requests().is_empty(), "the post was tried");
     function.stop().await;
 }
+
+/// Planted at DEBUG (every crate's debug output on): the function's AWS secret key and
+/// session token, a check's `Authorization` header kept in SSM, the bake-state key kept in
+/// Secrets Manager and the webhook. Through a CodeDeploy hook whose check sends the header and
+/// fails, and an ECS-native hook whose bake is handed back sealed, none of them reaches a log
+/// line, an answer (`hookDetails` among them), a post or a request to AWS.
+#[tokio::test]
+async fn at_debug_no_planted_secret_reaches_a_log_an_answer_a_post_or_a_report() {
+    let moto = Moto::start();
+    let stub = RecordingStub::start().await;
+    stub.forward_unknown_to(moto.endpoint());
+    known_deployments(&stub);
+    let sink = SlackSink::start().await;
+    let target = Target::start().await;
+    moto.put_alarm("prod-api-5xx").await;
+    moto.aws_json(
+        "ssm",
+        "AmazonSSM.PutParameter",
+        &json!({"Name": "/canary/e2e-token", "Value": TOKEN, "Type": "SecureString"}),
+    )
+    .await;
+    moto.aws_json(
+        "secretsmanager",
+        "secretsmanager.CreateSecret",
+        &json!({"Name": "canary/hook-state-key", "SecretString": STATE_KEY}),
+    )
+    .await;
+    let checks = json!({
+        "deployment_groups": {"prod-api-dg": [
+            {"type": "http", "name": "health", "url": target.url("/error"), "attempts": 1,
+             "headers": {"Authorization": "ssm:/canary/e2e-token"}}
+        ]},
+        "ecs_services": {"prod/prod-api": [
+            {"type": "alarms", "name": "bake", "alarms": ["prod-api-5xx"], "bake": "10s", "poll": "1s"}
+        ]}
+    });
+    let mut env = standins::planted::debug_env(&stub.endpoint());
+    env.extend([
+        ("SLACK_WEBHOOK_URL".to_owned(), sink.webhook_url("deploys")),
+        ("HOOK".to_owned(), "AfterAllowTraffic".to_owned()),
+        ("CHECKS".to_owned(), checks.to_string()),
+        ("NOTIFY_ON".to_owned(), "ALL".to_owned()),
+        ("REPORT_MARGIN".to_owned(), "1s".to_owned()),
+        (
+            "HOOK_STATE_KEY".to_owned(),
+            "secretsmanager:canary/hook-state-key".to_owned(),
+        ),
+    ]);
+    let api = RuntimeApi::start().await;
+    let mut function = FunctionProcess::spawn(&binary(), &api, &env);
+    let mut answers = Vec::new();
+    let codedeploy = api
+        .invoke(
+            &mut function,
+            &hook_event("d-GOOD", "hook-planted"),
+            Duration::from_secs(20),
+        )
+        .await;
+    answers.push(format!("{:?}", codedeploy.outcome));
+    let ecs = ecs_hook_event(
+        "exec-planted",
+        "POST_PRODUCTION_TRAFFIC_SHIFT",
+        "prod-api",
+        100,
+    );
+    let baking = api
+        .invoke(&mut function, &ecs, Duration::from_secs(3))
+        .await;
+    assert!(
+        matches!(&baking.outcome, Outcome::Response(v) if v["hookStatus"] == "IN_PROGRESS"),
+        "{baking:?}"
+    );
+    answers.push(format!("{:?}", baking.outcome));
+    let logs = function.stop().await;
+    assert_eq!(
+        target.header_values("/error", "authorization"),
+        vec![TOKEN.to_owned()],
+        "the header reached the check"
+    );
+    let mut secrets = standins::planted::always();
+    secrets.extend([TOKEN, "e2e-t0ken-NOT-FOR-LOGS", STATE_KEY]);
+    standins::planted::assert_none_leaked(&secrets, &logs, &answers, &sink, &stub);
+}

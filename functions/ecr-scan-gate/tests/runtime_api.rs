@@ -146,3 +146,60 @@ async fn the_binary_gates_a_pipeline_job_and_judges_scan_events() {
     standins::runtime_api::assert_no_secrets(&logs, &[]);
     assert!(logs.contains("failing the job"), "{logs}");
 }
+
+/// Planted at DEBUG (every crate's debug output on): the function's AWS secret key and
+/// session token, the job's `artifactCredentials`, and the webhook kept as a JSON secret in
+/// Secrets Manager. Through a failed job, a scan event and a job with bad parameters, none
+/// of them reaches a log line, an answer, a post or a request to AWS (the job failure
+/// messages among them).
+#[tokio::test]
+async fn at_debug_no_planted_secret_reaches_a_log_an_answer_a_post_or_a_job_result() {
+    let moto = Moto::start();
+    let stub = RecordingStub::start().await;
+    stub.forward_unknown_to(moto.endpoint());
+    let sink = SlackSink::start().await;
+    moto.aws_json(
+        "secretsmanager",
+        "secretsmanager.CreateSecret",
+        &json!({"Name": "ops/slack", "SecretString": json!({"webhook": sink.webhook_url("security")}).to_string()}),
+    )
+    .await;
+    create_repository(&moto, "prod-api", false).await;
+    let digest = push_image(&moto, "prod-api", "1.42.0", "planted").await;
+    for id in [
+        json!({"imageTag": "1.42.0"}),
+        json!({"imageDigest": digest}),
+    ] {
+        let findings = vec![basic_finding("CVE-2024-0001", "CRITICAL")];
+        scan_result(&moto, "prod-api", id, "COMPLETE", findings, false).await;
+    }
+    let mut env = standins::planted::debug_env(&stub.endpoint());
+    env.push((
+        "SLACK_WEBHOOK_URL".into(),
+        "secretsmanager:ops/slack#webhook".into(),
+    ));
+    let api = RuntimeApi::start().await;
+    let mut function = FunctionProcess::spawn(&binary(), &api, &env);
+    let mut scan = sample("ecr-image-scan.json");
+    scan["detail"]["image-digest"] = json!(digest);
+    let mut answers = Vec::new();
+    for event in [
+        sample("codepipeline-job.json"),
+        scan,
+        sample("codepipeline-job-bad-parameters.json"),
+    ] {
+        let out = api
+            .invoke(&mut function, &event, Duration::from_secs(30))
+            .await;
+        answers.push(format!("{:?}", out.outcome));
+    }
+    let logs = function.stop().await;
+    assert_eq!(
+        stub.accepted("PutJobFailureResult").len(),
+        2,
+        "the scenario answered"
+    );
+    let mut secrets = standins::planted::always();
+    secrets.extend(standins::planted::ARTIFACT_SECRETS);
+    standins::planted::assert_none_leaked(&secrets, &logs, &answers, &sink, &stub);
+}

@@ -133,3 +133,46 @@ async fn the_binary_runs_a_migration_once_answers_its_job_and_reports_its_end() 
     standins::runtime_api::assert_no_secrets(&logs, &[]);
     assert!(logs.contains("migration task launched"), "{logs}");
 }
+
+/// Planted at DEBUG (every crate's debug output on): the function's AWS secret key and
+/// session token, the job's `artifactCredentials`, and the webhook kept as a JSON secret in
+/// Secrets Manager. Through a launch, a pipeline job and a failed task's end, none of them
+/// reaches a log line, an answer, a post or a request to AWS (RunTask's among them).
+#[tokio::test]
+async fn at_debug_no_planted_secret_reaches_a_log_an_answer_a_post_or_a_launch() {
+    let moto = Moto::start();
+    let stub = RecordingStub::start().await;
+    stub.forward_unknown_to(moto.endpoint());
+    let sink = SlackSink::start().await;
+    moto.aws_json(
+        "secretsmanager",
+        "secretsmanager.CreateSecret",
+        &json!({"Name": "ops/slack", "SecretString": json!({"webhook": sink.webhook_url("deploys")}).to_string()}),
+    )
+    .await;
+    let world = EcsWorld::create(&moto, "prod").await;
+    let mut env = standins::planted::debug_env(&stub.endpoint());
+    env.extend(world.env());
+    env.push((
+        "SLACK_WEBHOOK_URL".into(),
+        "secretsmanager:ops/slack#webhook".into(),
+    ));
+    let api = RuntimeApi::start().await;
+    let mut function = FunctionProcess::spawn(&binary(), &api, &env);
+    let mut answers = Vec::new();
+    for event in [
+        sample("codepipeline-job.json"),
+        sample("direct-invoke.json"),
+    ] {
+        let out = api
+            .invoke(&mut function, &event, Duration::from_secs(30))
+            .await;
+        answers.push(format!("{:?}", out.outcome));
+    }
+    let arn = stub.accepted("RunTask").len();
+    assert!(arn >= 1, "the scenario launched");
+    let logs = function.stop().await;
+    let mut secrets = standins::planted::always();
+    secrets.extend(standins::planted::ARTIFACT_SECRETS);
+    standins::planted::assert_none_leaked(&secrets, &logs, &answers, &sink, &stub);
+}

@@ -235,6 +235,60 @@ async fn one_event_delivered_to_two_processes_at_once_is_posted_and_published_on
     b.stop().await;
 }
 
+/// Planted at DEBUG (every crate's debug output on): the function's AWS secret key and
+/// session token, and the webhook kept as a JSON secret in Secrets Manager. Through a post, a
+/// publish, a webhook that has gone (404, so the secret is read again) and an event it does
+/// not understand, none of them reaches a log line, an answer, a post or a request to AWS.
+#[tokio::test]
+async fn at_debug_no_planted_secret_reaches_a_log_an_answer_a_post_or_a_publish() {
+    let moto = Moto::start();
+    let sink = SlackSink::start().await;
+    moto.aws_json(
+        "secretsmanager",
+        "secretsmanager.CreateSecret",
+        &json!({"Name": "ops/slack", "SecretString": json!({"webhook": sink.webhook_url("ops")}).to_string()}),
+    )
+    .await;
+    let topic = moto.create_topic("ops-alerts").await;
+    let table = moto.create_idempotency_table().await;
+    let stub = RecordingStub::start().await;
+    stub.forward_unknown_to(moto.endpoint());
+    let mut env = standins::planted::debug_env(&stub.endpoint());
+    env.push((
+        "SLACK_WEBHOOK_URL".into(),
+        "secretsmanager:ops/slack#webhook".into(),
+    ));
+    env.push(("SNS_TOPIC_ARN".into(), topic));
+    env.push(("IDEMPOTENCY_TABLE".into(), table));
+    let api = RuntimeApi::start().await;
+    let mut function = FunctionProcess::spawn(&binary(), &api, &env);
+    let mut answers = Vec::new();
+    for (file, reply) in [
+        ("action-failed-codebuild.json", Reply::Ok),
+        ("pipeline-failed.json", Reply::Status(404, "no_service")),
+        ("not-codepipeline.json", Reply::Ok),
+    ] {
+        sink.script([reply]);
+        let out = api
+            .invoke(
+                &mut function,
+                &common::sample(file),
+                Duration::from_secs(20),
+            )
+            .await;
+        answers.push(format!("{:?}", out.outcome));
+    }
+    let logs = function.stop().await;
+    assert!(!sink.delivered().is_empty(), "the scenario posted");
+    standins::planted::assert_none_leaked(
+        &standins::planted::always(),
+        &logs,
+        &answers,
+        &sink,
+        &stub,
+    );
+}
+
 /// A bad variable does not stop the function: stopped at init, every event would go to the
 /// dead-letter queue and nobody would learn why the channel went quiet. It posts the error,
 /// once per container, and returns an error for each event so it is kept for a redrive.

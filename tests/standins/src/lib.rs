@@ -10,6 +10,7 @@ pub mod ecr;
 pub mod ecs;
 pub mod emf;
 pub mod moto;
+pub mod planted;
 pub mod props;
 pub mod runtime_api;
 pub mod slack_sink;
