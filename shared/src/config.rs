@@ -165,7 +165,7 @@ pub const SHARED_VARIABLES: &[Var] = &[
         "IDEMPOTENCY_TABLE",
         "duplicates are caught only within one warm container",
         "`ops-idempotency`",
-        "The DynamoDB table (partition key `id`, TTL on `expires_at`) in which each side effect — a post, a publish, a task launch, a report — is claimed before it happens and marked done after, so an event delivered twice never repeats it, whichever containers it lands on. The template creates it and sets this. Unset, each container remembers only what it did itself.",
+        "The DynamoDB table (partition key `id`, TTL on `expires_at`) in which each side effect — a post, a publish, a task launch, a report — is claimed before it happens and marked done after, so an event delivered twice is acted on once, whichever container it lands on (README: \"Once across containers\", and what it does not promise). The template creates it and sets this. Unset, each container remembers only what it did itself.",
     ),
     Var::optional(
         "AWS_LAMBDA_LOG_FORMAT",

@@ -196,19 +196,26 @@ impl Idempotency {
     }
 
     /// Claims `key` (unique to one side effect of this function) until `deadline` plus a
-    /// grace. While another invocation holds it, waits (within `deadline`) for it to finish
-    /// (usually seconds: a post, a report) or for its lease to run out; `Held` means neither
-    /// happened in time. Never fails: a store fault is logged and the claim is won
+    /// grace. While another invocation holds it, waits (for at most half the time left) for
+    /// it to finish (usually seconds: a post, a report) or for its lease to run out; `Held`
+    /// means neither happened in time. Never fails: a store fault is logged and the claim is won
     /// on memory alone.
     pub async fn claim(&self, key: &str, deadline: &Deadline) -> Claim {
+        // Waiting may use half the time left, no more: a claim won late, from a holder that
+        // died, must still leave this invocation the time to do the work well.
+        let stop_waiting = deadline.less(deadline.remaining() / 2);
         let mut wait = FIRST_WAIT;
         loop {
             match self.claim_once(key, deadline).await {
                 Claim::Held { lease_left } => {
-                    let nap = wait.min(lease_left.max(FIRST_WAIT));
-                    if deadline.sleep(nap).await.is_err() {
+                    // Never past the point where waiting stops, which is within the deadline.
+                    let nap = wait
+                        .min(lease_left.max(FIRST_WAIT))
+                        .min(stop_waiting.remaining());
+                    if nap < FIRST_WAIT / 4 {
                         return Claim::Held { lease_left };
                     }
+                    tokio::time::sleep(nap).await;
                     wait = (wait * 2).min(LONGEST_WAIT);
                 }
                 other => return other,
@@ -241,6 +248,14 @@ impl Idempotency {
                 Ok(Some(found)) if found.status == DONE => {
                     self.local.record(&key);
                     return Claim::Done;
+                }
+                // Our own claim: the put landed but its answer was lost, and the SDK's retry
+                // of it found the item it had just written.
+                Ok(Some(found)) if found.owner == owner => {
+                    return Claim::Won(Ticket {
+                        key,
+                        owner: Some(owner),
+                    });
                 }
                 Ok(Some(found)) => {
                     let left = found.lease_until_ms.saturating_sub(now_ms());
@@ -307,6 +322,7 @@ impl Idempotency {
 
 struct Found {
     status: String,
+    owner: String,
     lease_until_ms: u64,
 }
 
@@ -369,13 +385,15 @@ impl Table {
         if number("expires_at") < now_ms() / 1000 {
             return Ok(None);
         }
-        let status = item
-            .get("status")
-            .and_then(|v| v.as_s().ok())
-            .cloned()
-            .unwrap_or_default();
+        let text = |name: &str| {
+            item.get(name)
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default()
+        };
         Ok(Some(Found {
-            status,
+            status: text("status"),
+            owner: text("owner"),
             lease_until_ms: number("lease_until_ms"),
         }))
     }

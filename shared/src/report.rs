@@ -261,19 +261,27 @@ impl<N: Notify> Answerer<N> {
         F: Future<Output = Result<serde_json::Value, Error>>,
     {
         let key = format!("job/{job_id}");
+        let mut outcome = None;
         let answered = self
             .idempotency
-            .once(&key, &deadline.less(RECORD_RESERVE), || async {
-                Ok(self
-                    .answer_job_guarded(jobs, job_id, who, deadline, work, render)
-                    .await)
+            .once(&key, &deadline, || async {
+                let by = deadline.less(RECORD_RESERVE);
+                let out = self
+                    .answer_job_guarded(jobs, job_id, who, by, work, render)
+                    .await;
+                // Neither answered nor failed: give the claim back, so a redelivery still
+                // waiting for it tries, rather than acknowledging a job nobody answered.
+                let unanswered = out["outcome"] == "unanswered" && out["failedJob"] == false;
+                outcome = Some(out);
+                if unanswered {
+                    return Err(Error::OutOfTime("answering the job"));
+                }
+                Ok(())
             })
             .await;
         match answered {
-            Once::Ran(Ok(out)) => out,
-            Once::Ran(Err(e)) => {
-                serde_json::json!({"outcome": "unanswered", "jobId": job_id, "reason": e.to_string()})
-            }
+            Once::Ran(_) => outcome
+                .unwrap_or_else(|| serde_json::json!({"outcome": "unanswered", "jobId": job_id})),
             Once::AlreadyDone => {
                 tracing::info!(
                     job_id,

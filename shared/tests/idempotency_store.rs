@@ -147,3 +147,60 @@ async fn a_missing_table_does_not_stop_the_work_and_memory_still_catches_a_local
         Claim::Done
     ));
 }
+
+/// DynamoDB applied the put but its answer came after the SDK's attempt timeout: the SDK's
+/// retry finds the item this very claim wrote. That is a win, not another invocation's hold
+/// (which would leave a pipeline job unanswered while everyone waits for a holder that is us).
+#[tokio::test]
+async fn a_claim_whose_answer_was_lost_is_recognised_as_our_own_on_the_sdks_retry() {
+    let moto = Moto::start();
+    let table = moto.create_idempotency_table().await;
+    let stub = standins::RecordingStub::start().await;
+    stub.forward_unknown_to(moto.endpoint());
+    stub.delay_answers("PutItem", Duration::from_millis(1500), 1);
+    let sdk = standins::moto::sdk_config_for(&stub.endpoint())
+        .await
+        .into_builder()
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .operation_attempt_timeout(Duration::from_millis(500))
+                .build(),
+        )
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(3))
+        .build();
+    let store = Idempotency::with_table("pipeline-notifier", &sdk, &table);
+    let started = Instant::now();
+    let claim = store.claim("event-1", &deadline(10)).await;
+    assert!(matches!(claim, Claim::Won(_)), "{claim:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "no waiting on ourselves"
+    );
+    let puts = stub
+        .calls()
+        .iter()
+        .filter(|c| c.operation == "PutItem")
+        .count();
+    assert!(puts >= 2, "the SDK retried the put: {puts}");
+}
+
+/// Waiting for another holder may use half the time left, so a claim won late still leaves
+/// time for the work; past that, the claim is reported held.
+#[tokio::test]
+async fn waiting_for_a_holder_uses_at_most_half_the_time_left() {
+    let moto = Moto::start();
+    let table = moto.create_idempotency_table().await;
+    let holder = store(&moto, &table).await;
+    let waiter = store(&moto, &table).await;
+    let Claim::Won(_held) = holder.claim("event-1", &deadline(30)).await else {
+        panic!("the first claim wins");
+    };
+    let started = Instant::now();
+    let claim = waiter.claim("event-1", &deadline(4)).await;
+    assert!(matches!(claim, Claim::Held { .. }), "{claim:?}");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1800) && waited < Duration::from_millis(2600),
+        "{waited:?}"
+    );
+}

@@ -531,3 +531,27 @@ async fn at_debug_no_planted_secret_reaches_a_log_an_answer_a_post_or_a_report()
     secrets.extend([TOKEN, "e2e-t0ken-NOT-FOR-LOGS", STATE_KEY]);
     standins::planted::assert_none_leaked(&secrets, &logs, &answers, &sink, &stub);
 }
+
+/// Every input is untrusted (fault matrix, "bad input"): each unusable body ends in an
+/// answer or a clean invocation error, never a panic, a crash or a hang — and reports no
+/// hook status for input that names no hook.
+#[tokio::test]
+async fn bad_payloads_end_cleanly_and_the_process_lives_on() {
+    let stub = RecordingStub::start().await;
+    let sink = SlackSink::start().await;
+    let api = RuntimeApi::start().await;
+    let mut env = standins::moto::aws_env(&stub.endpoint());
+    env.extend([
+        ("SLACK_WEBHOOK_URL".to_owned(), sink.webhook_url("deploys")),
+        ("HOOK".to_owned(), "AfterAllowTraffic".to_owned()),
+        ("CHECKS".to_owned(), json!({"default": []}).to_string()),
+    ]);
+    let mut function = FunctionProcess::spawn(&binary(), &api, &env);
+    standins::runtime_api::assert_bad_payloads_end_cleanly(&api, &mut function, &[]).await;
+    assert!(
+        stub.accepted("PutLifecycleEventHookExecutionStatus")
+            .is_empty()
+    );
+    let logs = function.stop().await.join("\n");
+    assert!(!logs.contains("panicked"), "{logs}");
+}

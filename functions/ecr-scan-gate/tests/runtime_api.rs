@@ -148,20 +148,20 @@ async fn the_binary_gates_a_pipeline_job_and_judges_scan_events() {
 }
 
 /// Planted at DEBUG (every crate's debug output on): the function's AWS secret key and
-/// session token, the job's `artifactCredentials`, and the webhook kept as a JSON secret in
-/// Secrets Manager. Through a failed job, a scan event and a job with bad parameters, none
-/// of them reaches a log line, an answer, a post or a request to AWS (the job failure
-/// messages among them).
+/// session token, the job's `artifactCredentials`, and the webhook kept in SSM. Through a
+/// failed job, a scan event and a job with bad parameters, none of them reaches a log line,
+/// an answer, a post or a request to AWS (the job failure messages among them).
 #[tokio::test]
 async fn at_debug_no_planted_secret_reaches_a_log_an_answer_a_post_or_a_job_result() {
     let moto = Moto::start();
     let stub = RecordingStub::start().await;
     stub.forward_unknown_to(moto.endpoint());
     let sink = SlackSink::start().await;
+    // The webhook where the stack as tested keeps it (SlackWebhookParameterName): SSM.
     moto.aws_json(
-        "secretsmanager",
-        "secretsmanager.CreateSecret",
-        &json!({"Name": "ops/slack", "SecretString": json!({"webhook": sink.webhook_url("security")}).to_string()}),
+        "ssm",
+        "AmazonSSM.PutParameter",
+        &json!({"Name": "/ops/slack/webhook", "Value": sink.webhook_url("security"), "Type": "SecureString"}),
     )
     .await;
     create_repository(&moto, "prod-api", false).await;
@@ -174,10 +174,7 @@ async fn at_debug_no_planted_secret_reaches_a_log_an_answer_a_post_or_a_job_resu
         scan_result(&moto, "prod-api", id, "COMPLETE", findings, false).await;
     }
     let mut env = standins::planted::debug_env(&stub.endpoint());
-    env.push((
-        "SLACK_WEBHOOK_URL".into(),
-        "secretsmanager:ops/slack#webhook".into(),
-    ));
+    env.push(("SLACK_WEBHOOK_URL".into(), "ssm:/ops/slack/webhook".into()));
     let api = RuntimeApi::start().await;
     let mut function = FunctionProcess::spawn(&binary(), &api, &env);
     let mut scan = sample("ecr-image-scan.json");
@@ -202,4 +199,26 @@ async fn at_debug_no_planted_secret_reaches_a_log_an_answer_a_post_or_a_job_resu
     let mut secrets = standins::planted::always();
     secrets.extend(standins::planted::ARTIFACT_SECRETS);
     standins::planted::assert_none_leaked(&secrets, &logs, &answers, &sink, &stub);
+}
+
+/// Every input is untrusted (fault matrix, "bad input"): each unusable body ends in an
+/// acknowledgement or a clean invocation error, never a panic, a crash or a hang, and no
+/// pipeline job is answered for input that is not one.
+#[tokio::test]
+async fn bad_payloads_end_cleanly_and_the_process_lives_on() {
+    let stub = RecordingStub::start().await;
+    let sink = SlackSink::start().await;
+    let api = RuntimeApi::start().await;
+    let mut env = standins::moto::aws_env(&stub.endpoint());
+    env.push(("SLACK_WEBHOOK_URL".into(), sink.webhook_url("security")));
+    let mut function = FunctionProcess::spawn(&binary(), &api, &env);
+    standins::runtime_api::assert_bad_payloads_end_cleanly(&api, &mut function, &[]).await;
+    assert!(
+        stub.calls().is_empty(),
+        "no AWS call for bad input: {:?}",
+        stub.calls()
+    );
+    assert!(sink.delivered().is_empty());
+    let logs = function.stop().await.join("\n");
+    assert!(!logs.contains("panicked"), "{logs}");
 }

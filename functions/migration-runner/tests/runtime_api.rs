@@ -135,28 +135,26 @@ async fn the_binary_runs_a_migration_once_answers_its_job_and_reports_its_end() 
 }
 
 /// Planted at DEBUG (every crate's debug output on): the function's AWS secret key and
-/// session token, the job's `artifactCredentials`, and the webhook kept as a JSON secret in
-/// Secrets Manager. Through a launch, a pipeline job and a failed task's end, none of them
-/// reaches a log line, an answer, a post or a request to AWS (RunTask's among them).
+/// session token, the job's `artifactCredentials`, and the webhook kept in SSM. Through a
+/// launch, a pipeline job and a failed task's end, none of them reaches a log line, an
+/// answer, a post or a request to AWS (RunTask's among them).
 #[tokio::test]
 async fn at_debug_no_planted_secret_reaches_a_log_an_answer_a_post_or_a_launch() {
     let moto = Moto::start();
     let stub = RecordingStub::start().await;
     stub.forward_unknown_to(moto.endpoint());
     let sink = SlackSink::start().await;
+    // The webhook where the stack as tested keeps it (SlackWebhookParameterName): SSM.
     moto.aws_json(
-        "secretsmanager",
-        "secretsmanager.CreateSecret",
-        &json!({"Name": "ops/slack", "SecretString": json!({"webhook": sink.webhook_url("deploys")}).to_string()}),
+        "ssm",
+        "AmazonSSM.PutParameter",
+        &json!({"Name": "/ops/slack/webhook", "Value": sink.webhook_url("deploys"), "Type": "SecureString"}),
     )
     .await;
     let world = EcsWorld::create(&moto, "prod").await;
     let mut env = standins::planted::debug_env(&stub.endpoint());
     env.extend(world.env());
-    env.push((
-        "SLACK_WEBHOOK_URL".into(),
-        "secretsmanager:ops/slack#webhook".into(),
-    ));
+    env.push(("SLACK_WEBHOOK_URL".into(), "ssm:/ops/slack/webhook".into()));
     let api = RuntimeApi::start().await;
     let mut function = FunctionProcess::spawn(&binary(), &api, &env);
     let mut answers = Vec::new();
@@ -175,4 +173,31 @@ async fn at_debug_no_planted_secret_reaches_a_log_an_answer_a_post_or_a_launch()
     let mut secrets = standins::planted::always();
     secrets.extend(standins::planted::ARTIFACT_SECRETS);
     standins::planted::assert_none_leaked(&secrets, &logs, &answers, &sink, &stub);
+}
+
+/// Every input is untrusted (fault matrix, "bad input"): each unusable body ends in an
+/// acknowledgement or a clean invocation error, never a panic, a crash or a hang — and
+/// launches nothing.
+#[tokio::test]
+async fn bad_payloads_end_cleanly_launch_nothing_and_the_process_lives_on() {
+    let moto = Moto::start();
+    let stub = RecordingStub::start().await;
+    stub.forward_unknown_to(moto.endpoint());
+    let sink = SlackSink::start().await;
+    let world = EcsWorld::create(&moto, "prod").await;
+    let api = RuntimeApi::start().await;
+    let mut env = standins::moto::aws_env(&stub.endpoint());
+    env.extend(world.env());
+    env.push(("SLACK_WEBHOOK_URL".into(), sink.webhook_url("deploys")));
+    let mut function = FunctionProcess::spawn(&binary(), &api, &env);
+    // `{}` is a real request here: "run the migration".
+    standins::runtime_api::assert_bad_payloads_end_cleanly(
+        &api,
+        &mut function,
+        &["an empty object"],
+    )
+    .await;
+    assert!(stub.accepted("RunTask").is_empty(), "nothing launched");
+    let logs = function.stop().await.join("\n");
+    assert!(!logs.contains("panicked"), "{logs}");
 }

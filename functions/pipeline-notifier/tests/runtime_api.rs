@@ -236,17 +236,18 @@ async fn one_event_delivered_to_two_processes_at_once_is_posted_and_published_on
 }
 
 /// Planted at DEBUG (every crate's debug output on): the function's AWS secret key and
-/// session token, and the webhook kept as a JSON secret in Secrets Manager. Through a post, a
-/// publish, a webhook that has gone (404, so the secret is read again) and an event it does
-/// not understand, none of them reaches a log line, an answer, a post or a request to AWS.
+/// session token, and the webhook kept in SSM. Through a post, a publish, a webhook that
+/// has gone (404, so the secret is read again) and an event it does not understand, none of
+/// them reaches a log line, an answer, a post or a request to AWS.
 #[tokio::test]
 async fn at_debug_no_planted_secret_reaches_a_log_an_answer_a_post_or_a_publish() {
     let moto = Moto::start();
     let sink = SlackSink::start().await;
+    // The webhook where the stack as tested keeps it (SlackWebhookParameterName): SSM.
     moto.aws_json(
-        "secretsmanager",
-        "secretsmanager.CreateSecret",
-        &json!({"Name": "ops/slack", "SecretString": json!({"webhook": sink.webhook_url("ops")}).to_string()}),
+        "ssm",
+        "AmazonSSM.PutParameter",
+        &json!({"Name": "/ops/slack/webhook", "Value": sink.webhook_url("ops"), "Type": "SecureString"}),
     )
     .await;
     let topic = moto.create_topic("ops-alerts").await;
@@ -254,10 +255,7 @@ async fn at_debug_no_planted_secret_reaches_a_log_an_answer_a_post_or_a_publish(
     let stub = RecordingStub::start().await;
     stub.forward_unknown_to(moto.endpoint());
     let mut env = standins::planted::debug_env(&stub.endpoint());
-    env.push((
-        "SLACK_WEBHOOK_URL".into(),
-        "secretsmanager:ops/slack#webhook".into(),
-    ));
+    env.push(("SLACK_WEBHOOK_URL".into(), "ssm:/ops/slack/webhook".into()));
     env.push(("SNS_TOPIC_ARN".into(), topic));
     env.push(("IDEMPOTENCY_TABLE".into(), table));
     let api = RuntimeApi::start().await;
@@ -334,4 +332,31 @@ async fn a_bad_variable_is_posted_once_naming_it_and_events_are_kept_for_a_redri
         logs.contains("NOTIFY_ON") && logs.contains("unknown state"),
         "{logs}"
     );
+}
+
+/// Every input is untrusted (fault matrix, "bad input"): each unusable body ends in an
+/// acknowledgement or a clean invocation error, never a panic, a crash or a hang, and the
+/// process goes on to post the next real event.
+#[tokio::test]
+async fn bad_payloads_end_cleanly_and_the_process_lives_on() {
+    let sink = SlackSink::start().await;
+    let api = RuntimeApi::start().await;
+    let mut env = standins::moto::aws_env("http://127.0.0.1:9");
+    env.push(("SLACK_WEBHOOK_URL".into(), sink.webhook_url("ops")));
+    let mut function = FunctionProcess::spawn(&binary(), &api, &env);
+    standins::runtime_api::assert_bad_payloads_end_cleanly(&api, &mut function, &[]).await;
+    assert!(sink.delivered().is_empty(), "nothing posted for bad input");
+    let real = api
+        .invoke(
+            &mut function,
+            &common::sample("pipeline-failed.json"),
+            Duration::from_secs(20),
+        )
+        .await;
+    assert!(
+        matches!(&real.outcome, Outcome::Response(v) if v["outcome"] == "notified"),
+        "{real:?}"
+    );
+    let logs = function.stop().await.join("\n");
+    assert!(!logs.contains("panicked"), "{logs}");
 }

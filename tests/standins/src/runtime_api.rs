@@ -100,6 +100,17 @@ impl RuntimeApi {
         event: &Value,
         timeout: Duration,
     ) -> Invocation {
+        self.invoke_raw(function, event.to_string().into_bytes(), timeout)
+            .await
+    }
+
+    /// [`RuntimeApi::invoke`] with the body as bytes, which need not be JSON at all.
+    pub async fn invoke_raw(
+        &self,
+        function: &mut FunctionProcess,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Invocation {
         let id = {
             let mut n = self.counter.lock().unwrap_or_else(|p| p.into_inner());
             *n += 1;
@@ -122,7 +133,7 @@ impl RuntimeApi {
             .unwrap_or_else(|p| p.into_inner())
             .push_back(Queued {
                 id: id.clone(),
-                event: Bytes::from(event.to_string()),
+                event: Bytes::from(body),
                 deadline_ms,
             });
         self.inner.arrived.notify_waiters();
@@ -331,6 +342,65 @@ async fn keep_lines<R: tokio::io::AsyncRead + Unpin>(pipe: R, logs: Arc<Mutex<Ve
     let mut lines = BufReader::new(pipe).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         logs.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+    }
+}
+
+/// Bodies no function can use, each named: empty, `null`, an array, wrong types, missing
+/// fields, an unknown detail-type, a 1 MB string, JSON nested past any parser's limit, an
+/// escape that is not valid UTF-16, and bytes that are not UTF-8. Each must end in an
+/// acknowledgement or a clean invocation error, never a crash or a hang.
+pub fn bad_payloads() -> Vec<(&'static str, Vec<u8>)> {
+    let big = format!(
+        r#"{{"id": "{}", "source": "aws.codepipeline"}}"#,
+        "x".repeat(1 << 20)
+    );
+    let nested = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    vec![
+        ("empty", Vec::new()),
+        ("null", b"null".to_vec()),
+        ("an array", b"[1, 2, 3]".to_vec()),
+        ("a string", br#""hello""#.to_vec()),
+        ("an empty object", b"{}".to_vec()),
+        (
+            "wrong types",
+            br#"{"id": 7, "source": ["aws.ecs"], "detail-type": {}, "detail": "x", "DeploymentId": 1, "LifecycleEventHookExecutionId": [], "executionId": 5, "lifecycleStage": {}, "CodePipeline.job": "job"}"#.to_vec(),
+        ),
+        (
+            "missing fields",
+            br#"{"source": "aws.codepipeline", "detail-type": "CodePipeline Action Execution State Change"}"#.to_vec(),
+        ),
+        (
+            "an unknown detail-type",
+            br#"{"id": "1", "source": "aws.ecs", "detail-type": "Something New", "detail": {}}"#.to_vec(),
+        ),
+        ("a 1 MB string", big.into_bytes()),
+        ("nested 100,000 deep", nested.into_bytes()),
+        ("a lone surrogate escape", br#"{"id": "\ud800", "source": "aws.ecr"}"#.to_vec()),
+        ("bytes that are not UTF-8", vec![0x7b, 0xff, 0xfe, 0x7d]),
+    ]
+}
+
+/// Feeds every [`bad_payloads`] body to `function` and asserts each ended cleanly: an answer
+/// or an invocation error, in time, with the process still alive for the next one.
+/// `valid` names the bodies that are a real request to this function (`{}` asks the migration
+/// runner for a migration).
+pub async fn assert_bad_payloads_end_cleanly(
+    api: &RuntimeApi,
+    function: &mut FunctionProcess,
+    valid: &[&str],
+) {
+    for (name, body) in bad_payloads() {
+        if valid.contains(&name) {
+            continue;
+        }
+        let out = api
+            .invoke_raw(function, body, Duration::from_secs(10))
+            .await;
+        assert!(
+            matches!(out.outcome, Outcome::Response(_) | Outcome::Error(_)),
+            "{name}: {:?}",
+            out.outcome
+        );
     }
 }
 
