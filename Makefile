@@ -124,6 +124,7 @@ docs-check: venv
 	$(DEBUG_BUILD)
 	"$(DEBUG_BIN)/docs" > "$(VARIABLES_JSON)"
 	python scripts/readme-tables --check "$(VARIABLES_JSON)"
+	python scripts/tests-named
 
 validate: venv
 	sam validate --lint --template template.yaml --region us-east-1

@@ -135,6 +135,28 @@ async fn throttling_is_retried_until_the_result_lands() {
     assert_eq!(statuses, vec![400, 400, 200]);
 }
 
+/// A 5xx from CodePipeline (its side failed; nothing recorded) is retried like throttling.
+#[tokio::test]
+async fn a_server_error_is_retried_until_the_result_lands() {
+    let stub = RecordingStub::start().await;
+    stub.server_error("PutJobFailureResult", 2);
+    reporter(&stub)
+        .await
+        .report(
+            "job-5xx",
+            JobOutcome::Failed {
+                kind: FailureKind::JobFailed,
+                message: "no".into(),
+            },
+            &budget(),
+        )
+        .await
+        .unwrap();
+    let statuses: Vec<u16> = stub.calls().iter().map(|c| c.status).collect();
+    assert_eq!(statuses, vec![500, 500, 200]);
+    assert_eq!(stub.job_results().len(), 1);
+}
+
 #[tokio::test]
 async fn throttling_that_never_ends_is_a_retryable_error() {
     let stub = RecordingStub::start().await;

@@ -309,3 +309,70 @@ async fn the_webhook_url_never_reaches_a_log_line_or_an_error() {
         );
     }
 }
+
+/// Slack's answers for a webhook that no longer leads anywhere (Slack's incoming-webhook
+/// error reference): each is permanent, sent once, and named by Slack's own word.
+#[tokio::test]
+async fn a_disabled_removed_or_archived_webhook_is_permanent_and_sent_once() {
+    for (status, word) in [
+        (403, "action_prohibited"),
+        (404, "channel_not_found"),
+        (410, "channel_is_archived"),
+    ] {
+        let (sink, webhook) = sink_and_webhook().await;
+        sink.script([Reply::Status(status, word)]);
+        let err = quick_client()
+            .post(
+                &webhook,
+                &message(),
+                &Deadline::after(Duration::from_secs(10)),
+            )
+            .await
+            .unwrap_err();
+        assert!(!err.is_retryable(), "{status} {word}");
+        assert!(err.to_string().contains(word), "{err}");
+        assert_eq!(sink.requests().len(), 1, "{status} {word}: not retried");
+    }
+}
+
+/// A connection reset mid-request (a proxy, a load balancer) is a transport fault: retried,
+/// and the post lands once. Played by a bare TCP server that resets its first connection
+/// (SO_LINGER 0) and answers the second as Slack does.
+#[tokio::test]
+async fn a_connection_reset_is_retried_and_the_post_lands_once() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let served = Arc::new(Mutex::new(0u32));
+    let count = served.clone();
+    tokio::spawn(async move {
+        let mut first = true;
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut buf = vec![0u8; 64 * 1024];
+            let _ = stream.read(&mut buf).await;
+            if std::mem::take(&mut first) {
+                let _ = stream.set_linger(Some(Duration::ZERO));
+                drop(stream);
+                continue;
+            }
+            *count.lock().unwrap() += 1;
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+                .await;
+        }
+    });
+    let webhook = Secret::new(format!("http://{addr}/services/T000/B001/{WEBHOOK_TOKEN}"));
+    quick_client()
+        .post(
+            &webhook,
+            &message(),
+            &Deadline::after(Duration::from_secs(10)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        *served.lock().unwrap(),
+        1,
+        "delivered once, after the reset"
+    );
+}

@@ -55,6 +55,8 @@ struct Inner {
     finished_jobs: HashSet<String>,
     completed_hooks: HashSet<String>,
     throttle: HashMap<String, u32>,
+    /// Operations whose next answers are HTTP 500 `InternalFailure`: how many more.
+    server_errors: HashMap<String, u32>,
     /// Operations whose next answers are held back: (delay, how many more).
     slow: HashMap<String, (std::time::Duration, u32)>,
     fixtures: Vec<Fixture>,
@@ -90,6 +92,14 @@ impl RecordingStub {
     /// The next `times` calls of `operation` answer `ThrottlingException`.
     pub fn throttle(&self, operation: &str, times: u32) {
         self.lock().throttle.insert(operation.to_owned(), times);
+    }
+
+    /// The next `times` calls of `operation` answer HTTP 500 `InternalFailure`, as an AWS
+    /// service does when it fails on its side; nothing takes effect.
+    pub fn server_error(&self, operation: &str, times: u32) {
+        self.lock()
+            .server_errors
+            .insert(operation.to_owned(), times);
     }
 
     /// The next `times` calls of `operation` take effect at once but are answered only after
@@ -304,6 +314,17 @@ fn answer(state: &mut Inner, operation: &str, request: &Value) -> (Option<Respon
                 "Rate exceeded",
             )),
             400,
+        );
+    }
+    if let Some(left) = state.server_errors.get_mut(operation).filter(|n| **n > 0) {
+        *left -= 1;
+        return (
+            Some(aws_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalFailure",
+                "The request processing has failed because of an unknown error",
+            )),
+            500,
         );
     }
     let hit = state
