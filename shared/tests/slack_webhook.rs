@@ -351,7 +351,7 @@ async fn a_connection_reset_is_retried_and_the_post_lands_once() {
             let mut buf = vec![0u8; 64 * 1024];
             let _ = stream.read(&mut buf).await;
             if std::mem::take(&mut first) {
-                let _ = stream.set_linger(Some(Duration::ZERO));
+                let _ = stream.set_zero_linger();
                 drop(stream);
                 continue;
             }
