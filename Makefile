@@ -39,7 +39,7 @@ HOST_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64)
 SAM_BUILD := $(CURDIR)/.aws-sam/build
 PACKAGED_BINS := $(CURDIR)/target/packaged-bins.env
 
-.PHONY: help venv test test-repeat lint deny audit unit iam docs docs-check validate readme-blocks e2e-release demo build package deploy clean bench bench-quick bench-subjects
+.PHONY: help venv test test-repeat lint deny audit soak unit iam docs docs-check validate readme-blocks e2e-release demo build package deploy clean bench bench-quick bench-subjects
 
 help:
 	@echo "make demo      run the suite locally against moto, the recording stub and a Slack sink"
@@ -48,6 +48,7 @@ help:
 	@echo "make build     cargo lambda build --release of every function (Amazon Linux 2023 binaries)"
 	@echo "make package   sam build: what a deploy uploads, in .aws-sam/build (no AWS account needed)"
 	@echo "make deploy    make package, then sam deploy (--guided the first time; then from samconfig.toml)"
+	@echo "make soak      10,000 invocations of each function on one process: memory and descriptors must stay flat"
 	@echo "make audit     security advisories for every crate in Cargo.lock (needs a network: the RustSec database)"
 	@echo "make bench     cold start, warm latency, peak memory and size of every function beside the floor and a Python peer"
 	@echo "make docs      rewrite the README's variable and parameter tables from the code and template.yaml"
@@ -159,6 +160,13 @@ bench-subjects: venv build $(BENCH_STAMP)
 
 bench: bench-subjects
 	"$(DEBUG_BIN)/bench"
+
+# Not in `make test`: SOAK_N invocations of each function on one warm process, as deployed
+# (with the idempotency table); its peak memory and open descriptors must stay flat (growth
+# past 10% fails). A run of 10,000 or more rewrites the README's soak table.
+SOAK_N ?= 10000
+soak: bench-subjects
+	"$(DEBUG_BIN)/bench" --soak $(SOAK_N)
 
 # In `make test`: one cold start and a few warm invocations each, so the harness cannot rot.
 # No timing is asserted; only that every subject answered.

@@ -53,6 +53,8 @@ struct Subject {
     /// Each invocation launches an ECS task, stopped after it (untimed) so the next launch is
     /// not refused as "still running".
     launches_tasks: bool,
+    /// One of the suite's functions, soaked by `make soak` (not a reference subject).
+    soaks: bool,
     /// Whether an answer shows the real path was taken: the functions answer a refusal or a
     /// skipped duplicate normally, and a cheap path must not pass for a measurement.
     expect: fn(&Value) -> bool,
@@ -177,6 +179,98 @@ async fn warm_run(subject: &Subject, first: u64, count: u64, moto: &Moto, sample
     }
     samples.peak_rss_kib = process.peak_rss_kib();
     process.stop().await;
+}
+
+/// What a soak saw of one function: its peak memory and open descriptors once warm (after
+/// the first tenth of the invocations) and at the end.
+struct Soaked {
+    name: &'static str,
+    invocations: u64,
+    rss_kib: (Option<u64>, Option<u64>),
+    fds: (Option<usize>, Option<usize>),
+    failures: Vec<String>,
+}
+
+impl Soaked {
+    /// Peak RSS may grow by 10%; descriptors by 10% or two (a pooled connection opened late).
+    fn grew(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let (Some(a), Some(b)) = self.rss_kib
+            && b * 10 > a * 11
+        {
+            out.push(format!("{}: peak RSS grew {a} → {b} KiB", self.name));
+        }
+        if let (Some(a), Some(b)) = self.fds
+            && b > a + (a / 10).max(2)
+        {
+            out.push(format!("{}: open descriptors grew {a} → {b}", self.name));
+        }
+        out
+    }
+}
+
+/// `make soak`: `count` invocations of the subject's event on one process.
+async fn soak(subject: &Subject, first: u64, count: u64, moto: &Moto) -> Soaked {
+    let api = RuntimeApi::start().await;
+    let mut process = spawn(subject, &api);
+    let checkpoint = (count / 10).max(1);
+    let mut soaked = Soaked {
+        name: subject.name,
+        invocations: count,
+        rss_kib: (None, None),
+        fds: (None, None),
+        failures: Vec::new(),
+    };
+    for n in 1..=count {
+        let invocation = api
+            .invoke(&mut process, &(subject.event)(first + n), INVOCATION_TIMEOUT)
+            .await;
+        if subject.launches_tasks {
+            stop_tasks(moto).await;
+        }
+        if let Err(e) = answered(subject, &invocation.outcome) {
+            soaked.failures.push(format!("invocation {n}: {e}"));
+        }
+        if n == checkpoint {
+            soaked.rss_kib.0 = process.peak_rss_kib();
+            soaked.fds.0 = process.open_fds();
+        }
+        if n % 1000 == 0 {
+            println!("soak: {} {n}/{count}", subject.name);
+        }
+    }
+    soaked.rss_kib.1 = process.peak_rss_kib();
+    soaked.fds.1 = process.open_fds();
+    process.stop().await;
+    soaked
+}
+
+fn soak_table(rows: &[Soaked]) -> String {
+    let kib = |v: Option<u64>| v.map(|k| mib(k * 1024)).unwrap_or_else(|| "n/a".into());
+    let fds = |v: Option<usize>| v.map(|n| n.to_string()).unwrap_or_else(|| "n/a".into());
+    let mut out = String::from(
+        "| function | invocations | peak RSS after the first tenth → at the end | open descriptors → at the end | verdict |\n|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        let verdict = if !r.failures.is_empty() {
+            format!("{} invocation(s) failed", r.failures.len())
+        } else if r.grew().is_empty() {
+            "flat".into()
+        } else {
+            r.grew().join("; ")
+        };
+        out.push_str(&format!(
+            "| {} | {} | {} → {} | {} → {} | {verdict} |\n",
+            r.name,
+            r.invocations,
+            kib(r.rss_kib.0),
+            kib(r.rss_kib.1),
+            fds(r.fds.0),
+            fds(r.fds.1)
+        ));
+    }
+    out.push_str("\nPeak RSS is the process's `VmHWM`; growth past 10% (descriptors: past 10% or two) fails the soak.\n");
+    out
 }
 
 /// Round trips to the stand-ins themselves, so warm numbers can be read net of them.
@@ -318,6 +412,7 @@ async fn subjects(
             size: sizes(&paths.bootstrap("bench-floor")),
             expect: |v| v.is_object(),
             launches_tasks: false,
+            soaks: false,
         },
         Subject {
             name: "pipeline-notifier",
@@ -327,6 +422,7 @@ async fn subjects(
             size: sizes(&paths.bootstrap("pipeline-notifier")),
             expect: |v| outcome_is(v, "notified"),
             launches_tasks: false,
+            soaks: true,
         },
         Subject {
             name: "ecr-scan-gate",
@@ -339,6 +435,7 @@ async fn subjects(
             size: sizes(&paths.bootstrap("ecr-scan-gate")),
             expect: |v| outcome_is(v, "reported") && v["verdict"] == "PASS",
             launches_tasks: false,
+            soaks: true,
         },
         Subject {
             name: "canary-validator",
@@ -355,6 +452,7 @@ async fn subjects(
             size: sizes(&paths.bootstrap("canary-validator")),
             expect: |v| outcome_is(v, "reported") && v["status"] == "Succeeded",
             launches_tasks: false,
+            soaks: true,
         },
         Subject {
             name: "migration-runner",
@@ -364,6 +462,7 @@ async fn subjects(
             size: sizes(&paths.bootstrap("migration-runner")),
             expect: |v| outcome_is(v, "launched"),
             launches_tasks: true,
+            soaks: true,
         },
     ];
     let python = paths.root.join("bench/.venv/bin/python");
@@ -381,6 +480,7 @@ async fn subjects(
                 .map(|m| (m.len(), m.len())),
             expect: |v| v["posted"] == true,
             launches_tasks: false,
+            soaks: false,
         });
     } else {
         return Err("no bench/.venv for the Python peer: run make bench (it creates it)".into());
@@ -586,13 +686,18 @@ fn chart(rows: &[Row]) -> String {
 
 /// The README shows the latest full run: the block between the bench markers is replaced.
 fn update_readme(readme: &Path, report: &str) -> Fallible<()> {
-    const START: &str = "<!-- bench results: bench/results/latest.md -->\n";
-    const END: &str = "<!-- /bench results -->";
+    update_readme_block(readme, "bench results", "latest.md", report)
+}
+
+/// Rewrites the README between `<!-- {name}: bench/results/{file} -->` and `<!-- /{name} -->`.
+fn update_readme_block(readme: &Path, name: &str, file: &str, report: &str) -> Fallible<()> {
+    let start = format!("<!-- {name}: bench/results/{file} -->\n");
+    let end = format!("<!-- /{name} -->");
     let text = std::fs::read_to_string(readme)?;
-    let (Some(a), Some(b)) = (text.find(START), text.find(END)) else {
-        return Err("README.md has no bench results block".into());
+    let (Some(a), Some(b)) = (text.find(&start), text.find(&end)) else {
+        return Err(format!("README.md has no {name} block").into());
     };
-    let updated = format!("{}{START}{}\n{}", &text[..a], report.trim(), &text[b..]);
+    let updated = format!("{}{start}{}\n{}", &text[..a], report.trim(), &text[b..]);
     std::fs::write(readme, updated)?;
     Ok(())
 }
@@ -669,6 +774,35 @@ async fn main() -> Fallible<()> {
             ""
         }
     );
+    if let Some(count) = number("--soak") {
+        // As deployed: every side effect claimed in the idempotency table.
+        let table = moto.create_idempotency_table().await;
+        for s in &mut subjects {
+            s.env.push(("IDEMPOTENCY_TABLE".into(), table.clone()));
+        }
+        let mut rows = Vec::new();
+        let mut n = 0u64;
+        for subject in subjects.iter().filter(|s| s.soaks) {
+            println!("soak: {} for {count} invocations", subject.name);
+            rows.push(soak(subject, n, count as u64, &moto).await);
+            n += count as u64 + 1;
+        }
+        let report = soak_table(&rows);
+        std::fs::create_dir_all(&out_dir)?;
+        std::fs::write(out_dir.join("soak.md"), &report)?;
+        if out_dir == root.join("bench/results") && count >= 10_000 {
+            update_readme_block(&root.join("README.md"), "soak results", "soak.md", &report)?;
+        }
+        println!("\n{report}");
+        let problems: Vec<String> = rows
+            .iter()
+            .flat_map(|r| r.grew().into_iter().chain(r.failures.iter().take(3).cloned()))
+            .collect();
+        if !problems.is_empty() {
+            return Err(problems.join("\n").into());
+        }
+        return Ok(());
+    }
     let mut samples: Vec<Samples> = subjects.iter().map(|_| Samples::default()).collect();
     let mut n = 0u64;
     for round in 0..cold {

@@ -317,6 +317,12 @@ impl FunctionProcess {
             .ok()
     }
 
+    /// How many file descriptors the process has open now (`/proc/<pid>/fd`).
+    pub fn open_fds(&self) -> Option<usize> {
+        let dir = std::fs::read_dir(format!("/proc/{}/fd", self.child.id()?)).ok()?;
+        Some(dir.count())
+    }
+
     /// Ends the process (if it has not ended by itself) and returns every line it wrote,
     /// stdout and stderr. Lines arrive through pipes, so reading them at a fixed time after
     /// the last invocation races the reader tasks on a busy machine; after the process is
