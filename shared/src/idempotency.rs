@@ -71,13 +71,12 @@ pub enum Claim {
     Held { lease_left: Duration },
 }
 
-/// Why an invocation gives up on a claim another one holds: a retryable error, so Lambda
-/// retries and the retry finds the side effect done (or the holder's lease run out).
-pub const HELD_ELSEWHERE: &str = "waiting for another invocation handling the same event";
+/// Why an invocation gives up on a claim another one holds.
+const HELD_ELSEWHERE: &str = "waiting for another invocation handling the same event";
 
 /// Kept back from the work done under a claim, so that the claim can be marked done or
 /// released before the deadline.
-pub const RECORD_RESERVE: Duration = Duration::from_millis(500);
+const RECORD_RESERVE: Duration = Duration::from_millis(500);
 
 /// What [`Idempotency::once`] did.
 #[derive(Debug)]
@@ -176,10 +175,10 @@ impl Idempotency {
     /// done when the work succeeds or fails for good (a retry would only repeat it), and
     /// released when it fails in a way a retry can fix, so the retry may claim it at once.
     /// A panic leaves the claim to its lease. `deadline` bounds the claim and its recording;
-    /// give `work` an earlier one so that there is time to record it.
+    /// `work` is given an earlier one, so that there is time to record it.
     pub async fn once<T, F, Fut>(&self, key: &str, deadline: &Deadline, work: F) -> Once<T>
     where
-        F: FnOnce() -> Fut,
+        F: FnOnce(Deadline) -> Fut,
         Fut: std::future::Future<Output = Result<T, Error>>,
     {
         let ticket = match self.claim(key, deadline).await {
@@ -187,12 +186,42 @@ impl Idempotency {
             Claim::Done => return Once::AlreadyDone,
             Claim::Held { lease_left } => return Once::Held { lease_left },
         };
-        let result = work().await;
+        let result = work(deadline.less(RECORD_RESERVE)).await;
         match &result {
             Err(e) if e.is_retryable() => self.release(ticket, deadline).await,
             _ => self.done(ticket, deadline).await,
         }
         Once::Ran(result)
+    }
+
+    /// [`Idempotency::once`] for work Lambda retries (an event, a CodeDeploy hook): `None`
+    /// when the side effect already happened (acknowledge it), the work's own result when it
+    /// ran, and a retryable error when another invocation still holds the claim, so that
+    /// Lambda retries and the retry finds it done (or takes over from a holder that died).
+    pub async fn once_or_retry<T, F, Fut>(
+        &self,
+        key: &str,
+        deadline: &Deadline,
+        work: F,
+    ) -> Result<Option<T>, Error>
+    where
+        F: FnOnce(Deadline) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Error>>,
+    {
+        match self.once(key, deadline, work).await {
+            Once::Ran(result) => result.map(Some),
+            Once::AlreadyDone => {
+                tracing::info!(key, "already done (a duplicate delivery); acknowledged");
+                Ok(None)
+            }
+            Once::Held { .. } => {
+                tracing::warn!(
+                    key,
+                    "another invocation is still doing this; returning an error so Lambda retries and finds it done"
+                );
+                Err(Error::OutOfTime(HELD_ELSEWHERE))
+            }
+        }
     }
 
     /// Claims `key` (unique to one side effect of this function) until `deadline` plus a

@@ -10,7 +10,7 @@ use crate::deadline::Deadline;
 use crate::dedupe::RecentEvents;
 use crate::error::Error;
 use crate::guard::{Guarded, guarded};
-use crate::idempotency::{Idempotency, Once, RECORD_RESERVE};
+use crate::idempotency::{Idempotency, Once};
 use crate::jobs::{FailureKind, JobOutcome, ReportJob, Reported};
 use crate::notifier::{Notification, Notify};
 use crate::slack::{Block, Mrkdwn};
@@ -262,17 +262,17 @@ impl<N: Notify> Answerer<N> {
     {
         let key = format!("job/{job_id}");
         let mut outcome = None;
+        let seen = &mut outcome;
         let answered = self
             .idempotency
-            .once(&key, &deadline, || async {
-                let by = deadline.less(RECORD_RESERVE);
+            .once(&key, &deadline, |by| async move {
                 let out = self
                     .answer_job_guarded(jobs, job_id, who, by, work, render)
                     .await;
                 // Neither answered nor failed: give the claim back, so a redelivery still
                 // waiting for it tries, rather than acknowledging a job nobody answered.
                 let unanswered = out["outcome"] == "unanswered" && out["failedJob"] == false;
-                outcome = Some(out);
+                *seen = Some(out);
                 if unanswered {
                     return Err(Error::OutOfTime("answering the job"));
                 }

@@ -223,7 +223,11 @@ async fn soak(subject: &Subject, first: u64, count: u64, moto: &Moto) -> Soaked 
     };
     for n in 1..=count {
         let invocation = api
-            .invoke(&mut process, &(subject.event)(first + n), INVOCATION_TIMEOUT)
+            .invoke(
+                &mut process,
+                &(subject.event)(first + n),
+                INVOCATION_TIMEOUT,
+            )
             .await;
         if subject.launches_tasks {
             stop_tasks(moto).await;
@@ -765,15 +769,6 @@ async fn main() -> Fallible<()> {
             .into());
         }
     }
-    println!(
-        "bench: {} subjects, {cold} cold start(s) and {warm} warm invocation(s) each{}",
-        subjects.len(),
-        if quick {
-            " (quick mode: the numbers mean nothing)"
-        } else {
-            ""
-        }
-    );
     if let Some(count) = number("--soak") {
         // As deployed: every side effect claimed in the idempotency table.
         let table = moto.create_idempotency_table().await;
@@ -796,13 +791,26 @@ async fn main() -> Fallible<()> {
         println!("\n{report}");
         let problems: Vec<String> = rows
             .iter()
-            .flat_map(|r| r.grew().into_iter().chain(r.failures.iter().take(3).cloned()))
+            .flat_map(|r| {
+                r.grew()
+                    .into_iter()
+                    .chain(r.failures.iter().take(3).cloned())
+            })
             .collect();
         if !problems.is_empty() {
             return Err(problems.join("\n").into());
         }
         return Ok(());
     }
+    println!(
+        "bench: {} subjects, {cold} cold start(s) and {warm} warm invocation(s) each{}",
+        subjects.len(),
+        if quick {
+            " (quick mode: the numbers mean nothing)"
+        } else {
+            ""
+        }
+    );
     let mut samples: Vec<Samples> = subjects.iter().map(|_| Samples::default()).collect();
     let mut n = 0u64;
     for round in 0..cold {

@@ -16,7 +16,7 @@ use shared::config::LoadError;
 use shared::error::NotForUs;
 use shared::guard::{Guarded, guarded};
 use shared::hooks::{HookStatus, ReportHook};
-use shared::idempotency::{HELD_ELSEWHERE, Once, RECORD_RESERVE};
+use shared::idempotency::Once;
 use shared::jobs::Reported;
 use shared::metrics;
 use shared::notifier::{Notification, Notify};
@@ -177,28 +177,19 @@ where
         };
         // CodeDeploy invokes hooks asynchronously: a redelivered hook execution is answered
         // once, by whichever invocation claims it.
-        let work_by = deadline.less(RECORD_RESERVE);
+        let hook = &ids;
         let answered = self
             .ports
             .answerer
             .idempotency()
-            .once(
+            .once_or_retry(
                 &format!("hook/{}", ids.hook_execution_id),
                 &deadline,
-                || Box::pin(self.codedeploy_hook(&ids, work_by)),
+                |by| async move { Box::pin(self.codedeploy_hook(hook, by)).await },
             )
-            .await;
-        match answered {
-            Once::Ran(result) => result,
-            Once::AlreadyDone => {
-                tracing::info!(deployment_id = %ids.deployment_id, "this hook execution was already answered (a duplicate delivery); nothing more to do");
-                Ok(json!({"outcome": "duplicate", "deploymentId": ids.deployment_id}))
-            }
-            Once::Held { .. } => {
-                tracing::warn!(deployment_id = %ids.deployment_id, "another invocation is still answering this hook; returning an error so Lambda retries and finds it answered");
-                Err(Error::OutOfTime(HELD_ELSEWHERE))
-            }
-        }
+            .await?;
+        Ok(answered
+            .unwrap_or_else(|| json!({"outcome": "duplicate", "deploymentId": ids.deployment_id})))
     }
 
     /// `deadline` is the invocation's, less what recording the claim needs.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use shared::guard::{Guarded, guarded};
-use shared::idempotency::{HELD_ELSEWHERE, Idempotency, Once, RECORD_RESERVE};
+use shared::idempotency::Idempotency;
 use shared::jobs::{FailureKind, JobOutcome, ReportJob};
 use shared::metrics;
 use shared::notifier::Notify;
@@ -203,24 +203,17 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
         if scan.id.is_empty() {
             return Box::pin(self.judge_scan(config, &scan, &deadline, now)).await;
         }
-        let work_by = deadline.less(RECORD_RESERVE);
+        let scan = &scan;
         let judged = self
             .answerer
             .idempotency()
-            .once(&format!("event/{}", scan.id), &deadline, || {
-                Box::pin(self.judge_scan(config, &scan, &work_by, now))
+            .once_or_retry(&format!("event/{}", scan.id), &deadline, |by| async move {
+                Box::pin(self.judge_scan(config, scan, &by, now)).await
             })
-            .await;
-        match judged {
-            Once::Ran(result) => result,
-            Once::AlreadyDone => Ok(
-                json!({"outcome": "skipped", "reason": "already handled (a duplicate delivery)"}),
-            ),
-            Once::Held { .. } => {
-                tracing::warn!(event_id = %scan.id, "another invocation is still handling this scan event; returning an error so Lambda retries and finds it done");
-                Err(Error::OutOfTime(HELD_ELSEWHERE))
-            }
-        }
+            .await?;
+        Ok(judged.unwrap_or_else(
+            || json!({"outcome": "skipped", "reason": "already handled (a duplicate delivery)"}),
+        ))
     }
 
     async fn judge_scan(

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use shared::guard::{Guarded, guarded};
-use shared::idempotency::{HELD_ELSEWHERE, Idempotency, Once, RECORD_RESERVE};
+use shared::idempotency::Idempotency;
 use shared::jobs::{FailureKind, JobOutcome, ReportJob};
 use shared::metrics;
 use shared::notifier::Notify;
@@ -971,24 +971,19 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
         if push.event_id.is_empty() {
             return Box::pin(self.launch_for_push(config, &push, &inv.deadline)).await;
         }
-        let work_by = inv.deadline.less(RECORD_RESERVE);
+        let push = &push;
         let launched = self
             .answerer
             .idempotency()
-            .once(&format!("event/{}", push.event_id), &inv.deadline, || {
-                Box::pin(self.launch_for_push(config, &push, &work_by))
-            })
-            .await;
-        match launched {
-            Once::Ran(result) => result,
-            Once::AlreadyDone => Ok(
-                json!({"outcome": "skipped", "reason": "already handled (a duplicate delivery)"}),
-            ),
-            Once::Held { .. } => {
-                tracing::warn!(event_id = %push.event_id, "another invocation is still handling this push; returning an error so Lambda retries and finds it done");
-                Err(Error::OutOfTime(HELD_ELSEWHERE))
-            }
-        }
+            .once_or_retry(
+                &format!("event/{}", push.event_id),
+                &inv.deadline,
+                |by| async move { Box::pin(self.launch_for_push(config, push, &by)).await },
+            )
+            .await?;
+        Ok(launched.unwrap_or_else(
+            || json!({"outcome": "skipped", "reason": "already handled (a duplicate delivery)"}),
+        ))
     }
 
     /// `deadline` is the invocation's, less what recording the claim needs.
@@ -1180,26 +1175,19 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
         }
         // Keyed by the task alone, not by `detail.version`: its end is one fact, however many
         // STOPPED versions (or duplicates of one) ECS sends.
-        let work_by = inv.deadline.less(RECORD_RESERVE);
+        let task = &task;
         let told = self
             .answerer
             .idempotency()
-            .once(
+            .once_or_retry(
                 &format!("task-stopped/{}", task.task_arn),
                 &inv.deadline,
-                || Box::pin(self.tell_stopped(config, &task, inv.now, &work_by)),
+                |by| async move { Box::pin(self.tell_stopped(config, task, inv.now, &by)).await },
             )
-            .await;
-        match told {
-            Once::Ran(result) => result,
-            Once::AlreadyDone => Ok(
-                json!({"outcome": "skipped", "reason": "already reported (a duplicate delivery)"}),
-            ),
-            Once::Held { .. } => {
-                tracing::warn!(task = %task.task_arn, "another invocation is still reporting this task; returning an error so Lambda retries and finds it done");
-                Err(Error::OutOfTime(HELD_ELSEWHERE))
-            }
-        }
+            .await?;
+        Ok(told.unwrap_or_else(
+            || json!({"outcome": "skipped", "reason": "already reported (a duplicate delivery)"}),
+        ))
     }
 
     async fn tell_stopped(

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use shared::dedupe::RecentEvents;
-use shared::idempotency::{HELD_ELSEWHERE, Idempotency, Once, RECORD_RESERVE};
+use shared::idempotency::Idempotency;
 use shared::metrics;
 use shared::notifier::Notify;
 use shared::{Deadline, Error};
@@ -120,21 +120,16 @@ impl<L: ExecutionLookup, N: Notify> Handler<L, N> {
         if !config.notify_on.wants(&e) {
             return skip("not selected by NOTIFY_ON", "skipped");
         }
-        let work_by = deadline.less(RECORD_RESERVE);
+        let event = &e;
         let posted = self
             .idempotency
-            .once(&format!("event/{}", e.id), &deadline, || {
-                self.post(config, &e, &work_by)
+            .once_or_retry(&format!("event/{}", e.id), &deadline, |by| async move {
+                self.post(config, event, &by).await
             })
-            .await;
+            .await?;
         match posted {
-            Once::Ran(result) => result,
-            Once::AlreadyDone => skip("already posted (duplicate delivery)", "duplicate"),
-            Once::Held { .. } => {
-                tracing::warn!(event_id = %e.id, "another invocation is still posting this event; returning an error so Lambda retries and finds it done");
-                count_event("failed");
-                Err(Error::OutOfTime(HELD_ELSEWHERE))
-            }
+            Some(outcome) => Ok(outcome),
+            None => skip("already posted (duplicate delivery)", "duplicate"),
         }
     }
 

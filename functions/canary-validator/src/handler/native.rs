@@ -452,8 +452,8 @@ where
         let claim = format!("ecs-news/{key}");
         let told = answerer
             .idempotency()
-            .once(&claim, deadline, || async {
-                Box::pin(self.post_news(key, notification, &deadline.less(RECORD_RESERVE))).await;
+            .once(&claim, deadline, |by| async move {
+                Box::pin(self.post_news(key, notification, &by)).await;
                 Ok(())
             })
             .await;
