@@ -37,6 +37,24 @@ proptest! {
         decode(&event);
     }
 
+    /// A state in the sealed format with any values and any tag (hex or not): the seal
+    /// check itself refuses it, not only the format check.
+    #[test]
+    fn a_well_formed_state_with_a_forged_tag_is_refused(
+        held in any::<u64>(), started in any::<u64>(), passed in prop::collection::vec(0usize..20, 0..5),
+        invocations in any::<u32>(), set in "[a-f0-9]{0,16}", step in "[0-9]{1,3}",
+        tag in prop_oneof!["[0-9a-f]{64}", "[0-9a-f]{0,70}", ".{0,20}"],
+    ) {
+        let binding = Binding { execution_id: "exec-1", revision: "rev-1", stage: "POST_TEST_TRAFFIC_SHIFT" };
+        let mut details = serde_json::Map::new();
+        details.insert("canaryValidatorBake".into(), serde_json::json!({
+            "v": 1, "held_since_ms": held, "started_ms": started, "passed": passed,
+            "invocations": invocations, "set": set, "step": step, "tag": tag,
+        }));
+        let restored = restore(&details, binding, Some(b"a key the forger does not have"));
+        prop_assert!(matches!(&restored, Restored::Rejected(why) if !why.contains("format")), "{restored:?}");
+    }
+
     /// Without the key nobody can seal a state, so whatever is handed back is either "no
     /// state" or refused — never taken as a bake in progress.
     #[test]

@@ -147,8 +147,8 @@ async fn the_binary_gates_a_pipeline_job_and_judges_scan_events() {
     assert!(logs.contains("failing the job"), "{logs}");
 }
 
-/// Planted at DEBUG (every crate's debug output on): the function's AWS secret key and
-/// session token, the job's `artifactCredentials`, and the webhook kept in SSM. Through a
+/// Planted at TRACE, served as DEBUG (every crate's debug output on): the function's AWS
+/// secret key and session token, the job's `artifactCredentials`, and the webhook kept in SSM. Through a
 /// failed job, a scan event and a job with bad parameters, none of them reaches a log line,
 /// an answer, a post or a request to AWS (the job failure messages among them).
 #[tokio::test]
@@ -175,6 +175,9 @@ async fn at_debug_no_planted_secret_reaches_a_log_an_answer_a_post_or_a_job_resu
     }
     let mut env = standins::planted::debug_env(&stub.endpoint());
     env.push(("SLACK_WEBHOOK_URL".into(), "ssm:/ops/slack/webhook".into()));
+    // Asked for TRACE, where lambda_runtime would log each event whole, artifactCredentials
+    // and all: the function serves it as DEBUG (shared::telemetry).
+    env.push(("AWS_LAMBDA_LOG_LEVEL".into(), "TRACE".into()));
     let api = RuntimeApi::start().await;
     let mut function = FunctionProcess::spawn(&binary(), &api, &env);
     let mut scan = sample("ecr-image-scan.json");

@@ -136,8 +136,9 @@ async fn the_binary_runs_a_migration_once_answers_its_job_and_reports_its_end() 
 
 /// Planted at DEBUG (every crate's debug output on): the function's AWS secret key and
 /// session token, the job's `artifactCredentials`, and the webhook kept in SSM. Through a
-/// launch, a pipeline job and a failed task's end, none of them reaches a log line, an
-/// answer, a post or a request to AWS (RunTask's among them).
+/// pipeline job that launches, a request refused while it runs and the failed migration's
+/// STOPPED event (posted), none of them reaches a log line, an answer, a post or a request
+/// to AWS (RunTask's among them).
 #[tokio::test]
 async fn at_debug_no_planted_secret_reaches_a_log_an_answer_a_post_or_a_launch() {
     let moto = Moto::start();
@@ -167,9 +168,42 @@ async fn at_debug_no_planted_secret_reaches_a_log_an_answer_a_post_or_a_launch()
             .await;
         answers.push(format!("{:?}", out.outcome));
     }
-    let arn = stub.accepted("RunTask").len();
-    assert!(arn >= 1, "the scenario launched");
+    // The job's migration fails: its STOPPED event is posted, so the webhook is used.
+    let launched = stub.accepted("RunTask");
+    assert_eq!(
+        launched.len(),
+        1,
+        "the job launched, the request was refused"
+    );
+    let arn = common::call(&moto, "ListTasks", json!({"cluster": "prod"})).await["taskArns"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let definition = common::call(
+        &moto,
+        "DescribeTaskDefinition",
+        json!({"taskDefinition": world.family}),
+    )
+    .await["taskDefinition"]["taskDefinitionArn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut event = sample("ecs-task-stopped.json");
+    event["detail"] = stopped_task(
+        &world,
+        &arn,
+        &definition,
+        "EssentialContainerExited",
+        "Essential container in task exited",
+        &[("migrate", Some(1))],
+        &[],
+    );
+    let out = api
+        .invoke(&mut function, &event, Duration::from_secs(30))
+        .await;
+    answers.push(format!("{:?}", out.outcome));
     let logs = function.stop().await;
+    assert!(!sink.delivered().is_empty(), "the scenario posted");
     let mut secrets = standins::planted::always();
     secrets.extend(standins::planted::ARTIFACT_SECRETS);
     standins::planted::assert_none_leaked(&secrets, &logs, &answers, &sink, &stub);
