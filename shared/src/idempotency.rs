@@ -99,12 +99,6 @@ pub struct Ticket {
     owner: Option<String>,
 }
 
-impl Ticket {
-    pub fn key(&self) -> &str {
-        &self.key
-    }
-}
-
 struct Table {
     client: Client,
     name: String,
@@ -165,10 +159,6 @@ impl Idempotency {
             table.lease_grace = grace;
         }
         self
-    }
-
-    pub fn uses_table(&self) -> bool {
-        self.table.is_some()
     }
 
     /// Runs `work` unless its side effect already happened: `key` is claimed first, marked
