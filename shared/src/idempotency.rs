@@ -324,12 +324,7 @@ impl Idempotency {
     }
 
     fn item_key(&self, key: &str) -> String {
-        if key.len() <= LONGEST_PLAIN_KEY {
-            return format!("{}#{key}", self.scope);
-        }
-        let digest = Sha256::digest(key.as_bytes());
-        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-        format!("{}#sha256:{hex}", self.scope)
+        scoped_key(self.scope, key)
     }
 
     fn unguarded(&self, key: String, doing: &str, e: &Error) -> Claim {
@@ -470,7 +465,18 @@ impl Table {
     }
 }
 
-async fn bounded<F: std::future::Future>(
+/// `<scope>#<key>`: the role's `dynamodb:LeadingKeys` condition allows only its own scope.
+/// Keys longer than [`LONGEST_PLAIN_KEY`] are stored by their SHA-256.
+pub(crate) fn scoped_key(scope: &str, key: &str) -> String {
+    if key.len() <= LONGEST_PLAIN_KEY {
+        return format!("{scope}#{key}");
+    }
+    let digest = Sha256::digest(key.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{scope}#sha256:{hex}")
+}
+
+pub(crate) async fn bounded<F: std::future::Future>(
     deadline: &Deadline,
     what: &'static str,
     call: F,
@@ -478,19 +484,19 @@ async fn bounded<F: std::future::Future>(
     deadline.run(call).await.map_err(|_| Error::OutOfTime(what))
 }
 
-fn s(text: &str) -> AttributeValue {
+pub(crate) fn s(text: &str) -> AttributeValue {
     AttributeValue::S(text.to_owned())
 }
 
-fn n(number: u64) -> AttributeValue {
+pub(crate) fn n(number: u64) -> AttributeValue {
     AttributeValue::N(number.to_string())
 }
 
-fn millis(d: Duration) -> u64 {
+pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(millis)

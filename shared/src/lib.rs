@@ -23,6 +23,7 @@ pub mod slack;
 pub mod sns;
 pub mod telemetry;
 pub mod text;
+pub mod versioned;
 pub mod wiring;
 
 pub use deadline::Deadline;

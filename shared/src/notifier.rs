@@ -19,6 +19,8 @@ pub struct Notification {
     pub slack: Message,
     /// Another webhook for this message (per-pipeline routing); the default otherwise.
     pub slack_route: Option<SecretRef>,
+    /// Slack has it another way (a live message through the Web API): SNS only.
+    pub slack_elsewhere: bool,
 }
 
 impl Notification {
@@ -27,7 +29,15 @@ impl Notification {
             subject: subject.into(),
             slack: message,
             slack_route: None,
+            slack_elsewhere: false,
         }
+    }
+
+    /// For SNS only: Slack gets this news another way.
+    pub fn sns_only(mut self) -> Self {
+        self.slack_elsewhere = true;
+        self.slack_route = None;
+        self
     }
 
     /// The SNS text: the Slack message's plain-text form.
@@ -221,6 +231,9 @@ impl Notifier {
     }
 
     async fn to_slack(&self, n: &Notification, deadline: &Deadline) -> ChannelOutcome {
+        if n.slack_elsewhere {
+            return ChannelOutcome::NotConfigured;
+        }
         let Some(webhook) = n.slack_route.as_ref().or(self.default_webhook.as_ref()) else {
             return ChannelOutcome::NotConfigured;
         };

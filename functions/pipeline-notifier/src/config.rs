@@ -6,6 +6,7 @@ use serde::Deserialize;
 use shared::config::{ConfigError, Environment, SHARED_VARIABLES, Var, Vars};
 use shared::glob::Glob;
 use shared::secrets::SecretRef;
+use shared::slack::SlackApi;
 
 use crate::event::{ALL_STATES, Level, PipelineEvent, State};
 
@@ -28,8 +29,26 @@ pub const VARIABLES: &[Var] = &[
     Var::optional(
         "SLACK_ROUTES",
         "unset",
-        "`[{\"pipeline\":\"prod-*\",\"webhook\":\"ssm:/ops/slack/prod\"}]`",
-        "Route pipelines (glob: `*`, `?`) to other webhooks (literal or reference); first match wins, `SLACK_WEBHOOK_URL` otherwise.",
+        "`[{\"pipeline\":\"prod-*\",\"webhook\":\"ssm:/ops/slack/prod\"},{\"pipeline\":\"billing\",\"channel\":\"C0BILLING\"}]`",
+        "Route pipelines (glob: `*`, `?`) to another webhook (literal or reference) or, in Web API mode, another channel id; first match wins, `SLACK_CHANNEL` / `SLACK_WEBHOOK_URL` otherwise.",
+    ),
+    Var::optional(
+        "SLACK_BOT_TOKEN",
+        "unset (webhook mode)",
+        "`ssm:/ops/slack/bot-token`",
+        "A bot token (`xoxb-…`, scope `chat:write`), literal or `ssm:`/`secretsmanager:` reference. With it and `IDEMPOTENCY_TABLE`, Web API mode: one live message per execution, updated in place, failures in its thread.",
+    ),
+    Var::optional(
+        "SLACK_CHANNEL",
+        "unset",
+        "`C0123ABCDEF`",
+        "Web API mode: the channel id (not its name: names change) the live messages go to. Invite the bot to it.",
+    ),
+    Var::defaulted(
+        "SLACK_API_URL",
+        "https://slack.com/api",
+        "`https://slack-gov.com/api`",
+        "Web API mode: where the Slack Web API is (GovSlack has its own).",
     ),
     Var::optional(
         "PIPELINE_FILTER",
@@ -97,16 +116,36 @@ impl NotifyOn {
     }
 }
 
+/// Where a pipeline's messages go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// One message per event, to an incoming webhook.
+    Webhook(SecretRef),
+    /// One live message per execution, in this channel (Web API mode).
+    Channel(String),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
     pub pipeline: Glob,
-    pub webhook: SecretRef,
+    pub to: Destination,
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawRoute {
     pipeline: Glob,
-    webhook: String,
+    webhook: Option<String>,
+    channel: Option<String>,
+}
+
+/// Web API mode's settings: the bot token and where the Web API is.
+#[derive(Debug, Clone)]
+pub struct WebApi {
+    pub token: SecretRef,
+    pub api: SlackApi,
+    /// `SLACK_CHANNEL`: where pipelines no route names go.
+    pub channel: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -115,6 +154,18 @@ pub struct Config {
     pub failure_mention: Option<String>,
     pub routes: Vec<Route>,
     pub pipeline_filter: Vec<Glob>,
+    /// `None`: webhook mode.
+    pub web: Option<WebApi>,
+}
+
+/// A Slack channel id: `C…` (public), `G…` (private, older), `D…` (direct message).
+fn is_channel_id(text: &str) -> bool {
+    text.len() >= 9
+        && text.len() <= 24
+        && matches!(text.as_bytes()[0], b'C' | b'G' | b'D')
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
 /// `DELIVERED_STATES` (the template sets it from `PipelineEventStates`): the states the
@@ -180,22 +231,79 @@ impl Config {
             ));
         }
 
-        let expected_routes =
-            r#"a JSON list like [{"pipeline":"prod-*","webhook":"ssm:/ops/slack/prod"}]"#;
+        let expected_routes = r#"a JSON list like [{"pipeline":"prod-*","webhook":"ssm:/ops/slack/prod"}] or [{"pipeline":"prod-*","channel":"C0PROD"}]"#;
         let raw: Vec<RawRoute> = vars
             .json("SLACK_ROUTES", expected_routes)?
             .unwrap_or_default();
         let routes = raw
             .into_iter()
             .map(|r| {
-                SecretRef::parse(&r.webhook)
-                    .map(|webhook| Route {
-                        pipeline: r.pipeline,
-                        webhook,
-                    })
-                    .map_err(|why| ConfigError::malformed("SLACK_ROUTES", expected_routes, why))
+                let to = match (r.webhook, r.channel) {
+                    (Some(webhook), None) => SecretRef::parse(&webhook)
+                        .map(Destination::Webhook)
+                        .map_err(|why| why.to_string()),
+                    (None, Some(channel)) if is_channel_id(&channel) => {
+                        Ok(Destination::Channel(channel))
+                    }
+                    (None, Some(_)) => {
+                        Err("a channel must be a channel id such as C0123ABCDEF".into())
+                    }
+                    _ => Err("each route names a webhook or a channel, not both".into()),
+                };
+                to.map(|to| Route {
+                    pipeline: r.pipeline,
+                    to,
+                })
+                .map_err(|why: String| ConfigError::malformed("SLACK_ROUTES", expected_routes, why))
             })
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let channel = vars.optional("SLACK_CHANNEL")?;
+        if let Some(c) = &channel
+            && !is_channel_id(c)
+        {
+            return Err(ConfigError::malformed(
+                "SLACK_CHANNEL",
+                "a channel id such as C0123ABCDEF (in Slack: the channel's details, at the bottom)",
+                "not a channel id",
+            ));
+        }
+        let web = match vars.secret("SLACK_BOT_TOKEN")? {
+            Some(token) => {
+                let api = vars.optional("SLACK_API_URL")?.unwrap_or_default();
+                let api = SlackApi::new(&api).map_err(|_| {
+                    ConfigError::malformed("SLACK_API_URL", "an https URL", "not an https URL")
+                })?;
+                if channel.is_none()
+                    && !routes
+                        .iter()
+                        .any(|r: &Route| matches!(r.to, Destination::Channel(_)))
+                {
+                    return Err(ConfigError::malformed(
+                        "SLACK_CHANNEL",
+                        "a channel id for the live messages (SLACK_BOT_TOKEN is set)",
+                        "missing, and no route names a channel",
+                    ));
+                }
+                Some(WebApi {
+                    token,
+                    api,
+                    channel,
+                })
+            }
+            None => {
+                if channel.is_some()
+                    || routes
+                        .iter()
+                        .any(|r: &Route| matches!(r.to, Destination::Channel(_)))
+                {
+                    tracing::warn!(
+                        "a Slack channel is set but SLACK_BOT_TOKEN is not: webhook mode, channels unused"
+                    );
+                }
+                None
+            }
+        };
 
         Ok(Self {
             notify_on,
@@ -206,14 +314,35 @@ impl Config {
                 .into_iter()
                 .map(Glob::new)
                 .collect(),
+            web,
         })
     }
 
-    pub fn route_for(&self, pipeline: &str) -> Option<&SecretRef> {
+    /// The first route for `pipeline`, if any names it.
+    pub fn route_for(&self, pipeline: &str) -> Option<&Destination> {
         self.routes
             .iter()
             .find(|r| r.pipeline.matches(pipeline))
-            .map(|r| &r.webhook)
+            .map(|r| &r.to)
+    }
+
+    /// The webhook a route sends `pipeline` to, instead of `SLACK_WEBHOOK_URL`.
+    pub fn webhook_for(&self, pipeline: &str) -> Option<&SecretRef> {
+        match self.route_for(pipeline) {
+            Some(Destination::Webhook(w)) => Some(w),
+            _ => None,
+        }
+    }
+
+    /// The channel for `pipeline`'s live message, in Web API mode: its route's channel, or
+    /// `SLACK_CHANNEL` unless a route sends it to a webhook.
+    pub fn channel_for(&self, pipeline: &str) -> Option<&str> {
+        let web = self.web.as_ref()?;
+        match self.route_for(pipeline) {
+            Some(Destination::Channel(c)) => Some(c),
+            Some(Destination::Webhook(_)) => None,
+            None => web.channel.as_deref(),
+        }
     }
 
     pub fn watches(&self, pipeline: &str) -> bool {
@@ -313,11 +442,11 @@ mod tests {
         )];
         let c = Config::from_env(&env).unwrap();
         assert_eq!(
-            c.route_for("prod-api"),
+            c.webhook_for("prod-api"),
             Some(&SecretRef::Ssm("/ops/slack/prod".into()))
         );
         assert_eq!(
-            c.route_for("dev-api"),
+            c.webhook_for("dev-api"),
             Some(&SecretRef::Ssm("/ops/slack/all".into()))
         );
         let bad = [(
@@ -327,6 +456,47 @@ mod tests {
         let err = Config::from_env(&bad).unwrap_err();
         assert_eq!(err.variable, "SLACK_ROUTES");
         assert!(!err.to_string().contains("SECRET"));
+    }
+
+    #[test]
+    fn web_api_mode_needs_a_token_and_a_channel_id_and_routes_may_name_channels() {
+        let env = [
+            ("SLACK_BOT_TOKEN", "ssm:/ops/slack/bot"),
+            ("SLACK_CHANNEL", "C0DEPLOYS01"),
+            (
+                "SLACK_ROUTES",
+                r#"[{"pipeline":"prod-*","channel":"C0PRODOPS01"},{"pipeline":"legacy","webhook":"ssm:/ops/slack/legacy"}]"#,
+            ),
+        ];
+        let c = Config::from_env(&env).unwrap();
+        assert_eq!(c.channel_for("prod-api"), Some("C0PRODOPS01"));
+        assert_eq!(c.channel_for("billing"), Some("C0DEPLOYS01"));
+        assert_eq!(
+            c.channel_for("legacy"),
+            None,
+            "a webhook route keeps webhook mode"
+        );
+        let named = [("SLACK_BOT_TOKEN", "xoxb-1"), ("SLACK_CHANNEL", "#deploys")];
+        assert_eq!(
+            Config::from_env(&named).unwrap_err().variable,
+            "SLACK_CHANNEL"
+        );
+        let no_channel = [("SLACK_BOT_TOKEN", "xoxb-1")];
+        assert_eq!(
+            Config::from_env(&no_channel).unwrap_err().variable,
+            "SLACK_CHANNEL"
+        );
+        let both = [(
+            "SLACK_ROUTES",
+            r#"[{"pipeline":"*","channel":"C0DEPLOYS01","webhook":"x"}]"#,
+        )];
+        assert_eq!(
+            Config::from_env(&both).unwrap_err().variable,
+            "SLACK_ROUTES"
+        );
+        let no_token = [("SLACK_CHANNEL", "C0DEPLOYS01")];
+        let c = Config::from_env(&no_token).unwrap();
+        assert!(c.web.is_none() && c.channel_for("any").is_none());
     }
 
     #[test]

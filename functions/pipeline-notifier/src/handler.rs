@@ -6,11 +6,12 @@ use serde_json::{Value, json};
 use shared::dedupe::RecentEvents;
 use shared::idempotency::Idempotency;
 use shared::metrics;
-use shared::notifier::Notify;
+use shared::notifier::{ChannelOutcome, DeliveryReport, Notify};
 use shared::{Deadline, Error};
 
 use crate::config::Config;
 use crate::event::{PipelineEvent, parse};
+use crate::live::{Live, LiveEvent, Reply};
 use crate::lookup::ExecutionLookup;
 use crate::render::{RenderOptions, render, render_configuration_error};
 
@@ -67,6 +68,8 @@ pub struct Handler<L, N> {
     /// What this container has posted about its own configuration.
     pub recent: RecentEvents,
     pub idempotency: Idempotency,
+    /// Web API mode's live messages; `None` in webhook mode.
+    pub live: Option<Live>,
 }
 
 impl<L: ExecutionLookup, N: Notify> Handler<L, N> {
@@ -74,7 +77,13 @@ impl<L: ExecutionLookup, N: Notify> Handler<L, N> {
     /// every event into the dead-letter queue and tell nobody why the channel went quiet.
     /// It starts, posts the error (once per container) through Slack/SNS, which are
     /// configured apart from everything else, and keeps each event for a redrive.
-    pub fn new(setup: Setup, lookup: L, notifier: N, idempotency: Idempotency) -> Self {
+    pub fn new(
+        setup: Setup,
+        lookup: L,
+        notifier: N,
+        idempotency: Idempotency,
+        live: Option<Live>,
+    ) -> Self {
         if let Err(why) = &setup {
             tracing::error!(reason = %why, "configuration error: no pipeline event will be posted until it is fixed");
         }
@@ -84,6 +93,7 @@ impl<L: ExecutionLookup, N: Notify> Handler<L, N> {
             notifier,
             recent: RecentEvents::new(8),
             idempotency,
+            live,
         }
     }
 
@@ -116,6 +126,20 @@ impl<L: ExecutionLookup, N: Notify> Handler<L, N> {
         };
         if !config.watches(&e.pipeline) {
             return skip("pipeline not in PIPELINE_FILTER", "skipped");
+        }
+        if let (Some(live), Some(channel)) = (&self.live, config.channel_for(&e.pipeline)) {
+            // Every event shapes the live message, whatever NOTIFY_ON selects.
+            let event = &e;
+            let done = self
+                .idempotency
+                .once_or_retry(&format!("event/{}", e.id), &deadline, |by| async move {
+                    Box::pin(self.post_live(live, channel, config, event, &by)).await
+                })
+                .await?;
+            return match done {
+                Some(outcome) => Ok(outcome),
+                None => skip("already posted (duplicate delivery)", "duplicate"),
+            };
         }
         if !config.notify_on.wants(&e) {
             return skip("not selected by NOTIFY_ON", "skipped");
@@ -159,7 +183,7 @@ impl<L: ExecutionLookup, N: Notify> Handler<L, N> {
             action_failures_posted: config.notify_on.posts_action_failures(),
         };
         let notification =
-            render(e, info.as_ref(), &options).routed_to(config.route_for(&e.pipeline).cloned());
+            render(e, info.as_ref(), &options).routed_to(config.webhook_for(&e.pipeline).cloned());
         let delivered = self
             .notifier
             .notify(&notification, deadline)
@@ -171,6 +195,70 @@ impl<L: ExecutionLookup, N: Notify> Handler<L, N> {
         delivered?;
         count_event("notified");
         tracing::info!(event_id = %e.id, pipeline = %e.pipeline, state = e.state.name(), level = e.level.name(), "notified");
+        Ok(Outcome::Notified {
+            event_id: e.id.clone(),
+        })
+    }
+
+    /// Web API mode: the event goes into the execution's live message (and its thread), and
+    /// to SNS as a message of its own when `NOTIFY_ON` selects it.
+    async fn post_live(
+        &self,
+        live: &Live,
+        channel: &str,
+        config: &Config,
+        e: &PipelineEvent,
+        deadline: &Deadline,
+    ) -> Result<Outcome, Error> {
+        let selected = config.notify_on.wants(e);
+        let options = RenderOptions {
+            failure_mention: config.failure_mention.as_deref(),
+            action_failures_posted: config.notify_on.posts_action_failures(),
+        };
+        let single = selected.then(|| render(e, None, &options));
+        let reply = Reply::for_event(e, options.action_failures_posted)
+            .filter(|_| selected)
+            .zip(single.as_ref().map(|n| n.slack.clone()));
+        let request = LiveEvent {
+            event: e,
+            channel,
+            selected,
+            reply,
+        };
+        let (slack, sns) = tokio::join!(
+            Box::pin(live.deliver(&request, &self.idempotency, &self.lookup, deadline)),
+            async {
+                match single {
+                    Some(n) => self.notifier.notify(&n.sns_only(), deadline).await.sns,
+                    None => ChannelOutcome::NotConfigured,
+                }
+            }
+        );
+        let slack_outcome = match &slack {
+            ChannelOutcome::Delivered => "delivered",
+            ChannelOutcome::NotConfigured => "skipped",
+            ChannelOutcome::Failed(_) => "failed",
+        };
+        metrics::count(
+            &metrics::NOTIFICATIONS,
+            &[("Channel", "slack"), ("Outcome", slack_outcome)],
+        );
+        let report = DeliveryReport { slack, sns };
+        let delivered = report.any_delivered();
+        if let Err(err) = report.into_result() {
+            count_event("failed");
+            return Err(err);
+        }
+        if !delivered && !selected {
+            tracing::info!(event_id = %e.id, pipeline = %e.pipeline, state = e.state.name(), level = e.level.name(), "folded into the execution's state");
+            count_event("skipped");
+            return Ok(Outcome::Skipped {
+                event_id: e.id.clone(),
+                reason: "not selected by NOTIFY_ON; the live message shows it".into(),
+            });
+        }
+        count_event("notified");
+        tracing::info!(event_id = %e.id, pipeline = %e.pipeline, state = e.state.name(), level = e.level.name(), "live message up to date");
         Ok(Outcome::Notified {
             event_id: e.id.clone(),
         })

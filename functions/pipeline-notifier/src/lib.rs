@@ -4,6 +4,7 @@ pub mod app;
 pub mod config;
 pub mod event;
 pub mod handler;
+pub mod live;
 pub mod lookup;
 pub mod render;
 

@@ -103,18 +103,23 @@ fn title(e: &PipelineEvent, story: Story) -> String {
     }
 }
 
-fn short_execution(id: &str) -> String {
+pub(crate) fn short_execution(id: &str) -> String {
     id.chars().take(8).collect()
 }
 
-fn epoch(ts: &str) -> Option<i64> {
+pub(crate) fn epoch(ts: &str) -> Option<i64> {
     DateTime::from_str(ts, Format::DateTime)
         .ok()
         .map(|d| d.secs())
 }
 
 fn provider_label(e: &PipelineEvent) -> &'static str {
-    match e.action_type.as_ref().and_then(|t| t.provider.as_deref()) {
+    label_for_provider(e.action_type.as_ref().and_then(|t| t.provider.as_deref()))
+}
+
+/// The button for an action's own page, named for where it leads.
+pub(crate) fn label_for_provider(provider: Option<&str>) -> &'static str {
+    match provider {
         Some("CodeBuild") => "Open build logs",
         Some("CodeDeploy" | "CodeDeployToECS") => "Open deployment",
         Some("ECS") => "Open ECS service",
@@ -336,7 +341,7 @@ pub fn render(
     Notification::new(subject, message)
 }
 
-fn revision_line(r: &Revision) -> Mrkdwn {
+pub(crate) fn revision_line(r: &Revision) -> Mrkdwn {
     let mut m = Mrkdwn::new().bold("Source").plain(" ");
     if let Some(name) = &r.artifact {
         m = m.plain(name).plain(" ");

@@ -1,9 +1,13 @@
-//! Slack incoming webhooks: the message model and the one client that posts them.
+//! Slack: the message model and the one client that posts it, to incoming webhooks and to
+//! the Web API (`web`: a bot token, messages that are updated and threaded).
 //!
-//! The webhook URL is a bearer secret. It is held as a [`Secret`], never logged, and
-//! stripped from every transport error before that error can be shown.
+//! The webhook URL and the bot token are bearer secrets. Each is held as a [`Secret`], never
+//! logged, and stripped from every transport error before that error can be shown.
 
 pub use crate::message::*;
+
+mod web;
+pub use web::{ApiError, Posted, SlackApi, WebPost};
 
 use std::time::Duration;
 
@@ -25,8 +29,13 @@ pub enum SlackError {
     )]
     OutOfTime { attempts: u32, last: String },
 
-    #[error("the Slack webhook is not an https URL")]
+    #[error("the Slack webhook or API address is not an https URL")]
     InvalidWebhook,
+
+    /// The Web API answered HTTP 200 with `{"ok": false, "error": …}`: Slack's word for
+    /// why, which the log repeats as it is, with what a person can do about it.
+    #[error("Slack's {method} answered {error}{}", web::hint(.error))]
+    Api { method: &'static str, error: String },
 }
 
 impl From<SlackError> for crate::Error {
@@ -41,6 +50,14 @@ impl From<SlackError> for crate::Error {
 impl SlackError {
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::Unavailable { .. } | Self::OutOfTime { .. })
+    }
+
+    /// Slack's word when the Web API refused, such as `not_in_channel`.
+    pub fn api_error(&self) -> Option<&str> {
+        match self {
+            Self::Api { error, .. } => Some(error),
+            _ => None,
+        }
     }
 
     /// Slack's answers for a webhook that no longer leads anywhere: 403 `action_prohibited`,
@@ -72,8 +89,11 @@ pub const DEFAULT_BACKOFF: Backoff = Backoff {
     max_attempts: 5,
 };
 
-/// Cap on what is read of an error answer: Slack's are one word.
+/// Cap on what is read of a webhook's answer: Slack's are one word.
 const MAX_ERROR_BODY: usize = 512;
+/// Cap on a Web API answer: it echoes the message, which Slack limits to about 40,000
+/// characters of text plus the blocks.
+const MAX_API_BODY: usize = 256 * 1024;
 
 impl SlackClient {
     pub fn new() -> Result<Self, crate::Error> {
@@ -111,15 +131,35 @@ impl SlackClient {
         message: &Message,
         deadline: &Deadline,
     ) -> Result<(), SlackError> {
-        check_webhook(webhook.expose())?;
+        check_url(webhook.expose())?;
         let body = message.to_payload().to_string();
-        let outcome = retry(deadline, &self.backoff, |attempt| {
+        self.with_retries(deadline, |attempt| {
             let body = body.clone();
-            async move { self.attempt(webhook, body, deadline, attempt).await }
+            async move {
+                match self
+                    .exchange(webhook.expose(), None, body, deadline, attempt)
+                    .await
+                {
+                    Ok(answer) => answer.judge_webhook(attempt, &self.backoff),
+                    Err(retry) => retry,
+                }
+            }
         })
-        .await;
-        match outcome {
-            Ok(()) => Ok(()),
+        .await
+    }
+
+    /// The one retry loop, with its outcome in Slack's terms.
+    async fn with_retries<T, F, Fut>(
+        &self,
+        deadline: &Deadline,
+        attempt: F,
+    ) -> Result<T, SlackError>
+    where
+        F: FnMut(u32) -> Fut,
+        Fut: std::future::Future<Output = Attempt<T, SlackError>>,
+    {
+        match retry(deadline, &self.backoff, attempt).await {
+            Ok(v) => Ok(v),
             Err(RetryError::Permanent(e)) => Err(e),
             Err(RetryError::Exhausted { last, attempts }) => Err(SlackError::Unavailable {
                 attempts,
@@ -132,38 +172,42 @@ impl SlackClient {
         }
     }
 
-    async fn attempt(
+    /// One request and its answer. A transport fault or no time left comes back as the
+    /// retry it calls for; judging the answer is the caller's.
+    async fn exchange<T>(
         &self,
-        webhook: &Secret,
+        url: &str,
+        bearer: Option<&Secret>,
         body: String,
         deadline: &Deadline,
         attempt: u32,
-    ) -> Attempt<(), SlackError> {
+    ) -> Result<Answer, Attempt<T, SlackError>> {
         if attempt > 1 {
             crate::metrics::count(&crate::metrics::SLACK_RETRIES, &[]);
         }
         let budget = deadline.remaining().min(self.attempt_timeout);
         if budget.is_zero() {
-            return Attempt::Retry {
+            return Err(Attempt::Retry {
                 error: SlackError::OutOfTime {
                     attempts: attempt,
                     last: "no time left".into(),
                 },
                 after: None,
-            };
+            });
         }
-        let sent = self
+        let mut request = self
             .http
-            .post(webhook.expose())
+            .post(url)
             .header(
                 reqwest::header::CONTENT_TYPE,
                 "application/json; charset=utf-8",
             )
             .body(body)
-            .timeout(budget)
-            .send()
-            .await;
-        let response = match sent {
+            .timeout(budget);
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token.expose());
+        }
+        let response = match request.send().await {
             Ok(r) => r,
             Err(e) => {
                 let why = if e.is_timeout() {
@@ -171,11 +215,11 @@ impl SlackClient {
                 } else {
                     e.without_url().to_string()
                 };
-                tracing::warn!(attempt, error = %why, "Slack webhook request failed; will retry if time allows");
-                return Attempt::Retry {
+                tracing::warn!(attempt, error = %why, "Slack request failed; will retry if time allows");
+                return Err(Attempt::Retry {
                     error: transient(why),
                     after: None,
-                };
+                });
             }
         };
         let status = response.status().as_u16();
@@ -185,30 +229,62 @@ impl SlackClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let answer = read_capped(response).await;
-        match status {
-            200..=299 => Attempt::Done(()),
+        let cap = if bearer.is_some() {
+            MAX_API_BODY
+        } else {
+            MAX_ERROR_BODY
+        };
+        let body = read_capped(response, cap).await;
+        Ok(Answer {
+            status,
+            retry_after,
+            body,
+        })
+    }
+}
+
+/// What Slack answered to one request.
+struct Answer {
+    status: u16,
+    retry_after: Option<Duration>,
+    body: String,
+}
+
+impl Answer {
+    /// 429 and 5xx are worth another attempt (429 after Slack's `Retry-After`).
+    fn retry<T>(&self, attempt: u32, backoff: &Backoff) -> Option<Attempt<T, SlackError>> {
+        match self.status {
             429 => {
                 tracing::warn!(
                     attempt,
-                    retry_after_s = retry_after.map(|d| d.as_secs()),
-                    "Slack rate-limited the webhook"
+                    retry_after_s = self.retry_after.map(|d| d.as_secs()),
+                    "Slack rate-limited the request"
                 );
-                Attempt::Retry {
-                    error: transient(format!("HTTP 429 {answer}")),
-                    after: retry_after.or(Some(self.backoff.wait_after(attempt))),
-                }
+                Some(Attempt::Retry {
+                    error: transient(format!("HTTP 429 {}", self.body)),
+                    after: self.retry_after.or(Some(backoff.wait_after(attempt))),
+                })
             }
             500..=599 => {
-                tracing::warn!(attempt, status, error = %answer, "Slack answered with a server error");
-                Attempt::Retry {
-                    error: transient(format!("HTTP {status} {answer}")),
+                tracing::warn!(attempt, status = self.status, error = %self.body, "Slack answered with a server error");
+                Some(Attempt::Retry {
+                    error: transient(format!("HTTP {} {}", self.status, self.body)),
                     after: None,
-                }
+                })
             }
-            _ => Attempt::Permanent(SlackError::Rejected {
+            _ => None,
+        }
+    }
+
+    fn judge_webhook(self, attempt: u32, backoff: &Backoff) -> Attempt<(), SlackError> {
+        if let Some(retry) = self.retry(attempt, backoff) {
+            return retry;
+        }
+        match self.status {
+            200..=299 => Attempt::Done(()),
+            status => Attempt::Permanent(SlackError::Rejected {
                 status,
-                error: answer,
+                error: self.body,
             }),
         }
     }
@@ -228,7 +304,7 @@ fn last_answer(error: SlackError) -> String {
     }
 }
 
-fn check_webhook(url: &str) -> Result<(), SlackError> {
+pub(crate) fn check_url(url: &str) -> Result<(), SlackError> {
     let Ok(parsed) = reqwest::Url::parse(url) else {
         return Err(SlackError::InvalidWebhook);
     };
@@ -241,13 +317,14 @@ fn check_webhook(url: &str) -> Result<(), SlackError> {
     }
 }
 
-/// Slack's error word from an answer body, read up to a cap and made printable.
-async fn read_capped(mut response: reqwest::Response) -> String {
+/// An answer body read up to a cap, control characters made spaces: Slack's error word
+/// from a webhook, or a Web API answer's JSON (whose strings escape their own controls).
+async fn read_capped(mut response: reqwest::Response, cap: usize) -> String {
     let mut body = Vec::new();
     while let Ok(Some(chunk)) = response.chunk().await {
         body.extend_from_slice(&chunk);
-        if body.len() >= MAX_ERROR_BODY {
-            body.truncate(MAX_ERROR_BODY);
+        if body.len() >= cap {
+            body.truncate(cap);
             break;
         }
     }
@@ -265,13 +342,13 @@ mod tests {
 
     #[test]
     fn only_https_or_loopback_http_webhooks_are_accepted() {
-        assert!(check_webhook("https://hooks.slack.com/services/T/B/x").is_ok());
-        assert!(check_webhook("http://127.0.0.1:9000/services/T/B/x").is_ok());
+        assert!(check_url("https://hooks.slack.com/services/T/B/x").is_ok());
+        assert!(check_url("http://127.0.0.1:9000/services/T/B/x").is_ok());
         assert_eq!(
-            check_webhook("http://hooks.slack.com/services/T/B/x"),
+            check_url("http://hooks.slack.com/services/T/B/x"),
             Err(SlackError::InvalidWebhook)
         );
-        assert_eq!(check_webhook("not a url"), Err(SlackError::InvalidWebhook));
+        assert_eq!(check_url("not a url"), Err(SlackError::InvalidWebhook));
     }
 
     #[test]

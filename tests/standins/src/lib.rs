@@ -19,7 +19,7 @@ pub mod target;
 
 pub use moto::Moto;
 pub use runtime_api::{FunctionProcess, Outcome, RuntimeApi};
-pub use slack_sink::{Reply, SlackSink};
+pub use slack_sink::{Reply, SlackMessage, SlackSink};
 pub use stub::RecordingStub;
 pub use target::{SelfSignedTls, Target};
 

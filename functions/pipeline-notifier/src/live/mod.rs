@@ -1,0 +1,463 @@
+//! Web API mode: one live Slack message per execution, updated in place, with failures and
+//! approvals as replies in its thread.
+//!
+//! The execution's state is one document in the idempotency table (`live/<pipeline>/<execution
+//! id>`), merged under a version check so that events arriving out of order and on several
+//! containers at once all land. After merging, the message is brought up to date:
+//! - no message yet: the first container to claim `…/post` posts it and stores its `channel`
+//!   and `ts`; the others wait on the claim, then update the stored message;
+//! - otherwise `chat.update`, and then a look at the document again: if it changed meanwhile,
+//!   another update, so the last update Slack applies shows the newest state whatever order
+//!   containers finish in;
+//! - `message_not_found` (a person deleted it): a new message, claimed on the old `ts` so
+//!   only one container posts it.
+
+pub mod state;
+pub mod view;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use shared::idempotency::{Claim, Idempotency, STORE_FAULTS};
+use shared::metrics;
+use shared::notifier::ChannelOutcome;
+use shared::secrets::{Secret, SecretRef, Secrets};
+use shared::slack::{ApiError, Message, Posted, SlackApi, SlackClient, SlackError, WebPost};
+use shared::versioned::{Documents, Versioned};
+use shared::{Deadline, Error};
+
+use crate::event::{Level, PipelineEvent, State};
+use crate::lookup::ExecutionLookup;
+use state::{Execution, StoredRevision, merge};
+use view::render_live;
+
+/// An execution's document outlives the execution: an approval may wait 7 days, and a
+/// retried stage can come back after that.
+pub const KEPT_FOR: Duration = Duration::from_secs(14 * 24 * 3600);
+
+/// The revision look-up may not eat the budget for posting.
+const LOOKUP_BUDGET: Duration = Duration::from_secs(5);
+
+/// Updates one invocation makes while others keep changing the state under it; each round
+/// means another container has news, and will update the message itself.
+const MOST_ROUNDS: u32 = 4;
+
+/// What an event adds to the thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply {
+    /// A failure's details; the first one of the execution is also shown in the channel.
+    Failure,
+    /// An approval waiting, approved or rejected: in the thread only.
+    Approval,
+}
+
+impl Reply {
+    /// What `e` adds to the thread when `NOTIFY_ON` selects it. A pipeline failure adds its
+    /// own reply only when failing actions are not posted, so someone is still mentioned.
+    pub fn for_event(e: &PipelineEvent, action_failures_posted: bool) -> Option<Self> {
+        if e.is_approval() {
+            return matches!(e.state, State::Started | State::Failed).then_some(Self::Approval);
+        }
+        match (e.level, e.state) {
+            (Level::Pipeline, State::Failed) => (!action_failures_posted).then_some(Self::Failure),
+            (_, State::Failed) => Some(Self::Failure),
+            _ => None,
+        }
+    }
+}
+
+/// One event for the live message.
+pub struct LiveEvent<'a> {
+    pub event: &'a PipelineEvent,
+    pub channel: &'a str,
+    /// `NOTIFY_ON` selects it: it may create the message and add to the thread.
+    pub selected: bool,
+    /// The thread reply, already rendered (with the mention where one is due).
+    pub reply: Option<(Reply, Message)>,
+}
+
+pub struct Live {
+    slack: SlackClient,
+    api: SlackApi,
+    token: SecretRef,
+    secrets: Arc<Secrets>,
+    documents: Documents,
+}
+
+impl Live {
+    pub fn new(
+        slack: SlackClient,
+        api: SlackApi,
+        token: SecretRef,
+        secrets: Arc<Secrets>,
+        documents: Documents,
+    ) -> Self {
+        Self {
+            slack,
+            api,
+            token,
+            secrets,
+            documents,
+        }
+    }
+
+    /// Merges the event into its execution and brings the live message and its thread up to
+    /// date. `Delivered` when Slack has it, `NotConfigured` when there was nothing to post
+    /// (the state was recorded for the message to come).
+    pub async fn deliver<L: ExecutionLookup>(
+        &self,
+        ev: &LiveEvent<'_>,
+        claims: &Idempotency,
+        lookup: &L,
+        deadline: &Deadline,
+    ) -> ChannelOutcome {
+        let token = match self.secrets.resolve(&self.token, deadline).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(token = %self.token.describe(), error = %e, "cannot read the Slack bot token");
+                return ChannelOutcome::Failed(e);
+            }
+        };
+        // Boxed: the merge, claim and Slack futures nest deep, and on the stack they overflow
+        // a 2 MiB thread in a debug build.
+        let result = Box::pin(self.deliver_with(ev, &token, claims, lookup, deadline)).await;
+        match result {
+            Ok(true) => ChannelOutcome::Delivered,
+            Ok(false) => ChannelOutcome::NotConfigured,
+            Err(e) => ChannelOutcome::Failed(e),
+        }
+    }
+
+    async fn deliver_with<L: ExecutionLookup>(
+        &self,
+        ev: &LiveEvent<'_>,
+        token: &Secret,
+        claims: &Idempotency,
+        lookup: &L,
+        deadline: &Deadline,
+    ) -> Result<bool, Error> {
+        let e = ev.event;
+        let key = format!("live/{}/{}", e.pipeline, e.execution_id);
+        let broadcast = matches!(ev.reply, Some((Reply::Failure, _)));
+        let merged = self
+            .documents
+            .update(&key, deadline, |s: Option<&Execution>| {
+                merge(s, e, broadcast)
+            })
+            .await;
+        let mut x = match merged {
+            Ok(m) => match m.current() {
+                Some(v) => v.clone(),
+                None => return Ok(false),
+            },
+            Err(fault) => return self.unmerged(ev, token, &fault, deadline).await,
+        };
+        if x.value.message.is_none() {
+            if !ev.selected {
+                tracing::info!(event_id = %e.id, "recorded for the live message; NOTIFY_ON selects nothing of it yet");
+                return Ok(false);
+            }
+            x = Box::pin(self.with_revisions(&key, x, lookup, deadline)).await;
+            x = Box::pin(self.first_post(&key, x, ev.channel, token, claims, deadline)).await?;
+        }
+        let x = Box::pin(self.bring_up_to_date(&key, x, token, claims, deadline)).await?;
+        if let Some((kind, reply)) = &ev.reply
+            && ev.selected
+            && let Some(top) = &x.value.message
+        {
+            let broadcast =
+                *kind == Reply::Failure && x.value.broadcast_by.as_deref() == Some(e.id.as_str());
+            self.call(self.slack.post_message(
+                &self.api,
+                token,
+                &WebPost {
+                    channel: &top.channel,
+                    message: reply,
+                    thread_ts: Some(&top.ts),
+                    reply_broadcast: broadcast,
+                },
+                deadline,
+            ))
+            .await?;
+            tracing::info!(event_id = %e.id, broadcast, "replied in the execution's thread");
+        }
+        Ok(true)
+    }
+
+    /// The store could not be read or written: the event still reaches the channel, as a
+    /// message of its own, if it is one a person should see.
+    async fn unmerged(
+        &self,
+        ev: &LiveEvent<'_>,
+        token: &Secret,
+        fault: &Error,
+        deadline: &Deadline,
+    ) -> Result<bool, Error> {
+        metrics::count(&STORE_FAULTS, &[]);
+        tracing::error!(event_id = %ev.event.id, error = %fault, "cannot merge the event into its execution's state; posting it as a message of its own");
+        if !ev.selected {
+            // Without the state there is nothing to update: a retry may find the store back.
+            return Err(Error::OutOfTime(
+                "the live message's state store is unavailable",
+            ));
+        }
+        let message = match &ev.reply {
+            Some((_, reply)) => reply.clone(),
+            None => {
+                crate::render::render(
+                    ev.event,
+                    None,
+                    &crate::render::RenderOptions {
+                        failure_mention: None,
+                        action_failures_posted: true,
+                    },
+                )
+                .slack
+            }
+        };
+        self.call(self.slack.post_message(
+            &self.api,
+            token,
+            &WebPost {
+                channel: ev.channel,
+                message: &message,
+                thread_ts: None,
+                reply_broadcast: false,
+            },
+            deadline,
+        ))
+        .await?;
+        Ok(true)
+    }
+
+    /// The source revisions, looked up once per execution, before the first post.
+    async fn with_revisions<L: ExecutionLookup>(
+        &self,
+        key: &str,
+        x: Versioned<Execution>,
+        lookup: &L,
+        deadline: &Deadline,
+    ) -> Versioned<Execution> {
+        if x.value.looked_up {
+            return x;
+        }
+        let info = match lookup
+            .execution(
+                &x.value.pipeline,
+                &x.value.execution_id,
+                &deadline.capped(LOOKUP_BUDGET),
+            )
+            .await
+        {
+            Ok(info) => info,
+            Err(err) => {
+                tracing::warn!(error = %err, "GetPipelineExecution failed; the live message goes without the source revision");
+                return x;
+            }
+        };
+        let revisions: Vec<StoredRevision> =
+            info.revisions.iter().take(3).map(Into::into).collect();
+        let stored = self
+            .documents
+            .update(key, deadline, |s: Option<&Execution>| {
+                let s = s?;
+                (!s.looked_up).then(|| Execution {
+                    revisions: revisions.clone(),
+                    looked_up: true,
+                    content: s.content + 1,
+                    ..s.clone()
+                })
+            })
+            .await;
+        match stored {
+            Ok(u) => u.current().cloned().unwrap_or(x),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not store the source revision");
+                x
+            }
+        }
+    }
+
+    /// Posts the message unless another container is posting it, and returns the state with
+    /// the message in it.
+    async fn first_post(
+        &self,
+        key: &str,
+        x: Versioned<Execution>,
+        channel: &str,
+        token: &Secret,
+        claims: &Idempotency,
+        deadline: &Deadline,
+    ) -> Result<Versioned<Execution>, Error> {
+        let claim_key = format!("{key}/post");
+        self.post_claimed(&claim_key, key, x, channel, None, token, claims, deadline)
+            .await
+    }
+
+    /// Posts the live message under the claim `claim_key` and stores where it is.
+    /// `replacing` is the message a person deleted, if that is why.
+    #[allow(clippy::too_many_arguments)]
+    async fn post_claimed(
+        &self,
+        claim_key: &str,
+        key: &str,
+        x: Versioned<Execution>,
+        channel: &str,
+        replacing: Option<&Posted>,
+        token: &Secret,
+        claims: &Idempotency,
+        deadline: &Deadline,
+    ) -> Result<Versioned<Execution>, Error> {
+        let ticket = match claims.claim(claim_key, deadline).await {
+            Claim::Won(ticket) => ticket,
+            Claim::Done => return self.reread(key, x, deadline).await,
+            Claim::Held { .. } => {
+                return Err(Error::OutOfTime(
+                    "another invocation is posting this execution's message",
+                ));
+            }
+        };
+        // The claim may have been won after the poster finished and released it for a
+        // retry; what is stored now decides.
+        let x = self.reread(key, x, deadline).await?;
+        if x.value.message.as_ref() != replacing {
+            claims.done(ticket, deadline).await;
+            return Ok(x);
+        }
+        let shown = x.value.content;
+        let posted = self
+            .call(self.slack.post_message(
+                &self.api,
+                token,
+                &WebPost {
+                    channel,
+                    message: &render_live(&x.value),
+                    thread_ts: None,
+                    reply_broadcast: false,
+                },
+                deadline,
+            ))
+            .await;
+        let posted = match posted {
+            Ok(p) => p,
+            Err(e) => {
+                claims.release(ticket, deadline).await;
+                return Err(e);
+            }
+        };
+        tracing::info!(channel = %posted.channel, ts = %posted.ts, "posted the execution's live message");
+        let stored = self
+            .documents
+            .update(key, deadline, |s: Option<&Execution>| {
+                let s = s?;
+                Some(Execution {
+                    message: Some(posted.clone()),
+                    shown: shown.max(if s.message.as_ref() == replacing {
+                        0
+                    } else {
+                        s.shown
+                    }),
+                    ..s.clone()
+                })
+            })
+            .await;
+        // Posted: a second post would be a duplicate whatever the store says.
+        claims.done(ticket, deadline).await;
+        match stored {
+            Ok(u) => Ok(u.current().cloned().unwrap_or(x)),
+            Err(e) => {
+                tracing::error!(error = %e, channel = %posted.channel, ts = %posted.ts, "posted the live message but could not store where: later events cannot update it");
+                Err(e)
+            }
+        }
+    }
+
+    async fn reread(
+        &self,
+        key: &str,
+        x: Versioned<Execution>,
+        deadline: &Deadline,
+    ) -> Result<Versioned<Execution>, Error> {
+        Ok(self.documents.read(key, deadline).await?.unwrap_or(x))
+    }
+
+    /// Updates the message until it shows the newest state; see the module's notes.
+    async fn bring_up_to_date(
+        &self,
+        key: &str,
+        mut x: Versioned<Execution>,
+        token: &Secret,
+        claims: &Idempotency,
+        deadline: &Deadline,
+    ) -> Result<Versioned<Execution>, Error> {
+        let mut after_own_update = false;
+        for _ in 0..MOST_ROUNDS {
+            let Some(at) = x.value.message.clone() else {
+                return Ok(x);
+            };
+            if !after_own_update && x.value.shown >= x.value.content {
+                return Ok(x);
+            }
+            let rendered = x.value.content;
+            let updated = self
+                .slack
+                .update_message(&self.api, token, &at, &render_live(&x.value), deadline)
+                .await;
+            match updated {
+                Ok(()) => {}
+                Err(e) if e.api_error() == Some(ApiError::MESSAGE_NOT_FOUND) => {
+                    tracing::warn!(channel = %at.channel, ts = %at.ts, "the live message was deleted; posting it again");
+                    let claim_key = format!("{key}/repost/{}", at.ts);
+                    x = Box::pin(self.post_claimed(
+                        &claim_key,
+                        key,
+                        x,
+                        &at.channel,
+                        Some(&at),
+                        token,
+                        claims,
+                        deadline,
+                    ))
+                    .await?;
+                    after_own_update = false;
+                    continue;
+                }
+                Err(e) => return Err(self.failed(e).await),
+            }
+            let recorded = self
+                .documents
+                .update(key, deadline, |s: Option<&Execution>| {
+                    let s = s?;
+                    (s.shown < rendered && s.message.as_ref() == Some(&at)).then(|| Execution {
+                        shown: rendered,
+                        ..s.clone()
+                    })
+                })
+                .await?;
+            x = recorded.current().cloned().unwrap_or(x);
+            if x.value.content == rendered {
+                return Ok(x);
+            }
+            after_own_update = true;
+        }
+        Ok(x)
+    }
+
+    /// A Slack call, its error in the suite's terms.
+    async fn call<T>(&self, call: impl Future<Output = Result<T, SlackError>>) -> Result<T, Error> {
+        match call.await {
+            Ok(v) => Ok(v),
+            Err(e) => Err(self.failed(e).await),
+        }
+    }
+
+    /// Logs a failed Slack call with Slack's own word. A token that stopped working is read
+    /// again from its store by the next event: it may have been rotated.
+    async fn failed(&self, e: SlackError) -> Error {
+        if ApiError::token_gone(&e) {
+            self.secrets.forget(&self.token).await;
+        }
+        tracing::error!(error = %e, "Slack Web API call failed");
+        e.into()
+    }
+}

@@ -1,0 +1,181 @@
+//! The live message: the whole execution at a glance, rendered from its stored state, never
+//! from the last event alone. Event text goes through `Mrkdwn::plain` (escaped) as elsewhere.
+//! It carries no mention: Slack does not notify anyone of a mention added by an edit, so the
+//! failure mention goes in the thread reply.
+
+use std::time::Duration;
+
+use shared::console;
+use shared::slack::{Block, Button, Message, Mrkdwn};
+use shared::text::human_duration;
+
+use super::state::{ActionView, Execution, Phase, StageView};
+use crate::event::State;
+use crate::lookup::Revision;
+use crate::render::{label_for_provider, revision_line, short_execution};
+
+fn state_icon(state: State) -> &'static str {
+    match state {
+        State::Started | State::Resumed => "🔄",
+        State::Succeeded => "✅",
+        State::Failed => "❌",
+        State::Canceled => "🚫",
+        State::Stopped => "⏹️",
+        State::Stopping => "⏳",
+        State::Superseded => "⏭️",
+        State::Abandoned => "🗑️",
+    }
+}
+
+fn headline(x: &Execution) -> (&'static str, String) {
+    let p = &x.pipeline;
+    match x.phase() {
+        Phase::Running => ("🚀", format!("{p} is running")),
+        Phase::WaitingForApproval => ("✋", format!("{p} is waiting for approval")),
+        Phase::Stopping => ("⏳", format!("{p} is stopping")),
+        Phase::Ended(State::Succeeded) => ("✅", format!("{p} succeeded")),
+        Phase::Ended(State::Failed) => ("❌", format!("{p} failed")),
+        Phase::Ended(State::Stopped) => ("⏹️", format!("{p} stopped")),
+        Phase::Ended(State::Superseded) => {
+            ("⏭️", format!("{p} was superseded by a newer execution"))
+        }
+        Phase::Ended(State::Canceled) => ("🚫", format!("{p} was canceled")),
+        Phase::Ended(other) => (state_icon(other), format!("{p} ended: {}", other.name())),
+    }
+}
+
+/// The top message for `x` as it stands.
+pub fn render_live(x: &Execution) -> Message {
+    let (icon, title) = headline(x);
+    let execution_url = console::codepipeline_execution(&x.region, &x.pipeline, &x.execution_id);
+
+    let mut summary = Mrkdwn::new()
+        .plain("Execution ")
+        .link(&execution_url, &short_execution(&x.execution_id));
+    if let Some(start) = x.started_at {
+        summary = summary
+            .plain(" · started ")
+            // Slack shows the time in each reader's own time zone.
+            .markup(&format!("<!date^{start}^{{date_short_pretty}} {{time}}|"))
+            .plain(&utc(start))
+            .markup(">");
+        if let Some(end) = x.finished_at.filter(|end| *end >= start) {
+            let took = Duration::from_secs(u64::try_from(end - start).unwrap_or(0));
+            summary = summary.plain(" · took ").plain(&human_duration(took));
+        }
+    }
+
+    let mut message = Message::new(Mrkdwn::new().plain(&format!("{icon} {title}")))
+        .block(Block::Header(format!("{icon} {title}")))
+        .block(Block::section(summary));
+
+    if !x.stages.is_empty() {
+        let mut lines = Mrkdwn::new();
+        for (i, stage) in x.stages.iter().enumerate() {
+            if i > 0 {
+                lines = lines.newline();
+            }
+            lines = lines.append(&stage_line(stage));
+        }
+        message = message.block(Block::section(lines));
+    }
+
+    for r in x.revisions.iter().take(3) {
+        message = message.block(Block::section(revision_line(&Revision::from(r))));
+    }
+
+    let mut buttons = Vec::new();
+    if x.phase() == Phase::WaitingForApproval {
+        buttons.push(Button {
+            label: "Review and approve".into(),
+            url: console::codepipeline_pipeline(&x.region, &x.pipeline),
+        });
+    }
+    buttons.push(Button {
+        label: "Open execution".into(),
+        url: execution_url,
+    });
+    if let Some((provider, url)) = first_failure(x) {
+        buttons.push(Button {
+            label: label_for_provider(provider).into(),
+            url: url.to_owned(),
+        });
+    }
+    let place = match &x.account {
+        Some(a) => format!("{} · {a}", x.region),
+        None => x.region.clone(),
+    };
+    message
+        .block(Block::Buttons(buttons))
+        .block(Block::Context(vec![Mrkdwn::new().plain(&format!(
+            "{place} · details of failures and approvals are in the thread"
+        ))]))
+}
+
+fn stage_line(stage: &StageView) -> Mrkdwn {
+    let state = stage
+        .mark
+        .map(|m| m.state)
+        .or_else(|| stage.actions.iter().map(|a| a.mark.state).next_back())
+        .unwrap_or(State::Started);
+    let waiting = stage
+        .actions
+        .iter()
+        .find(|a| a.approval && a.mark.state == State::Started);
+    let icon = if waiting.is_some() {
+        "✋"
+    } else {
+        state_icon(state)
+    };
+    let mut line = Mrkdwn::new().plain(icon).plain(" ").bold(&stage.name);
+    if let Some(a) = waiting {
+        return line.plain(" — waiting for approval: ").plain(&a.name);
+    }
+    let failed: Vec<&ActionView> = stage
+        .actions
+        .iter()
+        .filter(|a| a.mark.state == State::Failed)
+        .collect();
+    if let Some(a) = failed.first() {
+        line = line.plain(" — ").plain(&a.name);
+        line = if a.approval {
+            line.plain(" rejected")
+        } else {
+            line.plain(" failed")
+        };
+        if let Some(code) = &a.error_code {
+            line = line.plain(" ").code(code);
+        }
+        if failed.len() > 1 {
+            line = line.plain(&format!(" (+{} more)", failed.len() - 1));
+        }
+        return line;
+    }
+    let running: Vec<&str> = stage
+        .actions
+        .iter()
+        .filter(|a| matches!(a.mark.state, State::Started | State::Resumed))
+        .map(|a| a.name.as_str())
+        .collect();
+    if !running.is_empty() && !stage.mark.is_some_and(|m| m.is_terminal()) {
+        line = line
+            .plain(" — ")
+            .plain(&running.join(", "))
+            .plain(" running");
+    }
+    line
+}
+
+fn first_failure(x: &Execution) -> Option<(Option<&str>, &str)> {
+    x.stages.iter().flat_map(|s| &s.actions).find_map(|a| {
+        (a.mark.state == State::Failed && !a.approval)
+            .then_some(())
+            .and_then(|()| a.url.as_deref().map(|u| (a.provider.as_deref(), u)))
+    })
+}
+
+fn utc(epoch: i64) -> String {
+    aws_smithy_types::DateTime::from_secs(epoch)
+        .fmt(aws_smithy_types::date_time::Format::DateTime)
+        .unwrap_or_else(|_| epoch.to_string())
+}

@@ -1,0 +1,393 @@
+//! Web API mode through the real servers: the notifier as `app::build` wires it, execution
+//! state in moto's DynamoDB, Slack's `chat.postMessage` / `chat.update` and threads in the
+//! sink (which enforces the Web API's rules: see its module notes).
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use common::{Ending, execution_events};
+use pipeline_notifier::Outcome;
+use serde_json::Value;
+use shared::retry::Backoff;
+use shared::slack::SlackClient;
+use shared::wiring::Wiring;
+use shared::{Deadline, Error};
+use standins::slack_sink::{
+    ARCHIVED_CHANNEL, BOT_TOKEN, CHANNEL, CHANNEL_WITHOUT_BOT, OTHER_CHANNEL, SlackMessage,
+};
+use standins::{Moto, Reply, SlackSink};
+
+const TABLE: &str = standins::moto::IDEMPOTENCY_TABLE;
+const MENTION: &str = "<!subteam^S0PLATFORM>";
+
+struct Rig {
+    moto: Moto,
+    sink: SlackSink,
+    sdk: aws_config::SdkConfig,
+}
+
+async fn rig() -> Rig {
+    let moto = Moto::start();
+    moto.create_idempotency_table().await;
+    let sdk = standins::moto::sdk_config_for(&moto.endpoint()).await;
+    let sink = SlackSink::start().await;
+    Rig { moto, sink, sdk }
+}
+
+fn quick_slack() -> SlackClient {
+    SlackClient::with_policy(
+        Backoff {
+            first: Duration::from_millis(50),
+            max: Duration::from_millis(200),
+            max_attempts: 4,
+        },
+        Duration::from_secs(2),
+    )
+    .unwrap()
+}
+
+/// One container's notifier, as `main.rs` builds it, in Web API mode unless `extra` says
+/// otherwise (an empty value removes a variable).
+fn container(rig: &Rig, extra: &[(&str, &str)]) -> pipeline_notifier::app::App {
+    let mut env: HashMap<String, String> = HashMap::from([
+        ("SLACK_BOT_TOKEN".into(), BOT_TOKEN.into()),
+        ("SLACK_CHANNEL".into(), CHANNEL.into()),
+        ("SLACK_API_URL".into(), rig.sink.api_url()),
+        ("SLACK_WEBHOOK_URL".into(), rig.sink.webhook_url("default")),
+        ("FAILURE_MENTION".into(), MENTION.into()),
+        ("IDEMPOTENCY_TABLE".into(), TABLE.into()),
+    ]);
+    for (k, v) in extra {
+        env.insert((*k).into(), (*v).into());
+    }
+    env.retain(|_, v| !v.is_empty());
+    pipeline_notifier::app::build(&env, &Wiring::new(rig.sdk.clone(), quick_slack()))
+}
+
+/// Delivers `event` as Lambda's async invoke does: a retryable error is retried (twice).
+async fn deliver(h: &pipeline_notifier::app::App, event: &Value) -> Result<Outcome, Error> {
+    let mut last = None;
+    for _ in 0..3 {
+        match h
+            .handle(event, Deadline::after(Duration::from_secs(20)))
+            .await
+        {
+            Err(e) if e.is_retryable() => last = Some(e),
+            other => return other,
+        }
+    }
+    Err(last.unwrap())
+}
+
+/// A reproducible shuffle (no random-number crate): a linear congruential generator.
+fn shuffled(mut events: Vec<Value>, seed: u64) -> Vec<Value> {
+    let mut state = seed;
+    for i in (1..events.len()).rev() {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        events.swap(i, (state >> 33) as usize % (i + 1));
+    }
+    events
+}
+
+async fn run_all(h: pipeline_notifier::app::App, share: Vec<(usize, &Value)>) {
+    for (_, e) in share {
+        deliver(&h, e).await.unwrap();
+    }
+}
+
+fn header(m: &SlackMessage) -> String {
+    m.blocks[0]["text"]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn only_top(sink: &SlackSink, channel: &str) -> SlackMessage {
+    let tops = sink.top_messages(channel);
+    assert_eq!(tops.len(), 1, "one message per execution: {tops:#?}");
+    tops.into_iter().next().unwrap()
+}
+
+#[tokio::test]
+async fn an_execution_in_order_is_one_message_updated_to_green() {
+    let rig = rig().await;
+    let h = container(&rig, &[]);
+    let events = execution_events("exec-in-order", Ending::Succeeded);
+    for e in &events {
+        deliver(&h, e).await.unwrap();
+    }
+    let top = only_top(&rig.sink, CHANNEL);
+    assert_eq!(
+        top.updates as usize,
+        events.len() - 1,
+        "posted by the first event, updated by each one after"
+    );
+    assert_eq!(header(&top), "✅ prod-api succeeded");
+    let text = top.blocks.to_string();
+    for stage in ["Source", "Build", "Approve", "Deploy"] {
+        assert!(text.contains(&format!("✅ *{stage}*")), "{stage}: {text}");
+    }
+    assert!(text.contains("took 54 s"), "{text}");
+    let replies = rig.sink.replies(CHANNEL, &top.ts);
+    assert_eq!(replies.len(), 1, "the approval that waited: {replies:#?}");
+    assert!(!replies[0].reply_broadcast);
+    assert!(
+        rig.sink.delivered().is_empty(),
+        "nothing through the webhook in Web API mode"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shuffled_events_on_two_containers_at_once_end_in_the_same_one_message() {
+    let in_order = rig().await;
+    let h = container(&in_order, &[]);
+    for e in execution_events("exec-race", Ending::Succeeded) {
+        deliver(&h, &e).await.unwrap();
+    }
+    let expected = only_top(&in_order.sink, CHANNEL);
+
+    for seed in [7, 1234] {
+        let rig = rig().await;
+        let (a, b) = (container(&rig, &[]), container(&rig, &[]));
+        let events = shuffled(execution_events("exec-race", Ending::Succeeded), seed);
+        let (left, right): (Vec<_>, Vec<_>) =
+            events.iter().enumerate().partition(|(i, _)| i % 2 == 0);
+        tokio::join!(run_all(a, left), run_all(b, right));
+        let top = only_top(&rig.sink, CHANNEL);
+        assert_eq!(
+            top.blocks, expected.blocks,
+            "seed {seed}: the final message shows the final state"
+        );
+        assert_eq!(rig.sink.replies(CHANNEL, &top.ts).len(), 1, "seed {seed}");
+    }
+}
+
+#[tokio::test]
+async fn a_failure_turns_the_message_red_and_is_told_once_in_the_thread_and_channel() {
+    let rig = rig().await;
+    let h = container(&rig, &[]);
+    for e in execution_events("exec-fails", Ending::BuildFails) {
+        deliver(&h, &e).await.unwrap();
+    }
+    let top = only_top(&rig.sink, CHANNEL);
+    assert_eq!(header(&top), "❌ prod-api failed");
+    assert!(
+        top.blocks
+            .to_string()
+            .contains("BuildImage failed `JobFailed`"),
+        "{}",
+        top.blocks
+    );
+    assert!(
+        !top.blocks.to_string().contains(MENTION),
+        "an edit notifies nobody: the mention belongs in the reply"
+    );
+    let replies = rig.sink.replies(CHANNEL, &top.ts);
+    assert_eq!(replies.len(), 1, "{replies:#?}");
+    assert!(
+        replies[0].reply_broadcast,
+        "the first failure shows in the channel"
+    );
+    let reply = replies[0].blocks.to_string();
+    assert!(
+        reply.contains("JobFailed") && reply.contains(MENTION) && reply.contains("Open build logs"),
+        "{reply}"
+    );
+}
+
+#[tokio::test]
+async fn a_waiting_approval_shows_on_top_and_in_the_thread() {
+    let rig = rig().await;
+    let h = container(&rig, &[]);
+    for e in execution_events("exec-approval", Ending::AwaitingApproval) {
+        deliver(&h, &e).await.unwrap();
+    }
+    let top = only_top(&rig.sink, CHANNEL);
+    assert_eq!(header(&top), "✋ prod-api is waiting for approval");
+    assert!(top.blocks.to_string().contains("Review and approve"));
+    let replies = rig.sink.replies(CHANNEL, &top.ts);
+    assert_eq!(replies.len(), 1);
+    assert!(
+        replies[0]
+            .blocks
+            .to_string()
+            .contains("waiting for a reviewer")
+    );
+}
+
+#[tokio::test]
+async fn a_duplicate_event_makes_no_extra_update() {
+    let rig = rig().await;
+    let (a, b) = (container(&rig, &[]), container(&rig, &[]));
+    let events = execution_events("exec-dup", Ending::Succeeded);
+    for e in &events[..4] {
+        deliver(&a, e).await.unwrap();
+    }
+    let before = rig.sink.accepted("chat.update");
+    // Redelivered to the same container and to another one.
+    for h in [&a, &b] {
+        let again = deliver(h, &events[3]).await.unwrap();
+        assert!(matches!(again, Outcome::Skipped { .. }), "{again:?}");
+    }
+    assert_eq!(rig.sink.accepted("chat.update"), before);
+    assert_eq!(rig.sink.accepted("chat.postMessage"), 1);
+}
+
+#[tokio::test]
+async fn a_message_a_person_deleted_is_posted_again_and_then_updated() {
+    let rig = rig().await;
+    let h = container(&rig, &[]);
+    let events = execution_events("exec-deleted", Ending::Succeeded);
+    for e in &events[..3] {
+        deliver(&h, e).await.unwrap();
+    }
+    let first = only_top(&rig.sink, CHANNEL);
+    rig.sink.delete(CHANNEL, &first.ts);
+    for e in &events[3..] {
+        deliver(&h, e).await.unwrap();
+    }
+    let second = only_top(&rig.sink, CHANNEL);
+    assert_ne!(second.ts, first.ts);
+    assert_eq!(header(&second), "✅ prod-api succeeded");
+    assert!(second.updates > 0, "later events update the new message");
+}
+
+#[tokio::test]
+async fn slack_refusals_are_permanent_and_say_what_to_do() {
+    let rig = rig().await;
+    let started = |id: &str| execution_events(id, Ending::Succeeded).remove(0);
+    let cases: [(&str, &[(&str, &str)], &str, &str); 4] = [
+        (
+            "e1",
+            &[("SLACK_CHANNEL", CHANNEL_WITHOUT_BOT)],
+            "not_in_channel",
+            "invite the bot",
+        ),
+        (
+            "e2",
+            &[("SLACK_CHANNEL", ARCHIVED_CHANNEL)],
+            "is_archived",
+            "archived",
+        ),
+        (
+            "e3",
+            &[("SLACK_CHANNEL", "C0NOSUCHCHAN")],
+            "channel_not_found",
+            "SLACK_CHANNEL",
+        ),
+        (
+            "e4",
+            &[("SLACK_BOT_TOKEN", "xoxb-wrong")],
+            "invalid_auth",
+            "reinstall",
+        ),
+    ];
+    for (id, extra, word, advice) in cases {
+        let e = deliver(&container(&rig, extra), &started(id))
+            .await
+            .unwrap_err();
+        assert!(!e.is_retryable(), "{word}: {e}");
+        let said = e.to_string();
+        assert!(
+            said.contains(word) && said.contains(advice),
+            "{word}: {said}"
+        );
+        assert!(!said.contains(BOT_TOKEN));
+    }
+
+    let h = container(&rig, &[]);
+    rig.sink.script([Reply::Api("msg_too_long")]);
+    let e = deliver(&h, &started("e5")).await.unwrap_err();
+    assert!(!e.is_retryable() && e.to_string().contains("msg_too_long"));
+
+    rig.sink.revoke_token();
+    let e = deliver(&h, &started("e6")).await.unwrap_err();
+    assert!(!e.is_retryable() && e.to_string().contains("token_revoked"));
+    assert!(rig.sink.top_messages(CHANNEL).is_empty());
+}
+
+#[tokio::test]
+async fn rate_limits_and_server_errors_are_waited_out_and_post_once() {
+    let rig = rig().await;
+    let h = container(&rig, &[]);
+    rig.sink.script([
+        Reply::RateLimited {
+            retry_after_secs: 1,
+        },
+        Reply::Status(503, "service_unavailable"),
+    ]);
+    let started = Instant::now();
+    let outcome = deliver(&h, &execution_events("exec-429", Ending::Succeeded)[0]).await;
+    assert!(
+        matches!(outcome, Ok(Outcome::Notified { .. })),
+        "{outcome:?}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After is honoured"
+    );
+    assert_eq!(rig.sink.top_messages(CHANNEL).len(), 1);
+}
+
+#[tokio::test]
+async fn without_the_table_or_the_token_it_is_webhook_mode() {
+    let rig = rig().await;
+    let event = execution_events("exec-webhook", Ending::Succeeded).remove(0);
+    for extra in [[("IDEMPOTENCY_TABLE", "")], [("SLACK_BOT_TOKEN", "")]] {
+        let h = container(&rig, &extra);
+        deliver(&h, &event).await.unwrap();
+    }
+    assert_eq!(rig.sink.delivered().len(), 2, "each through the webhook");
+    assert!(rig.sink.top_messages(CHANNEL).is_empty());
+    assert_eq!(rig.sink.accepted("chat.postMessage"), 0);
+}
+
+#[tokio::test]
+async fn a_route_sends_a_pipeline_to_its_own_channel() {
+    let rig = rig().await;
+    let routes = format!(r#"[{{"pipeline":"prod-*","channel":"{OTHER_CHANNEL}"}}]"#);
+    let h = container(&rig, &[("SLACK_ROUTES", &routes)]);
+    deliver(&h, &execution_events("exec-routed", Ending::Succeeded)[0])
+        .await
+        .unwrap();
+    assert_eq!(rig.sink.top_messages(OTHER_CHANNEL).len(), 1);
+    assert!(rig.sink.top_messages(CHANNEL).is_empty());
+}
+
+#[tokio::test]
+async fn events_notify_on_leaves_out_only_shape_the_message_once_it_exists() {
+    let rig = rig().await;
+    let h = container(&rig, &[("NOTIFY_ON", "pipeline:FAILED,action:FAILED")]);
+    let events = execution_events("exec-quiet", Ending::BuildFails);
+    let (before, failure) = events.split_at(7);
+    for e in before {
+        let o = deliver(&h, e).await.unwrap();
+        assert!(matches!(o, Outcome::Skipped { .. }), "{o:?}");
+    }
+    assert!(
+        rig.sink.top_messages(CHANNEL).is_empty(),
+        "nothing selected yet: nothing posted"
+    );
+    for e in failure {
+        deliver(&h, e).await.unwrap();
+    }
+    let top = only_top(&rig.sink, CHANNEL);
+    assert_eq!(header(&top), "❌ prod-api failed");
+    assert!(
+        top.blocks.to_string().contains("✅ *Source*"),
+        "the quiet events are in it: {}",
+        top.blocks
+    );
+    // The state is in the table under the function's own key prefix.
+    let items = rig.moto.dynamodb_items(TABLE).await;
+    assert!(
+        items.iter().any(|i| i["id"]["S"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("pipeline-notifier#live/prod-api/exec-quiet"))),
+        "{items:#?}"
+    );
+}
