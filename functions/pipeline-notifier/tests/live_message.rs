@@ -31,7 +31,7 @@ struct Rig {
 async fn rig() -> Rig {
     let moto = Moto::start();
     moto.create_idempotency_table().await;
-    let sdk = standins::moto::sdk_config_for(&moto.endpoint()).await;
+    let sdk = standins::moto::sdk_config_for(moto.endpoint()).await;
     let sink = SlackSink::start().await;
     Rig { moto, sink, sdk }
 }
@@ -260,7 +260,9 @@ async fn a_message_a_person_deleted_is_posted_again_and_then_updated() {
 async fn slack_refusals_are_permanent_and_say_what_to_do() {
     let rig = rig().await;
     let started = |id: &str| execution_events(id, Ending::Succeeded).remove(0);
-    let cases: [(&str, &[(&str, &str)], &str, &str); 4] = [
+    // (execution, settings, Slack's word, the advice the error gives)
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str, &'a str);
+    let cases: [Case; 4] = [
         (
             "e1",
             &[("SLACK_CHANNEL", CHANNEL_WITHOUT_BOT)],
