@@ -360,3 +360,62 @@ async fn bad_payloads_end_cleanly_and_the_process_lives_on() {
     let logs = function.stop().await.join("\n");
     assert!(!logs.contains("panicked"), "{logs}");
 }
+
+/// Web API mode in the binary, at DEBUG: the bot token read from SSM (where the stack as
+/// tested keeps it, SlackBotTokenParameterName), a failing execution's events, one live
+/// message that ends red with the failure broadcast from its thread, and the token in no log
+/// line, answer, post or AWS request.
+#[tokio::test]
+async fn in_web_api_mode_the_binary_keeps_one_live_message_and_never_shows_the_token() {
+    use standins::slack_sink::{BOT_TOKEN, CHANNEL};
+    let moto = Moto::start();
+    let sink = SlackSink::start().await;
+    moto.aws_json(
+        "ssm",
+        "AmazonSSM.PutParameter",
+        &json!({"Name": "/ops/slack/bot-token", "Value": BOT_TOKEN, "Type": "SecureString"}),
+    )
+    .await;
+    let table = moto.create_idempotency_table().await;
+    let stub = RecordingStub::start().await;
+    stub.forward_unknown_to(moto.endpoint());
+    let mut env = standins::planted::debug_env(&stub.endpoint());
+    for (k, v) in [
+        ("SLACK_BOT_TOKEN", "ssm:/ops/slack/bot-token".to_owned()),
+        ("SLACK_CHANNEL", CHANNEL.to_owned()),
+        ("SLACK_API_URL", sink.api_url()),
+        ("SLACK_WEBHOOK_URL", sink.webhook_url("ops")),
+        ("FAILURE_MENTION", "<!here>".to_owned()),
+        ("IDEMPOTENCY_TABLE", table),
+    ] {
+        env.push((k.to_owned(), v));
+    }
+    let api = RuntimeApi::start().await;
+    let mut function = FunctionProcess::spawn(&binary(), &api, &env);
+    let mut answers = Vec::new();
+    for event in common::execution_events("exec-binary", common::Ending::BuildFails) {
+        let out = api
+            .invoke(&mut function, &event, Duration::from_secs(20))
+            .await;
+        assert!(matches!(out.outcome, Outcome::Response(_)), "{out:?}");
+        answers.push(format!("{:?}", out.outcome));
+    }
+    let logs = function.stop().await;
+    let tops = sink.top_messages(CHANNEL);
+    assert_eq!(tops.len(), 1, "{tops:#?}");
+    assert_eq!(tops[0].blocks[0]["text"]["text"], "❌ prod-api failed");
+    let replies = sink.replies(CHANNEL, &tops[0].ts);
+    assert_eq!(replies.len(), 1);
+    assert!(replies[0].reply_broadcast && replies[0].text.starts_with("<!here>"));
+    assert!(
+        sink.delivered().is_empty(),
+        "no webhook post in Web API mode"
+    );
+    standins::planted::assert_none_leaked(
+        &standins::planted::always(),
+        &logs,
+        &answers,
+        &sink,
+        &stub,
+    );
+}

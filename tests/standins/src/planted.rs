@@ -29,12 +29,13 @@ pub fn debug_env(endpoint: &str) -> Vec<(String, String)> {
     env
 }
 
-/// Always planted: the AWS credentials and the Slack webhook's secret path.
+/// Always planted: the AWS credentials, the Slack webhook's secret path and the bot token.
 pub fn always() -> Vec<&'static str> {
     vec![
         AWS_SECRET_ACCESS_KEY,
         AWS_SESSION_TOKEN,
         crate::slack_sink::WEBHOOK_TOKEN,
+        crate::slack_sink::BOT_TOKEN,
     ]
 }
 
