@@ -109,3 +109,138 @@ pub async fn run(
     print!("{}", metrics_summary(&function.stop().await));
     Ok(())
 }
+
+/// Web API mode: the same binary with a bot token. One execution's events go in; the one
+/// live message is shown as it changes, with its thread; then a second execution's events,
+/// shuffled, go to two processes at once and still end in one message.
+pub async fn run_live(
+    binary: &Path,
+    moto: &Moto,
+    stub: &RecordingStub,
+    sink: &SlackSink,
+) -> Fallible<()> {
+    use standins::codepipeline::{Ending, execution_events};
+    use standins::slack_sink::{BOT_TOKEN, CHANNEL};
+
+    println!("\n== pipeline-notifier, Web API mode: one live message per execution");
+    moto.aws_json(
+        "ssm",
+        "AmazonSSM.PutParameter",
+        &json!({"Name": "/demo/slack/bot-token", "Value": BOT_TOKEN, "Type": "SecureString"}),
+    )
+    .await;
+    // The stub's GetPipelineExecution fixture (set above) gives every execution of prod-api
+    // its commit: it is looked up once, before the message is first posted.
+    let api = RuntimeApi::start().await;
+    let api_url = sink.api_url();
+    let env = function_env(
+        moto,
+        &[
+            ("AWS_ENDPOINT_URL_CODEPIPELINE", &stub.endpoint()),
+            ("FAILURE_MENTION", "<!subteam^S0PLATFORM>"),
+            ("SLACK_BOT_TOKEN", "ssm:/demo/slack/bot-token"),
+            ("SLACK_CHANNEL", CHANNEL),
+            ("SLACK_API_URL", &api_url),
+        ],
+    );
+    println!(
+        "Configuration: SLACK_BOT_TOKEN=ssm:/demo/slack/bot-token, SLACK_CHANNEL={CHANNEL}, the same table, default NOTIFY_ON."
+    );
+    let mut function = FunctionProcess::spawn(binary, &api, &env);
+    let events = execution_events("4b1e9d7c-live-demo", Ending::BuildFails);
+    let shown_after = [
+        "pipeline-----STARTED",
+        "Build-BuildImage-STARTED",
+        "Build-BuildImage-FAILED",
+        "pipeline-----FAILED",
+    ];
+    for event in &events {
+        let id = event["id"].as_str().unwrap_or_default();
+        let what = describe(event);
+        let invocation = api
+            .invoke(&mut function, event, Duration::from_secs(30))
+            .await;
+        let outcome = match &invocation.outcome {
+            Outcome::Response(v) => v["outcome"].as_str().unwrap_or("?").to_owned(),
+            other => format!("{other:?}"),
+        };
+        let top = sink.top_messages(CHANNEL).into_iter().last();
+        let edits = top.as_ref().map(|m| m.updates).unwrap_or(0);
+        println!("   {what:<45} → {outcome}; the message has been edited {edits} time(s)");
+        if let Some(m) = top.filter(|_| shown_after.iter().any(|s| id.ends_with(s))) {
+            print!(
+                "{}",
+                slack_payload(&json!({"text": m.text, "blocks": m.blocks}))
+            );
+            for reply in sink.replies(CHANNEL, &m.ts) {
+                let seen = if reply.reply_broadcast {
+                    "in the thread and the channel"
+                } else {
+                    "in the thread"
+                };
+                println!("   ↳ reply ({seen}):");
+                print!(
+                    "{}",
+                    slack_payload(&json!({"text": reply.text, "blocks": reply.blocks}))
+                );
+            }
+        }
+    }
+    function.stop().await;
+
+    println!("\nAnother execution's events, shuffled, delivered to two processes at once:");
+    let other_api = RuntimeApi::start().await;
+    let (mut a, mut b) = (
+        FunctionProcess::spawn(binary, &api, &env),
+        FunctionProcess::spawn(binary, &other_api, &env),
+    );
+    let mut shuffled = execution_events("9c3d2a10-live-race", Ending::Succeeded);
+    shuffled.reverse();
+    let (left, right): (Vec<_>, Vec<_>) =
+        shuffled.iter().enumerate().partition(|(i, _)| i % 2 == 0);
+    let api_ref = &api;
+    let other_ref = &other_api;
+    tokio::join!(
+        async {
+            for (_, e) in left {
+                api_ref.invoke(&mut a, e, Duration::from_secs(30)).await;
+            }
+        },
+        async {
+            for (_, e) in right {
+                other_ref.invoke(&mut b, e, Duration::from_secs(30)).await;
+            }
+        }
+    );
+    a.stop().await;
+    b.stop().await;
+    let tops = sink.top_messages(CHANNEL);
+    let race: Vec<_> = tops
+        .iter()
+        .filter(|m| m.blocks.to_string().contains("9c3d2a10"))
+        .collect();
+    println!(
+        "   {} event(s), newest first, split between the two: {} message(s) in the channel for it, ending:",
+        shuffled.len(),
+        race.len()
+    );
+    if let Some(m) = race.last() {
+        print!(
+            "{}",
+            slack_payload(&json!({"text": m.text, "blocks": m.blocks}))
+        );
+    }
+    Ok(())
+}
+
+fn describe(event: &Value) -> String {
+    let d = &event["detail"];
+    let level = match event["detail-type"].as_str().unwrap_or_default() {
+        t if t.contains("Pipeline Execution") => "pipeline".to_owned(),
+        t if t.contains("Stage Execution") => {
+            format!("stage {}", d["stage"].as_str().unwrap_or("?"))
+        }
+        _ => format!("action {}", d["action"].as_str().unwrap_or("?")),
+    };
+    format!("{level} {}", d["state"].as_str().unwrap_or("?"))
+}

@@ -6,6 +6,7 @@
 
 pub mod call_log;
 pub mod cbor;
+pub mod codepipeline;
 pub mod ecr;
 pub mod ecs;
 pub mod emf;

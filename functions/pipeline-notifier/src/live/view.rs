@@ -122,8 +122,12 @@ fn stage_line(stage: &StageView) -> Mrkdwn {
         .actions
         .iter()
         .find(|a| a.approval && a.mark.state == State::Started);
+    let any_failed = stage.actions.iter().any(|a| a.mark.state == State::Failed);
+    // A failed action makes the stage red before its own FAILED event arrives.
     let icon = if waiting.is_some() {
         "✋"
+    } else if any_failed && !stage.mark.is_some_and(|m| m.is_terminal()) {
+        "❌"
     } else {
         state_icon(state)
     };
