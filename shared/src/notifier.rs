@@ -293,7 +293,8 @@ impl Notifier {
 }
 
 impl ChannelOutcome {
-    fn metric_outcome(&self) -> &'static str {
+    /// The `Outcome` dimension of the `Notifications` metric.
+    pub fn metric_outcome(&self) -> &'static str {
         match self {
             ChannelOutcome::Delivered => "delivered",
             ChannelOutcome::NotConfigured => "skipped",
@@ -303,8 +304,12 @@ impl ChannelOutcome {
 }
 
 impl DeliveryReport {
-    fn record_metrics(&self, misconfigured: &[&str]) {
+    /// `slack_elsewhere`: Slack's outcome is counted by whoever delivered it another way.
+    fn record_metrics(&self, misconfigured: &[&str], slack_elsewhere: bool) {
         for (channel, outcome) in [("slack", &self.slack), ("sns", &self.sns)] {
+            if channel == "slack" && slack_elsewhere {
+                continue;
+            }
             let name = match outcome {
                 ChannelOutcome::NotConfigured if misconfigured.contains(&channel) => "failed",
                 other => other.metric_outcome(),
@@ -329,7 +334,7 @@ impl Notify for Notifier {
             let (slack, sns) = tokio::join!(self.to_slack(n, deadline), self.to_sns(n, deadline));
             DeliveryReport { slack, sns }
         };
-        report.record_metrics(&self.misconfigured);
+        report.record_metrics(&self.misconfigured, n.slack_elsewhere);
         report
     }
 }
@@ -361,7 +366,7 @@ mod tests {
             slack: ChannelOutcome::NotConfigured,
             sns: ChannelOutcome::NotConfigured,
         };
-        let (_, lines) = m.capture(async { report.record_metrics(&["slack"]) }).await;
+        let (_, lines) = m.capture(async { report.record_metrics(&["slack"], false) }).await;
         let outcome = |channel: &str| {
             lines
                 .iter()

@@ -234,14 +234,9 @@ impl<L: ExecutionLookup, N: Notify> Handler<L, N> {
                 }
             }
         );
-        let slack_outcome = match &slack {
-            ChannelOutcome::Delivered => "delivered",
-            ChannelOutcome::NotConfigured => "skipped",
-            ChannelOutcome::Failed(_) => "failed",
-        };
         metrics::count(
             &metrics::NOTIFICATIONS,
-            &[("Channel", "slack"), ("Outcome", slack_outcome)],
+            &[("Channel", "slack"), ("Outcome", slack.metric_outcome())],
         );
         let report = DeliveryReport { slack, sns };
         let delivered = report.any_delivered();
