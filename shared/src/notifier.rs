@@ -366,7 +366,9 @@ mod tests {
             slack: ChannelOutcome::NotConfigured,
             sns: ChannelOutcome::NotConfigured,
         };
-        let (_, lines) = m.capture(async { report.record_metrics(&["slack"], false) }).await;
+        let (_, lines) = m
+            .capture(async { report.record_metrics(&["slack"], false) })
+            .await;
         let outcome = |channel: &str| {
             lines
                 .iter()

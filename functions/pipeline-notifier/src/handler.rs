@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use shared::dedupe::RecentEvents;
 use shared::idempotency::Idempotency;
 use shared::metrics;
-use shared::notifier::{ChannelOutcome, DeliveryReport, Notify};
+use shared::notifier::{ChannelOutcome, Notify};
 use shared::{Deadline, Error};
 
 use crate::config::Config;
@@ -53,6 +53,15 @@ const EVENTS: metrics::Metric = metrics::Metric::count("Events");
 
 fn count_event(outcome: &str) {
     metrics::count(&EVENTS, &[("Outcome", outcome)]);
+}
+
+/// A channel's outcome as a claimed piece of work: delivered or not, or why it failed.
+fn delivered(outcome: ChannelOutcome) -> Result<bool, Error> {
+    match outcome {
+        ChannelOutcome::Delivered => Ok(true),
+        ChannelOutcome::NotConfigured => Ok(false),
+        ChannelOutcome::Failed(e) => Err(e),
+    }
 }
 
 /// What the notifier was built with: a configuration, or why there is none.
@@ -129,14 +138,7 @@ impl<L: ExecutionLookup, N: Notify> Handler<L, N> {
         }
         if let (Some(live), Some(channel)) = (&self.live, config.channel_for(&e.pipeline)) {
             // Every event shapes the live message, whatever NOTIFY_ON selects.
-            let event = &e;
-            let done = self
-                .idempotency
-                .once_or_retry(&format!("event/{}", e.id), &deadline, |by| async move {
-                    Box::pin(self.post_live(live, channel, config, event, &by)).await
-                })
-                .await?;
-            return match done {
+            return match Box::pin(self.post_live(live, channel, config, &e, &deadline)).await? {
                 Some(outcome) => Ok(outcome),
                 None => skip("already posted (duplicate delivery)", "duplicate"),
             };
@@ -201,7 +203,9 @@ impl<L: ExecutionLookup, N: Notify> Handler<L, N> {
     }
 
     /// Web API mode: the event goes into the execution's live message (and its thread), and
-    /// to SNS as a message of its own when `NOTIFY_ON` selects it.
+    /// to SNS as a message of its own when `NOTIFY_ON` selects it. Each channel is claimed on
+    /// its own, so a retryable failure of one is retried by Lambda without repeating the other.
+    /// `None`: a duplicate.
     async fn post_live(
         &self,
         live: &Live,
@@ -209,7 +213,7 @@ impl<L: ExecutionLookup, N: Notify> Handler<L, N> {
         config: &Config,
         e: &PipelineEvent,
         deadline: &Deadline,
-    ) -> Result<Outcome, Error> {
+    ) -> Result<Option<Outcome>, Error> {
         let selected = config.notify_on.wants(e);
         let options = RenderOptions {
             failure_mention: config.failure_mention.as_deref(),
@@ -225,38 +229,71 @@ impl<L: ExecutionLookup, N: Notify> Handler<L, N> {
             selected,
             reply,
         };
+        let slack_key = format!("event/{}", e.id);
+        let sns_key = format!("event/{}/sns", e.id);
         let (slack, sns) = tokio::join!(
-            Box::pin(live.deliver(&request, &self.idempotency, &self.lookup, deadline)),
+            self.idempotency
+                .once_or_retry(&slack_key, deadline, |by| async move {
+                    let outcome =
+                        Box::pin(live.deliver(&request, &self.idempotency, &self.lookup, &by))
+                            .await;
+                    metrics::count(
+                        &metrics::NOTIFICATIONS,
+                        &[("Channel", "slack"), ("Outcome", outcome.metric_outcome())],
+                    );
+                    delivered(outcome)
+                }),
             async {
-                match single {
-                    Some(n) => self.notifier.notify(&n.sns_only(), deadline).await.sns,
-                    None => ChannelOutcome::NotConfigured,
-                }
+                let Some(n) = &single else {
+                    return Ok(Some(false));
+                };
+                self.idempotency
+                    .once_or_retry(&sns_key, deadline, |by| async move {
+                        delivered(self.notifier.notify(&n.clone().sns_only(), &by).await.sns)
+                    })
+                    .await
             }
         );
-        metrics::count(
-            &metrics::NOTIFICATIONS,
-            &[("Channel", "slack"), ("Outcome", slack.metric_outcome())],
-        );
-        let report = DeliveryReport { slack, sns };
-        let delivered = report.any_delivered();
-        if let Err(err) = report.into_result() {
-            count_event("failed");
-            return Err(err);
+        let (slack, sns) = match (slack, sns) {
+            (Ok(slack), Ok(sns)) => (slack, sns),
+            (Err(a), Err(b)) => {
+                count_event("failed");
+                // The one Lambda should act on: a retry when either can be retried.
+                let (first, other) = if b.is_retryable() && !a.is_retryable() {
+                    (b, a)
+                } else {
+                    (a, b)
+                };
+                tracing::error!(error = %other, "notification not delivered to this channel");
+                return Err(first);
+            }
+            (Err(e), Ok(other)) | (Ok(other), Err(e)) => {
+                if e.is_retryable() || other != Some(true) {
+                    count_event("failed");
+                    return Err(e);
+                }
+                // Refused for good on one channel, delivered on the other: logged (and counted
+                // by the Notifications metric), nothing to retry.
+                tracing::error!(error = %e, "notification not delivered to this channel");
+                (other, other)
+            }
+        };
+        if slack.is_none() && sns.is_none_or(|s| !s) {
+            return Ok(None);
         }
-        if !delivered && !selected {
+        if slack != Some(true) && sns != Some(true) {
             tracing::info!(event_id = %e.id, pipeline = %e.pipeline, state = e.state.name(), level = e.level.name(), "folded into the execution's state");
             count_event("skipped");
-            return Ok(Outcome::Skipped {
+            return Ok(Some(Outcome::Skipped {
                 event_id: e.id.clone(),
                 reason: "not selected by NOTIFY_ON; the live message shows it".into(),
-            });
+            }));
         }
         count_event("notified");
         tracing::info!(event_id = %e.id, pipeline = %e.pipeline, state = e.state.name(), level = e.level.name(), "live message up to date");
-        Ok(Outcome::Notified {
+        Ok(Some(Outcome::Notified {
             event_id: e.id.clone(),
-        })
+        }))
     }
 
     async fn misconfigured(&self, why: &str, deadline: &Deadline) -> Result<Outcome, Error> {

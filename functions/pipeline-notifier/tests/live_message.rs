@@ -17,23 +17,35 @@ use shared::{Deadline, Error};
 use standins::slack_sink::{
     ARCHIVED_CHANNEL, BOT_TOKEN, CHANNEL, CHANNEL_WITHOUT_BOT, OTHER_CHANNEL, SlackMessage,
 };
-use standins::{Moto, Reply, SlackSink};
+use standins::{Moto, RecordingStub, Reply, SlackSink};
 
 const TABLE: &str = standins::moto::IDEMPOTENCY_TABLE;
 const MENTION: &str = "<!subteam^S0PLATFORM>";
 
 struct Rig {
     moto: Moto,
+    /// In front of moto, recording each call (and what the IAM check reads).
+    stub: RecordingStub,
     sink: SlackSink,
     sdk: aws_config::SdkConfig,
+    topic: String,
 }
 
 async fn rig() -> Rig {
     let moto = Moto::start();
     moto.create_idempotency_table().await;
-    let sdk = standins::moto::sdk_config_for(moto.endpoint()).await;
+    let topic = moto.create_topic("ops-alerts").await;
+    let stub = RecordingStub::start().await;
+    stub.forward_unknown_to(moto.endpoint());
+    let sdk = standins::moto::sdk_config_for(&stub.endpoint()).await;
     let sink = SlackSink::start().await;
-    Rig { moto, sink, sdk }
+    Rig {
+        moto,
+        stub,
+        sink,
+        sdk,
+        topic,
+    }
 }
 
 fn quick_slack() -> SlackClient {
@@ -134,7 +146,10 @@ async fn an_execution_in_order_is_one_message_updated_to_green() {
     assert!(text.contains("took 54 s"), "{text}");
     let replies = rig.sink.replies(CHANNEL, &top.ts);
     assert_eq!(replies.len(), 1, "the approval that waited: {replies:#?}");
-    assert!(!replies[0].reply_broadcast);
+    assert!(
+        replies[0].reply_broadcast,
+        "an approver has to see it in the channel"
+    );
     assert!(
         rig.sink.delivered().is_empty(),
         "nothing through the webhook in Web API mode"
@@ -392,4 +407,67 @@ async fn events_notify_on_leaves_out_only_shape_the_message_once_it_exists() {
             .is_some_and(|id| id.starts_with("pipeline-notifier#live/prod-api/exec-quiet"))),
         "{items:#?}"
     );
+}
+
+#[tokio::test]
+async fn slack_down_is_retried_by_lambda_without_publishing_to_sns_again() {
+    let rig = rig().await;
+    let h = container(&rig, &[("SNS_TOPIC_ARN", &rig.topic)]);
+    let failure = execution_events("exec-sns", Ending::BuildFails);
+    for e in &failure[..7] {
+        deliver(&h, e).await.unwrap();
+    }
+    // The failure's update and reply meet a Slack that is down for this invocation.
+    rig.sink.script(std::iter::repeat_n(
+        Reply::Status(503, "service_unavailable"),
+        8,
+    ));
+    let first = h
+        .handle(&failure[7], Deadline::after(Duration::from_secs(20)))
+        .await;
+    assert!(
+        first.as_ref().is_err_and(Error::is_retryable),
+        "SNS has it, Slack does not: Lambda must retry: {first:?}"
+    );
+    let published = rig.stub.accepted("Publish").len();
+    let retried = h
+        .handle(&failure[7], Deadline::after(Duration::from_secs(20)))
+        .await;
+    assert!(
+        matches!(retried, Ok(Outcome::Notified { .. })),
+        "{retried:?}"
+    );
+    assert_eq!(
+        rig.stub.accepted("Publish").len(),
+        published,
+        "the retry does not publish again"
+    );
+    let top = only_top(&rig.sink, CHANNEL);
+    let replies = rig.sink.replies(CHANNEL, &top.ts);
+    assert_eq!(replies.len(), 1, "{replies:#?}");
+    assert!(replies[0].reply_broadcast);
+}
+
+#[tokio::test]
+async fn a_failure_reply_is_posted_even_when_the_edit_is_refused() {
+    let rig = rig().await;
+    let h = container(&rig, &[]);
+    let failure = execution_events("exec-edit-refused", Ending::BuildFails);
+    for e in &failure[..7] {
+        deliver(&h, e).await.unwrap();
+    }
+    rig.sink.script([Reply::Api("cant_update_message")]);
+    let refused = deliver(&h, &failure[7]).await;
+    assert!(
+        refused.as_ref().is_err_and(|e| !e.is_retryable()),
+        "{refused:?}"
+    );
+    let top = only_top(&rig.sink, CHANNEL);
+    let replies = rig.sink.replies(CHANNEL, &top.ts);
+    assert_eq!(
+        replies.len(),
+        1,
+        "the failure still reaches the thread and channel"
+    );
+    assert!(replies[0].reply_broadcast);
 }

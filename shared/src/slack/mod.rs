@@ -266,9 +266,11 @@ impl Answer {
                 })
             }
             500..=599 => {
-                tracing::warn!(attempt, status = self.status, error = %self.body, "Slack answered with a server error");
+                // A Web API answer may be long: its start says enough.
+                let said: String = self.body.chars().take(200).collect();
+                tracing::warn!(attempt, status = self.status, error = %said, "Slack answered with a server error");
                 Some(Attempt::Retry {
-                    error: transient(format!("HTTP {} {}", self.status, self.body)),
+                    error: transient(format!("HTTP {} {said}", self.status)),
                     after: None,
                 })
             }

@@ -190,11 +190,18 @@ impl Answer {
             });
         }
         let Ok(answer) = serde_json::from_str::<Value>(&self.body) else {
-            // A proxy's page or a cut-off answer: the call may or may not have landed, and
-            // only a retry can tell.
-            return Attempt::Retry {
-                error: super::transient(format!("{method}: an answer that is not JSON")),
-                after: None,
+            // A proxy's page or a cut-off answer: the call may have landed. An update can be
+            // sent again harmlessly; a post sent again could post twice.
+            return if method == "chat.postMessage" {
+                Attempt::Permanent(SlackError::Api {
+                    method,
+                    error: "unreadable_answer (not sent again: it may have posted)".into(),
+                })
+            } else {
+                Attempt::Retry {
+                    error: super::transient(format!("{method}: an answer that is not JSON")),
+                    after: None,
+                }
             };
         };
         if answer.get("ok").and_then(Value::as_bool) == Some(true) {

@@ -23,7 +23,7 @@ use shared::metrics;
 use shared::notifier::ChannelOutcome;
 use shared::secrets::{Secret, SecretRef, Secrets};
 use shared::slack::{ApiError, Message, Posted, SlackApi, SlackClient, SlackError, WebPost};
-use shared::versioned::{Documents, Versioned};
+use shared::versioned::{Documents, Updated, Versioned};
 use shared::{Deadline, Error};
 
 use crate::event::{Level, PipelineEvent, State};
@@ -38,17 +38,41 @@ pub const KEPT_FOR: Duration = Duration::from_secs(14 * 24 * 3600);
 /// The revision look-up may not eat the budget for posting.
 const LOOKUP_BUDGET: Duration = Duration::from_secs(5);
 
-/// Updates one invocation makes while others keep changing the state under it; each round
-/// means another container has news, and will update the message itself.
-const MOST_ROUNDS: u32 = 4;
+/// Edits one editor makes before giving the role back: each round means events kept
+/// arriving while it edited, so this bounds only an endless stream.
+const MOST_ROUNDS: u32 = 20;
+
+/// Time an editor keeps to record what it showed and give the role back.
+const EDIT_RESERVE: Duration = Duration::from_secs(2);
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(millis)
+        .unwrap_or(0)
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Unique per invocation across containers, as the idempotency store's owners are.
+fn editor_id() -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let stream = std::env::var("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_default();
+    format!("{stream}/{}/{}/{n}", std::process::id(), now_ms())
+}
 
 /// What an event adds to the thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reply {
-    /// A failure's details; the first one of the execution is also shown in the channel.
+    /// A failure's details; the first of each attempt is also shown in the channel.
     Failure,
-    /// An approval waiting, approved or rejected: in the thread only.
+    /// An approval waiting: also shown in the channel, where the approver is.
     Approval,
+    /// An approval rejected (or expired): in the thread only.
+    ApprovalOutcome,
 }
 
 impl Reply {
@@ -56,7 +80,11 @@ impl Reply {
     /// own reply only when failing actions are not posted, so someone is still mentioned.
     pub fn for_event(e: &PipelineEvent, action_failures_posted: bool) -> Option<Self> {
         if e.is_approval() {
-            return matches!(e.state, State::Started | State::Failed).then_some(Self::Approval);
+            return match e.state {
+                State::Started => Some(Self::Approval),
+                State::Failed => Some(Self::ApprovalOutcome),
+                _ => None,
+            };
         }
         match (e.level, e.state) {
             (Level::Pipeline, State::Failed) => (!action_failures_posted).then_some(Self::Failure),
@@ -160,28 +188,55 @@ impl Live {
             x = Box::pin(self.with_revisions(&key, x, lookup, deadline)).await;
             x = Box::pin(self.first_post(&key, x, ev.channel, token, claims, deadline)).await?;
         }
-        let x = Box::pin(self.bring_up_to_date(&key, x, token, claims, deadline)).await?;
-        if let Some((kind, reply)) = &ev.reply
-            && ev.selected
-            && let Some(top) = &x.value.message
-        {
-            let broadcast =
-                *kind == Reply::Failure && x.value.broadcast_by.as_deref() == Some(e.id.as_str());
-            self.call(self.slack.post_message(
-                &self.api,
-                token,
-                &WebPost {
-                    channel: &top.channel,
-                    message: reply,
-                    thread_ts: Some(&top.ts),
-                    reply_broadcast: broadcast,
-                },
-                deadline,
-            ))
-            .await?;
-            tracing::info!(event_id = %e.id, broadcast, "replied in the execution's thread");
-        }
+        let updated =
+            Box::pin(self.bring_up_to_date(&key, x.clone(), token, claims, deadline)).await;
+        // The reply does not wait on the edit: a failure's details and its mention matter more
+        // than the top message being current, and a retry would only edit.
+        let replied = match (&ev.reply, ev.selected) {
+            (Some((kind, reply)), true) => {
+                let now = updated.as_ref().unwrap_or(&x);
+                Box::pin(self.reply(*kind, reply, &now.value, e, token, deadline)).await
+            }
+            _ => Ok(()),
+        };
+        updated?;
+        replied?;
         Ok(true)
+    }
+
+    async fn reply(
+        &self,
+        kind: Reply,
+        reply: &Message,
+        x: &Execution,
+        e: &PipelineEvent,
+        token: &Secret,
+        deadline: &Deadline,
+    ) -> Result<(), Error> {
+        let Some(top) = &x.message else {
+            return Ok(());
+        };
+        // Approvals are always shown in the channel (an approver has to act); failures once
+        // per attempt, so the channel is not flooded by one broken build's parallel actions.
+        let broadcast = match kind {
+            Reply::Approval => true,
+            Reply::Failure => x.broadcast_by.as_deref() == Some(e.id.as_str()),
+            Reply::ApprovalOutcome => false,
+        };
+        self.call(self.slack.post_message(
+            &self.api,
+            token,
+            &WebPost {
+                channel: &top.channel,
+                message: reply,
+                thread_ts: Some(&top.ts),
+                reply_broadcast: broadcast,
+            },
+            deadline,
+        ))
+        .await?;
+        tracing::info!(event_id = %e.id, broadcast, "replied in the execution's thread");
+        Ok(())
     }
 
     /// The store could not be read or written: the event still reaches the channel, as a
@@ -196,6 +251,10 @@ impl Live {
         metrics::count(&STORE_FAULTS, &[]);
         tracing::error!(event_id = %ev.event.id, error = %fault, "cannot merge the event into its execution's state; posting it as a message of its own");
         if !ev.selected {
+            if !fault.is_retryable() {
+                // Denied, missing, unreadable: a retry would fail the same way.
+                return Ok(false);
+            }
             // Without the state there is nothing to update: a retry may find the store back.
             return Err(Error::OutOfTime(
                 "the live message's state store is unavailable",
@@ -310,7 +369,20 @@ impl Live {
     ) -> Result<Versioned<Execution>, Error> {
         let ticket = match claims.claim(claim_key, deadline).await {
             Claim::Won(ticket) => ticket,
-            Claim::Done => return self.reread(key, x, deadline).await,
+            Claim::Done => {
+                let x = self.reread(key, x, deadline).await?;
+                if x.value.message.as_ref() == replacing {
+                    // Done, but where it was posted never reached the store: a retry may find
+                    // it there, or find the claim given back.
+                    tracing::error!(
+                        "the live message was posted by another invocation but its place is not stored"
+                    );
+                    return Err(Error::OutOfTime(
+                        "the live message's place is not stored yet",
+                    ));
+                }
+                return Ok(x);
+            }
             Claim::Held { .. } => {
                 return Err(Error::OutOfTime(
                     "another invocation is posting this execution's message",
@@ -361,13 +433,17 @@ impl Live {
                 })
             })
             .await;
-        // Posted: a second post would be a duplicate whatever the store says.
-        claims.done(ticket, deadline).await;
         match stored {
-            Ok(u) => Ok(u.current().cloned().unwrap_or(x)),
+            Ok(u) => {
+                claims.done(ticket, deadline).await;
+                Ok(u.current().cloned().unwrap_or(x))
+            }
             Err(e) => {
-                tracing::error!(error = %e, channel = %posted.channel, ts = %posted.ts, "posted the live message but could not store where: later events cannot update it");
-                Err(e)
+                // Given back: a message nobody can update would freeze the execution's news,
+                // and a second message (posted by the retry) is the lesser harm.
+                claims.release(ticket, deadline).await;
+                tracing::error!(error = %e, channel = %posted.channel, ts = %posted.ts, "posted the live message but could not store where; a retry posts it again");
+                Err(Error::OutOfTime("storing where the live message is"))
             }
         }
     }
@@ -381,23 +457,46 @@ impl Live {
         Ok(self.documents.read(key, deadline).await?.unwrap_or(x))
     }
 
-    /// Updates the message until it shows the newest state; see the module's notes.
+    /// Updates the message until it shows the newest state. One invocation at a time edits
+    /// (the editor, a lease in the document): it edits until what it showed is the newest
+    /// state and then gives the role back in the same conditional write, so an event merged
+    /// meanwhile is either seen by the editor or finds no editor and edits itself. The others
+    /// only merge. Slack never gets two edits of one message at once, and a burst of events
+    /// becomes a few edits, within `chat.update`'s rate limit.
     async fn bring_up_to_date(
         &self,
         key: &str,
-        mut x: Versioned<Execution>,
+        x: Versioned<Execution>,
         token: &Secret,
         claims: &Idempotency,
         deadline: &Deadline,
     ) -> Result<Versioned<Execution>, Error> {
-        let mut after_own_update = false;
+        if x.value.message.is_none() || x.value.shown >= x.value.content {
+            return Ok(x);
+        }
+        let me = editor_id();
+        let lease_until = now_ms().saturating_add(millis(deadline.remaining()));
+        let taken = self
+            .documents
+            .update(key, deadline, |s: Option<&Execution>| {
+                let s = s?;
+                let held = s.editor.is_some() && s.editor_until_ms > now_ms();
+                (s.shown < s.content && !held).then(|| Execution {
+                    editor: Some(me.clone()),
+                    editor_until_ms: lease_until,
+                    ..s.clone()
+                })
+            })
+            .await?;
+        let mut x = match taken {
+            Updated::Changed(x) => x,
+            // Shown already, or another invocation is editing and will show this too.
+            Updated::Unchanged(now) => return Ok(now.unwrap_or(x)),
+        };
         for _ in 0..MOST_ROUNDS {
             let Some(at) = x.value.message.clone() else {
                 return Ok(x);
             };
-            if !after_own_update && x.value.shown >= x.value.content {
-                return Ok(x);
-            }
             let rendered = x.value.content;
             let updated = self
                 .slack
@@ -419,28 +518,58 @@ impl Live {
                         deadline,
                     ))
                     .await?;
-                    after_own_update = false;
                     continue;
                 }
-                Err(e) => return Err(self.failed(e).await),
+                Err(e) => {
+                    self.give_back(key, &me, deadline).await;
+                    return Err(self.failed(e).await);
+                }
             }
             let recorded = self
                 .documents
                 .update(key, deadline, |s: Option<&Execution>| {
                     let s = s?;
-                    (s.shown < rendered && s.message.as_ref() == Some(&at)).then(|| Execution {
-                        shown: rendered,
-                        ..s.clone()
-                    })
+                    let mut next = s.clone();
+                    if s.message.as_ref() == Some(&at) {
+                        next.shown = s.shown.max(rendered);
+                    }
+                    if next.shown >= s.content && s.editor.as_deref() == Some(me.as_str()) {
+                        next.editor = None;
+                        next.editor_until_ms = 0;
+                    }
+                    (next != *s).then_some(next)
                 })
                 .await?;
             x = recorded.current().cloned().unwrap_or(x);
-            if x.value.content == rendered {
+            if x.value.editor.as_deref() != Some(me.as_str()) {
                 return Ok(x);
             }
-            after_own_update = true;
+            if deadline.remaining() < EDIT_RESERVE {
+                self.give_back(key, &me, deadline).await;
+                return Err(Error::OutOfTime("bringing the live message up to date"));
+            }
         }
+        self.give_back(key, &me, deadline).await;
         Ok(x)
+    }
+
+    /// Gives the editor role back early (a failed edit, no time left), so the next event's
+    /// invocation need not wait for the lease to run out.
+    async fn give_back(&self, key: &str, me: &str, deadline: &Deadline) {
+        let released = self
+            .documents
+            .update(key, deadline, |s: Option<&Execution>| {
+                let s = s?;
+                (s.editor.as_deref() == Some(me)).then(|| Execution {
+                    editor: None,
+                    editor_until_ms: 0,
+                    ..s.clone()
+                })
+            })
+            .await;
+        if let Err(e) = released {
+            tracing::warn!(error = %e, "could not give the editor role back; it lapses with this invocation's deadline");
+        }
     }
 
     /// A Slack call, its error in the suite's terms.

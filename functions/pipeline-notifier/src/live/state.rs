@@ -13,12 +13,13 @@ use crate::event::{Level, PipelineEvent, State};
 use crate::lookup::Revision;
 use crate::render::epoch;
 
-/// Bounds on what one execution's document holds, whatever the events say: DynamoDB's item
-/// limit is 400 KB, and Slack's message is smaller still.
-const MOST_STAGES: usize = 40;
-const MOST_ACTIONS: usize = 40;
+/// Bounds on what one execution's document holds, whatever the events say: CodePipeline's
+/// quotas (50 stages, 50 actions a stage), and summaries cut so the document stays far below
+/// DynamoDB's 400 KB item limit.
+const MOST_STAGES: usize = 50;
+const MOST_ACTIONS: usize = 50;
 const LONGEST_NAME: usize = 200;
-const LONGEST_SUMMARY: usize = 600;
+const LONGEST_SUMMARY: usize = 300;
 
 /// A state as of an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,6 +71,7 @@ pub struct StageView {
 
 /// One execution, as stored (one document per pipeline and execution id).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Execution {
     pub pipeline: String,
     pub execution_id: String,
@@ -89,8 +91,13 @@ pub struct Execution {
     pub content: u64,
     /// The `content` the message showed when last updated.
     pub shown: u64,
-    /// The event whose failure reply is broadcast to the channel: the first one only.
+    /// The event whose failure reply is broadcast to the channel: the first failure of each
+    /// attempt (a stage or pipeline started again later begins a new one).
     pub broadcast_by: Option<String>,
+    pub broadcast_at: i64,
+    /// The invocation editing the message now, and until when (epoch ms) it may.
+    pub editor: Option<String>,
+    pub editor_until_ms: u64,
 }
 
 /// A source revision as the message shows it.
@@ -144,7 +151,14 @@ pub enum Phase {
 impl Execution {
     pub fn phase(&self) -> Phase {
         if let Some(m) = self.pipeline_mark {
-            if m.is_terminal() {
+            // A stage retried after the execution failed (RESUMED is not always delivered):
+            // newer activity than the end means it is running again.
+            let newer_activity = self
+                .stages
+                .iter()
+                .flat_map(|s| s.mark.iter().chain(s.actions.iter().map(|a| &a.mark)))
+                .any(|mark| mark.at > m.at && !mark.is_terminal());
+            if m.is_terminal() && !newer_activity {
                 return Phase::Ended(m.state);
             }
             if m.state == State::Stopping {
@@ -237,8 +251,19 @@ pub fn merge(state: Option<&Execution>, e: &PipelineEvent, broadcast: bool) -> O
             }
         }
     }
+    // A stage or the pipeline starting again after the broadcast failure is a new attempt,
+    // whose first failure the channel should see too.
+    if matches!(e.state, State::Started | State::Resumed)
+        && e.level != Level::Action
+        && next.broadcast_by.is_some()
+        && at > next.broadcast_at
+    {
+        next.broadcast_by = None;
+        changed = true;
+    }
     if broadcast && next.broadcast_by.is_none() {
         next.broadcast_by = Some(e.id.clone());
+        next.broadcast_at = at;
         changed = true;
     }
     next.stages.sort_by_key(|s| (s.first_at == 0, s.first_at));

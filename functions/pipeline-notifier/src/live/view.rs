@@ -59,7 +59,10 @@ pub fn render_live(x: &Execution) -> Message {
             .markup(&format!("<!date^{start}^{{date_short_pretty}} {{time}}|"))
             .plain(&utc(start))
             .markup(">");
-        if let Some(end) = x.finished_at.filter(|end| *end >= start) {
+        if let Some(end) = x
+            .finished_at
+            .filter(|end| *end >= start && matches!(x.phase(), Phase::Ended(_)))
+        {
             let took = Duration::from_secs(u64::try_from(end - start).unwrap_or(0));
             summary = summary.plain(" · took ").plain(&human_duration(took));
         }
@@ -113,11 +116,16 @@ pub fn render_live(x: &Execution) -> Message {
 }
 
 fn stage_line(stage: &StageView) -> Mrkdwn {
-    let state = stage
-        .mark
-        .map(|m| m.state)
-        .or_else(|| stage.actions.iter().map(|a| a.mark.state).next_back())
-        .unwrap_or(State::Started);
+    // An action newer than the stage's own mark (a retried stage whose RESUMED the rule did
+    // not deliver) says what the stage is doing now.
+    let newest_action = stage.actions.iter().map(|a| a.mark).max_by_key(|m| m.at);
+    let mark = match (stage.mark, newest_action) {
+        (Some(s), Some(a)) if a.at > s.at && !a.is_terminal() => Some(a),
+        (Some(s), _) => Some(s),
+        (None, a) => a,
+    };
+    let state = mark.map(|m| m.state).unwrap_or(State::Started);
+    let settled = mark.is_some_and(|m| m.is_terminal());
     let waiting = stage
         .actions
         .iter()
@@ -126,7 +134,7 @@ fn stage_line(stage: &StageView) -> Mrkdwn {
     // A failed action makes the stage red before its own FAILED event arrives.
     let icon = if waiting.is_some() {
         "✋"
-    } else if any_failed && !stage.mark.is_some_and(|m| m.is_terminal()) {
+    } else if any_failed && !settled {
         "❌"
     } else {
         state_icon(state)
@@ -161,7 +169,7 @@ fn stage_line(stage: &StageView) -> Mrkdwn {
         .filter(|a| matches!(a.mark.state, State::Started | State::Resumed))
         .map(|a| a.name.as_str())
         .collect();
-    if !running.is_empty() && !stage.mark.is_some_and(|m| m.is_terminal()) {
+    if !running.is_empty() && !settled {
         line = line
             .plain(" — ")
             .plain(&running.join(", "))
