@@ -250,7 +250,7 @@ impl Idempotency {
         let Some(table) = &self.table else {
             return Claim::Won(Ticket { key, owner: None });
         };
-        let owner = new_owner();
+        let owner = invocation_id();
         // A claim that loses to a release between its put and its read tries once more.
         for _ in 0..2 {
             match table.put_claim(&key, &owner, deadline).await {
@@ -377,17 +377,7 @@ impl Table {
     }
 
     async fn read(&self, key: &str, deadline: &Deadline) -> Result<Option<Found>, Error> {
-        let call = self
-            .client
-            .get_item()
-            .table_name(&self.name)
-            .key("id", s(key))
-            .consistent_read(true)
-            .send();
-        let out = bounded(deadline, "reading the idempotency store", call)
-            .await?
-            .map_err(|e| Error::from_sdk("DynamoDB", "GetItem", e))?;
-        let Some(item) = out.item else {
+        let Some(item) = read_live(&self.client, &self.name, key, deadline).await? else {
             return Ok(None);
         };
         let number = |name: &str| {
@@ -396,9 +386,6 @@ impl Table {
                 .and_then(|v| v.parse::<u64>().ok())
                 .unwrap_or(0)
         };
-        if number("expires_at") < now_ms() / 1000 {
-            return Ok(None);
-        }
         let text = |name: &str| {
             item.get(name)
                 .and_then(|v| v.as_s().ok())
@@ -465,6 +452,33 @@ impl Table {
     }
 }
 
+/// The item `id` by a consistent read, or `None` when there is none or it has expired: TTL
+/// deletes expired items only eventually, so one that is still there counts as absent.
+pub(crate) async fn read_live(
+    client: &Client,
+    table: &str,
+    id: &str,
+    deadline: &Deadline,
+) -> Result<Option<std::collections::HashMap<String, AttributeValue>>, Error> {
+    let call = client
+        .get_item()
+        .table_name(table)
+        .key("id", s(id))
+        .consistent_read(true)
+        .send();
+    let out = bounded(deadline, "reading the idempotency table", call)
+        .await?
+        .map_err(|e| Error::from_sdk("DynamoDB", "GetItem", e))?;
+    let expired = out.item.as_ref().is_some_and(|item| {
+        item.get("expires_at")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+            < now_ms() / 1000
+    });
+    Ok(out.item.filter(|_| !expired))
+}
+
 /// `<scope>#<key>`: the role's `dynamodb:LeadingKeys` condition allows only its own scope.
 /// Keys longer than [`LONGEST_PLAIN_KEY`] are stored by their SHA-256.
 pub(crate) fn scoped_key(scope: &str, key: &str) -> String {
@@ -492,11 +506,12 @@ pub(crate) fn n(number: u64) -> AttributeValue {
     AttributeValue::N(number.to_string())
 }
 
-pub(crate) fn millis(d: Duration) -> u64 {
+pub fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-pub(crate) fn now_ms() -> u64 {
+/// Now, in epoch milliseconds.
+pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(millis)
@@ -507,9 +522,9 @@ fn expiry_secs() -> u64 {
     (now_ms() / 1000).saturating_add(REMEMBERED_FOR.as_secs())
 }
 
-/// Unique per claim across containers: the container's log stream (unique per execution
+/// Unique per claim (or other holder of a lease) across containers: the container's log stream (unique per execution
 /// environment), the time and a counter.
-fn new_owner() -> String {
+pub fn invocation_id() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let stream = std::env::var("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_default();
     let pid = std::process::id();

@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use crate::config::{Environment, Vars};
 use crate::deadline::Deadline;
 use crate::error::Error;
-use crate::idempotency::{TABLE_VARIABLE, bounded, millis, n, now_ms, s, scoped_key};
+use crate::idempotency::{TABLE_VARIABLE, bounded, millis, n, now_ms, read_live, s, scoped_key};
 
 /// DynamoDB refuses items over 400 KB; a document stays well under it so its attributes
 /// and key fit too.
@@ -90,17 +90,7 @@ impl Documents {
         deadline: &Deadline,
     ) -> Result<Option<Versioned<T>>, Error> {
         let id = scoped_key(self.scope, key);
-        let call = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("id", s(&id))
-            .consistent_read(true)
-            .send();
-        let out = bounded(deadline, "reading a shared document", call)
-            .await?
-            .map_err(|e| Error::from_sdk("DynamoDB", "GetItem", e))?;
-        let Some(item) = out.item else {
+        let Some(item) = read_live(&self.client, &self.table, &id, deadline).await? else {
             return Ok(None);
         };
         let number = |name: &str| {
@@ -108,9 +98,6 @@ impl Documents {
                 .and_then(|v| v.as_n().ok())
                 .and_then(|v| v.parse::<u64>().ok())
         };
-        if number("expires_at").is_some_and(|at| at < now_ms() / 1000) {
-            return Ok(None);
-        }
         let (Some(version), Some(doc)) = (
             number("version"),
             item.get("doc").and_then(|v| v.as_s().ok()),

@@ -10,8 +10,6 @@ use std::time::{Duration, Instant};
 use common::{Ending, execution_events};
 use pipeline_notifier::Outcome;
 use serde_json::Value;
-use shared::retry::Backoff;
-use shared::slack::SlackClient;
 use shared::wiring::Wiring;
 use shared::{Deadline, Error};
 use standins::slack_sink::{
@@ -48,18 +46,6 @@ async fn rig() -> Rig {
     }
 }
 
-fn quick_slack() -> SlackClient {
-    SlackClient::with_policy(
-        Backoff {
-            first: Duration::from_millis(50),
-            max: Duration::from_millis(200),
-            max_attempts: 4,
-        },
-        Duration::from_secs(2),
-    )
-    .unwrap()
-}
-
 /// One container's notifier, as `main.rs` builds it, in Web API mode unless `extra` says
 /// otherwise (an empty value removes a variable).
 fn container(rig: &Rig, extra: &[(&str, &str)]) -> pipeline_notifier::app::App {
@@ -75,7 +61,7 @@ fn container(rig: &Rig, extra: &[(&str, &str)]) -> pipeline_notifier::app::App {
         env.insert((*k).into(), (*v).into());
     }
     env.retain(|_, v| !v.is_empty());
-    pipeline_notifier::app::build(&env, &Wiring::new(rig.sdk.clone(), quick_slack()))
+    pipeline_notifier::app::build(&env, &Wiring::new(rig.sdk.clone(), common::quick_slack()))
 }
 
 /// Delivers `event` as Lambda's async invoke does: a retryable error is retried (twice).

@@ -10,8 +10,6 @@ use std::time::{Duration, Instant};
 use pipeline_notifier::Outcome;
 use serde_json::{Value, json};
 use shared::Deadline;
-use shared::retry::Backoff;
-use shared::slack::SlackClient;
 use shared::wiring::Wiring;
 use standins::{Moto, RecordingStub, Reply, SlackSink};
 
@@ -127,18 +125,6 @@ async fn sns_messages(rig: &Rig) -> Vec<Value> {
         .collect()
 }
 
-fn quick_slack() -> SlackClient {
-    SlackClient::with_policy(
-        Backoff {
-            first: Duration::from_millis(50),
-            max: Duration::from_millis(200),
-            max_attempts: 4,
-        },
-        Duration::from_secs(2),
-    )
-    .unwrap()
-}
-
 /// The notifier exactly as `main.rs` builds it, every AWS call through the rig's stub.
 fn handler(rig: &Rig, extra: &[(&str, &str)]) -> pipeline_notifier::app::App {
     let mut env: HashMap<String, String> = HashMap::from([
@@ -151,7 +137,7 @@ fn handler(rig: &Rig, extra: &[(&str, &str)]) -> pipeline_notifier::app::App {
         env.insert((*k).into(), (*v).into());
     }
     env.retain(|_, v| !v.is_empty());
-    pipeline_notifier::app::build(&env, &Wiring::new(rig.sdk.clone(), quick_slack()))
+    pipeline_notifier::app::build(&env, &Wiring::new(rig.sdk.clone(), common::quick_slack()))
 }
 
 /// The metrics the function writes for one invocation, read the way CloudWatch would.

@@ -18,7 +18,7 @@ pub mod view;
 use std::sync::Arc;
 use std::time::Duration;
 
-use shared::idempotency::{Claim, Idempotency, STORE_FAULTS};
+use shared::idempotency::{Claim, Idempotency, STORE_FAULTS, invocation_id, millis, now_ms};
 use shared::metrics;
 use shared::notifier::ChannelOutcome;
 use shared::secrets::{Secret, SecretRef, Secrets};
@@ -44,25 +44,6 @@ const MOST_ROUNDS: u32 = 20;
 
 /// Time an editor keeps to record what it showed and give the role back.
 const EDIT_RESERVE: Duration = Duration::from_secs(2);
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(millis)
-        .unwrap_or(0)
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// Unique per invocation across containers, as the idempotency store's owners are.
-fn editor_id() -> String {
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let stream = std::env::var("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_default();
-    format!("{stream}/{}/{}/{n}", std::process::id(), now_ms())
-}
 
 /// What an event adds to the thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -474,7 +455,7 @@ impl Live {
         if x.value.message.is_none() || x.value.shown >= x.value.content {
             return Ok(x);
         }
-        let me = editor_id();
+        let me = invocation_id();
         let lease_until = now_ms().saturating_add(millis(deadline.remaining()));
         let taken = self
             .documents

@@ -30,3 +30,16 @@ pub fn api_fixture(name: &str) -> Value {
 }
 
 pub use standins::codepipeline::{Ending, execution_events};
+
+/// A Slack client with the production policy's shape and test-sized waits.
+pub fn quick_slack() -> shared::slack::SlackClient {
+    shared::slack::SlackClient::with_policy(
+        shared::retry::Backoff {
+            first: std::time::Duration::from_millis(50),
+            max: std::time::Duration::from_millis(200),
+            max_attempts: 4,
+        },
+        std::time::Duration::from_secs(2),
+    )
+    .unwrap()
+}
