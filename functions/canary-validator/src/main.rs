@@ -4,7 +4,9 @@ use shared::config::ProcessEnv;
 use shared::wiring::Wiring;
 use shared::{Deadline, settle};
 
-#[tokio::main]
+// One event at a time: worker threads would buy only their stacks and arenas (measured
+// with make bench: 0.3-1.0 MiB less peak RSS). `tokio::join!` still runs Slack and SNS at once.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init_tracing();
     let wiring = Wiring::for_lambda().await?;
