@@ -125,6 +125,17 @@ async fn an_execution_in_order_is_one_message_updated_to_green() {
         "posted by the first event, updated by each one after"
     );
     assert_eq!(header(&top), "✅ prod-api succeeded");
+    // What the channel shows is the rendering of the merged state (the README's picture is
+    // drawn from that rendering).
+    let mut state = None;
+    for e in &events {
+        let e = pipeline_notifier::event::parse(e).unwrap();
+        if let Some(next) = pipeline_notifier::live::state::merge(state.as_ref(), &e, false) {
+            state = Some(next);
+        }
+    }
+    let rendered = pipeline_notifier::live::view::render_live(&state.unwrap()).to_payload();
+    assert_eq!(top.blocks, rendered["blocks"]);
     let text = top.blocks.to_string();
     for stage in ["Source", "Build", "Approve", "Deploy"] {
         assert!(text.contains(&format!("✅ *{stage}*")), "{stage}: {text}");
