@@ -142,8 +142,7 @@ impl Idempotency {
         env: &E,
         sdk: &SdkConfig,
     ) -> Self {
-        let lists = [crate::config::SHARED_VARIABLES];
-        match Vars::declared(env, &lists).optional(TABLE_VARIABLE) {
+        match configured_table(env) {
             Ok(Some(table)) => Self::with_table(scope, sdk, &table),
             Ok(None) => Self::in_memory(scope),
             Err(e) => {
@@ -450,6 +449,14 @@ impl Table {
             Err(e) => Err(Error::from_sdk("DynamoDB", "DeleteItem", e)),
         }
     }
+}
+
+/// The table `IDEMPOTENCY_TABLE` names, where claims and shared documents live.
+pub(crate) fn configured_table<E: Environment + ?Sized>(
+    env: &E,
+) -> Result<Option<String>, crate::config::ConfigError> {
+    let lists = [crate::config::SHARED_VARIABLES];
+    Vars::declared(env, &lists).optional(TABLE_VARIABLE)
 }
 
 /// The item `id` by a consistent read, or `None` when there is none or it has expired: TTL

@@ -14,10 +14,11 @@ use aws_sdk_dynamodb::Client;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::config::{Environment, Vars};
+use crate::config::Environment;
 use crate::deadline::Deadline;
 use crate::error::Error;
-use crate::idempotency::{TABLE_VARIABLE, bounded, millis, n, now_ms, read_live, s, scoped_key};
+use crate::idempotency::{bounded, configured_table, millis, n, now_ms, read_live, s, scoped_key};
+use crate::retry::Backoff;
 
 /// DynamoDB refuses items over 400 KB; a document stays well under it so its attributes
 /// and key fit too.
@@ -26,6 +27,12 @@ const LARGEST_DOCUMENT: usize = 300 * 1024;
 /// Writes lost to another container before giving up: each loss means the other one made
 /// progress, so this bounds only a pathological pile-up.
 const MOST_CONFLICTS: u32 = 12;
+
+const CONFLICT_BACKOFF: Backoff = Backoff {
+    first: Duration::from_millis(20),
+    max: Duration::from_millis(320),
+    max_attempts: MOST_CONFLICTS,
+};
 
 /// A document and the version it was read at.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,8 +83,7 @@ impl Documents {
         sdk: &SdkConfig,
         kept_for: Duration,
     ) -> Option<Self> {
-        let lists = [crate::config::SHARED_VARIABLES];
-        match Vars::declared(env, &lists).optional(TABLE_VARIABLE) {
+        match configured_table(env) {
             Ok(Some(table)) => Some(Self::new(scope, sdk, &table, kept_for)),
             _ => None,
         }
@@ -175,9 +181,13 @@ impl Documents {
                         .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
                 {
                     tracing::debug!(key = %id, conflict, "another container wrote first; merging again");
-                    // Whoever won is finishing its own work: a short pause spreads the retries.
-                    let pause = Duration::from_millis(20 * u64::from(conflict + 1));
-                    if deadline.sleep(pause).await.is_err() {
+                    // Whoever won is finishing its own work: a short, jittered pause spreads
+                    // the retries of containers that lost together.
+                    if deadline
+                        .sleep(CONFLICT_BACKOFF.wait_after(conflict + 1))
+                        .await
+                        .is_err()
+                    {
                         break;
                     }
                 }

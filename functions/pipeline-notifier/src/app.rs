@@ -40,15 +40,8 @@ fn live<E: Environment + ?Sized>(config: &Config, env: &E, wiring: &Wiring) -> O
         return None;
     };
     tracing::info!(token = %web.token.describe(), "Web API mode: one live message per execution");
-    let lists = [shared::config::SHARED_VARIABLES, crate::config::VARIABLES];
-    let delivered = shared::config::Vars::declared(env, &lists)
-        .list("DELIVERED_STATES")
-        .unwrap_or_default();
-    if !delivered.is_empty()
-        && !delivered
-            .iter()
-            .any(|s| s.trim().eq_ignore_ascii_case("RESUMED"))
-    {
+    let delivered = &config.delivered_states;
+    if !delivered.is_empty() && !delivered.iter().any(|s| s == "RESUMED") {
         tracing::warn!(
             "the EventBridge rule does not deliver RESUMED (PipelineEventStates): a retried stage shows as running only once its actions start again"
         );

@@ -156,6 +156,8 @@ pub struct Config {
     pub pipeline_filter: Vec<Glob>,
     /// `None`: webhook mode.
     pub web: Option<WebApi>,
+    /// `DELIVERED_STATES`, upper-cased; empty when unknown.
+    pub delivered_states: Vec<String>,
 }
 
 /// A Slack channel id: `C…` (public), `G…` (private, older), `D…` (direct message).
@@ -171,17 +173,18 @@ fn is_channel_id(text: &str) -> bool {
 /// `DELIVERED_STATES` (the template sets it from `PipelineEventStates`): the states the
 /// EventBridge rule lets through. A state NOTIFY_ON names outside it would never arrive, and
 /// nothing would say so; that is a configuration error. A `*` means "whatever arrives".
+/// Returns the delivered states (empty: unknown).
 fn check_delivered<E: Environment + ?Sized>(
     vars: &Vars<E>,
     notify_items: &[String],
-) -> Result<(), ConfigError> {
+) -> Result<Vec<String>, ConfigError> {
     let delivered: Vec<String> = vars
         .list("DELIVERED_STATES")?
         .into_iter()
         .map(|s| s.trim().to_ascii_uppercase())
         .collect();
     if delivered.is_empty() {
-        return Ok(());
+        return Ok(delivered);
     }
     for item in notify_items {
         let state = item
@@ -196,7 +199,7 @@ fn check_delivered<E: Environment + ?Sized>(
             ));
         }
     }
-    Ok(())
+    Ok(delivered)
 }
 
 impl Config {
@@ -218,7 +221,7 @@ impl Config {
                 why,
             )
         })?;
-        check_delivered(&vars, &notify_items)?;
+        let delivered_states = check_delivered(&vars, &notify_items)?;
 
         let failure_mention = vars.optional("FAILURE_MENTION")?;
         if let Some(m) = &failure_mention
@@ -315,6 +318,7 @@ impl Config {
                 .map(Glob::new)
                 .collect(),
             web,
+            delivered_states,
         })
     }
 

@@ -220,14 +220,11 @@ impl<L: ExecutionLookup, N: Notify> Handler<L, N> {
             action_failures_posted: config.notify_on.posts_action_failures(),
         };
         let single = selected.then(|| render(e, None, &options));
-        let reply = Reply::for_event(e, options.action_failures_posted)
-            .filter(|_| selected)
-            .zip(single.as_ref().map(|n| n.slack.clone()));
         let request = LiveEvent {
             event: e,
             channel,
-            selected,
-            reply,
+            message: single.as_ref().map(|n| &n.slack),
+            reply: Reply::for_event(e, options.action_failures_posted).filter(|_| selected),
         };
         let slack_key = format!("event/{}", e.id);
         let sns_key = format!("event/{}/sns", e.id);

@@ -168,10 +168,7 @@ pub async fn run_live(
         let edits = top.as_ref().map(|m| m.updates).unwrap_or(0);
         println!("   {what:<45} → {outcome}; the message has been edited {edits} time(s)");
         if let Some(m) = top.filter(|_| shown_after.iter().any(|s| id.ends_with(s))) {
-            print!(
-                "{}",
-                slack_payload(&json!({"text": m.text, "blocks": m.blocks}))
-            );
+            print!("{}", shown(&m));
             for reply in sink.replies(CHANNEL, &m.ts) {
                 let seen = if reply.reply_broadcast {
                     "in the thread and the channel"
@@ -179,10 +176,7 @@ pub async fn run_live(
                     "in the thread"
                 };
                 println!("   ↳ reply ({seen}):");
-                print!(
-                    "{}",
-                    slack_payload(&json!({"text": reply.text, "blocks": reply.blocks}))
-                );
+                print!("{}", shown(&reply));
             }
         }
     }
@@ -225,12 +219,14 @@ pub async fn run_live(
         race.len()
     );
     if let Some(m) = race.last() {
-        print!(
-            "{}",
-            slack_payload(&json!({"text": m.text, "blocks": m.blocks}))
-        );
+        print!("{}", shown(m));
     }
     Ok(())
+}
+
+/// A message in the channel as a person reads it.
+fn shown(m: &standins::SlackMessage) -> String {
+    slack_payload(&json!({"text": m.text, "blocks": m.blocks}))
 }
 
 fn describe(event: &Value) -> String {

@@ -79,10 +79,11 @@ impl Reply {
 pub struct LiveEvent<'a> {
     pub event: &'a PipelineEvent,
     pub channel: &'a str,
-    /// `NOTIFY_ON` selects it: it may create the message and add to the thread.
-    pub selected: bool,
-    /// The thread reply, already rendered (with the mention where one is due).
-    pub reply: Option<(Reply, Message)>,
+    /// The event's own message when `NOTIFY_ON` selects it (with the mention where one is
+    /// due): it may then create the live message, and it is the thread reply.
+    pub message: Option<&'a Message>,
+    /// What the event adds to the thread, if it is selected.
+    pub reply: Option<Reply>,
 }
 
 pub struct Live {
@@ -147,7 +148,7 @@ impl Live {
     ) -> Result<bool, Error> {
         let e = ev.event;
         let key = format!("live/{}/{}", e.pipeline, e.execution_id);
-        let broadcast = matches!(ev.reply, Some((Reply::Failure, _)));
+        let broadcast = ev.reply == Some(Reply::Failure);
         let merged = self
             .documents
             .update(&key, deadline, |s: Option<&Execution>| {
@@ -162,21 +163,25 @@ impl Live {
             Err(fault) => return self.unmerged(ev, token, &fault, deadline).await,
         };
         if x.value.message.is_none() {
-            if !ev.selected {
+            if ev.message.is_none() {
                 tracing::info!(event_id = %e.id, "recorded for the live message; NOTIFY_ON selects nothing of it yet");
                 return Ok(false);
             }
             x = Box::pin(self.with_revisions(&key, x, lookup, deadline)).await;
-            x = Box::pin(self.first_post(&key, x, ev.channel, token, claims, deadline)).await?;
+            let claim_key = format!("{key}/post");
+            x = Box::pin(self.post_claimed(
+                &claim_key, &key, x, ev.channel, None, token, claims, deadline,
+            ))
+            .await?;
         }
         let updated =
             Box::pin(self.bring_up_to_date(&key, x.clone(), token, claims, deadline)).await;
         // The reply does not wait on the edit: a failure's details and its mention matter more
         // than the top message being current, and a retry would only edit.
-        let replied = match (&ev.reply, ev.selected) {
-            (Some((kind, reply)), true) => {
+        let replied = match (ev.reply, ev.message) {
+            (Some(kind), Some(reply)) => {
                 let now = updated.as_ref().unwrap_or(&x);
-                Box::pin(self.reply(*kind, reply, &now.value, e, token, deadline)).await
+                Box::pin(self.reply(kind, reply, &now.value, e, token, deadline)).await
             }
             _ => Ok(()),
         };
@@ -231,7 +236,7 @@ impl Live {
     ) -> Result<bool, Error> {
         metrics::count(&STORE_FAULTS, &[]);
         tracing::error!(event_id = %ev.event.id, error = %fault, "cannot merge the event into its execution's state; posting it as a message of its own");
-        if !ev.selected {
+        let Some(message) = ev.message else {
             if !fault.is_retryable() {
                 // Denied, missing, unreadable: a retry would fail the same way.
                 return Ok(false);
@@ -240,27 +245,13 @@ impl Live {
             return Err(Error::OutOfTime(
                 "the live message's state store is unavailable",
             ));
-        }
-        let message = match &ev.reply {
-            Some((_, reply)) => reply.clone(),
-            None => {
-                crate::render::render(
-                    ev.event,
-                    None,
-                    &crate::render::RenderOptions {
-                        failure_mention: None,
-                        action_failures_posted: true,
-                    },
-                )
-                .slack
-            }
         };
         self.call(self.slack.post_message(
             &self.api,
             token,
             &WebPost {
                 channel: ev.channel,
-                message: &message,
+                message,
                 thread_ts: None,
                 reply_broadcast: false,
             },
@@ -318,24 +309,9 @@ impl Live {
         }
     }
 
-    /// Posts the message unless another container is posting it, and returns the state with
-    /// the message in it.
-    async fn first_post(
-        &self,
-        key: &str,
-        x: Versioned<Execution>,
-        channel: &str,
-        token: &Secret,
-        claims: &Idempotency,
-        deadline: &Deadline,
-    ) -> Result<Versioned<Execution>, Error> {
-        let claim_key = format!("{key}/post");
-        self.post_claimed(&claim_key, key, x, channel, None, token, claims, deadline)
-            .await
-    }
-
-    /// Posts the live message under the claim `claim_key` and stores where it is.
-    /// `replacing` is the message a person deleted, if that is why.
+    /// Posts the live message under the claim `claim_key` (unless another invocation posted
+    /// it) and stores where it is. `replacing` is the message a person deleted, if that is
+    /// why; `None` for the first post.
     #[allow(clippy::too_many_arguments)]
     async fn post_claimed(
         &self,
