@@ -10,15 +10,17 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 
-/// Loads the configuration once, at init. Retries use the SDK's standard mode (it retries
+/// Loads the configuration once, at init, sending every call through `http` (the
+/// process's one client, [`crate::http`]). Retries use the SDK's standard mode (it retries
 /// throttling and transient faults with backoff); each call is further bounded by the
 /// caller's [`Deadline`](crate::Deadline).
-pub async fn load_sdk_config() -> SdkConfig {
+pub async fn load_sdk_config(http: &reqwest::Client) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(crate::http::sdk_http_client(http.clone()))
         .retry_config(RetryConfig::standard().with_max_attempts(4))
         .timeout_config(
             TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(3))
+                .connect_timeout(crate::http::CONNECT_TIMEOUT)
                 .operation_attempt_timeout(Duration::from_secs(10))
                 .build(),
         )

@@ -11,6 +11,7 @@ pub mod error;
 pub mod glob;
 pub mod guard;
 pub mod hooks;
+pub mod http;
 pub mod idempotency;
 pub mod jobs;
 pub mod message;

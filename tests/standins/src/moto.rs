@@ -343,7 +343,9 @@ impl Drop for Moto {
 pub const IDEMPOTENCY_TABLE: &str = "ops-IdempotencyTable-1A2B3C4D5E6F";
 
 pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
+    let http = shared::http::client().expect("an HTTP client with the default settings");
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(shared::http::sdk_http_client(http))
         .region(Region::new(REGION))
         .endpoint_url(endpoint)
         .credentials_provider(Credentials::new(
