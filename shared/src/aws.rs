@@ -9,15 +9,24 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_smithy_types::retry::ReconnectMode;
 
-/// Loads the configuration once, at init, sending every call through `http` (the
-/// process's one client, [`crate::http`]). Retries use the SDK's standard mode (it retries
+/// Loads the configuration once, at init, sending every call through the process's HTTP
+/// stack ([`crate::http::for_sdk`]). Retries use the SDK's standard mode (it retries
 /// throttling and transient faults with backoff); each call is further bounded by the
 /// caller's [`Deadline`](crate::Deadline).
-pub async fn load_sdk_config(http: &reqwest::Client) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .http_client(crate::http::sdk_http_client(http.clone()))
-        .retry_config(RetryConfig::standard().with_max_attempts(4))
+pub async fn load_sdk_config() -> Result<SdkConfig, crate::Error> {
+    Ok(aws_config::defaults(BehaviorVersion::latest())
+        .http_client(crate::http::for_sdk()?)
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(4)
+                // reqwest cannot close one chosen connection, so the SDK's "close the
+                // connection after a transient error" has nothing to act on (and logs an
+                // error each time it tries). A failed HTTP/1.1 connection is not reused
+                // anyway; a retry takes a fresh or an idle one.
+                .with_reconnect_mode(ReconnectMode::ReuseAllConnections),
+        )
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(crate::http::CONNECT_TIMEOUT)
@@ -25,5 +34,5 @@ pub async fn load_sdk_config(http: &reqwest::Client) -> SdkConfig {
                 .build(),
         )
         .load()
-        .await
+        .await)
 }

@@ -49,9 +49,8 @@ impl Wiring {
                 DEFAULT_TTL
             }
         };
-        let http = crate::http::client()?;
-        let sdk = crate::aws::load_sdk_config(&http).await;
-        Ok(Self::with_config_ttl(sdk, SlackClient::over(http), ttl))
+        let sdk = crate::aws::load_sdk_config().await?;
+        Ok(Self::with_config_ttl(sdk, SlackClient::new()?, ttl))
     }
 
     pub fn region(&self) -> String {

@@ -20,7 +20,7 @@ async fn generic_and_service_specific_endpoint_variables_reach_every_client() {
         }
         std::env::set_var("AWS_ENDPOINT_URL_CODEPIPELINE", stub.endpoint());
     }
-    let sdk = shared::aws::load_sdk_config(&shared::http::client().unwrap()).await;
+    let sdk = shared::aws::load_sdk_config().await.unwrap();
 
     aws_sdk_ssm::Client::new(&sdk)
         .put_parameter()

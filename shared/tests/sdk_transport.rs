@@ -1,27 +1,30 @@
-//! The SDK sends through the process's one reqwest client (shared::http), so that adapter
-//! decides what the SDK's standard retry mode sees: a dropped connection and a silent
-//! server must come back as the transient faults they are (I/O, timeout) and be retried;
-//! a fault classed as anything else would fail the call on the first try.
-//! The calls themselves, bodies and signatures included, go through the adapter in every
-//! test that talks to moto or the recording stub.
+//! The SDK sends through the process's reqwest stack (shared::http), so that adapter decides
+//! what the SDK's standard retry mode sees: a dropped connection and a silent server must
+//! come back as the transient faults they are and be retried; a fault classed as anything
+//! else would fail the call on the first try. The calls themselves, bodies and signatures
+//! included, go through the adapter in every test that talks to moto or the recording stub.
+//! These use the production configuration (shared::aws::load_sdk_config), with quicker
+//! retries, against a loopback server that misbehaves on purpose.
 
-use std::sync::Arc;
+use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
+use aws_config::{Region, SdkConfig};
+use aws_sdk_ssm::config::{Credentials, SharedCredentialsProvider};
 use aws_sdk_ssm::error::SdkError;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
-/// A loopback server that counts the connections it accepts and does to each what `serve`
-/// says; the SDK is pointed at it, with quick retries.
-async fn sdk_against<F>(
+/// The production SDK configuration pointed at a loopback server that counts the
+/// connections it accepts and does to each what `serve` says.
+async fn production_sdk_against<F>(
     serve: F,
     timeouts: TimeoutConfig,
-) -> (aws_sdk_ssm::Client, Arc<AtomicUsize>)
+) -> (SdkConfig, Arc<AtomicUsize>)
 where
-    F: Fn(tokio::net::TcpStream) + Send + 'static,
+    F: Fn(TcpStream) + Send + 'static,
 {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
@@ -33,24 +36,36 @@ where
             serve(socket);
         }
     });
-    let sdk = standins::moto::sdk_config_for(&endpoint)
-        .await
+    let production = shared::aws::load_sdk_config().await.unwrap();
+    let retries = production
+        .retry_config()
+        .cloned()
+        .unwrap()
+        .with_max_attempts(3)
+        .with_initial_backoff(Duration::from_millis(1));
+    let sdk = production
         .to_builder()
-        .retry_config(
-            RetryConfig::standard()
-                .with_max_attempts(3)
-                .with_initial_backoff(Duration::from_millis(1)),
-        )
+        .endpoint_url(endpoint)
+        .region(Region::new("eu-west-1"))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            "testing", "testing", None, None, "test",
+        )))
+        .retry_config(retries)
         .timeout_config(timeouts)
         .build();
-    (aws_sdk_ssm::Client::new(&sdk), accepted)
+    (sdk, accepted)
 }
 
 #[tokio::test]
 async fn a_dropped_connection_is_an_io_fault_the_sdk_retries() {
-    let (ssm, accepted) = sdk_against(drop, TimeoutConfig::disabled()).await;
+    let (sdk, accepted) = production_sdk_against(drop, TimeoutConfig::disabled()).await;
 
-    let error = ssm.get_parameter().name("/any").send().await.unwrap_err();
+    let error = aws_sdk_ssm::Client::new(&sdk)
+        .get_parameter()
+        .name("/any")
+        .send()
+        .await
+        .unwrap_err();
 
     match &error {
         SdkError::DispatchFailure(failure) => assert!(failure.is_io(), "{error:?}"),
@@ -59,11 +74,37 @@ async fn a_dropped_connection_is_an_io_fault_the_sdk_retries() {
     assert_eq!(accepted.load(Ordering::SeqCst), 3, "every attempt made");
 }
 
+/// Production bounds each attempt with `operation_attempt_timeout` (shared::aws).
 #[tokio::test]
-async fn a_server_that_never_answers_is_a_timeout_the_sdk_retries() {
-    let held = Arc::new(std::sync::Mutex::new(Vec::new()));
+async fn a_silent_server_is_cut_off_by_the_attempt_timeout_and_tried_again() {
+    let held = Arc::new(Mutex::new(Vec::new()));
     let keep = held.clone();
-    let (ssm, accepted) = sdk_against(
+    let (sdk, accepted) = production_sdk_against(
+        move |socket| keep.lock().unwrap().push(socket),
+        TimeoutConfig::builder()
+            .operation_attempt_timeout(Duration::from_millis(200))
+            .build(),
+    )
+    .await;
+
+    let error = aws_sdk_ssm::Client::new(&sdk)
+        .get_parameter()
+        .name("/any")
+        .send()
+        .await
+        .unwrap_err();
+
+    assert!(matches!(error, SdkError::TimeoutError(_)), "{error:?}");
+    assert_eq!(accepted.load(Ordering::SeqCst), 3, "every attempt made");
+}
+
+/// A read timeout is not set in production, but the SDK's HttpClient contract says the
+/// client applies one when given (aws-config's metadata clients do).
+#[tokio::test]
+async fn a_read_timeout_given_to_the_sdk_is_applied_and_retried_as_a_timeout() {
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let keep = held.clone();
+    let (sdk, accepted) = production_sdk_against(
         move |socket| keep.lock().unwrap().push(socket),
         TimeoutConfig::builder()
             .read_timeout(Duration::from_millis(200))
@@ -71,11 +112,74 @@ async fn a_server_that_never_answers_is_a_timeout_the_sdk_retries() {
     )
     .await;
 
-    let error = ssm.get_parameter().name("/any").send().await.unwrap_err();
+    let error = aws_sdk_ssm::Client::new(&sdk)
+        .get_parameter()
+        .name("/any")
+        .send()
+        .await
+        .unwrap_err();
 
     match &error {
         SdkError::DispatchFailure(failure) => assert!(failure.is_timeout(), "{error:?}"),
         other => panic!("expected a dispatch failure, got {other:?}"),
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 3, "every attempt made");
+}
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Answers every request with a 503, which the SDK retries as a transient fault.
+fn unavailable(mut socket: TcpStream) {
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut request = Vec::new();
+        let mut buffer = [0u8; 4096];
+        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+            match socket.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => request.extend_from_slice(&buffer[..n]),
+            }
+        }
+        let _ = socket
+            .write_all(
+                b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            )
+            .await;
+    });
+}
+
+/// The SDK's default is to close the connection after a transient fault (a 5xx, a
+/// throttle), and with a client that cannot close one chosen connection it logs an ERROR
+/// line at every such retry instead: a false alarm in CloudWatch Logs.
+#[tokio::test]
+async fn a_retried_server_error_logs_no_error() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _scoped = tracing::subscriber::set_default(subscriber);
+    let (sdk, accepted) = production_sdk_against(unavailable, TimeoutConfig::disabled()).await;
+
+    let _ = aws_sdk_ssm::Client::new(&sdk)
+        .get_parameter()
+        .name("/any")
+        .send()
+        .await;
+
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(!logged.contains("ERROR"), "{logged}");
 }

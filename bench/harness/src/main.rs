@@ -16,9 +16,10 @@
 //! `SSL_CERT_DIR=/nonexistent`, to measure where init time goes).
 //!
 //! The trust store is read as on Lambda's Amazon Linux 2023 images, one bundle file, unless
-//! `--host-roots`: the SDK's and the Slack client's TLS set-up each read the system roots at
-//! init, and this Debian machine keeps them as ~150 files in /etc/ssl/certs besides the
-//! bundle: reading them twice added ~7 ms to the notifier's init here (README, "Performance").
+//! `--host-roots`: a function's TLS set-up reads the system roots at init, and this Debian
+//! machine keeps them as ~150 files in /etc/ssl/certs besides the bundle: when the SDK and the
+//! Slack client each read them, that added ~7 ms to the notifier's init here (README,
+//! "Performance"); they now share one read (shared::http).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -46,7 +46,9 @@ pub struct HttpProbe {
 
 impl HttpProbe {
     pub fn new() -> Result<Self, String> {
-        let client = reqwest::Client::builder()
+        // The process's TLS set-up, so the roots are not read again for the probe.
+        let client = shared::http::builder()
+            .map_err(|e| e.to_string())?
             // A redirect is an answer to judge, not an instruction: following it could
             // check the production listener instead of the test one.
             .redirect(reqwest::redirect::Policy::none())

@@ -89,8 +89,6 @@ pub const DEFAULT_BACKOFF: Backoff = Backoff {
     max_attempts: 5,
 };
 
-const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Cap on what is read of a webhook's answer: Slack's are one word.
 const MAX_ERROR_BODY: usize = 512;
 /// Cap on a Web API answer: it echoes the message, which Slack limits to about 40,000
@@ -98,35 +96,16 @@ const MAX_ERROR_BODY: usize = 512;
 const MAX_API_BODY: usize = 256 * 1024;
 
 impl SlackClient {
-    /// With its own HTTP client, the default backoff and a 10 s attempt timeout.
     pub fn new() -> Result<Self, crate::Error> {
-        Self::with_policy(DEFAULT_BACKOFF, DEFAULT_ATTEMPT_TIMEOUT)
+        Self::with_policy(DEFAULT_BACKOFF, Duration::from_secs(10))
     }
 
-    /// With its own HTTP client: for tests and tools, which want quicker retries.
     pub fn with_policy(backoff: Backoff, attempt_timeout: Duration) -> Result<Self, crate::Error> {
-        Ok(Self::over_with_policy(
-            crate::http::client()?,
+        Ok(Self {
+            http: crate::http::for_slack()?,
             backoff,
             attempt_timeout,
-        ))
-    }
-
-    /// Over the process's one HTTP client ([`crate::http::client`]), which the SDK shares.
-    pub fn over(http: reqwest::Client) -> Self {
-        Self::over_with_policy(http, DEFAULT_BACKOFF, DEFAULT_ATTEMPT_TIMEOUT)
-    }
-
-    fn over_with_policy(
-        http: reqwest::Client,
-        backoff: Backoff,
-        attempt_timeout: Duration,
-    ) -> Self {
-        Self {
-            http,
-            backoff,
-            attempt_timeout,
-        }
+        })
     }
 
     /// Posts `message`, retrying 429 (after its `Retry-After`), 5xx and transport faults

@@ -343,9 +343,8 @@ impl Drop for Moto {
 pub const IDEMPOTENCY_TABLE: &str = "ops-IdempotencyTable-1A2B3C4D5E6F";
 
 pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
-    let http = shared::http::client().expect("an HTTP client with the default settings");
     aws_config::defaults(BehaviorVersion::latest())
-        .http_client(shared::http::sdk_http_client(http))
+        .http_client(shared::http::for_sdk().expect("the SDK's HTTP client"))
         .region(Region::new(REGION))
         .endpoint_url(endpoint)
         .credentials_provider(Credentials::new(
