@@ -23,8 +23,8 @@ pub async fn load_sdk_config() -> Result<SdkConfig, crate::Error> {
                 .with_max_attempts(4)
                 // reqwest cannot close one chosen connection, so the SDK's "close the
                 // connection after a transient error" has nothing to act on (and logs an
-                // error each time it tries). A failed HTTP/1.1 connection is not reused
-                // anyway; a retry takes a fresh or an idle one.
+                // ERROR each time it tries). Its purpose is kept another way: the HTTP
+                // client sends every retry on a new connection (crate::http).
                 .with_reconnect_mode(ReconnectMode::ReuseAllConnections),
         )
         .timeout_config(

@@ -1,19 +1,19 @@
 //! One TLS set-up and one HTTP stack per process, for Slack, the AWS SDK and any other client.
 //!
-//! The SDK's own HTTPS client is a second hyper/rustls stack beside reqwest's, and it reads
-//! and parses the trust store at init on its own: measured with `make bench` and strace
-//! (README, Performance), that second parse was about 1.5 ms of every cold start, and the
-//! second stack about 1 MiB of peak memory. So the SDK is built without its default client
+//! The SDK's own HTTPS client is a second hyper/rustls stack beside reqwest's, which reads
+//! and parses the trust store at init on its own. Measured with `make bench` (README,
+//! Performance), dropping it cut the notifier's init from 6.5 to 4.5 ms and its peak memory
+//! by about 1 MiB. So the SDK is built without its default client
 //! (`default-https-client` is off in the workspace's Cargo.toml) and is handed
 //! [`for_sdk`], a reqwest client sending its requests. Every client here is built on one
 //! rustls configuration, and so on one verifier holding the platform's roots, read once.
 //!
-//! The clients differ where their peers do:
-//! - AWS ([`for_sdk`]): never through a proxy named by `HTTPS_PROXY` (the SDK's own client
-//!   ignores those too, and a VPC reaches AWS through its endpoints, not the Slack proxy), and
-//!   HTTP/1.1 only, so a failed attempt never shares a connection with its retry;
-//! - Slack ([`for_slack`]): through the proxy the environment names, as before;
-//! - others ([`builder`]): a starting point with the same TLS, to be adjusted.
+//! Every client honours `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY`, as the SDK's own client
+//! does at the behaviour version used here (2025-08-07 and later). The SDK's client is
+//! HTTP/1.1 only (none of the services called needs HTTP/2) and sends every retry on a new
+//! connection: the SDK's own client closes a connection after a transient fault (a 5xx, a
+//! throttle, a timeout) so the retry may reach another host behind the endpoint, and reqwest
+//! cannot close one chosen connection.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -57,10 +57,12 @@ fn tls_offering(protocols: &[&[u8]]) -> Result<rustls::ClientConfig, crate::Erro
 }
 
 /// The common starting point: the shared TLS (offering HTTP/2 and HTTP/1.1), the connect
-/// timeout, no redirects. A client that needs otherwise overrides it before `build`.
+/// timeout, no redirects. A client may override the connect timeout, redirects, pooling or
+/// the user agent before `build`; reqwest ignores its own TLS options (minimum version, extra
+/// roots, `http1_only`'s ALPN) on a preconfigured TLS set-up, so those are decided here.
 pub fn builder() -> Result<reqwest::ClientBuilder, crate::Error> {
     Ok(reqwest::Client::builder()
-        .use_preconfigured_tls(tls_offering(&[b"h2", b"http/1.1"])?)
+        .tls_backend_preconfigured(tls_offering(&[b"h2", b"http/1.1"])?)
         .connect_timeout(CONNECT_TIMEOUT)
         // Neither a webhook nor an AWS API answers with a redirect to follow; following one
         // could carry a message, or a signed request, elsewhere.
@@ -79,13 +81,16 @@ pub fn for_slack() -> Result<reqwest::Client, crate::Error> {
 
 /// The SDK's HTTP client: give it to the SDK configuration once per process.
 pub fn for_sdk() -> Result<SharedHttpClient, crate::Error> {
-    let http = build(
-        builder()?
-            .use_preconfigured_tls(tls_offering(&[b"http/1.1"])?)
-            .http1_only()
-            .no_proxy(),
-    )?;
-    Ok(SharedHttpClient::new(SdkHttp { http }))
+    Ok(SharedHttpClient::new(SdkHttp {
+        pooled: build(sdk_builder()?)?,
+        fresh: Arc::new(OnceLock::new()),
+    }))
+}
+
+fn sdk_builder() -> Result<reqwest::ClientBuilder, crate::Error> {
+    Ok(builder()?
+        .tls_backend_preconfigured(tls_offering(&[b"http/1.1"])?)
+        .http1_only())
 }
 
 fn build(builder: reqwest::ClientBuilder) -> Result<reqwest::Client, crate::Error> {
@@ -96,7 +101,28 @@ fn build(builder: reqwest::ClientBuilder) -> Result<reqwest::Client, crate::Erro
 
 #[derive(Debug, Clone)]
 struct SdkHttp {
-    http: reqwest::Client,
+    /// First attempts, on kept-alive connections.
+    pooled: reqwest::Client,
+    /// Retries: a new connection each, closed after it. Built at the first retry, as most
+    /// containers never make one.
+    fresh: Arc<OnceLock<reqwest::Client>>,
+}
+
+impl SdkHttp {
+    fn for_attempt(&self, request: &HttpRequest) -> reqwest::Client {
+        if !is_retry(request) {
+            return self.pooled.clone();
+        }
+        self.fresh
+            .get_or_init(|| {
+                sdk_builder()
+                    .and_then(|b| build(b.pool_max_idle_per_host(0)))
+                    // Built from the settings the pooled client was built from, so this
+                    // cannot fail in practice; if it did, the retry rides the pool.
+                    .unwrap_or_else(|_| self.pooled.clone())
+            })
+            .clone()
+    }
 }
 
 impl HttpClient for SdkHttp {
@@ -109,7 +135,7 @@ impl HttpClient for SdkHttp {
         // is given one, bounds the wait for the answer's head here. The SDK's attempt and
         // operation timeouts bound the rest on its side.
         SharedHttpConnector::new(SdkConnector {
-            http: self.http.clone(),
+            http: self.clone(),
             read_timeout: settings.read_timeout(),
         })
     }
@@ -117,13 +143,21 @@ impl HttpClient for SdkHttp {
 
 #[derive(Debug)]
 struct SdkConnector {
-    http: reqwest::Client,
+    http: SdkHttp,
     read_timeout: Option<Duration>,
+}
+
+/// The SDK numbers its attempts in this header on every AWS request (`attempt=2; max=4`).
+fn is_retry(request: &HttpRequest) -> bool {
+    request
+        .headers()
+        .get("amz-sdk-request")
+        .is_some_and(|value| !value.starts_with("attempt=1;"))
 }
 
 impl HttpConnector for SdkConnector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        let http = self.http.clone();
+        let http = self.http.for_attempt(&request);
         let read_timeout = self.read_timeout;
         HttpConnectorFuture::new(async move {
             let request = to_reqwest(request)?;
@@ -177,7 +211,7 @@ fn connector_error(error: reqwest::Error) -> ConnectorError {
     } else {
         // Refused or reset connections, TLS failures and cut-off answers. The SDK's own
         // client reports these as transient too (some as `other` with that kind), so both
-        // retry them; over HTTP/1.1 only, a retry never rides the failed connection.
+        // retry them, here on a new connection (is_retry).
         ConnectorError::io(error)
     }
 }

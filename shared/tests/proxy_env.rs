@@ -1,8 +1,9 @@
-//! `HTTPS_PROXY` / `HTTP_PROXY` are how a function in a VPC without a NAT gateway reaches
-//! Slack (README, Deploy); AWS it reaches through VPC endpoints, which a proxy would bypass
-//! (and a proxy may not allow `*.amazonaws.com` at all). The SDK's own HTTP client ignores
-//! these variables; the reqwest stack the SDK now sends through must ignore them for AWS too,
-//! and keep honouring them for Slack.
+//! `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY` are how a function in a VPC reaches the
+//! internet through a proxy (README, Deploy). The SDK's own HTTP client honours them at the
+//! behaviour version used here (2025-08-07 and later: aws-smithy-runtime reads
+//! `ProxyConfig::from_env`), so the reqwest stack it now sends through must too, and `NO_PROXY`
+//! must keep a host (such as `.amazonaws.com` behind VPC endpoints) off the proxy. Slack posts
+//! honour them as before.
 //! One test in its own binary, because it sets process-wide variables.
 
 use std::sync::Arc;
@@ -42,34 +43,59 @@ async fn answering(answer: &'static [u8]) -> (String, Arc<AtomicUsize>) {
     (address, seen)
 }
 
+async fn ssm_against(endpoint: String) -> aws_sdk_ssm::Client {
+    let sdk = shared::aws::load_sdk_config()
+        .await
+        .unwrap()
+        .to_builder()
+        .endpoint_url(endpoint)
+        .region(Region::new("eu-west-1"))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            "testing", "testing", None, None, "test",
+        )))
+        .build();
+    aws_sdk_ssm::Client::new(&sdk)
+}
+
 #[tokio::test]
-async fn aws_calls_bypass_the_proxy_variables_and_slack_posts_go_through_them() {
+async fn aws_calls_and_slack_posts_go_through_the_proxy_variables_except_for_no_proxy_hosts() {
     let (proxy, through_proxy) =
         answering(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok").await;
     let (aws, at_aws) = answering(
         b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
     )
     .await;
+    let aws_port = aws.rsplit(':').next().unwrap().to_owned();
     // SAFETY: the only test in this binary, so no other thread reads the environment.
     unsafe {
         for name in ["HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY"] {
             std::env::set_var(name, format!("http://{proxy}"));
         }
-        std::env::remove_var("NO_PROXY");
+        std::env::set_var("NO_PROXY", "localhost");
         std::env::remove_var("no_proxy");
     }
 
-    let sdk = shared::aws::load_sdk_config()
+    // By address: through the proxy, which answers for the endpoint.
+    let _ = ssm_against(format!("http://{aws}"))
         .await
-        .unwrap()
-        .to_builder()
-        .endpoint_url(format!("http://{aws}"))
-        .region(Region::new("eu-west-1"))
-        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            "testing", "testing", None, None, "test",
-        )))
-        .build();
-    let _ = aws_sdk_ssm::Client::new(&sdk)
+        .get_parameter()
+        .name("/any")
+        .send()
+        .await;
+    assert!(
+        through_proxy.load(Ordering::SeqCst) > 0,
+        "the call went through the proxy"
+    );
+    assert_eq!(
+        at_aws.load(Ordering::SeqCst),
+        0,
+        "and not straight to the endpoint"
+    );
+
+    // By a NO_PROXY name: straight to the endpoint.
+    let before = through_proxy.load(Ordering::SeqCst);
+    let _ = ssm_against(format!("http://localhost:{aws_port}"))
+        .await
         .get_parameter()
         .name("/any")
         .send()
@@ -77,11 +103,11 @@ async fn aws_calls_bypass_the_proxy_variables_and_slack_posts_go_through_them() 
     assert_eq!(
         at_aws.load(Ordering::SeqCst),
         1,
-        "the call reached its endpoint"
+        "NO_PROXY kept the call off the proxy"
     );
-    assert_eq!(through_proxy.load(Ordering::SeqCst), 0, "and not the proxy");
+    assert_eq!(through_proxy.load(Ordering::SeqCst), before);
 
-    // The host is never connected to: the proxy answers for it.
+    // The webhook's host is never connected to: the proxy answers for it.
     let webhook = Secret::new("http://127.0.0.1:9/services/T0/B0/x".to_owned());
     SlackClient::new()
         .unwrap()
@@ -94,7 +120,7 @@ async fn aws_calls_bypass_the_proxy_variables_and_slack_posts_go_through_them() 
         .unwrap();
     assert_eq!(
         through_proxy.load(Ordering::SeqCst),
-        1,
+        before + 1,
         "Slack went through the proxy"
     );
 }

@@ -77,6 +77,12 @@ async fn a_dropped_connection_is_an_io_fault_the_sdk_retries() {
 /// Production bounds each attempt with `operation_attempt_timeout` (shared::aws).
 #[tokio::test]
 async fn a_silent_server_is_cut_off_by_the_attempt_timeout_and_tried_again() {
+    let production = shared::aws::load_sdk_config().await.unwrap();
+    let attempt_timeout = production
+        .timeout_config()
+        .unwrap()
+        .operation_attempt_timeout();
+    assert!(attempt_timeout.is_some(), "production bounds each attempt");
     let held = Arc::new(Mutex::new(Vec::new()));
     let keep = held.clone();
     let (sdk, accepted) = production_sdk_against(
@@ -139,24 +145,63 @@ impl Write for Captured {
     }
 }
 
-/// Answers every request with a 503, which the SDK retries as a transient fault.
+/// Answers every request on the connection with a 503, keeping the connection open as a
+/// load balancer does: the SDK retries a 5xx as a transient fault.
 fn unavailable(mut socket: TcpStream) {
     tokio::spawn(async move {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut request = Vec::new();
+        let mut pending = Vec::new();
         let mut buffer = [0u8; 4096];
-        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-            match socket.read(&mut buffer).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => request.extend_from_slice(&buffer[..n]),
+        loop {
+            let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") else {
+                match socket.read(&mut buffer).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => pending.extend_from_slice(&buffer[..n]),
+                }
+                continue;
+            };
+            let head = String::from_utf8_lossy(&pending[..end]).to_ascii_lowercase();
+            let body_length: usize = head
+                .lines()
+                .find_map(|line| line.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            while pending.len() < end + 4 + body_length {
+                match socket.read(&mut buffer).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => pending.extend_from_slice(&buffer[..n]),
+                }
+            }
+            pending.drain(..end + 4 + body_length);
+            let answer = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n";
+            if socket.write_all(answer).await.is_err() {
+                return;
             }
         }
-        let _ = socket
-            .write_all(
-                b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-            )
-            .await;
     });
+}
+
+/// The SDK's own client closes the connection after a transient fault, so a retry can reach
+/// another host behind the endpoint; reqwest cannot close one chosen connection, so the
+/// adapter sends every retry on a new one. The server here keeps its connections open.
+#[tokio::test]
+async fn each_retry_after_a_server_error_goes_out_on_a_new_connection() {
+    let (sdk, accepted) = production_sdk_against(unavailable, TimeoutConfig::disabled()).await;
+
+    let error = aws_sdk_ssm::Client::new(&sdk)
+        .get_parameter()
+        .name("/any")
+        .send()
+        .await
+        .unwrap_err();
+
+    let status = error.raw_response().map(|answer| answer.status().as_u16());
+    assert_eq!(status, Some(503), "{error:?}");
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        3,
+        "one connection per attempt"
+    );
 }
 
 /// The SDK's default is to close the connection after a transient fault (a 5xx, a
