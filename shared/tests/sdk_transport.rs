@@ -6,7 +6,6 @@
 //! These use the production configuration (shared::aws::load_sdk_config), with quicker
 //! retries, against a loopback server that misbehaves on purpose.
 
-use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,7 +14,26 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{Region, SdkConfig};
 use aws_sdk_ssm::config::{Credentials, SharedCredentialsProvider};
 use aws_sdk_ssm::error::SdkError;
+use aws_sdk_ssm::operation::get_parameter::GetParameterError;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use standins::CapturedLog;
 use tokio::net::{TcpListener, TcpStream};
+
+/// One SSM call, which the misbehaving server makes fail.
+async fn failed_call(sdk: &SdkConfig) -> SdkError<GetParameterError, HttpResponse> {
+    aws_sdk_ssm::Client::new(sdk)
+        .get_parameter()
+        .name("/any")
+        .send()
+        .await
+        .unwrap_err()
+}
+
+/// Accepts and never answers: the connections are kept open until the test ends.
+fn silent() -> impl Fn(TcpStream) + Send + 'static {
+    let held = Arc::new(Mutex::new(Vec::new()));
+    move |socket| held.lock().unwrap().push(socket)
+}
 
 /// The production SDK configuration pointed at a loopback server that counts the
 /// connections it accepts and does to each what `serve` says.
@@ -60,12 +78,7 @@ where
 async fn a_dropped_connection_is_an_io_fault_the_sdk_retries() {
     let (sdk, accepted) = production_sdk_against(drop, TimeoutConfig::disabled()).await;
 
-    let error = aws_sdk_ssm::Client::new(&sdk)
-        .get_parameter()
-        .name("/any")
-        .send()
-        .await
-        .unwrap_err();
+    let error = failed_call(&sdk).await;
 
     match &error {
         SdkError::DispatchFailure(failure) => assert!(failure.is_io(), "{error:?}"),
@@ -83,22 +96,15 @@ async fn a_silent_server_is_cut_off_by_the_attempt_timeout_and_tried_again() {
         .unwrap()
         .operation_attempt_timeout();
     assert!(attempt_timeout.is_some(), "production bounds each attempt");
-    let held = Arc::new(Mutex::new(Vec::new()));
-    let keep = held.clone();
     let (sdk, accepted) = production_sdk_against(
-        move |socket| keep.lock().unwrap().push(socket),
+        silent(),
         TimeoutConfig::builder()
             .operation_attempt_timeout(Duration::from_millis(200))
             .build(),
     )
     .await;
 
-    let error = aws_sdk_ssm::Client::new(&sdk)
-        .get_parameter()
-        .name("/any")
-        .send()
-        .await
-        .unwrap_err();
+    let error = failed_call(&sdk).await;
 
     assert!(matches!(error, SdkError::TimeoutError(_)), "{error:?}");
     assert_eq!(accepted.load(Ordering::SeqCst), 3, "every attempt made");
@@ -108,41 +114,21 @@ async fn a_silent_server_is_cut_off_by_the_attempt_timeout_and_tried_again() {
 /// client applies one when given (aws-config's metadata clients do).
 #[tokio::test]
 async fn a_read_timeout_given_to_the_sdk_is_applied_and_retried_as_a_timeout() {
-    let held = Arc::new(Mutex::new(Vec::new()));
-    let keep = held.clone();
     let (sdk, accepted) = production_sdk_against(
-        move |socket| keep.lock().unwrap().push(socket),
+        silent(),
         TimeoutConfig::builder()
             .read_timeout(Duration::from_millis(200))
             .build(),
     )
     .await;
 
-    let error = aws_sdk_ssm::Client::new(&sdk)
-        .get_parameter()
-        .name("/any")
-        .send()
-        .await
-        .unwrap_err();
+    let error = failed_call(&sdk).await;
 
     match &error {
         SdkError::DispatchFailure(failure) => assert!(failure.is_timeout(), "{error:?}"),
         other => panic!("expected a dispatch failure, got {other:?}"),
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 3, "every attempt made");
-}
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 /// Answers every request on the connection with a 503, keeping the connection open as a
@@ -188,12 +174,7 @@ fn unavailable(mut socket: TcpStream) {
 async fn each_retry_after_a_server_error_goes_out_on_a_new_connection() {
     let (sdk, accepted) = production_sdk_against(unavailable, TimeoutConfig::disabled()).await;
 
-    let error = aws_sdk_ssm::Client::new(&sdk)
-        .get_parameter()
-        .name("/any")
-        .send()
-        .await
-        .unwrap_err();
+    let error = failed_call(&sdk).await;
 
     let status = error.raw_response().map(|answer| answer.status().as_u16());
     assert_eq!(status, Some(503), "{error:?}");
@@ -209,7 +190,7 @@ async fn each_retry_after_a_server_error_goes_out_on_a_new_connection() {
 /// line at every such retry instead: a false alarm in CloudWatch Logs.
 #[tokio::test]
 async fn a_retried_server_error_logs_no_error() {
-    let logs = Captured::default();
+    let logs = CapturedLog::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::WARN)
@@ -218,13 +199,9 @@ async fn a_retried_server_error_logs_no_error() {
     let _scoped = tracing::subscriber::set_default(subscriber);
     let (sdk, accepted) = production_sdk_against(unavailable, TimeoutConfig::disabled()).await;
 
-    let _ = aws_sdk_ssm::Client::new(&sdk)
-        .get_parameter()
-        .name("/any")
-        .send()
-        .await;
+    let _ = failed_call(&sdk).await;
 
     assert_eq!(accepted.load(Ordering::SeqCst), 3);
-    let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let logged = logs.text();
     assert!(!logged.contains("ERROR"), "{logged}");
 }

@@ -1,7 +1,6 @@
 //! The Slack client against the recording webhook sink: retries, permanent errors,
 //! deadlines, limits, and the webhook URL kept out of every log line and error.
 
-use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -10,7 +9,7 @@ use shared::retry::Backoff;
 use shared::secrets::Secret;
 use shared::slack::{Block, Message, Mrkdwn, SlackClient, SlackError};
 use standins::slack_sink::WEBHOOK_TOKEN;
-use standins::{Reply, SlackSink};
+use standins::{CapturedLog, Reply, SlackSink};
 
 fn quick_client() -> SlackClient {
     let backoff = Backoff {
@@ -238,23 +237,9 @@ async fn huge_untrusted_text_is_cut_to_what_slack_accepts() {
     assert!(!delivered[0].to_string().contains("<!channel>"));
 }
 
-/// A writer that keeps every log line for inspection.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn the_webhook_url_never_reaches_a_log_line_or_an_error() {
-    let logs = Captured::default();
+    let logs = CapturedLog::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
@@ -291,7 +276,7 @@ async fn the_webhook_url_never_reaches_a_log_line_or_an_error() {
         .await
         .unwrap_err();
 
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     assert!(
         text.contains("Slack"),
         "expected log lines about the retries: {text}"

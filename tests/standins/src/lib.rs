@@ -5,6 +5,7 @@
 //! plays an incoming webhook; the target plays the new version of a service under test.
 
 pub mod call_log;
+pub mod captured_log;
 pub mod cbor;
 pub mod codepipeline;
 pub mod ecr;
@@ -18,6 +19,7 @@ pub mod slack_sink;
 pub mod stub;
 pub mod target;
 
+pub use captured_log::CapturedLog;
 pub use moto::Moto;
 pub use runtime_api::{FunctionProcess, Outcome, RuntimeApi};
 pub use slack_sink::{Reply, SlackMessage, SlackSink};
