@@ -61,8 +61,12 @@ fn tls_offering(protocols: &[&[u8]]) -> Result<rustls::ClientConfig, crate::Erro
 /// the user agent before `build`; reqwest ignores its own TLS options (minimum version, extra
 /// roots, `http1_only`'s ALPN) on a preconfigured TLS set-up, so those are decided here.
 pub fn builder() -> Result<reqwest::ClientBuilder, crate::Error> {
+    offering(&[b"h2", b"http/1.1"])
+}
+
+fn offering(protocols: &[&[u8]]) -> Result<reqwest::ClientBuilder, crate::Error> {
     Ok(reqwest::Client::builder()
-        .tls_backend_preconfigured(tls_offering(&[b"h2", b"http/1.1"])?)
+        .tls_backend_preconfigured(tls_offering(protocols)?)
         .connect_timeout(CONNECT_TIMEOUT)
         // Neither a webhook nor an AWS API answers with a redirect to follow; following one
         // could carry a message, or a signed request, elsewhere.
@@ -88,9 +92,7 @@ pub fn for_sdk() -> Result<SharedHttpClient, crate::Error> {
 }
 
 fn sdk_builder() -> Result<reqwest::ClientBuilder, crate::Error> {
-    Ok(builder()?
-        .tls_backend_preconfigured(tls_offering(&[b"http/1.1"])?)
-        .http1_only())
+    Ok(offering(&[b"http/1.1"])?.http1_only())
 }
 
 fn build(builder: reqwest::ClientBuilder) -> Result<reqwest::Client, crate::Error> {
