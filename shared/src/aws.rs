@@ -11,12 +11,25 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_smithy_types::retry::ReconnectMode;
 
+/// The SDK behaviour version of every SDK configuration in the workspace (the functions' and
+/// the stand-ins'), pinned rather than `latest()`: the SDK's documentation says to pin it when
+/// code tunes the SDK's behaviour, as the transport, retries and timeouts here are tuned.
+/// A version changes defaults: 2026-01-12 turned retries on for every AWS client and set a
+/// 3.1 s connect timeout (overridden below, but not in the stand-ins' configuration, which
+/// keeps the defaults); 2025-08-07 made the SDK's own HTTP client honour `HTTPS_PROXY` and
+/// `NO_PROXY`, which the reqwest stack matches (`shared/tests/proxy_env.rs`, so never below
+/// it). When an SDK update supersedes this version, its constructor turns deprecated and
+/// clippy (`-D warnings`) fails: the prompt to read what the new one changes before moving.
+pub fn behavior_version() -> BehaviorVersion {
+    BehaviorVersion::v2026_01_12()
+}
+
 /// Loads the configuration once, at init, sending every call through the process's HTTP
 /// stack ([`crate::http::for_sdk`]). Retries use the SDK's standard mode (it retries
 /// throttling and transient faults with backoff); each call is further bounded by the
 /// caller's [`Deadline`](crate::Deadline).
 pub async fn load_sdk_config() -> Result<SdkConfig, crate::Error> {
-    Ok(aws_config::defaults(BehaviorVersion::latest())
+    Ok(aws_config::defaults(behavior_version())
         .http_client(crate::http::for_sdk()?)
         .retry_config(
             RetryConfig::standard()
@@ -35,4 +48,15 @@ pub async fn load_sdk_config() -> Result<SdkConfig, crate::Error> {
         )
         .load()
         .await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[allow(deprecated)]
+    fn the_pinned_behaviour_version_keeps_the_sdks_proxy_handling_that_the_http_stack_matches() {
+        assert!(behavior_version().is_at_least(BehaviorVersion::v2025_08_07()));
+    }
 }

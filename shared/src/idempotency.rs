@@ -12,7 +12,9 @@
 //!
 //! A claim is one conditional `PutItem`: it succeeds when there is no live item, or when the
 //! item is an `IN_PROGRESS` whose lease ran out (its claimer died or timed out). A claim that
-//! lost reads the item back (consistently) to say whether the work is done or still held.
+//! lost learns from the refusal itself whether the work is done or still held: the put asks
+//! for the item that failed the condition (`ReturnValuesOnConditionCheckFailure: ALL_OLD`),
+//! and only a refusal that carries none is followed by a consistent read.
 //!
 //! The store guards against duplicates; it must never be why a person is not told or a job
 //! not answered. A store that cannot be reached (throttled past the SDK's retries, denied,
@@ -25,7 +27,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use sha2::{Digest, Sha256};
 
 use crate::config::{Environment, Vars};
@@ -250,19 +253,23 @@ impl Idempotency {
             return Claim::Won(Ticket { key, owner: None });
         };
         let owner = invocation_id();
-        // A claim that loses to a release between its put and its read tries once more.
+        // A claim that loses to a release between its put and a read of the item (the
+        // fallback below) tries once more.
         for _ in 0..2 {
-            match table.put_claim(&key, &owner, deadline).await {
-                Ok(true) => {
+            let found = match table.put_claim(&key, &owner, deadline).await {
+                Ok(Put::Won) => {
                     return Claim::Won(Ticket {
                         key,
                         owner: Some(owner),
                     });
                 }
-                Ok(false) => {}
+                Ok(Put::Lost(Some(item))) => Ok(live(item).map(Found::from)),
+                // A store that ignores ReturnValuesOnConditionCheckFailure (some emulators of
+                // DynamoDB) refuses without the item: then it is read.
+                Ok(Put::Lost(None)) => table.read(&key, deadline).await,
                 Err(e) => return self.unguarded(key, "claim", &e),
-            }
-            match table.read(&key, deadline).await {
+            };
+            match found {
                 Ok(Some(found)) if found.status == DONE => {
                     self.local.record(&key);
                     return Claim::Done;
@@ -333,15 +340,45 @@ impl Idempotency {
     }
 }
 
+type Item = std::collections::HashMap<String, AttributeValue>;
+
 struct Found {
     status: String,
     owner: String,
     lease_until_ms: u64,
 }
 
+impl From<Item> for Found {
+    fn from(item: Item) -> Self {
+        let number = |name: &str| {
+            item.get(name)
+                .and_then(|v| v.as_n().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let text = |name: &str| {
+            item.get(name)
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default()
+        };
+        Self {
+            status: text("status"),
+            owner: text("owner"),
+            lease_until_ms: number("lease_until_ms"),
+        }
+    }
+}
+
+/// What a conditional claim came to.
+enum Put {
+    Won,
+    /// The condition failed; the item that failed it, when DynamoDB returned it.
+    Lost(Option<Item>),
+}
+
 impl Table {
-    /// `true` when this call now holds the claim.
-    async fn put_claim(&self, key: &str, owner: &str, deadline: &Deadline) -> Result<bool, Error> {
+    async fn put_claim(&self, key: &str, owner: &str, deadline: &Deadline) -> Result<Put, Error> {
         let now = now_ms();
         let lease_until = now
             .saturating_add(millis(deadline.remaining()))
@@ -362,40 +399,25 @@ impl Table {
             .expression_attribute_values(":now_s", n(now / 1000))
             .expression_attribute_values(":now_ms", n(now))
             .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+            // The holder comes back with the refusal, in the same request and as the
+            // condition saw it: no second round trip, and no release can slip in between.
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send();
         match bounded(deadline, "claiming in the idempotency store", call).await? {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(Error::from_sdk("DynamoDB", "PutItem", e)),
+            Ok(_) => Ok(Put::Won),
+            Err(e) => match e.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(refused)) => {
+                    Ok(Put::Lost(refused.item().cloned()))
+                }
+                _ => Err(Error::from_sdk("DynamoDB", "PutItem", e)),
+            },
         }
     }
 
     async fn read(&self, key: &str, deadline: &Deadline) -> Result<Option<Found>, Error> {
-        let Some(item) = read_live(&self.client, &self.name, key, deadline).await? else {
-            return Ok(None);
-        };
-        let number = |name: &str| {
-            item.get(name)
-                .and_then(|v| v.as_n().ok())
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        let text = |name: &str| {
-            item.get(name)
-                .and_then(|v| v.as_s().ok())
-                .cloned()
-                .unwrap_or_default()
-        };
-        Ok(Some(Found {
-            status: text("status"),
-            owner: text("owner"),
-            lease_until_ms: number("lease_until_ms"),
-        }))
+        Ok(read_live(&self.client, &self.name, key, deadline)
+            .await?
+            .map(Found::from))
     }
 
     /// `false` when the claim is no longer this owner's.
@@ -466,7 +488,7 @@ pub(crate) async fn read_live(
     table: &str,
     id: &str,
     deadline: &Deadline,
-) -> Result<Option<std::collections::HashMap<String, AttributeValue>>, Error> {
+) -> Result<Option<Item>, Error> {
     let call = client
         .get_item()
         .table_name(table)
@@ -476,14 +498,17 @@ pub(crate) async fn read_live(
     let out = bounded(deadline, "reading the idempotency table", call)
         .await?
         .map_err(|e| Error::from_sdk("DynamoDB", "GetItem", e))?;
-    let expired = out.item.as_ref().is_some_and(|item| {
-        item.get("expires_at")
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-            < now_ms() / 1000
-    });
-    Ok(out.item.filter(|_| !expired))
+    Ok(out.item.and_then(live))
+}
+
+/// `None` for an item past its `expires_at`, which TTL has not deleted yet.
+fn live(item: Item) -> Option<Item> {
+    let expires_at = item
+        .get("expires_at")
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    (expires_at >= now_ms() / 1000).then_some(item)
 }
 
 /// `<scope>#<key>`: the role's `dynamodb:LeadingKeys` condition allows only its own scope.

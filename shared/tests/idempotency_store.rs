@@ -182,6 +182,95 @@ async fn a_claim_whose_answer_was_lost_is_recognised_as_our_own_on_the_sdks_retr
         .filter(|c| c.operation == "PutItem")
         .count();
     assert!(puts >= 2, "the SDK retried the put: {puts}");
+    assert_eq!(
+        operations(&stub, "GetItem"),
+        0,
+        "the retry's refusal carried our own item"
+    );
+}
+
+fn operations(stub: &standins::RecordingStub, operation: &str) -> usize {
+    stub.calls()
+        .iter()
+        .filter(|c| c.operation == operation)
+        .count()
+}
+
+/// A claim through the recording stub, which forwards to moto and counts the calls.
+async fn store_behind(stub: &standins::RecordingStub, table: &str) -> Idempotency {
+    let sdk = standins::moto::sdk_config_for(&stub.endpoint()).await;
+    Idempotency::with_table("pipeline-notifier", &sdk, table)
+}
+
+/// The conditional put asks for the item that failed its condition (DynamoDB API reference,
+/// PutItem `ReturnValuesOnConditionCheckFailure`), so a lost claim knows from the refusal
+/// alone whether the work is held or done: no GetItem follows.
+#[tokio::test]
+async fn a_lost_claim_learns_who_holds_it_from_the_refusal_without_reading_the_item() {
+    let moto = Moto::start();
+    let table = moto.create_idempotency_table().await;
+    let stub = standins::RecordingStub::start().await;
+    stub.forward_unknown_to(moto.endpoint());
+    let holder = store(&moto, &table).await;
+    let waiter = store_behind(&stub, &table).await;
+    let Claim::Won(ticket) = holder.claim("event-1", &deadline(30)).await else {
+        panic!("the first claim wins");
+    };
+
+    let claim = waiter
+        .claim("event-1", &Deadline::after(Duration::from_millis(300)))
+        .await;
+    let Claim::Held { lease_left } = claim else {
+        panic!("held by the other container: {claim:?}");
+    };
+    assert!(lease_left > Duration::from_secs(20), "{lease_left:?}");
+
+    holder.done(ticket, &deadline(10)).await;
+    assert!(matches!(
+        waiter.claim("event-1", &deadline(10)).await,
+        Claim::Done
+    ));
+
+    let puts = operations(&stub, "PutItem");
+    assert!(puts >= 2, "a refused claim for each: {puts}");
+    for call in stub.calls().iter().filter(|c| c.operation == "PutItem") {
+        assert_eq!(call.body["ReturnValuesOnConditionCheckFailure"], "ALL_OLD");
+    }
+    assert_eq!(operations(&stub, "GetItem"), 0, "{:?}", stub.calls());
+}
+
+/// A store that refuses without the item (an emulator that ignores the parameter) still
+/// answers: the claim falls back to one consistent read.
+#[tokio::test]
+async fn a_refusal_without_the_item_falls_back_to_a_consistent_read() {
+    let moto = Moto::start();
+    let table = moto.create_idempotency_table().await;
+    let holder = store(&moto, &table).await;
+    let Claim::Won(ticket) = holder.claim("event-1", &deadline(30)).await else {
+        panic!("the first claim wins");
+    };
+    holder.done(ticket, &deadline(10)).await;
+
+    let stub = standins::RecordingStub::start().await;
+    stub.forward_unknown_to(moto.endpoint());
+    stub.fixture_error(
+        "PutItem",
+        serde_json::json!({"TableName": table}),
+        "ConditionalCheckFailedException",
+        "The conditional request failed",
+    );
+    let waiter = store_behind(&stub, &table).await;
+    assert!(matches!(
+        waiter.claim("event-1", &deadline(10)).await,
+        Claim::Done
+    ));
+    let reads: Vec<_> = stub
+        .calls()
+        .into_iter()
+        .filter(|c| c.operation == "GetItem")
+        .collect();
+    assert_eq!(reads.len(), 1);
+    assert_eq!(reads[0].body["ConsistentRead"], true);
 }
 
 /// Waiting for another holder may use half the time left, so a claim won late still leaves

@@ -48,11 +48,36 @@ async fn posts_the_block_kit_payload_once() {
         .await
         .unwrap();
     let delivered = sink.delivered();
-    assert_eq!(delivered, vec![message().to_payload()]);
+    let expected = message().to_payload();
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(delivered[0]["text"], expected["text"]);
+    assert_eq!(delivered[0]["blocks"], expected["blocks"]);
     assert_eq!(
         delivered[0]["blocks"][1]["text"]["text"],
         "*Build* failed: &lt;!channel&gt; &amp; friends"
     );
+}
+
+/// A console link, or a URL in untrusted text, must never make Slack fetch the page and
+/// show a preview of it: the webhook payload turns link and media unfurling off, as the Web
+/// API's does (Slack's incoming webhooks take the same two fields as chat.postMessage).
+#[tokio::test]
+async fn webhook_posts_ask_slack_not_to_unfurl_links_or_media() {
+    let (sink, webhook) = sink_and_webhook().await;
+    let linked = Message::new(Mrkdwn::from_untrusted(
+        "commit says: see https://attacker.example/preview.png",
+    ))
+    .block(Block::section(Mrkdwn::from_untrusted(
+        "https://console.aws.amazon.com/codesuite/codepipeline/pipelines/prod-api/view",
+    )));
+    quick_client()
+        .post(&webhook, &linked, &Deadline::after(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    let delivered = sink.delivered();
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(delivered[0]["unfurl_links"], serde_json::Value::Bool(false));
+    assert_eq!(delivered[0]["unfurl_media"], serde_json::Value::Bool(false));
 }
 
 #[tokio::test]

@@ -117,7 +117,9 @@ impl SlackClient {
         deadline: &Deadline,
     ) -> Result<(), SlackError> {
         check_url(webhook.expose())?;
-        let body = message.to_payload().to_string();
+        let mut payload = message.to_payload();
+        without_previews(&mut payload);
+        let body = payload.to_string();
         self.with_retries(deadline, |attempt| {
             let body = body.clone();
             async move {
@@ -289,6 +291,14 @@ fn last_answer(error: SlackError) -> String {
         SlackError::Unavailable { last, .. } | SlackError::OutOfTime { last, .. } => last,
         other => other.to_string(),
     }
+}
+
+/// Turns Slack's link and media previews off for a posted message (webhook or Web API): a
+/// message's links point at consoles and commits, where a preview is noise, and some come from
+/// untrusted text, which must not make Slack fetch a page and show what it found.
+pub(crate) fn without_previews(payload: &mut serde_json::Value) {
+    payload["unfurl_links"] = serde_json::Value::Bool(false);
+    payload["unfurl_media"] = serde_json::Value::Bool(false);
 }
 
 pub(crate) fn check_url(url: &str) -> Result<(), SlackError> {

@@ -7,7 +7,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Answer, Message, SlackClient, SlackError, check_url};
+use super::{Answer, Message, SlackClient, SlackError, check_url, without_previews};
 use crate::deadline::Deadline;
 use crate::retry::Attempt;
 use crate::secrets::Secret;
@@ -104,9 +104,7 @@ impl SlackClient {
     ) -> Result<Posted, SlackError> {
         let mut body = post.message.to_payload();
         body["channel"] = json!(post.channel);
-        // Links in pipeline messages point at consoles and commits: previews are noise.
-        body["unfurl_links"] = json!(false);
-        body["unfurl_media"] = json!(false);
+        without_previews(&mut body);
         if let Some(ts) = post.thread_ts {
             body["thread_ts"] = json!(ts);
             body["reply_broadcast"] = json!(post.reply_broadcast);

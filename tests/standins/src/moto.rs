@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{Region, SdkConfig};
 use aws_sdk_sqs::config::Credentials;
 
 pub const REGION: &str = "us-east-1";
@@ -343,7 +343,7 @@ impl Drop for Moto {
 pub const IDEMPOTENCY_TABLE: &str = "ops-IdempotencyTable-1A2B3C4D5E6F";
 
 pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
+    aws_config::defaults(shared::aws::behavior_version())
         .http_client(shared::http::for_sdk().expect("the SDK's HTTP client"))
         .region(Region::new(REGION))
         .endpoint_url(endpoint)
