@@ -14,11 +14,11 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value, json};
 
 use crate::config::{ConfigError, Environment, Vars};
+use crate::telemetry::{now_millis, rfc3339};
 
 pub const DEFAULT_NAMESPACE: &str = "ContainerDeliveryOps";
 /// The dimension every metric carries: which of the suite's functions recorded it.
@@ -153,8 +153,13 @@ pub struct Metrics {
     opted_in: Vec<String>,
     /// Lambda drops JSON lines below the function's application log level, and takes a line
     /// for INFO unless it has both `level` and an RFC 3339 `timestamp`: at WARN or ERROR the
-    /// metrics would vanish. They carry the configured level itself, which always passes.
-    level: Option<String>,
+    /// metrics, which the alarms read, would vanish. They carry the configured level itself:
+    /// it always passes, and it is the least severe level that does, so a metric line passes
+    /// for an error (in a `level = "ERROR"` query) only when nothing less severe is kept.
+    /// ERROR or FATAL would pass too, but would put a metric line among the errors at every
+    /// setting. `None` (no `AWS_LAMBDA_LOG_LEVEL`, or one Lambda does not know): the line is
+    /// filed as INFO, which is what a function without an application log level keeps.
+    level: Option<&'static str>,
 }
 
 impl Metrics {
@@ -211,7 +216,7 @@ impl Metrics {
             .optional("AWS_LAMBDA_LOG_LEVEL")
             .ok()
             .flatten()
-            .map(|l| l.to_ascii_uppercase());
+            .and_then(|l| lambda_level(&l));
         (
             Self {
                 enabled: enabled.unwrap_or(true),
@@ -385,18 +390,12 @@ fn valid_namespace(ns: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || ".-_/#: ".contains(c))
 }
 
-/// `2026-11-23T16:52:42.123Z`: the form Lambda's log-level filter reads a `timestamp` in.
-fn rfc3339(millis: u64) -> String {
-    aws_smithy_types::DateTime::from_millis(i64::try_from(millis).unwrap_or(i64::MAX))
-        .fmt(aws_smithy_types::date_time::Format::DateTime)
-        .unwrap_or_default()
-}
-
-fn now_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+/// `level` as Lambda names it (Lambda developer guide, "Log-level filtering"): a name it does
+/// not know would be filed as INFO, so none is written.
+fn lambda_level(level: &str) -> Option<&'static str> {
+    ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"]
+        .into_iter()
+        .find(|known| known.eq_ignore_ascii_case(level.trim()))
 }
 
 #[cfg(test)]
@@ -501,10 +500,25 @@ mod tests {
         assert_eq!(at, rfc3339(ms), "the same instant as the metrics'");
     }
 
-    #[test]
-    fn timestamps_are_rfc3339_in_utc() {
-        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(1_795_452_762_123), "2026-11-23T16:52:42.123Z");
+    #[tokio::test]
+    async fn every_level_the_template_allows_is_written_and_an_unknown_one_is_not() {
+        for (setting, written) in [
+            ("DEBUG", Some("DEBUG")),
+            ("INFO", Some("INFO")),
+            ("warn", Some("WARN")),
+            ("ERROR", Some("ERROR")),
+            ("WARNING", None),
+        ] {
+            let m = metrics(&[("AWS_LAMBDA_LOG_LEVEL", setting)]);
+            let out = captured(&m, || count(&VERDICTS, &[])).await;
+            assert_eq!(out[0]["level"].as_str(), written, "{setting}");
+            assert_eq!(
+                out[0]["timestamp"].is_string(),
+                written.is_some(),
+                "{setting}"
+            );
+            standins::emf::check(&out[0]);
+        }
     }
 
     #[test]

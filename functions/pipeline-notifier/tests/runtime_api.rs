@@ -419,3 +419,140 @@ async fn in_web_api_mode_the_binary_keeps_one_live_message_and_never_shows_the_t
         &stub,
     );
 }
+
+/// The stack's log settings (template.yaml: JSON, ApplicationLogLevel WARN): Lambda keeps a
+/// line above INFO only if it is a JSON object with a known `level` and an RFC 3339
+/// `timestamp` (standins::lambda_logs applies that rule). An event it cannot use (WARN) and
+/// Slack down (ERROR) must reach CloudWatch, each line saying what happened, when, in which
+/// invocation and function; so must every metric line, which the alarms read.
+#[tokio::test]
+async fn at_log_level_warn_lambda_keeps_the_warnings_errors_and_metrics() {
+    use standins::lambda_logs::{Level, kept, level_of};
+    const FUNCTION: &str = "ops-pipeline-notifier";
+    let sink = SlackSink::start().await;
+    let api = RuntimeApi::start().await;
+    let mut env = standins::moto::aws_env("http://127.0.0.1:9");
+    for (k, v) in [
+        ("SLACK_WEBHOOK_URL", sink.webhook_url("ops")),
+        ("AWS_LAMBDA_LOG_FORMAT", "JSON".to_owned()),
+        ("AWS_LAMBDA_LOG_LEVEL", "WARN".to_owned()),
+        // The release bootstrap is named `bootstrap`; Lambda gives the function's own name.
+        ("AWS_LAMBDA_FUNCTION_NAME", FUNCTION.to_owned()),
+    ] {
+        env.push((k.to_owned(), v));
+    }
+    let mut function = FunctionProcess::spawn(&binary(), &api, &env);
+
+    let notified = api
+        .invoke(
+            &mut function,
+            &common::sample("pipeline-failed.json"),
+            Duration::from_secs(20),
+        )
+        .await;
+    assert!(
+        matches!(&notified.outcome, Outcome::Response(v) if v["outcome"] == "notified"),
+        "{notified:?}"
+    );
+    let ignored = api
+        .invoke(
+            &mut function,
+            &common::sample("not-codepipeline.json"),
+            Duration::from_secs(20),
+        )
+        .await;
+    assert!(
+        matches!(&ignored.outcome, Outcome::Response(v) if v["outcome"] == "ignored"),
+        "{ignored:?}"
+    );
+    sink.script(std::iter::repeat_n(Reply::Status(500, "rollup_error"), 20));
+    let down = api
+        .invoke(
+            &mut function,
+            &common::sample("approval-rejected.json"),
+            Duration::from_secs(5),
+        )
+        .await;
+    assert!(matches!(&down.outcome, Outcome::Error(_)), "{down:?}");
+
+    let written = function.stop().await;
+    let all = written.join("\n");
+    let cloudwatch = kept(&written, Level::Warn);
+    for line in &written {
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(line)
+            && matches!(v["level"].as_str(), Some("WARN" | "ERROR"))
+        {
+            assert!(
+                level_of(line) >= Level::Warn,
+                "written at {} but filed by Lambda as {:?}: {line}",
+                v["level"],
+                level_of(line)
+            );
+        }
+    }
+    // The log lines kept (metric lines apart), as written and parsed.
+    let logged: Vec<(&String, serde_json::Value)> = cloudwatch
+        .iter()
+        .filter_map(|l| Some((l, serde_json::from_str::<serde_json::Value>(l).ok()?)))
+        .filter(|(_, v)| v.get("_aws").is_none())
+        .collect();
+    let line_of = |request_id: &str, level: &str, message: &str| {
+        logged
+            .iter()
+            .find(|(_, v)| {
+                v["requestId"] == request_id
+                    && v["level"] == level
+                    && v["message"].as_str().is_some_and(|m| m.contains(message))
+            })
+            .unwrap_or_else(|| {
+                panic!("no {level} line \"{message}\" for {request_id} kept at WARN:\n{all}")
+            })
+    };
+    let scenario = [
+        line_of(&ignored.request_id, "WARN", "event ignored"),
+        line_of(&down.request_id, "ERROR", "Slack post failed"),
+        line_of(&down.request_id, "ERROR", "invocation failed"),
+    ];
+    for (text, line) in scenario {
+        assert_eq!(line["functionName"], FUNCTION, "{text}");
+        let id = line["requestId"].as_str().unwrap_or_default();
+        assert_eq!(text.matches(id).count(), 1, "the request id once: {text}");
+        assert!(
+            ["span", "spans", "fields"]
+                .iter()
+                .all(|k| line.get(k).is_none()),
+            "no nested copies: {text}"
+        );
+    }
+    assert!(
+        scenario[1].1["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("Slack")),
+        "the event's own fields at the top level: {}",
+        scenario[1].0
+    );
+    assert!(
+        !logged
+            .iter()
+            .any(|(_, v)| v["message"] == "posted to Slack"),
+        "INFO lines are not kept at WARN:\n{all}"
+    );
+
+    let emf = standins::emf::parse(&cloudwatch);
+    assert_eq!(emf.sum("ColdStart", &[]), 1.0, "{all}");
+    for outcome in ["notified", "ignored", "failed"] {
+        assert_eq!(
+            emf.sum("Events", &[("Outcome", outcome)]),
+            1.0,
+            "{outcome}: every metric line kept:\n{all}"
+        );
+    }
+    assert_eq!(
+        emf.sum(
+            "Notifications",
+            &[("Channel", "slack"), ("Outcome", "failed")]
+        ),
+        1.0,
+        "the line the failed-delivery alarm reads"
+    );
+}

@@ -11,6 +11,7 @@ pub mod codepipeline;
 pub mod ecr;
 pub mod ecs;
 pub mod emf;
+pub mod lambda_logs;
 pub mod moto;
 pub mod planted;
 pub mod props;
