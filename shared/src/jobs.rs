@@ -6,14 +6,44 @@
 //! retried by the SDK's standard retry; the whole report is bounded by the deadline.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use aws_sdk_codepipeline::types::{ExecutionDetails, FailureDetails, FailureType};
 
 use serde_json::Value;
 
+use crate::config::ConfigError;
 use crate::deadline::Deadline;
 use crate::error::{Error, NotForUs};
 use crate::text::truncate_plain;
+
+/// CodePipeline fails a Lambda invoke action 24 hours after it started, however often the
+/// function answers "in progress" (CodePipeline user guide, Quotas: "AWS Lambda invoke
+/// action: 24 hours"). An action's `timeoutInMinutes` applies to manual approvals only
+/// (API reference, ActionDeclaration), so no pipeline can give a Lambda action more.
+pub const ACTION_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+/// Kept before that timeout for the continuation invocation that acts on a wait's end (fails
+/// the job, stops a task): how soon CodePipeline invokes again after "in progress" is not
+/// documented, so the room is generous.
+pub const ACTION_ROOM: Duration = Duration::from_secs(30 * 60);
+
+/// The longest a job may wait or run and still be ended by this function, not by
+/// CodePipeline's timeout (which would leave a task running and nobody told why).
+pub fn longest_job() -> Duration {
+    ACTION_TIMEOUT.saturating_sub(ACTION_ROOM)
+}
+
+/// Refuses a wait or run limit that CodePipeline's own timeout would cut short.
+pub fn within_action_timeout(variable: &str, value: Duration) -> Result<Duration, ConfigError> {
+    if value > longest_job() {
+        return Err(ConfigError::malformed(
+            variable,
+            "at most 23h30m: CodePipeline fails a Lambda invoke action after 24 hours, and the function must end the job (and stop what it started) before that",
+            "longer than a pipeline action may run",
+        ));
+    }
+    Ok(value)
+}
 
 const MAX_SUMMARY: usize = 2048;
 const MAX_FAILURE_MESSAGE: usize = 5000;

@@ -15,7 +15,7 @@ pub struct Config {
     pub waivers: Document<Vec<Waiver>>,
     pub max_wait: Duration,
     /// Enhanced (Inspector) findings keep arriving for a while after a scan reports
-    /// complete; a pipeline job waits this long after completion before it decides.
+    /// complete; nothing decides until this long after completion.
     pub findings_settle: Duration,
     pub notify_on: NotifyOn,
     pub pass_tag: Option<String>,
@@ -55,13 +55,13 @@ pub const VARIABLES: &[Var] = &[
         "MAX_WAIT",
         "30m",
         "`45m`",
-        "How long a pipeline job waits for a completed scan before failing closed.",
+        "How long a pipeline job waits for a completed, settled scan before failing closed. At most `23h30m`: CodePipeline fails a Lambda invoke action after 24 hours.",
     ),
     Var::defaulted(
         "FINDINGS_SETTLE",
         "60s",
         "`2m`",
-        "How long after an enhanced scan completes before a pipeline job decides (it is invoked again meanwhile). Scan events decide at once: no later event would come to decide them.",
+        "How long after an enhanced scan completes before its findings are trusted (Inspector's findings keep arriving after the scan reports complete). A pipeline job is invoked again meanwhile; a scan event waits in its invocation, then Lambda's retries. At most `5m`.",
     ),
     Var::defaulted(
         "NOTIFY_ON",
@@ -101,6 +101,23 @@ pub fn parse_waivers(text: &str) -> Result<Vec<Waiver>, String> {
         }
     }
     Ok(waivers)
+}
+
+/// The longest FINDINGS_SETTLE. A scan event whose findings have not settled within one
+/// invocation is retried by Lambda (twice, one and then two minutes later), and the last
+/// retry must still come after the settle time so that it decides: with the function's
+/// 120 s timeout, three invocations cover a little over five minutes of settling.
+pub const LONGEST_SETTLE: Duration = Duration::from_secs(5 * 60);
+
+fn settle_within_retries(settle: Duration) -> Result<Duration, ConfigError> {
+    if settle > LONGEST_SETTLE {
+        return Err(ConfigError::malformed(
+            "FINDINGS_SETTLE",
+            "at most 5m: a scan event is decided within Lambda's retries of it",
+            "too long",
+        ));
+    }
+    Ok(settle)
 }
 
 /// A threshold: a number of findings, or `None` for `unlimited`.
@@ -154,9 +171,13 @@ impl Config {
             max,
             ignore_unfixed: vars.with_default("IGNORE_UNFIXED", vars.flag("IGNORE_UNFIXED")?)?,
             waivers,
-            max_wait: vars.with_default("MAX_WAIT", vars.duration("MAX_WAIT")?)?,
-            findings_settle: vars
-                .with_default("FINDINGS_SETTLE", vars.duration("FINDINGS_SETTLE")?)?,
+            max_wait: shared::jobs::within_action_timeout(
+                "MAX_WAIT",
+                vars.with_default("MAX_WAIT", vars.duration("MAX_WAIT")?)?,
+            )?,
+            findings_settle: settle_within_retries(
+                vars.with_default("FINDINGS_SETTLE", vars.duration("FINDINGS_SETTLE")?)?,
+            )?,
             notify_on,
             pass_tag,
             report_margin: shared::report::report_margin(&vars)?,
@@ -180,6 +201,25 @@ mod tests {
         assert_eq!(c.max_wait, Duration::from_secs(1800));
         assert_eq!(c.notify_on, NotifyOn::Fail);
         assert!(!c.ignore_unfixed && c.pass_tag.is_none());
+    }
+
+    /// CodePipeline fails a Lambda invoke action after 24 hours; Lambda retries an event
+    /// twice over three minutes. Limits past those would never be reached.
+    #[test]
+    fn waits_past_what_the_callers_allow_are_refused_at_start() {
+        assert_eq!(
+            Config::from_env(&[("MAX_WAIT", "25h")])
+                .unwrap_err()
+                .variable,
+            "MAX_WAIT"
+        );
+        assert!(Config::from_env(&[("MAX_WAIT", "23h")]).is_ok());
+        assert_eq!(
+            Config::from_env(&[("FINDINGS_SETTLE", "10m")])
+                .unwrap_err()
+                .variable,
+            "FINDINGS_SETTLE"
+        );
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! CodePipeline Lambda invoke job. All end as an image to judge.
 
 use aws_lambda_events::event::ecr_scan::EcrScanEvent;
+use aws_smithy_types::DateTime;
+use aws_smithy_types::date_time::Format;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -37,8 +39,11 @@ pub struct ScanEvent {
     pub image: ImageRef,
     pub tags: Vec<String>,
     pub status: String,
-    /// What the event says; the verdict uses the findings fetched from ECR.
+    /// What the event says. The verdict uses the findings fetched from ECR, and these
+    /// counts are a floor a look must reach before it is decided on.
     pub counts: Counts,
+    /// The event's `time` (seconds since the epoch): when the scan was said to be done.
+    pub time: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,6 +221,11 @@ pub fn parse(event: &Value) -> Result<Entry, NotForUs> {
         tags,
         status: status.unwrap_or_default(),
         counts: counts_from_event(&counts),
+        time: event
+            .get("time")
+            .and_then(Value::as_str)
+            .and_then(|t| DateTime::from_str(t, Format::DateTime).ok())
+            .map(|t| t.secs()),
     }))
 }
 

@@ -16,10 +16,10 @@ use shared::{Deadline, Error};
 
 use crate::config::{Config, NotifyOn, parse_waivers};
 use crate::entry::{Entry, ImageRef, JobRequest, ScanEvent, parse};
-use crate::policy::{Policy, Severity};
-use crate::registry::{Promotion, Registry};
+use crate::policy::{Counts, Policy, Severity};
+use crate::registry::{Promotion, Registry, Subject};
 use crate::render::{Place, render, render_failure};
-use crate::verdict::{Verdict, decide};
+use crate::verdict::{Judged, Look, Verdict, combine, decide};
 
 /// What the gate was built with: a configuration, or why there is none.
 pub type Setup = Result<Config, String>;
@@ -27,6 +27,21 @@ pub type Setup = Result<Config, String>;
 /// The key under which a broken configuration is notified, once per container, for scan
 /// events (pipeline jobs are each failed and notified with the reason).
 const CONFIG_ERROR_KEY: &str = "configuration-error";
+
+/// How long past FINDINGS_SETTLE a scan event's findings may take to show what the event
+/// counted before the image is failed closed. It spans Lambda's own retries of a failed
+/// asynchronous event (one minute, then two: Lambda developer guide, "How Lambda handles
+/// errors and retries with asynchronous invocation"), so that the last retry decides
+/// rather than leaving the event to the dead-letter queue; FINDINGS_SETTLE's upper bound
+/// (config) keeps that true for the function's timeout.
+pub const EVENT_PATIENCE: Duration = Duration::from_secs(180);
+/// Pauses between looks while a scan event's findings settle within one invocation.
+const LOOK_AGAIN: [Duration; 4] = [
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+    Duration::from_secs(8),
+    Duration::from_secs(10),
+];
 
 const VERDICTS: metrics::Metric = metrics::Metric::count("Verdicts");
 const FINDINGS: metrics::Metric = metrics::Metric::count("Findings");
@@ -74,6 +89,15 @@ enum Decision {
     /// Transient: ask CodePipeline to invoke again.
     Wait(String),
     Broken(FailureKind, String),
+}
+
+/// What a scan event said about the image it names: the gate never decides on a look that
+/// shows less.
+struct Told<'a> {
+    digest: &'a str,
+    counts: &'a Counts,
+    /// The event's time: when the scan was said to have finished.
+    finished_at: Option<i64>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -142,22 +166,85 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
         })
     }
 
-    /// `settle`: how long after an enhanced scan completes before its findings are trusted.
-    /// Only a pipeline job can afford to wait (it is invoked again); a scan event that
-    /// decided PENDING would never be decided, so events judge at once.
+    /// The verdict on what `image` names now (one image, or every platform of an index).
+    /// Pipeline jobs look this way: they are invoked again while it is pending.
     async fn judge(
         &self,
         config: &Config,
         image: &ImageRef,
         deadline: &Deadline,
         now: i64,
-        settle: Duration,
     ) -> Result<Verdict, Error> {
         let policy = self.policy(config, deadline).await?;
-        let scan = self.registry.scan(image, deadline).await?;
-        Ok(decide(scan, &image.repository, &policy, now, settle))
+        let subject = self.registry.resolve(image, deadline).await?;
+        let look = Look {
+            now,
+            settle: config.findings_settle,
+            ..Look::default()
+        };
+        let (verdict, _) = self
+            .judge_subject(&policy, &image.repository, &subject, None, look, deadline)
+            .await?;
+        Ok(verdict)
     }
 
+    /// One look at `subject`. `told` is what a scan event said about one of its images; the
+    /// second value says whether that image is among those still waiting.
+    async fn judge_subject(
+        &self,
+        policy: &Policy,
+        repository: &str,
+        subject: &Subject,
+        told: Option<&Told<'_>>,
+        look: Look<'_>,
+        deadline: &Deadline,
+    ) -> Result<(Verdict, bool), Error> {
+        let look_at = |digest: &str| match told.filter(|t| t.digest == digest) {
+            Some(t) => Look {
+                floor: Some(t.counts),
+                told_finished_at: t.finished_at,
+                ..look
+            },
+            None => look,
+        };
+        let judged = |digest: &str, tags: &[String]| Judged {
+            repository: repository.to_owned(),
+            digest: digest.to_owned(),
+            tags: tags.to_vec(),
+            platforms: Vec::new(),
+            skipped: Vec::new(),
+        };
+        match subject {
+            Subject::Image { digest, tags } => {
+                let scan = self.registry.scan(repository, digest, deadline).await?;
+                let verdict = decide(scan, judged(digest, tags), policy, &look_at(digest));
+                let waits = matches!(verdict, Verdict::Pending { .. });
+                Ok((verdict, waits))
+            }
+            Subject::Index {
+                digest,
+                tags,
+                platforms,
+                skipped,
+            } => {
+                let mut parts = Vec::with_capacity(platforms.len());
+                let mut told_waits = false;
+                for p in platforms {
+                    let scan = self.registry.scan(repository, &p.digest, deadline).await?;
+                    let verdict = decide(scan, judged(&p.digest, &[]), policy, &look_at(&p.digest));
+                    if matches!(verdict, Verdict::Pending { .. })
+                        && told.is_some_and(|t| t.digest == p.digest)
+                    {
+                        told_waits = true;
+                    }
+                    parts.push((p.name.clone(), p.digest.clone(), verdict));
+                }
+                let mut index = judged(digest, tags);
+                index.skipped = skipped.clone();
+                Ok((combine(index, parts), told_waits))
+            }
+        }
+    }
     async fn promote(
         &self,
         config: &Config,
@@ -216,6 +303,32 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
         ))
     }
 
+    /// What a scan event's image is part of: the image itself, or, for an untagged image
+    /// (a platform image pushed by `docker buildx`, whose tag is on the index), the newest
+    /// image index that lists it, which is what a pipeline deploys and what PASS_TAG marks.
+    async fn event_subject(&self, scan: &ScanEvent, deadline: &Deadline) -> Result<Subject, Error> {
+        let subject = self.registry.resolve(&scan.image, deadline).await?;
+        match subject {
+            Subject::Image {
+                ref digest,
+                ref tags,
+            } if tags.is_empty() && scan.tags.is_empty() => {
+                match self
+                    .registry
+                    .index_listing(&scan.image.repository, digest, deadline)
+                    .await?
+                {
+                    Some(index) => {
+                        tracing::info!(image = %scan.image.describe(), index = index.digest(), "the scanned image is a platform of an image index; judging the index whole");
+                        Ok(index)
+                    }
+                    None => Ok(subject),
+                }
+            }
+            other => Ok(other),
+        }
+    }
+
     async fn judge_scan(
         &self,
         config: &Config,
@@ -225,33 +338,123 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
     ) -> Result<Value, Error> {
         tracing::info!(image = %scan.image.describe(), status = %scan.status, enhanced = scan.enhanced, counts = ?scan.counts, "scan event");
         metrics::context("Repository", &scan.image.repository);
-        let verdict = self
-            .judge(config, &scan.image, deadline, now, Duration::ZERO)
-            .await?;
+        let started = std::time::Instant::now();
+        // Looks stop in time to post and tag what they decide.
+        let looks_until = deadline.less(config.report_margin);
+        let policy = self.policy(config, &looks_until).await?;
+        let subject = self.event_subject(scan, &looks_until).await?;
+        let told = Told {
+            digest: match &scan.image.reference {
+                crate::entry::Reference::Digest(d) => d,
+                crate::entry::Reference::Tag(t) => t,
+            },
+            counts: &scan.counts,
+            finished_at: scan.time,
+        };
+        // Past this the image is failed closed; an event without a time gets this
+        // invocation only.
+        let give_up_at = scan
+            .time
+            .map(|t| t + (config.findings_settle + EVENT_PATIENCE).as_secs() as i64)
+            .unwrap_or(now);
+        let mut looks = 0;
+        let (verdict, told_waits) = loop {
+            let at = now + started.elapsed().as_secs() as i64;
+            let look = Look {
+                now: at,
+                settle: config.findings_settle,
+                ..Look::default()
+            };
+            let (verdict, told_waits) = self
+                .judge_subject(
+                    &policy,
+                    &scan.image.repository,
+                    &subject,
+                    Some(&told),
+                    look,
+                    &looks_until,
+                )
+                .await?;
+            if !told_waits || at >= give_up_at {
+                break (verdict, told_waits);
+            }
+            let pause = LOOK_AGAIN[looks.min(LOOK_AGAIN.len() - 1)]
+                .min(Duration::from_secs((give_up_at - at).max(1) as u64));
+            looks += 1;
+            if looks_until.sleep(pause).await.is_err() {
+                break (verdict, told_waits);
+            }
+        };
+        let at = now + started.elapsed().as_secs() as i64;
+        let verdict = match verdict {
+            Verdict::Pending { reason } if told_waits && at >= give_up_at => {
+                let waited = scan
+                    .time
+                    .map(|t| format!("{}s after the scan event", at.saturating_sub(t)))
+                    .unwrap_or_else(|| "in this invocation (the event has no time)".into());
+                tracing::warn!(image = %scan.image.describe(), reason, "the findings never showed what the scan event said; failing closed");
+                Verdict::Fail {
+                    image: None,
+                    reasons: vec![format!(
+                        "not decided {waited}, failing closed: {reason}. Look at the image's findings in the console, then re-run the scan or the pipeline"
+                    )],
+                    evaluation: None,
+                }
+            }
+            Verdict::Pending { reason } if told_waits => {
+                // A look that contradicts the event is never decided on: Lambda retries the
+                // event (the claim is given back), and the retry looks again.
+                tracing::warn!(image = %scan.image.describe(), reason, "the findings do not show what the scan event said yet; Lambda will retry the event");
+                metrics::count(&VERDICTS, &[("Verdict", "PENDING")]);
+                return Err(Error::OutOfTime(
+                    "waiting for the findings to show what the scan event counted",
+                ));
+            }
+            other => other,
+        };
         record_verdict(&verdict);
         let outcome = json!({"outcome": "judged", "verdict": verdict.name()});
         if let Verdict::Pending { reason } = &verdict {
-            tracing::info!(image = %scan.image.describe(), reason, "not decided yet; a later scan event will decide");
+            tracing::info!(image = %scan.image.describe(), reason, "not decided yet: another platform of the index is still being scanned; its own scan event will decide");
             return Ok(outcome);
         }
-        let promotion = self.promote(config, &verdict, deadline).await;
-        if Self::wants(config, &verdict) {
-            let place = Place {
-                region: scan.region.as_deref().unwrap_or(&self.region),
-                account: scan.account.as_deref().unwrap_or(""),
-            };
-            let n = render(
-                &verdict,
-                &scan.image.repository,
-                &scan.image.describe(),
-                &place,
-                promotion.as_ref(),
-            );
-            self.answerer
-                .notifier()
-                .notify(&n, deadline)
-                .await
-                .into_result()?;
+        let tell = |by: Deadline| {
+            let verdict = &verdict;
+            async move {
+                let promotion = self.promote(config, verdict, &by).await;
+                if Self::wants(config, verdict) {
+                    let place = Place {
+                        region: scan.region.as_deref().unwrap_or(&self.region),
+                        account: scan.account.as_deref().unwrap_or(""),
+                    };
+                    let n = render(
+                        verdict,
+                        &scan.image.repository,
+                        &scan.image.describe(),
+                        &place,
+                        promotion.as_ref(),
+                    );
+                    self.answerer
+                        .notifier()
+                        .notify(&n, &by)
+                        .await
+                        .into_result()?;
+                }
+                Ok::<(), Error>(())
+            }
+        };
+        match &subject {
+            // Each platform's scan event may decide the same index: one of them tells it.
+            Subject::Index { digest, .. } => {
+                let key = format!("index-verdict/{digest}/{}", verdict.name());
+                match self.answerer.idempotency().once(&key, deadline, tell).await {
+                    shared::idempotency::Once::Ran(result) => result?,
+                    _ => {
+                        tracing::info!(index = %digest, "this index's verdict was already told (another platform's scan event)")
+                    }
+                }
+            }
+            Subject::Image { .. } => tell(*deadline).await?,
         }
         tracing::info!(image = %scan.image.describe(), verdict = verdict.name(), "verdict");
         Ok(outcome)
@@ -268,7 +471,7 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
             Ok(image) => image,
             Err(why) => return Decision::Broken(FailureKind::ConfigurationError, why.clone()),
         };
-        let work = self.judge(config, image, deadline, now, config.findings_settle);
+        let work = self.judge(config, image, deadline, now);
         match guarded(deadline, work).await {
             Guarded::OutOfTime => {
                 Decision::Wait("the evaluation did not finish in this invocation".into())
@@ -414,6 +617,14 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
                             );
                         }
                         vars.insert("WAIVED".into(), evaluation.waived.len().to_string());
+                        if !image.platforms.is_empty() {
+                            let names: Vec<&str> = image
+                                .platforms
+                                .iter()
+                                .map(|p| p.platform.as_str())
+                                .collect();
+                            vars.insert("PLATFORMS".into(), names.join(","));
+                        }
                         let summary = format!(
                             "PASS {}: {}",
                             subject,
@@ -439,7 +650,7 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
             JobOutcome::Failed { .. } => "failed",
         };
         if let JobOutcome::Failed { message, .. } = &outcome {
-            tracing::warn!(job_id = %job.job_id, image = %subject, message, "failing the job");
+            tracing::warn!(job_id = %job.job_id, image = %subject, reason = %message, "failing the job");
         }
         let place = Place {
             region: &self.region,

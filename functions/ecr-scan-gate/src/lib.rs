@@ -5,6 +5,7 @@ pub mod app;
 pub mod config;
 pub mod entry;
 pub mod handler;
+pub mod index;
 pub mod policy;
 pub mod registry;
 pub mod render;

@@ -1,5 +1,6 @@
-//! ECR: the image's scan and findings (every page, up to a bound; basic and enhanced), its
-//! tags, a basic scan started when none exists, and the optional promotion tag.
+//! ECR: what a tag or digest names (an image, or an image index and the platform images it
+//! lists), each image's scan and findings (every page, up to a bound; basic and enhanced), a
+//! basic scan started when none exists, and the optional promotion tag.
 
 use std::future::Future;
 
@@ -7,8 +8,11 @@ use aws_sdk_ecr::types::ImageIdentifier;
 use shared::{Deadline, Error};
 
 use crate::entry::{ImageRef, Reference};
+use crate::index;
 use crate::policy::{Finding, Severity};
 
+/// What one image manifest's scan reads as. The image it belongs to (digest, tags) comes
+/// from [`Subject`], resolved first, so a tag moved mid-judgement cannot mix two images.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Scan {
     /// No scan exists yet (scan on push may not have started).
@@ -18,8 +22,6 @@ pub enum Scan {
         description: Option<String>,
     },
     Complete {
-        digest: String,
-        tags: Vec<String>,
         findings: Vec<Finding>,
         enhanced: bool,
         /// Seconds since the epoch, when ECR says.
@@ -30,6 +32,46 @@ pub enum Scan {
         status: String,
         description: Option<String>,
     },
+}
+
+/// One runnable image listed by an image index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Platform {
+    /// `linux/amd64`, `linux/arm64/v8`.
+    pub name: String,
+    pub digest: String,
+}
+
+/// What a tag or digest names: one image manifest, or an image index (manifest list) whose
+/// platform manifests are what ECR scans and what runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    Image {
+        digest: String,
+        tags: Vec<String>,
+    },
+    Index {
+        digest: String,
+        tags: Vec<String>,
+        platforms: Vec<Platform>,
+        /// Entries that are not images to run (build attestations, other artifacts), each
+        /// with why it was skipped: said in the verdict, never silently dropped.
+        skipped: Vec<String>,
+    },
+}
+
+impl Subject {
+    pub fn digest(&self) -> &str {
+        match self {
+            Self::Image { digest, .. } | Self::Index { digest, .. } => digest,
+        }
+    }
+
+    pub fn tags(&self) -> &[String] {
+        match self {
+            Self::Image { tags, .. } | Self::Index { tags, .. } => tags,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,9 +106,27 @@ impl Promotion {
 
 /// The port the handler depends on.
 pub trait Registry {
-    fn scan(
+    /// What `image` names now: its digest and tags, and for an image index the platform
+    /// images it lists.
+    fn resolve(
         &self,
         image: &ImageRef,
+        deadline: &Deadline,
+    ) -> impl Future<Output = Result<Subject, Error>> + Send;
+    /// The newest tagged image index in `repository` that lists `member`, if any: a scan
+    /// event names a platform manifest, while the pipeline deploys (and PASS_TAG belongs on)
+    /// the index.
+    fn index_listing(
+        &self,
+        repository: &str,
+        member: &str,
+        deadline: &Deadline,
+    ) -> impl Future<Output = Result<Option<Subject>, Error>> + Send;
+    /// The scan of one image manifest, by digest.
+    fn scan(
+        &self,
+        repository: &str,
+        digest: &str,
         deadline: &Deadline,
     ) -> impl Future<Output = Result<Scan, Error>> + Send;
     fn promote(
@@ -92,6 +152,20 @@ impl Ecr {
 
 /// A bound on pages: a service that keeps handing back a token must not hold the gate.
 const MAX_PAGES: usize = 100;
+/// Looking for the index that lists a scanned platform image reads at most this many pages
+/// of 1,000 tagged images, and the newest this many indexes among them (one BatchGetImage,
+/// whose limit is 100 images).
+const INDEX_SEARCH_PAGES: usize = 10;
+const INDEX_SEARCH_NEWEST: usize = 100;
+
+/// Every manifest type ECR stores, indexes included (BatchGetImage acceptedMediaTypes).
+const ACCEPTED_MANIFESTS: [&str; 5] = [
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.v1+json",
+    index::OCI_INDEX,
+    index::DOCKER_MANIFEST_LIST,
+];
 
 fn image_id(image: &ImageRef) -> ImageIdentifier {
     match &image.reference {
@@ -148,7 +222,8 @@ fn enhanced_finding(f: aws_sdk_ecr::types::EnhancedImageScanFinding) -> Finding 
 }
 
 impl Ecr {
-    async fn fetch(&self, image: &ImageRef) -> Result<Scan, Error> {
+    async fn fetch(&self, repository: &str, digest: &str) -> Result<Scan, Error> {
+        let id = || ImageIdentifier::builder().image_digest(digest).build();
         let mut findings = Vec::new();
         let mut enhanced = false;
         let mut next: Option<String> = None;
@@ -159,8 +234,8 @@ impl Ecr {
             let page = self
                 .client
                 .describe_image_scan_findings()
-                .repository_name(&image.repository)
-                .image_id(image_id(image))
+                .repository_name(repository)
+                .image_id(id())
                 .set_next_token(next.clone())
                 .send()
                 .await;
@@ -169,7 +244,7 @@ impl Ecr {
                 Err(e) => {
                     let e = Error::from_sdk("ECR", "DescribeImageScanFindings", e);
                     if e.aws_code() == Some("ScanNotFoundException") {
-                        return self.start_scan(image).await;
+                        return self.start_scan(repository, digest).await;
                     }
                     return Err(e);
                 }
@@ -247,12 +322,7 @@ impl Ecr {
             .as_ref()
             .and_then(|f| f.image_scan_completed_at)
             .map(|t| t.secs());
-        // The findings answer need not name the digest when asked by tag; DescribeImages,
-        // asked the same way, gives the digest and every tag.
-        let (digest, tags) = self.identity(&image.repository, image_id(image)).await?;
         Ok(Scan::Complete {
-            digest,
-            tags,
             findings,
             enhanced: enhanced || status_text == "ACTIVE",
             completed_at,
@@ -265,18 +335,22 @@ impl Ecr {
     /// with LimitExceededException, read as "a scan is on its way". Any other refusal
     /// (enhanced scanning, no permission) means the image cannot be judged: the answer says
     /// why and what to change.
-    async fn start_scan(&self, image: &ImageRef) -> Result<Scan, Error> {
+    async fn start_scan(&self, repository: &str, digest: &str) -> Result<Scan, Error> {
         let started = self
             .client
             .start_image_scan()
-            .repository_name(&image.repository)
-            .image_id(image_id(image))
+            .repository_name(repository)
+            .image_id(ImageIdentifier::builder().image_digest(digest).build())
             .send()
             .await
             .map_err(|e| Error::from_sdk("ECR", "StartImageScan", e));
         match started {
             Ok(_) => {
-                tracing::warn!(image = %image.describe(), "no scan existed; started one (turn on scan on push for this repository)");
+                tracing::warn!(
+                    repository,
+                    digest,
+                    "no scan existed; started one (turn on scan on push for this repository)"
+                );
                 Ok(Scan::InProgress {
                     status: "PENDING".into(),
                     description: Some(
@@ -303,11 +377,12 @@ impl Ecr {
         }
     }
 
-    async fn identity(
+    /// The digest, tags and manifest media type of what `id` names.
+    async fn describe(
         &self,
         repository: &str,
         id: ImageIdentifier,
-    ) -> Result<(String, Vec<String>), Error> {
+    ) -> Result<(String, Vec<String>, Option<String>), Error> {
         let out = self
             .client
             .describe_images()
@@ -322,10 +397,132 @@ impl Ecr {
             .into_iter()
             .next()
             .ok_or_else(|| Error::bad_input(format!("no such image in {repository}")))?;
+        let digest = detail
+            .image_digest
+            .filter(|d| !d.is_empty())
+            .ok_or_else(|| Error::bad_input("DescribeImages answered an image without a digest"))?;
         Ok((
-            detail.image_digest.unwrap_or_default(),
+            digest,
             detail.image_tags.unwrap_or_default(),
+            detail.image_manifest_media_type,
         ))
+    }
+
+    /// The manifests of `digests` as stored, by digest. The accepted media types are named:
+    /// without them ECR may answer a converted manifest, and an index must come back as one.
+    async fn manifests(
+        &self,
+        repository: &str,
+        digests: &[String],
+    ) -> Result<Vec<(String, String, Option<String>)>, Error> {
+        let ids = digests
+            .iter()
+            .map(|d| ImageIdentifier::builder().image_digest(d).build())
+            .collect();
+        let got = self
+            .client
+            .batch_get_image()
+            .repository_name(repository)
+            .set_image_ids(Some(ids))
+            .set_accepted_media_types(Some(
+                ACCEPTED_MANIFESTS.iter().map(|t| (*t).to_owned()).collect(),
+            ))
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("ECR", "BatchGetImage", e))?;
+        Ok(got
+            .images
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|i| {
+                let digest = i.image_id.and_then(|id| id.image_digest)?;
+                Some((digest, i.image_manifest?, i.image_manifest_media_type))
+            })
+            .collect())
+    }
+
+    async fn subject(&self, repository: &str, id: ImageIdentifier) -> Result<Subject, Error> {
+        let (digest, tags, media_type) = self.describe(repository, id).await?;
+        if !media_type.as_deref().is_some_and(index::is_index) {
+            return Ok(Subject::Image { digest, tags });
+        }
+        let got = self
+            .manifests(repository, std::slice::from_ref(&digest))
+            .await?;
+        let manifest = got
+            .into_iter()
+            .find(|(d, _, _)| *d == digest)
+            .map(|(_, m, _)| m)
+            .ok_or_else(|| {
+                Error::bad_input(format!(
+                    "BatchGetImage did not return the image index {digest}"
+                ))
+            })?;
+        let listing = index::parse(&manifest).map_err(Error::bad_input)?;
+        Ok(Subject::Index {
+            digest,
+            tags,
+            platforms: listing.platforms,
+            skipped: listing.skipped,
+        })
+    }
+
+    async fn find_index(&self, repository: &str, member: &str) -> Result<Option<Subject>, Error> {
+        let mut indexes = Vec::new();
+        let mut next: Option<String> = None;
+        for _ in 0..INDEX_SEARCH_PAGES {
+            let page = self
+                .client
+                .describe_images()
+                .repository_name(repository)
+                .filter(
+                    aws_sdk_ecr::types::DescribeImagesFilter::builder()
+                        .tag_status(aws_sdk_ecr::types::TagStatus::Tagged)
+                        .build(),
+                )
+                .max_results(1000)
+                .set_next_token(next.clone())
+                .send()
+                .await
+                .map_err(|e| Error::from_sdk("ECR", "DescribeImages", e))?;
+            for d in page.image_details.unwrap_or_default() {
+                if d.image_manifest_media_type
+                    .as_deref()
+                    .is_some_and(index::is_index)
+                    && let Some(digest) = d.image_digest
+                {
+                    indexes.push((d.image_pushed_at.map(|t| t.secs()).unwrap_or(0), digest));
+                }
+            }
+            next = page.next_token.filter(|t| !t.is_empty());
+            if next.is_none() {
+                break;
+            }
+        }
+        // Newest first: an index is pushed after its platform images, so the one just
+        // pushed is the one that lists a manifest whose scan just completed.
+        indexes.sort_by_key(|(pushed_at, _)| std::cmp::Reverse(*pushed_at));
+        indexes.truncate(INDEX_SEARCH_NEWEST);
+        if indexes.is_empty() {
+            return Ok(None);
+        }
+        let digests: Vec<String> = indexes.iter().map(|(_, d)| d.clone()).collect();
+        let manifests = self.manifests(repository, &digests).await?;
+        for digest in &digests {
+            let Some((_, manifest, _)) = manifests.iter().find(|(d, _, _)| d == digest) else {
+                continue;
+            };
+            // An index that cannot be read is not this member's parent for certain; the
+            // member is still judged on its own.
+            let Ok(listing) = index::parse(manifest) else {
+                continue;
+            };
+            if listing.platforms.iter().any(|p| p.digest == member) {
+                let id = ImageIdentifier::builder().image_digest(digest).build();
+                return self.subject(repository, id).await.map(Some);
+            }
+        }
+        Ok(None)
     }
 
     async fn put_tag(&self, repository: &str, digest: &str, tag: &str) -> Result<Promotion, Error> {
@@ -334,6 +531,9 @@ impl Ecr {
             .batch_get_image()
             .repository_name(repository)
             .image_ids(ImageIdentifier::builder().image_digest(digest).build())
+            .set_accepted_media_types(Some(
+                ACCEPTED_MANIFESTS.iter().map(|t| (*t).to_owned()).collect(),
+            ))
             .send()
             .await
             .map_err(|e| Error::from_sdk("ECR", "BatchGetImage", e))?;
@@ -380,7 +580,7 @@ impl Ecr {
                     // immutable tag held by another image. Where the tag points tells which.
                     Some("ImageAlreadyExistsException") => {
                         let tagged = ImageIdentifier::builder().image_tag(tag).build();
-                        let (holder, _) = self.identity(repository, tagged).await?;
+                        let (holder, _, _) = self.describe(repository, tagged).await?;
                         if holder == digest {
                             Ok(Promotion::AlreadyTagged)
                         } else {
@@ -398,9 +598,33 @@ impl Ecr {
 }
 
 impl Registry for Ecr {
-    async fn scan(&self, image: &ImageRef, deadline: &Deadline) -> Result<Scan, Error> {
+    async fn resolve(&self, image: &ImageRef, deadline: &Deadline) -> Result<Subject, Error> {
         deadline
-            .run(self.fetch(image))
+            .run(self.subject(&image.repository, image_id(image)))
+            .await
+            .map_err(|_| Error::OutOfTime("reading what the image is"))?
+    }
+
+    async fn index_listing(
+        &self,
+        repository: &str,
+        member: &str,
+        deadline: &Deadline,
+    ) -> Result<Option<Subject>, Error> {
+        deadline
+            .run(self.find_index(repository, member))
+            .await
+            .map_err(|_| Error::OutOfTime("looking for the image index"))?
+    }
+
+    async fn scan(
+        &self,
+        repository: &str,
+        digest: &str,
+        deadline: &Deadline,
+    ) -> Result<Scan, Error> {
+        deadline
+            .run(self.fetch(repository, digest))
             .await
             .map_err(|_| Error::OutOfTime("reading the scan findings"))?
     }

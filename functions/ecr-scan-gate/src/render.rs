@@ -1,5 +1,6 @@
-//! The message: verdict, image, counts before and after waivers, the worst findings,
-//! waivers applied / expired / ending soon, promotion, and a link to the image.
+//! The message: verdict, image, for an image index each platform's verdict and what was not
+//! judged, counts before and after waivers, the worst findings, waivers applied / expired /
+//! ending soon, promotion, and a link to the image.
 
 use shared::console;
 use shared::notifier::Notification;
@@ -116,6 +117,24 @@ pub fn render(
                 Mrkdwn::new().plain("Within policy: no threshold exceeded."),
             ));
         }
+    }
+    if let Some(i) = image.filter(|i| !i.platforms.is_empty() || !i.skipped.is_empty()) {
+        let mut m = Mrkdwn::new().bold(&format!(
+            "Image index: {} platform image(s) judged, the verdict is the worst",
+            i.platforms.len()
+        ));
+        for p in &i.platforms {
+            m = m
+                .newline()
+                .plain("• ")
+                .code(&p.platform)
+                .plain(&format!(" {} ({}): ", p.verdict, short_digest(&p.digest)))
+                .plain(&p.summary);
+        }
+        for s in &i.skipped {
+            m = m.newline().plain("• not judged: ").plain(s);
+        }
+        message = message.block(Block::section(m));
     }
     if let Some(e) = evaluation {
         let before = counts_line(&e.before);

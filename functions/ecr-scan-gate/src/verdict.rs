@@ -5,7 +5,7 @@ use std::time::Duration;
 use aws_smithy_types::DateTime;
 use aws_smithy_types::date_time::Format;
 
-use crate::policy::{Evaluation, Policy, evaluate};
+use crate::policy::{Counts, Evaluation, Finding, Policy, evaluate};
 use crate::registry::Scan;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,6 +13,20 @@ pub struct Judged {
     pub repository: String,
     pub digest: String,
     pub tags: Vec<String>,
+    /// For an image index: each platform image's own verdict (empty for one image).
+    pub platforms: Vec<PlatformVerdict>,
+    /// Index entries that were not judged, each with why (build attestations, artifacts).
+    pub skipped: Vec<String>,
+}
+
+/// One platform image of an index, as the message and the metrics tell it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlatformVerdict {
+    pub platform: String,
+    pub digest: String,
+    pub verdict: &'static str,
+    /// Its counts after waivers, or why it has none (a reason it failed or waits).
+    pub summary: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,16 +63,49 @@ pub fn date_of(secs: i64) -> String {
         .unwrap_or_default()
 }
 
-pub fn decide(
-    scan: Scan,
-    repository: &str,
-    policy: &Policy,
-    now: i64,
-    settle: Duration,
-) -> Verdict {
+/// What the gate was told about a scan before it looked, and when it looks. A look that
+/// contradicts what it was told is never decided on: the image waits, and the caller's own
+/// bound (MAX_WAIT for a job, the event's give-up time) fails it closed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Look<'a> {
+    /// Seconds since the epoch.
+    pub now: i64,
+    /// How long after an enhanced scan completes before its findings are trusted: Inspector's
+    /// findings keep reaching the findings API after the scan reports complete.
+    pub settle: Duration,
+    /// The severity counts a scan event gave for this image: a floor for what a look must
+    /// show, since findings that arrive late arrive in the API after the event.
+    pub floor: Option<&'a Counts>,
+    /// When a scan event said the scan finished (seconds since the epoch).
+    pub told_finished_at: Option<i64>,
+}
+
+/// Findings the event counted that the look does not show yet, per severity, as text.
+fn below_floor(findings: &[Finding], floor: &Counts) -> Vec<String> {
+    let mut readable: Counts = Counts::new();
+    for f in findings {
+        *readable.entry(f.severity.clone()).or_default() += 1;
+    }
+    floor
+        .iter()
+        .filter_map(|(severity, told)| {
+            let shown = readable.get(severity).copied().unwrap_or(0);
+            (shown < *told).then(|| format!("{told} {} (readable: {shown})", severity.name()))
+        })
+        .collect()
+}
+
+/// The verdict on one image manifest.
+pub fn decide(scan: Scan, image: Judged, policy: &Policy, look: &Look) -> Verdict {
+    let told = look.floor.is_some() || look.told_finished_at.is_some();
     match scan {
         Scan::NotStarted => Verdict::Pending {
-            reason: "no scan of this image yet".into(),
+            reason: if told {
+                "the scan event said the scan finished, but ECR has no scan of this image yet"
+                    .into()
+            } else {
+                "no scan of this image yet".into()
+            },
         },
         Scan::InProgress {
             status,
@@ -81,92 +128,186 @@ pub fn decide(
             evaluation: None,
         },
         Scan::Complete {
-            digest,
-            tags,
             findings,
             enhanced,
             completed_at,
         } => {
+            let mut waiting = Vec::new();
+            if let Some(floor) = look.floor {
+                let missing = below_floor(&findings, floor);
+                if !missing.is_empty() {
+                    waiting.push(format!(
+                        "the scan event counted {} that the findings API does not show yet",
+                        missing.join(", ")
+                    ));
+                }
+            }
+            let finished = completed_at.max(look.told_finished_at);
             if enhanced
-                && let Some(done) = completed_at
-                && now.saturating_sub(done) < settle.as_secs() as i64
+                && let Some(done) = finished
+                && look.now.saturating_sub(done) < look.settle.as_secs() as i64
             {
+                waiting.push(format!(
+                    "enhanced scan completed {}s ago; findings may still arrive (FINDINGS_SETTLE {}s)",
+                    look.now.saturating_sub(done).max(0),
+                    look.settle.as_secs()
+                ));
+            }
+            if !waiting.is_empty() {
                 return Verdict::Pending {
-                    reason: format!(
-                        "enhanced scan completed {}s ago; findings may still arrive",
-                        now - done
-                    ),
+                    reason: waiting.join("; "),
                 };
             }
             let evaluation = evaluate(
                 policy,
-                repository,
+                &image.repository,
                 &findings,
-                &date_of(now),
-                &date_of(now + 7 * 86_400),
+                &date_of(look.now),
+                &date_of(look.now + 7 * 86_400),
             );
-            let image = Judged {
-                repository: repository.to_owned(),
-                digest,
-                tags,
-            };
             if evaluation.passes() {
-                Verdict::Pass { image, evaluation }
-            } else {
-                let reasons = evaluation
-                    .broken
-                    .iter()
-                    .map(|(sev, n, max)| {
-                        // Unrated and unknown severities count as CRITICAL; they are named.
-                        let ids: Vec<String> = evaluation
-                            .counted
-                            .iter()
-                            .filter(|f| f.severity.judged_as() == *sev)
-                            .take(5)
-                            .map(|f| match &f.severity {
-                                own if own == sev => f.id.clone(),
-                                own => format!("{} rated {}", f.id, own.name()),
-                            })
-                            .collect();
-                        let var = format!("MAX_{}", sev.name());
-                        format!(
-                            "{n} {} finding(s) exceed {var}={max} ({}{})",
-                            sev.name(),
-                            ids.join(", "),
-                            if *n as usize > ids.len() { ", …" } else { "" }
-                        )
-                    })
-                    .collect();
-                Verdict::Fail {
-                    image: Some(image),
-                    reasons,
-                    evaluation: Some(evaluation),
+                return Verdict::Pass { image, evaluation };
+            }
+            let reasons = evaluation
+                .broken
+                .iter()
+                .map(|(sev, n, max)| {
+                    // Unrated and unknown severities count as CRITICAL; they are named.
+                    let ids: Vec<String> = evaluation
+                        .counted
+                        .iter()
+                        .filter(|f| f.severity.judged_as() == *sev)
+                        .take(5)
+                        .map(|f| match &f.severity {
+                            own if own == sev => f.id.clone(),
+                            own => format!("{} rated {}", f.id, own.name()),
+                        })
+                        .collect();
+                    let var = format!("MAX_{}", sev.name());
+                    format!(
+                        "{n} {} finding(s) exceed {var}={max} ({}{})",
+                        sev.name(),
+                        ids.join(", "),
+                        if *n as usize > ids.len() { ", …" } else { "" }
+                    )
+                })
+                .collect();
+            Verdict::Fail {
+                image: Some(image),
+                reasons,
+                evaluation: Some(evaluation),
+            }
+        }
+    }
+}
+
+/// Counts after waivers as one line, for a platform's summary.
+fn summary_of(verdict: &Verdict) -> String {
+    match verdict {
+        Verdict::Pass { evaluation, .. } => crate::render::counts_line(&evaluation.after),
+        Verdict::Fail {
+            evaluation: Some(e),
+            ..
+        } => crate::render::counts_line(&e.after),
+        Verdict::Fail { reasons, .. } => reasons.join("; "),
+        Verdict::Pending { reason } => reason.clone(),
+    }
+}
+
+/// An image index's verdict from its platforms' verdicts: the worst. A FAIL anywhere fails
+/// the index (a look that waits elsewhere cannot turn it into a PASS); otherwise a platform
+/// still waiting keeps the whole index waiting; only when every platform passes does the
+/// index pass. The counts shown and reported are the platform with the most findings that
+/// still count.
+pub fn combine(index: Judged, platforms: Vec<(String, String, Verdict)>) -> Verdict {
+    let mut image = index;
+    image.platforms = platforms
+        .iter()
+        .map(|(platform, digest, v)| PlatformVerdict {
+            platform: platform.clone(),
+            digest: digest.clone(),
+            verdict: v.name(),
+            summary: summary_of(v),
+        })
+        .collect();
+    let mut reasons = Vec::new();
+    let mut failed_evaluation = None;
+    let mut waiting = Vec::new();
+    let mut worst_pass: Option<Evaluation> = None;
+    for (platform, _, v) in platforms {
+        match v {
+            Verdict::Fail {
+                reasons: r,
+                evaluation,
+                ..
+            } => {
+                reasons.extend(r.into_iter().map(|r| format!("{platform}: {r}")));
+                if failed_evaluation.is_none() {
+                    failed_evaluation = evaluation;
+                }
+            }
+            Verdict::Pending { reason } => waiting.push(format!("{platform}: {reason}")),
+            Verdict::Pass { evaluation, .. } => {
+                if worst_pass
+                    .as_ref()
+                    .is_none_or(|w| evaluation.counted.len() > w.counted.len())
+                {
+                    worst_pass = Some(evaluation);
                 }
             }
         }
+    }
+    if !reasons.is_empty() {
+        return Verdict::Fail {
+            image: Some(image),
+            reasons,
+            evaluation: failed_evaluation,
+        };
+    }
+    if !waiting.is_empty() {
+        return Verdict::Pending {
+            reason: waiting.join("; "),
+        };
+    }
+    match worst_pass {
+        Some(evaluation) => Verdict::Pass { image, evaluation },
+        // `index::parse` refuses an index without platforms; answered closed regardless.
+        None => Verdict::Fail {
+            image: Some(image),
+            reasons: vec!["the image index lists no image to judge".into()],
+            evaluation: None,
+        },
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::{Finding, Severity};
+    use crate::policy::Severity;
     use std::collections::BTreeMap;
 
     fn complete(findings: Vec<Finding>, enhanced: bool, completed_at: Option<i64>) -> Scan {
         Scan::Complete {
-            digest: "sha256:ab".into(),
-            tags: vec!["1.0".into()],
             findings,
             enhanced,
             completed_at,
         }
     }
 
-    fn critical() -> Finding {
+    fn image() -> Judged {
+        Judged {
+            repository: "app".into(),
+            digest: "sha256:ab".into(),
+            tags: vec!["1.0".into()],
+            platforms: Vec::new(),
+            skipped: Vec::new(),
+        }
+    }
+
+    fn finding(id: &str, severity: Severity) -> Finding {
         Finding {
-            id: "CVE-1".into(),
-            severity: Severity::Critical,
+            id: id.into(),
+            severity,
             package: None,
             version: None,
             fixed_in: None,
@@ -175,10 +316,21 @@ mod tests {
         }
     }
 
+    fn critical() -> Finding {
+        finding("CVE-1", Severity::Critical)
+    }
+
     fn policy() -> Policy {
         Policy {
             max: BTreeMap::from([(Severity::Critical, 0)]),
             ..Policy::default()
+        }
+    }
+
+    fn at(now: i64) -> Look<'static> {
+        Look {
+            now,
+            ..Look::default()
         }
     }
 
@@ -189,10 +341,9 @@ mod tests {
                 status: "UNSUPPORTED_IMAGE".into(),
                 description: Some("not a Linux image".into()),
             },
-            "app",
+            image(),
             &policy(),
-            0,
-            Duration::ZERO,
+            &at(0),
         );
         assert_eq!(
             v,
@@ -207,21 +358,15 @@ mod tests {
     #[test]
     fn unfinished_scans_are_pending() {
         assert_eq!(
-            decide(Scan::NotStarted, "app", &policy(), 0, Duration::ZERO).name(),
+            decide(Scan::NotStarted, image(), &policy(), &at(0)).name(),
             "PENDING"
         );
+        let in_progress = Scan::InProgress {
+            status: "IN_PROGRESS".into(),
+            description: None,
+        };
         assert_eq!(
-            decide(
-                Scan::InProgress {
-                    status: "IN_PROGRESS".into(),
-                    description: None
-                },
-                "app",
-                &policy(),
-                0,
-                Duration::ZERO
-            )
-            .name(),
+            decide(in_progress, image(), &policy(), &at(0)).name(),
             "PENDING"
         );
     }
@@ -229,27 +374,58 @@ mod tests {
     #[test]
     fn enhanced_results_wait_to_settle() {
         let now = 1_800_000_000;
-        assert_eq!(
-            decide(
-                complete(vec![], true, Some(now - 10)),
-                "app",
-                &policy(),
-                now,
-                Duration::from_secs(60)
-            )
-            .name(),
-            "PENDING"
+        let look = Look {
+            now,
+            settle: Duration::from_secs(60),
+            ..Look::default()
+        };
+        let fresh = complete(vec![], true, Some(now - 10));
+        assert_eq!(decide(fresh, image(), &policy(), &look).name(), "PENDING");
+        let settled = complete(vec![], true, Some(now - 120));
+        assert_eq!(decide(settled, image(), &policy(), &look).name(), "PASS");
+    }
+
+    /// The event's time counts as the scan's completion when ECR's own date is older or
+    /// missing: the event is what said the scan finished.
+    #[test]
+    fn an_enhanced_scan_settles_from_the_event_time_too() {
+        let now = 1_800_000_000;
+        let look = Look {
+            now,
+            settle: Duration::from_secs(60),
+            told_finished_at: Some(now - 5),
+            ..Look::default()
+        };
+        let v = decide(complete(vec![], true, None), image(), &policy(), &look);
+        assert_eq!(v.name(), "PENDING", "{v:?}");
+    }
+
+    /// Inspector's findings reach the findings API after the scan event (ecperth/
+    /// check-aws-inspector and aws/aws-for-fluent-bit#1105 poll for this): a look showing
+    /// fewer than the event counted is not a clean image, it is an early look.
+    #[test]
+    fn a_look_with_fewer_findings_than_the_event_counted_is_never_passed() {
+        let floor = BTreeMap::from([(Severity::Critical, 1)]);
+        let look = Look {
+            floor: Some(&floor),
+            ..at(1_800_000_000)
+        };
+        let early = complete(vec![finding("CVE-2", Severity::Low)], true, None);
+        let Verdict::Pending { reason } = decide(early, image(), &policy(), &look) else {
+            panic!("an early look must wait")
+        };
+        assert!(reason.contains("1 CRITICAL (readable: 0)"), "{reason}");
+        let later = complete(vec![critical()], true, None);
+        assert_eq!(decide(later, image(), &policy(), &look).name(), "FAIL");
+        let more_than_told = complete(
+            vec![critical(), finding("CVE-9", Severity::Critical)],
+            true,
+            None,
         );
         assert_eq!(
-            decide(
-                complete(vec![], true, Some(now - 120)),
-                "app",
-                &policy(),
-                now,
-                Duration::from_secs(60)
-            )
-            .name(),
-            "PASS"
+            decide(more_than_told, image(), &policy(), &look).name(),
+            "FAIL",
+            "the counts are a floor, not an exact match"
         );
     }
 
@@ -257,10 +433,9 @@ mod tests {
     fn failure_reasons_name_the_threshold_and_findings() {
         let Verdict::Fail { reasons, .. } = decide(
             complete(vec![critical()], false, None),
-            "app",
+            image(),
             &policy(),
-            0,
-            Duration::ZERO,
+            &at(0),
         ) else {
             panic!()
         };
@@ -268,6 +443,77 @@ mod tests {
             reasons,
             vec!["1 CRITICAL finding(s) exceed MAX_CRITICAL=0 (CVE-1)"]
         );
+    }
+
+    fn platform(name: &str, v: Verdict) -> (String, String, Verdict) {
+        (name.into(), format!("sha256:{name}"), v)
+    }
+
+    fn pass() -> Verdict {
+        decide(complete(vec![], false, None), image(), &policy(), &at(0))
+    }
+
+    fn fail() -> Verdict {
+        decide(
+            complete(vec![critical()], false, None),
+            image(),
+            &policy(),
+            &at(0),
+        )
+    }
+
+    #[test]
+    fn an_index_gets_the_worst_of_its_platforms_and_names_them() {
+        let all_pass = combine(
+            image(),
+            vec![
+                platform("linux/amd64", pass()),
+                platform("linux/arm64", pass()),
+            ],
+        );
+        let Verdict::Pass { image: judged, .. } = &all_pass else {
+            panic!("{all_pass:?}")
+        };
+        assert_eq!(
+            judged.digest, "sha256:ab",
+            "the index itself is what passed"
+        );
+        assert_eq!(judged.platforms.len(), 2);
+
+        let one_fails = combine(
+            image(),
+            vec![
+                platform("linux/amd64", pass()),
+                platform("linux/arm64", fail()),
+            ],
+        );
+        let Verdict::Fail { reasons, .. } = &one_fails else {
+            panic!("{one_fails:?}")
+        };
+        assert_eq!(
+            reasons,
+            &vec!["linux/arm64: 1 CRITICAL finding(s) exceed MAX_CRITICAL=0 (CVE-1)".to_owned()]
+        );
+
+        let waiting = Verdict::Pending {
+            reason: "scan status IN_PROGRESS".into(),
+        };
+        let one_waits = combine(
+            image(),
+            vec![
+                platform("linux/amd64", pass()),
+                platform("linux/arm64", waiting.clone()),
+            ],
+        );
+        assert_eq!(one_waits.name(), "PENDING");
+        let fail_and_wait = combine(
+            image(),
+            vec![
+                platform("linux/amd64", fail()),
+                platform("linux/arm64", waiting),
+            ],
+        );
+        assert_eq!(fail_and_wait.name(), "FAIL", "a failure is final");
     }
 
     #[test]

@@ -82,6 +82,7 @@ async fn the_binary_gates_a_pipeline_job_and_judges_scan_events() {
 
     let mut event = sample("ecr-image-scan.json");
     event["detail"]["image-digest"] = json!(digest);
+    event["detail"]["finding-severity-counts"] = json!({"CRITICAL": 1});
     let scanned = api
         .invoke(&mut function, &event, Duration::from_secs(30))
         .await;
@@ -145,6 +146,153 @@ async fn the_binary_gates_a_pipeline_job_and_judges_scan_events() {
     let logs = lines.join("\n");
     standins::runtime_api::assert_no_secrets(&logs, &[]);
     assert!(logs.contains("failing the job"), "{logs}");
+}
+
+fn rfc3339(secs: i64) -> String {
+    aws_smithy_types::DateTime::from_secs(secs)
+        .fmt(aws_smithy_types::date_time::Format::DateTime)
+        .unwrap()
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// As a real account runs it: Inspector's findings reach the findings API after the
+/// `Inspector2 Scan` event (ECR user guide, enhanced scanning; aws/aws-for-fluent-bit#1105),
+/// and `docker buildx` pushes an image index with an attestation manifest. Through the
+/// binary: an event counting a CRITICAL the API does not show yet is neither passed nor
+/// promoted, and the same event delivered again once the finding is readable fails naming
+/// it; an index with two platforms is judged on both and promoted as the index.
+#[tokio::test]
+async fn the_binary_never_passes_an_early_look_and_judges_an_index_whole() {
+    let moto = Moto::start();
+    let stub = RecordingStub::start().await;
+    stub.forward_unknown_to(moto.endpoint());
+    let sink = SlackSink::start().await;
+    create_repository(&moto, "prod-api", false).await;
+    let digest = push_image(&moto, "prod-api", "1.42.0", "late-findings").await;
+    let findings_for = json!({"repositoryName": "prod-api", "imageId": {"imageDigest": digest}});
+    let answer = |findings: Vec<serde_json::Value>| {
+        standins::ecr::scan_answer(
+            "prod-api",
+            json!({"imageDigest": digest}),
+            "ACTIVE",
+            findings,
+            true,
+            now() - 120,
+        )
+    };
+    stub.fixture(
+        "DescribeImageScanFindings",
+        findings_for.clone(),
+        answer(vec![]),
+    );
+
+    let api = RuntimeApi::start().await;
+    let mut env = standins::moto::aws_env(&stub.endpoint());
+    env.extend([
+        ("SLACK_WEBHOOK_URL".to_owned(), sink.webhook_url("security")),
+        ("PASS_TAG".to_owned(), "scan-passed".to_owned()),
+        ("NOTIFY_ON".to_owned(), "ALL".to_owned()),
+        ("FINDINGS_SETTLE".to_owned(), "0s".to_owned()),
+    ]);
+    let mut function = FunctionProcess::spawn(&binary(), &api, &env);
+
+    let mut event = sample("inspector2-scan.json");
+    event["time"] = json!(rfc3339(now()));
+    event["detail"]["image-digest"] = json!(digest);
+    event["detail"]["image-tags"] = json!(["1.42.0"]);
+    event["detail"]["finding-severity-counts"] = json!({"CRITICAL": 1, "TOTAL": 1});
+    // Less than REPORT_MARGIN past one look: the invocation ends waiting.
+    let early = api
+        .invoke(&mut function, &event, Duration::from_secs(12))
+        .await;
+    assert!(matches!(&early.outcome, Outcome::Error(_)), "{early:?}");
+    assert!(sink.delivered().is_empty(), "no post on an early look");
+    assert!(
+        stub.accepted("PutImage").is_empty(),
+        "no promotion on an early look"
+    );
+
+    stub.fixture(
+        "DescribeImageScanFindings",
+        findings_for,
+        answer(vec![common::enhanced_finding(
+            "CVE-2024-3333",
+            "CRITICAL",
+            "YES",
+        )]),
+    );
+    let retried = api
+        .invoke(&mut function, &event, Duration::from_secs(30))
+        .await;
+    assert!(
+        matches!(&retried.outcome, Outcome::Response(v) if v["verdict"] == "FAIL"),
+        "{retried:?}"
+    );
+    assert!(stub.accepted("PutImage").is_empty());
+    let posts = sink.delivered();
+    assert_eq!(posts.len(), 1);
+    assert!(
+        posts[0].to_string().contains("CVE-2024-3333"),
+        "{}",
+        posts[0]
+    );
+
+    let (index, platforms) = standins::ecr::push_index(
+        &moto,
+        "prod-api",
+        "2.0.0",
+        &[("linux/amd64", "amd64"), ("linux/arm64", "arm64")],
+    )
+    .await;
+    for p in &platforms {
+        stub.fixture(
+            "DescribeImageScanFindings",
+            json!({"repositoryName": "prod-api", "imageId": {"imageDigest": p}}),
+            standins::ecr::scan_answer(
+                "prod-api",
+                json!({"imageDigest": p}),
+                "COMPLETE",
+                vec![basic_finding("CVE-2024-0003", "LOW")],
+                false,
+                now() - 120,
+            ),
+        );
+    }
+    let mut job = sample("codepipeline-job.json");
+    job["CodePipeline.job"]["id"] = json!("index-job");
+    job["CodePipeline.job"]["data"]["actionConfiguration"]["configuration"]["UserParameters"] =
+        json!(json!({"repository": "prod-api", "tag": "2.0.0"}).to_string());
+    let judged = api
+        .invoke(&mut function, &job, Duration::from_secs(30))
+        .await;
+    assert!(
+        matches!(&judged.outcome, Outcome::Response(v) if v["verdict"] == "PASS"),
+        "{judged:?}"
+    );
+    let success = &stub.accepted("PutJobSuccessResult")[0];
+    assert_eq!(success["outputVariables"]["IMAGE_DIGEST"], index);
+    assert_eq!(
+        success["outputVariables"]["PLATFORMS"],
+        "linux/amd64,linux/arm64"
+    );
+    let puts = stub.accepted("PutImage");
+    assert_eq!(puts.len(), 1);
+    assert_eq!(
+        puts[0]["imageDigest"], index,
+        "the index is promoted, not a platform"
+    );
+    let post = sink.delivered()[1].to_string();
+    assert!(
+        post.contains("linux/arm64") && post.contains("build attestation"),
+        "{post}"
+    );
+    function.stop().await;
 }
 
 /// Planted at TRACE, served as DEBUG (every crate's debug output on): the function's AWS

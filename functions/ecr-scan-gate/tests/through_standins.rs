@@ -11,7 +11,7 @@ use common::{
     scan_result,
 };
 use ecr_scan_gate::entry::ImageRef;
-use ecr_scan_gate::registry::{Ecr, Promotion, Registry, Scan};
+use ecr_scan_gate::registry::{Ecr, Promotion, Registry, Scan, Subject};
 use ecr_scan_gate::{Config, Handler};
 use serde_json::{Value, json};
 use shared::jobs::JobReporter;
@@ -106,10 +106,19 @@ fn job(file: &str, params: Value) -> Value {
     e
 }
 
+/// A sample scan event for `digest`. Its severity counts are emptied: a test that is not
+/// about what the event counted must not be held by the sample's own counts (the gate never
+/// decides on a look showing fewer findings than the event counted); [`counting`] sets them.
 fn scan_event(file: &str, digest: &str) -> Value {
     let mut e = sample(file);
     e["detail"]["image-digest"] = json!(digest);
+    e["detail"]["finding-severity-counts"] = json!({});
     e
+}
+
+fn counting(mut event: Value, counts: Value) -> Value {
+    event["detail"]["finding-severity-counts"] = counts;
+    event
 }
 
 /// An image with one critical and one high finding, answerable by tag and by digest.
@@ -142,7 +151,14 @@ async fn all_three_entry_points_reach_the_same_fail_verdict() {
     let h = handler(&rig, &[]);
 
     let basic = h
-        .handle(&scan_event("ecr-image-scan.json", &digest), budget(), now())
+        .handle(
+            &counting(
+                scan_event("ecr-image-scan.json", &digest),
+                json!({"CRITICAL": 1, "HIGH": 1, "LOW": 1}),
+            ),
+            budget(),
+            now(),
+        )
         .await
         .unwrap();
     let enhanced = h
@@ -562,13 +578,31 @@ async fn bad_user_parameters_fail_the_job_with_the_reason() {
     );
 }
 
+fn one_image() -> Subject {
+    Subject::Image {
+        digest: "sha256:abc".into(),
+        tags: vec!["1.42.0".into()],
+    }
+}
+
 /// A registry that panics or never answers, to prove the job is still reported.
 struct Broken {
     hang: bool,
 }
 
 impl Registry for Broken {
-    async fn scan(&self, _: &ImageRef, _: &Deadline) -> Result<Scan, Error> {
+    async fn resolve(&self, _: &ImageRef, _: &Deadline) -> Result<Subject, Error> {
+        Ok(one_image())
+    }
+    async fn index_listing(
+        &self,
+        _: &str,
+        _: &str,
+        _: &Deadline,
+    ) -> Result<Option<Subject>, Error> {
+        Ok(None)
+    }
+    async fn scan(&self, _: &str, _: &str, _: &Deadline) -> Result<Scan, Error> {
         if self.hang {
             tokio::time::sleep(Duration::from_secs(3600)).await;
         }
@@ -619,36 +653,383 @@ async fn a_hanging_scan_read_still_gets_an_answer_before_the_deadline() {
     );
 }
 
+/// An event's time as EventBridge writes it (RFC 3339).
+fn rfc3339(secs: i64) -> String {
+    aws_smithy_types::DateTime::from_secs(secs)
+        .fmt(aws_smithy_types::date_time::Format::DateTime)
+        .unwrap()
+}
+
+/// An `Inspector2 Scan` event for `digest`, sent now, counting `counts`.
+fn inspector_event(digest: &str, counts: Value) -> Value {
+    let mut e = counting(scan_event("inspector2-scan.json", digest), counts);
+    e["time"] = json!(rfc3339(now()));
+    e
+}
+
+/// What the findings API answers for `digest`: an enhanced scan, ACTIVE, done two minutes ago.
+fn enhanced_answer(digest: &str, findings: Vec<Value>) -> Value {
+    standins::ecr::scan_answer(
+        "prod-api",
+        json!({"imageDigest": digest}),
+        "ACTIVE",
+        findings,
+        true,
+        now() - 120,
+    )
+}
+
+fn findings_for(digest: &str) -> Value {
+    json!({"repositoryName": "prod-api", "imageId": {"imageDigest": digest}})
+}
+
+/// prod-api:1.42.0 pushed, with an enhanced scan that shows no finding yet.
+async fn image_with_findings_to_come(rig: &Rig) -> String {
+    create_repository(&rig.moto, "prod-api", false).await;
+    let digest = push_image(&rig.moto, "prod-api", "1.42.0", "late").await;
+    rig.stub.fixture(
+        "DescribeImageScanFindings",
+        findings_for(&digest),
+        enhanced_answer(&digest, vec![]),
+    );
+    digest
+}
+
+fn critical_finding() -> Value {
+    enhanced_finding("CVE-2024-3333", "CRITICAL", "YES")
+}
+
+fn tagged(rig: &Rig, tag: &str) -> bool {
+    rig.stub
+        .accepted("PutImage")
+        .iter()
+        .any(|p| p["imageTag"] == tag)
+}
+
+/// Inspector's findings reach the findings API after its scan event (ECR user guide,
+/// enhanced scanning; ecperth/check-aws-inspector and aws/aws-for-fluent-bit#1105 poll for
+/// them). The event counted a CRITICAL the API does not show yet: the gate waits within the
+/// invocation and fails the image once the finding is readable, never passing it first.
 #[tokio::test]
-async fn a_fresh_enhanced_scan_waits_in_a_pipeline_but_is_judged_at_once_from_its_event() {
+async fn a_finding_the_event_counted_is_waited_for_and_fails_the_image() {
+    let rig = rig().await;
+    let digest = image_with_findings_to_come(&rig).await;
+    rig.stub.fixture_after(
+        Duration::from_secs(3),
+        "DescribeImageScanFindings",
+        findings_for(&digest),
+        enhanced_answer(&digest, vec![critical_finding()]),
+    );
+    let h = handler(
+        &rig,
+        &[
+            ("PASS_TAG", "scan-passed"),
+            ("NOTIFY_ON", "ALL"),
+            ("FINDINGS_SETTLE", "0s"),
+        ],
+    );
+    let out = h
+        .handle(
+            &inspector_event(&digest, json!({"CRITICAL": 1, "TOTAL": 1})),
+            budget(),
+            now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out["verdict"], "FAIL", "{out}");
+    assert!(!tagged(&rig, "scan-passed"), "never promoted");
+    let posts = rig.sink.delivered();
+    assert_eq!(posts.len(), 1, "one post, the FAIL: {posts:?}");
+    assert!(
+        posts[0].to_string().contains("CVE-2024-3333"),
+        "{}",
+        posts[0]
+    );
+    let looks = rig
+        .stub
+        .calls()
+        .iter()
+        .filter(|c| c.operation == "DescribeImageScanFindings")
+        .count();
+    assert!(looks >= 2, "looked again after the early look: {looks}");
+}
+
+/// A look that still contradicts the event when the invocation's time is up is not decided
+/// on: the invocation fails retryably, so Lambda delivers the event again (its documented
+/// retries of an asynchronous event), and that delivery decides on what is readable then.
+#[tokio::test]
+async fn an_early_look_is_never_passed_and_the_retried_event_fails_naming_the_finding() {
+    let rig = rig().await;
+    let digest = image_with_findings_to_come(&rig).await;
+    let h = handler(
+        &rig,
+        &[
+            ("PASS_TAG", "scan-passed"),
+            ("NOTIFY_ON", "ALL"),
+            ("FINDINGS_SETTLE", "0s"),
+        ],
+    );
+    let event = inspector_event(&digest, json!({"CRITICAL": 1, "TOTAL": 1}));
+    let early = h
+        .handle(&event, Deadline::after(Duration::from_secs(12)), now())
+        .await
+        .unwrap_err();
+    assert!(early.is_retryable(), "{early}");
+    assert!(
+        rig.sink.delivered().is_empty(),
+        "nothing posted on an early look"
+    );
+    assert!(
+        !tagged(&rig, "scan-passed"),
+        "nothing promoted on an early look"
+    );
+
+    rig.stub.fixture(
+        "DescribeImageScanFindings",
+        findings_for(&digest),
+        enhanced_answer(&digest, vec![critical_finding()]),
+    );
+    let retried = h.handle(&event, budget(), now()).await.unwrap();
+    assert_eq!(retried["verdict"], "FAIL", "{retried}");
+    assert!(!tagged(&rig, "scan-passed"));
+    let posts = rig.sink.delivered();
+    assert_eq!(posts.len(), 1);
+    assert!(
+        posts[0].to_string().contains("CVE-2024-3333"),
+        "{}",
+        posts[0]
+    );
+}
+
+/// Findings that never show what the event counted, past FINDINGS_SETTLE and the span of
+/// Lambda's retries after the event: the image is failed closed, and a person is told why.
+#[tokio::test]
+async fn findings_that_never_match_the_event_fail_closed_with_the_reason() {
+    let rig = rig().await;
+    let digest = image_with_findings_to_come(&rig).await;
+    let h = handler(
+        &rig,
+        &[("PASS_TAG", "scan-passed"), ("FINDINGS_SETTLE", "0s")],
+    );
+    let mut event = inspector_event(&digest, json!({"CRITICAL": 1, "TOTAL": 1}));
+    event["time"] = json!(rfc3339(now() - 600));
+    let out = h.handle(&event, budget(), now()).await.unwrap();
+    assert_eq!(out["verdict"], "FAIL", "{out}");
+    assert!(!tagged(&rig, "scan-passed"));
+    let post = rig.sink.delivered()[0].to_string();
+    assert!(
+        post.contains("failing closed") && post.contains("1 CRITICAL (readable: 0)"),
+        "{post}"
+    );
+}
+
+/// Enhanced findings keep arriving after a scan reports complete: a pipeline job is invoked
+/// again until FINDINGS_SETTLE has passed, and a scan event waits within its invocation.
+#[tokio::test]
+async fn a_fresh_enhanced_scan_waits_to_settle_in_a_pipeline_and_from_its_event() {
     let rig = rig().await;
     create_repository(&rig.moto, "prod-api", false).await;
     let digest = push_image(&rig.moto, "prod-api", "1.42.0", "fresh").await;
-    let findings = vec![enhanced_finding("CVE-2024-3333", "CRITICAL", "YES")];
-    for id in [
-        json!({"imageTag": "1.42.0"}),
-        json!({"imageDigest": digest}),
-    ] {
-        scan_result(&rig.moto, "prod-api", id, "ACTIVE", findings.clone(), true).await;
-    }
-    // moto's configured result says the scan completed at 1_700_000_000.
-    let just_after = 1_700_000_010;
-    let h = handler(&rig, &[("FINDINGS_SETTLE", "60s")]);
-
+    rig.stub.fixture(
+        "DescribeImageScanFindings",
+        findings_for(&digest),
+        standins::ecr::scan_answer(
+            "prod-api",
+            json!({"imageDigest": digest}),
+            "ACTIVE",
+            vec![critical_finding()],
+            true,
+            now(),
+        ),
+    );
+    let h = handler(&rig, &[("FINDINGS_SETTLE", "3s")]);
     let job_out = h
-        .handle(&job_for_prod_api(), budget(), just_after)
+        .handle(&job_for_prod_api(), budget(), now())
         .await
         .unwrap();
     assert_eq!(job_out["result"], "continue", "{job_out}");
+    let started = Instant::now();
     let event_out = h
         .handle(
-            &scan_event("inspector2-scan.json", &digest),
+            &inspector_event(&digest, json!({"CRITICAL": 1, "TOTAL": 1})),
             budget(),
-            just_after,
+            now(),
         )
         .await
         .unwrap();
     assert_eq!(event_out["verdict"], "FAIL", "{event_out}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "decided only after the settle time: {:?}",
+        started.elapsed()
+    );
+}
+
+/// Two platforms (linux/amd64 with a LOW, linux/arm64 with a `variant`-less manifest) and
+/// buildx's attestation manifest, under one tag; findings by each platform's digest.
+async fn multi_platform_image(rig: &Rig, arm_findings: Vec<Value>) -> (String, Vec<String>) {
+    create_repository(&rig.moto, "prod-api", false).await;
+    let (index, platforms) = standins::ecr::push_index(
+        &rig.moto,
+        "prod-api",
+        "1.42.0",
+        &[
+            ("linux/amd64", "amd64-build"),
+            ("linux/arm64", "arm64-build"),
+        ],
+    )
+    .await;
+    // Through the stub: moto hands a configured result without a tag to the first untagged
+    // image it is asked about, and platform images are untagged.
+    for (digest, findings) in [
+        (&platforms[0], vec![basic_finding("CVE-2024-0003", "LOW")]),
+        (&platforms[1], arm_findings),
+    ] {
+        rig.stub.fixture(
+            "DescribeImageScanFindings",
+            findings_for(digest),
+            standins::ecr::scan_answer(
+                "prod-api",
+                json!({"imageDigest": digest}),
+                "COMPLETE",
+                findings,
+                false,
+                now() - 120,
+            ),
+        );
+    }
+    (index, platforms)
+}
+
+/// `docker buildx` pushes an image index (with provenance attestations by default), and
+/// ECR scans the platform images it lists, not the index. A job naming the index's tag is
+/// judged on every platform, the attestation skipped and said, and a PASS promotes the index:
+/// what the pipeline deploys.
+#[tokio::test]
+async fn an_image_index_is_judged_on_every_platform_and_promoted_as_the_index() {
+    let rig = rig().await;
+    let (index, platforms) = multi_platform_image(&rig, vec![]).await;
+    let h = handler(&rig, &[("PASS_TAG", "scan-passed"), ("NOTIFY_ON", "ALL")]);
+    let out = h
+        .handle(&job_for_prod_api(), budget(), now())
+        .await
+        .unwrap();
+    assert_eq!(out["verdict"], "PASS", "{out}");
+    let success = &rig.stub.accepted("PutJobSuccessResult")[0];
+    assert_eq!(success["outputVariables"]["IMAGE_DIGEST"], index);
+    assert_eq!(
+        success["outputVariables"]["PLATFORMS"],
+        "linux/amd64,linux/arm64"
+    );
+    assert_eq!(
+        success["outputVariables"]["LOW"], "1",
+        "the worst platform's counts"
+    );
+    for digest in &platforms {
+        assert!(
+            rig.stub
+                .accepted("DescribeImageScanFindings")
+                .iter()
+                .any(|c| c["imageId"]["imageDigest"] == digest.as_str()),
+            "{digest} judged"
+        );
+    }
+    let promoted = ecr(
+        &rig.moto,
+        "DescribeImages",
+        json!({"repositoryName": "prod-api", "imageIds": [{"imageTag": "scan-passed"}]}),
+    )
+    .await;
+    assert_eq!(
+        promoted["imageDetails"][0]["imageDigest"], index,
+        "{promoted}"
+    );
+    let post = rig.sink.delivered()[0].to_string();
+    assert!(
+        post.contains("linux/amd64")
+            && post.contains("linux/arm64")
+            && post.contains("build attestation"),
+        "{post}"
+    );
+    assert!(
+        rig.stub.accepted("StartImageScan").is_empty(),
+        "an index is never scanned itself"
+    );
+}
+
+#[tokio::test]
+async fn an_image_index_fails_when_one_platform_fails_and_says_which() {
+    let rig = rig().await;
+    multi_platform_image(&rig, vec![basic_finding("CVE-2024-0001", "CRITICAL")]).await;
+    let h = handler(&rig, &[("PASS_TAG", "scan-passed")]);
+    let out = h
+        .handle(&job_for_prod_api(), budget(), now())
+        .await
+        .unwrap();
+    assert_eq!(out["verdict"], "FAIL", "{out}");
+    let message = rig.stub.accepted("PutJobFailureResult")[0]["failureDetails"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message
+            .contains("linux/arm64: 1 CRITICAL finding(s) exceed MAX_CRITICAL=0 (CVE-2024-0001)"),
+        "{message}"
+    );
+    assert!(!tagged(&rig, "scan-passed"));
+}
+
+/// A scan event names one platform image (untagged: buildx tags the index). The gate finds
+/// the index that lists it, judges the index whole, and tags the index, never the platform;
+/// the other platform's event does not tell the same verdict twice.
+#[tokio::test]
+async fn a_platform_scan_event_judges_and_promotes_its_index_once() {
+    let rig = rig().await;
+    let (index, platforms) = multi_platform_image(&rig, vec![]).await;
+    let h = handler(&rig, &[("PASS_TAG", "scan-passed"), ("NOTIFY_ON", "ALL")]);
+    for digest in &platforms {
+        let mut event = scan_event("ecr-image-scan.json", digest);
+        event["detail"]["image-tags"] = json!([]);
+        event["id"] = json!(format!("event-for-{digest}"));
+        let out = h.handle(&event, budget(), now()).await.unwrap();
+        assert_eq!(out["verdict"], "PASS", "{out}");
+    }
+    let promoted = ecr(
+        &rig.moto,
+        "DescribeImages",
+        json!({"repositoryName": "prod-api", "imageIds": [{"imageTag": "scan-passed"}]}),
+    )
+    .await;
+    assert_eq!(
+        promoted["imageDetails"][0]["imageDigest"], index,
+        "{promoted}"
+    );
+    let puts = rig.stub.accepted("PutImage");
+    assert_eq!(puts.len(), 1, "{puts:?}");
+    assert_eq!(puts[0]["imageDigest"], index);
+    assert_eq!(rig.sink.delivered().len(), 1, "one PASS post for the index");
+}
+
+/// ECR refuses to scan an image index (StartImageScan: UnsupportedImageTypeException); the
+/// stand-in does too, so a gate that tried would be seen failing here.
+#[tokio::test]
+async fn the_stand_in_refuses_to_scan_an_index_as_ecr_does() {
+    let rig = rig().await;
+    let (index, _) = multi_platform_image(&rig, vec![]).await;
+    let sdk = aws_sdk_ecr::Client::new(&rig.stub_sdk);
+    let refused = sdk
+        .start_image_scan()
+        .repository_name("prod-api")
+        .image_id(
+            aws_sdk_ecr::types::ImageIdentifier::builder()
+                .image_digest(&index)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_err();
+    let code = aws_smithy_types::error::metadata::ProvideErrorMetadata::code(&refused);
+    assert_eq!(code, Some("UnsupportedImageTypeException"), "{refused:?}");
 }
 
 /// A gate whose configuration is broken still starts, so a pipeline job gets a failure with
@@ -925,10 +1306,19 @@ async fn with_no_scan_found_but_one_started_today_the_job_waits() {
 struct PanicsWhileTagging;
 
 impl Registry for PanicsWhileTagging {
-    async fn scan(&self, _: &ImageRef, _: &Deadline) -> Result<Scan, Error> {
+    async fn resolve(&self, _: &ImageRef, _: &Deadline) -> Result<Subject, Error> {
+        Ok(one_image())
+    }
+    async fn index_listing(
+        &self,
+        _: &str,
+        _: &str,
+        _: &Deadline,
+    ) -> Result<Option<Subject>, Error> {
+        Ok(None)
+    }
+    async fn scan(&self, _: &str, _: &str, _: &Deadline) -> Result<Scan, Error> {
         Ok(Scan::Complete {
-            digest: "sha256:abc".into(),
-            tags: vec!["1.42.0".into()],
             findings: vec![],
             enhanced: false,
             completed_at: None,

@@ -67,8 +67,12 @@ pub fn enhanced_finding(id: &str, severity: &str, fix_available: &str) -> Value 
     })
 }
 
-/// Makes moto answer DescribeImageScanFindings for `image_id` (by tag or by digest: moto
-/// keys results by how the image is asked for) with this status and these findings.
+/// Makes moto answer DescribeImageScanFindings for `image_id` with this status and these
+/// findings. moto keys a configured result by how the image is asked for (tag or digest) and
+/// the gate asks by digest (it resolves a tag once, then judges that digest), so a result
+/// configured by tag is configured by the tag's digest too. For an untagged image, answer
+/// through the recording stub instead: moto gives a result that names no tag to the first
+/// untagged image it is asked about, whatever its digest.
 pub async fn scan_result(
     moto: &Moto,
     repository: &str,
@@ -77,21 +81,141 @@ pub async fn scan_result(
     findings: Vec<Value>,
     enhanced: bool,
 ) {
+    let mut ids = vec![image_id.clone()];
+    if image_id.get("imageTag").is_some() {
+        let described = call(
+            moto,
+            "DescribeImages",
+            json!({"repositoryName": repository, "imageIds": [image_id]}),
+        )
+        .await;
+        if let Some(digest) = described["imageDetails"][0]["imageDigest"].as_str() {
+            ids.push(json!({"imageDigest": digest}));
+        }
+    }
+    for id in ids {
+        let result = scan_answer(
+            repository,
+            id,
+            status,
+            findings.clone(),
+            enhanced,
+            1_700_000_000,
+        );
+        moto.post_moto_api(
+            "/moto-api/static/ecr/scan-finding-results",
+            &json!({"results": [result], "region": crate::moto::REGION}),
+        )
+        .await;
+    }
+}
+
+/// A DescribeImageScanFindings answer, as ECR gives it (for moto's configured results and
+/// the recording stub's fixtures).
+pub fn scan_answer(
+    repository: &str,
+    image_id: Value,
+    status: &str,
+    findings: Vec<Value>,
+    enhanced: bool,
+    completed_at: i64,
+) -> Value {
     let key = if enhanced {
         "enhancedFindings"
     } else {
         "findings"
     };
-    let result = json!({
+    json!({
         "registryId": crate::moto::ACCOUNT,
         "repositoryName": repository,
         "imageId": image_id,
         "imageScanStatus": {"status": status, "description": format!("scan {status}")},
-        "imageScanFindings": {key: findings, "imageScanCompletedAt": 1_700_000_000}
-    });
-    moto.post_moto_api(
-        "/moto-api/static/ecr/scan-finding-results",
-        &json!({"results": [result], "region": crate::moto::REGION}),
+        "imageScanFindings": {key: findings, "imageScanCompletedAt": completed_at}
+    })
+}
+
+/// Pushes an image index the way `docker buildx build --platform … --push` does: one
+/// platform image per name in `platforms` (untagged, each scanned as pushed), and an index
+/// tagged `tag` listing them plus one build attestation manifest (platform
+/// `unknown/unknown`, buildx's default provenance). Returns the index digest and each
+/// platform's digest.
+pub async fn push_index(
+    moto: &Moto,
+    repository: &str,
+    tag: &str,
+    platforms: &[(&str, &str)],
+) -> (String, Vec<String>) {
+    let mut entries = Vec::new();
+    let mut digests = Vec::new();
+    for (os_arch, seed) in platforms {
+        let digest = push_untagged(moto, repository, seed).await;
+        let (os, arch) = os_arch.split_once('/').unwrap_or(("linux", os_arch));
+        entries.push(json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": 1024,
+            "platform": {"architecture": arch, "os": os}
+        }));
+        digests.push(digest);
+    }
+    let attestation = format!("sha256:{}", "a".repeat(64));
+    entries.push(json!({
+        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": attestation, "size": 566,
+        "annotations": {"vnd.docker.reference.digest": digests[0], "vnd.docker.reference.type": "attestation-manifest"},
+        "platform": {"architecture": "unknown", "os": "unknown"}
+    }));
+    let index = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": entries
+    })
+    .to_string();
+    // A registry names a manifest by the SHA-256 of its bytes; moto would make one up.
+    let index_digest = format!("sha256:{}", sha256_hex(index.as_bytes()));
+    call(
+        moto,
+        "PutImage",
+        json!({"repositoryName": repository, "imageTag": tag, "imageManifest": index,
+               "imageManifestMediaType": "application/vnd.oci.image.index.v1+json",
+               "imageDigest": index_digest}),
     )
     .await;
+    (index_digest, digests)
+}
+
+/// A platform image as buildx pushes it: by digest, without a tag (the tag is on the index).
+async fn push_untagged(moto: &Moto, repository: &str, seed: &str) -> String {
+    let layer = format!(
+        "sha256:{:0>64}",
+        seed.bytes().map(|b| format!("{b:02x}")).collect::<String>()
+    );
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": 1024, "digest": layer},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "size": 2048, "digest": layer}]
+    });
+    let out = call(
+        moto,
+        "PutImage",
+        json!({"repositoryName": repository, "imageManifest": manifest.to_string()}),
+    )
+    .await;
+    let digest = out["image"]["imageId"]["imageDigest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    call(
+        moto,
+        "StartImageScan",
+        json!({"repositoryName": repository, "imageId": {"imageDigest": digest}}),
+    )
+    .await;
+    digest
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

@@ -47,6 +47,17 @@ struct Fixture {
     operation: String,
     when: Value,
     answer: Answer,
+    /// Answers only from this moment: what a service shows later than it was asked (Amazon
+    /// Inspector's findings reach the findings API after the scan event).
+    from: Option<std::time::Instant>,
+}
+
+impl Fixture {
+    fn answers(&self, operation: &str, request: &Value) -> bool {
+        self.operation == operation
+            && contains(request, &self.when)
+            && self.from.is_none_or(|t| std::time::Instant::now() >= t)
+    }
 }
 
 #[derive(Default)]
@@ -120,6 +131,27 @@ impl RecordingStub {
             operation: operation.into(),
             when,
             answer: Answer::Ok(response),
+            from: None,
+        });
+    }
+
+    /// [`RecordingStub::fixture`], answered only once `delay` has passed: until then the
+    /// fixtures registered before it (or the upstream) answer. How a stand-in shows what a
+    /// service makes visible late, such as findings that reach ECR's findings API after the
+    /// scan event (ECR user guide on enhanced scanning; aws/aws-for-fluent-bit#1105).
+    pub fn fixture_after(
+        &self,
+        delay: std::time::Duration,
+        operation: &str,
+        when: Value,
+        response: Value,
+    ) {
+        crate::call_log::log_fixture(operation, &when, &response);
+        self.lock().fixtures.push(Fixture {
+            operation: operation.into(),
+            when,
+            answer: Answer::Ok(response),
+            from: Some(std::time::Instant::now() + delay),
         });
     }
 
@@ -132,6 +164,7 @@ impl RecordingStub {
                 code: code.into(),
                 message: message.into(),
             },
+            from: None,
         });
     }
 
@@ -240,7 +273,7 @@ async fn handle(
             .fixtures
             .iter()
             .rev()
-            .find(|f| f.operation == operation && contains(&request, &f.when))
+            .find(|f| f.answers(&operation, &request))
             .map(|f| match &f.answer {
                 Answer::Ok(v) => v.clone(),
                 Answer::Error { code, .. } => json!({"__type": code}),
@@ -262,6 +295,22 @@ async fn handle(
     };
     let (response, status, logged) = match (response, upstream) {
         (Some(r), _) => (r, status, fixture_answer.unwrap_or(Value::Null)),
+        (None, Some(upstream))
+            if scans_an_index(&upstream, &headers, &operation, &request).await =>
+        {
+            // ECR scans image manifests; an image index (manifest list) has no layers to
+            // scan, and StartImageScan refuses it (ECR API reference, StartImageScan:
+            // UnsupportedImageTypeException). moto would start one.
+            (
+                aws_error(
+                    StatusCode::BAD_REQUEST,
+                    "UnsupportedImageTypeException",
+                    "The image is of a type that cannot be scanned.",
+                ),
+                400,
+                Value::Null,
+            )
+        }
         (None, Some(upstream)) => {
             let body = ecs_defaults(&operation, &request).unwrap_or(body);
             let (status, content_type, bytes) = forward(&upstream, &headers, body).await;
@@ -331,7 +380,7 @@ fn answer(state: &mut Inner, operation: &str, request: &Value) -> (Option<Respon
         .fixtures
         .iter()
         .rev()
-        .find(|f| f.operation == operation && contains(request, &f.when));
+        .find(|f| f.answers(operation, request));
     match hit.map(|f| f.answer.clone()) {
         Some(Answer::Ok(v)) => {
             return (Some((StatusCode::OK, v.to_string()).into_response()), 200);
@@ -402,6 +451,38 @@ fn answer(state: &mut Inner, operation: &str, request: &Value) -> (Option<Respon
         }
         _ => (None, 0),
     }
+}
+
+/// Whether `request` is a StartImageScan of an image index, asked of the upstream.
+async fn scans_an_index(
+    upstream: &str,
+    headers: &HeaderMap,
+    operation: &str,
+    request: &Value,
+) -> bool {
+    if operation != "StartImageScan" {
+        return false;
+    }
+    let describe = json!({
+        "repositoryName": request.get("repositoryName").cloned().unwrap_or(Value::Null),
+        "imageIds": [request.get("imageId").cloned().unwrap_or(Value::Null)],
+    });
+    let mut asking = headers.clone();
+    asking.insert(
+        "x-amz-target",
+        axum::http::HeaderValue::from_static("AmazonEC2ContainerRegistry_V20150921.DescribeImages"),
+    );
+    let (status, _, bytes) = forward(upstream, &asking, Bytes::from(describe.to_string())).await;
+    if status != 200 {
+        return false;
+    }
+    let described: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    described["imageDetails"][0]["imageManifestMediaType"]
+        .as_str()
+        .is_some_and(|t| {
+            t == "application/vnd.oci.image.index.v1+json"
+                || t == "application/vnd.docker.distribution.manifest.list.v2+json"
+        })
 }
 
 /// Defaults ECS applies that moto does not, as the request to forward. ListTasks: "The
