@@ -138,7 +138,7 @@ pub const VARIABLES: &[Var] = &[
         "MAX_RUNTIME",
         "30m",
         "`1h`",
-        "A pipeline job stops the task and fails after this; also how long a job waits for another migration or for capacity before failing.",
+        "A pipeline job stops the task and fails after this; also how long a job waits for another migration or for capacity before failing. At most `23h30m`: CodePipeline fails a Lambda invoke action after 24 hours, and the runner stops its task before that whatever the two add up to.",
     ),
     Var::defaulted(
         "STARTED_BY",
@@ -311,7 +311,10 @@ impl Config {
                 "more than GetLogEvents returns",
             ));
         }
-        let max_runtime = vars.with_default("MAX_RUNTIME", vars.duration("MAX_RUNTIME")?)?;
+        let max_runtime = shared::jobs::within_action_timeout(
+            "MAX_RUNTIME",
+            vars.with_default("MAX_RUNTIME", vars.duration("MAX_RUNTIME")?)?,
+        )?;
         if max_runtime.is_zero() {
             return Err(ConfigError::malformed(
                 "MAX_RUNTIME",
@@ -389,6 +392,16 @@ mod tests {
         assert_eq!(c.started_by, "ops-migration");
         assert_eq!(c.log_tail_lines, 50);
         assert_eq!(c.notify_on, NotifyOn::Fail);
+    }
+
+    /// CodePipeline fails a Lambda invoke action after 24 hours (CodePipeline user guide,
+    /// Quotas): a MAX_RUNTIME the runner could never act on is refused at start.
+    #[test]
+    fn a_max_runtime_past_the_pipeline_action_limit_is_refused() {
+        let err = load(with(&[("MAX_RUNTIME", "24h")])).unwrap_err();
+        assert_eq!(err.variable, "MAX_RUNTIME");
+        assert!(err.to_string().contains("24 hours"), "{err}");
+        assert!(load(with(&[("MAX_RUNTIME", "23h")])).is_ok());
     }
 
     #[test]

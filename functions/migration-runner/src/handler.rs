@@ -141,6 +141,11 @@ enum Continuation {
         origin: String,
         task: String,
         launched: i64,
+        /// When the job's first invocation came (seconds since the epoch): CodePipeline's
+        /// 24-hour limit counts from the action's start, not from the launch. Absent in
+        /// tokens written before it was kept; the launch is the best guess then.
+        #[serde(default)]
+        job_started: Option<i64>,
     },
 }
 
@@ -156,12 +161,13 @@ impl Continuation {
         }
     }
 
-    fn running(origin: &str, task: &str, launched: i64) -> Self {
+    fn running(origin: &str, task: &str, launched: i64, job_started: i64) -> Self {
         Self::Running {
             runner: TOKEN_VERSION,
             origin: origin.to_owned(),
             task: task.to_owned(),
             launched,
+            job_started: Some(job_started),
         }
     }
 
@@ -178,6 +184,14 @@ impl Continuation {
     fn token(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }
+}
+
+/// The clocks a running job's task is watched by (seconds since the epoch).
+#[derive(Clone, Copy)]
+struct Times {
+    launched: i64,
+    job_started: i64,
+    now: i64,
 }
 
 /// What a job's answer will be, before it is sent.
@@ -657,7 +671,7 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
                 if kind == FailureKind::ConfigurationError {
                     metrics::count(&metrics::CONFIG_ERRORS, &[]);
                 }
-                tracing::warn!(job_id = %job.job_id, message, "failing the job");
+                tracing::warn!(job_id = %job.job_id, reason = %message, "failing the job");
                 let n = render_problem(
                     &format!("Migration failed for {subject}"),
                     &message,
@@ -744,7 +758,12 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
                     Ok(Some(mine)) => {
                         // Its own runtime counts from its creation, not from the wait.
                         let launched = mine.created_at.map(|ms| ms / 1000).unwrap_or(now);
-                        self.watch(config, &origin, &mine.task_arn, launched, now, deadline)
+                        let times = Times {
+                            launched,
+                            job_started: since,
+                            now,
+                        };
+                        self.watch(config, &origin, &mine.task_arn, times, deadline)
                             .await
                     }
                     Ok(None) => JobStep::Broken(
@@ -776,10 +795,15 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
                 origin,
                 task,
                 launched,
+                job_started,
                 ..
             } => {
-                self.watch(config, &origin, &task, launched, now, deadline)
-                    .await
+                let times = Times {
+                    launched,
+                    job_started: job_started.unwrap_or(launched),
+                    now,
+                };
+                self.watch(config, &origin, &task, times, deadline).await
             }
         }
     }
@@ -822,7 +846,7 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
             .await
         {
             Ok(Launched::Running { task, .. }) => JobStep::Continue {
-                token: Continuation::running(origin, &task.task_arn, now),
+                token: Continuation::running(origin, &task.task_arn, now, since),
                 summary: format!("Migration task {} started", task.id()),
                 task: Some(task.task_arn),
             },
@@ -856,13 +880,18 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
         config: &Config,
         origin: &str,
         task_arn: &str,
-        launched: i64,
-        now: i64,
+        times: Times,
         deadline: &Deadline,
     ) -> JobStep {
+        let Times {
+            launched,
+            job_started,
+            now,
+        } = times;
         let elapsed = Duration::from_secs(now.saturating_sub(launched).max(0) as u64);
+        let action_age = Duration::from_secs(now.saturating_sub(job_started).max(0) as u64);
         let keep = |summary: String| JobStep::Continue {
-            token: Continuation::running(origin, task_arn, launched),
+            token: Continuation::running(origin, task_arn, launched, job_started),
             summary,
             task: Some(task_arn.to_owned()),
         };
@@ -904,9 +933,22 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
                 tell: false,
             };
         }
-        if elapsed >= config.max_runtime {
-            let limit = human_duration(config.max_runtime);
-            let reason = format!("ran longer than MAX_RUNTIME ({limit})");
+        // A wait for a launch and the run each count up to MAX_RUNTIME, so together they can
+        // outlast the pipeline action: the task is stopped before CodePipeline gives up on
+        // the job, which would leave it running with nobody told.
+        let out_of_action = action_age >= shared::jobs::longest_job();
+        if elapsed >= config.max_runtime || out_of_action {
+            let reason = if elapsed >= config.max_runtime {
+                format!(
+                    "ran longer than MAX_RUNTIME ({})",
+                    human_duration(config.max_runtime)
+                )
+            } else {
+                format!(
+                    "the pipeline action has run for {}, and CodePipeline fails a Lambda invoke action after 24 hours",
+                    human_duration(action_age)
+                )
+            };
             let stopped = self
                 .cluster
                 .stop(
@@ -1263,7 +1305,7 @@ mod tests {
 
     #[test]
     fn continuation_tokens_are_recognised_only_when_issued_here() {
-        let t = Continuation::running("job-1", "arn:aws:ecs:us-east-1:1:task/prod/abc", 100);
+        let t = Continuation::running("job-1", "arn:aws:ecs:us-east-1:1:task/prod/abc", 100, 90);
         assert_eq!(Continuation::parse(&t.token()), Some(t.clone()));
         assert!(Continuation::parse(r#"{"since":100}"#).is_none());
         assert!(

@@ -867,6 +867,44 @@ async fn past_max_runtime_the_task_is_stopped_and_the_job_failed() {
     assert!(message.contains("MAX_RUNTIME (10 min)"), "{message}");
 }
 
+/// CodePipeline fails a Lambda invoke action 24 hours after it started (CodePipeline user
+/// guide, Quotas), and the function is never invoked again to stop what it launched. A job
+/// that waited for a launch and then ran, each within MAX_RUNTIME, can outlast that: the
+/// runner stops its task before the pipeline gives up on it.
+#[tokio::test]
+async fn a_task_is_stopped_before_the_pipeline_action_would_time_out() {
+    let rig = rig().await;
+    let app = runner(&rig, &[("MAX_RUNTIME", "23h")]);
+    let first = job("codepipeline-job.json");
+    let job_started = now();
+    app.handle(
+        &first,
+        invocation("i1", Duration::from_secs(30), job_started),
+    )
+    .await
+    .unwrap();
+    let token = last_token(&rig);
+    // Launched 12 hours into the job (after waiting for another migration), 23h40m ago now.
+    let mut state: Value = serde_json::from_str(&token).unwrap();
+    let later = job_started + 23 * 3600 + 40 * 60;
+    state["job_started"] = json!(job_started);
+    state["launched"] = json!(job_started + 12 * 3600);
+    let out = app
+        .handle(
+            &continuation(&first, &state.to_string()),
+            invocation("i2", Duration::from_secs(30), later),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out["result"], "failed", "{out}");
+    assert_eq!(rig.stub.accepted("StopTask").len(), 1);
+    let message = rig.stub.accepted("PutJobFailureResult")[0]["failureDetails"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(message.contains("after 24 hours"), "{message}");
+}
+
 #[tokio::test]
 async fn a_job_waits_for_a_running_migration_then_launches() {
     let rig = rig().await;
