@@ -130,6 +130,7 @@ docs-check: venv
 validate: venv
 	sam validate --lint --template template.yaml --region us-east-1
 	python scripts/metrics-check
+	python scripts/name-limits
 
 # Each function's tests/runtime_api.rs runs the debug binary in `unit`; here the same tests
 # drive the bootstraps `sam build` put in .aws-sam/build, the files a deploy uploads
