@@ -3,12 +3,37 @@
 //! the next invocation of the same hook).
 //!
 //! The state passes a deployment once the bake has run long enough, so it must not be
-//! forgeable or reusable: it is sealed with HMAC-SHA256 over the state *and* the execution id,
-//! target revision and stage it was made for, so a state edited in flight, copied into a
-//! service's configured `hookDetails`, or carried over from another execution or revision is
-//! refused. The key is `HOOK_STATE_KEY` (a secret reference); without one the seal still binds
-//! the state to its execution and detects edits, but anyone who reads this source can forge
-//! one — the README says so.
+//! forgeable or reusable: it is sealed with HMAC-SHA256 over the state *and* what it was made
+//! for. The ECS developer guide ("Lambda hooks for Amazon ECS service deployments") promises
+//! only that `hookDetails` persists between invocations of the same hook within a deployment,
+//! and calls `executionId` the identifier of "this hook execution": nothing promises it stays
+//! the same across `IN_PROGRESS` callbacks. So the seal binds what the guide does promise is
+//! stable — the service deployment (`resourceArn`), the lifecycle stage, the target service
+//! revision and the step (the green revision's production weight; linear and canary
+//! deployments run the production-shift hooks at every step) — and never `executionId`.
+//!
+//! The sealed state also carries a digest of its binding (`bound`, under the tag), so a state
+//! that does not resume is one of two things, and neither is trusted or shortens a bake:
+//! - [`Restored::Elsewhere`]: sealed by this function for another deployment, stage, revision
+//!   or step (the last step's state at a new step, or a state copied from elsewhere). The bake
+//!   starts from zero, and so does `MAX_BAKE`: the other bake's times say nothing about this one.
+//! - [`Restored::Unverified`]: the seal does not verify — edited, sealed with another key, an
+//!   older format, or not ours at all. The bake also starts from zero (a rollback for what may
+//!   be a rotated key or an upgrade mid-bake would punish a healthy release), but `MAX_BAKE`
+//!   counts from the start the state claims *if* that is no later than now: a crafted claim can
+//!   only end the hold sooner, never later than a fresh start would. Nothing else in an
+//!   unverified state is read: its `started_ms` and `passed` cannot shorten the bake.
+//!
+//! Neither can hold a deployment forever: the state returned after a restart is sealed for
+//! this binding and ECS hands it back on the next callback, so `MAX_BAKE` bounds the hold from
+//! the first invocation that restarted (or from an earlier claimed start). The one place an
+//! unverified state goes back to ECS unchanged is a passing fault before it can be checked
+//! ([`unverified_held_since`]): there its claimed start must be readable and not in the future,
+//! or the hook fails rather than wait on a clock it cannot bound.
+//!
+//! The key is `HOOK_STATE_KEY` (a secret reference); without one the seal still binds the
+//! state and detects edits, but anyone who reads this source can forge one — the README says
+//! so.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -21,7 +46,9 @@ use crate::checks::Check;
 
 /// Where the state lives inside `hookDetails`, beside whatever the service configured there.
 pub const DETAILS_KEY: &str = "canaryValidatorBake";
-const VERSION: u8 = 1;
+/// 2: bound to the service deployment, stage, revision and step, with the binding's digest
+/// beside the state (1 was bound to `executionId`; such a state restarts the bake).
+const VERSION: u8 = 2;
 /// Used when `HOOK_STATE_KEY` is not set: binds and detects edits, does not authenticate.
 const UNKEYED: &[u8] = b"canary-validator bake state (no HOOK_STATE_KEY)";
 
@@ -39,8 +66,8 @@ pub struct BakeState {
     pub invocations: u32,
     /// Which check set the state belongs to: a changed set starts the bake again.
     pub set: String,
-    /// The linear/canary step (the green revision's production weight) the bake is for: ECS
-    /// runs the production-shift hooks at every step, and each step bakes afresh.
+    /// The linear/canary step the bake is for, as in its [`Binding`]; kept in the clear so a
+    /// log can say which step a state from another step was for.
     pub step: String,
 }
 
@@ -48,37 +75,63 @@ pub struct BakeState {
 #[serde(deny_unknown_fields)]
 struct Sealed {
     v: u8,
+    /// The digest of the binding the state was sealed for, itself under the tag.
+    bound: String,
     #[serde(flatten)]
     state: BakeState,
     tag: String,
 }
 
-/// What the state is bound to.
+/// What the state is bound to: what the ECS guide promises stays the same across the
+/// callbacks of one hook in one deployment. Never `executionId`, which names one invocation.
 #[derive(Debug, Clone, Copy)]
 pub struct Binding<'a> {
-    pub execution_id: &'a str,
-    pub revision: &'a str,
+    /// The service deployment, `resourceArn`.
+    pub deployment: &'a str,
     pub stage: &'a str,
+    /// The target service revision, `targetServiceRevisionArn`.
+    pub revision: &'a str,
+    /// The green revision's production weight ("" where none is sent): each step of a linear
+    /// or canary deployment bakes on its own.
+    pub step: &'a str,
+}
+
+impl Binding<'_> {
+    /// Length-prefixed, so no choice of parts can make two bindings read the same.
+    fn digest(&self) -> String {
+        let mut sha = Sha256::new();
+        for part in [self.deployment, self.stage, self.revision, self.step] {
+            sha.update((part.len() as u64).to_be_bytes());
+            sha.update(part.as_bytes());
+        }
+        hex(&sha.finalize()[..16])
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Restored {
     /// No state: the first invocation of this hook.
     Fresh,
+    /// Sealed by this function for this deployment, stage, revision and step.
     Resumed(BakeState),
-    /// Present but not this execution's, or altered: the hook fails.
-    Rejected(String),
+    /// Sealed by this function, for another deployment, stage, revision or step: not this
+    /// bake's, so it starts from zero.
+    Elsewhere(BakeState),
+    /// Present, but its seal does not verify (edited, another key, another format): never
+    /// trusted. `held_since_ms` is the start it claims, only when that is no later than now,
+    /// so it can end a hold sooner and never later than a fresh start.
+    Unverified {
+        why: String,
+        held_since_ms: Option<u64>,
+    },
 }
 
-/// The MAC over the state and what it is bound to, ready to finalize or verify.
-fn mac(state: &BakeState, binding: Binding<'_>, key: Option<&[u8]>) -> Option<Hmac<Sha256>> {
+/// The MAC over the state and the digest of what it is bound to, ready to finalize or verify.
+fn mac(state: &BakeState, bound: &str, key: Option<&[u8]>) -> Option<Hmac<Sha256>> {
     let mut mac = Hmac::<Sha256>::new_from_slice(key.unwrap_or(UNKEYED)).ok()?;
-    // Length-prefixed, so no choice of ids can make two bindings read the same.
-    for part in [binding.execution_id, binding.revision, binding.stage] {
-        mac.update(&(part.len() as u64).to_be_bytes());
-        mac.update(part.as_bytes());
-    }
     mac.update(&[VERSION]);
+    mac.update(&(bound.len() as u64).to_be_bytes());
+    mac.update(bound.as_bytes());
     mac.update(serde_json::to_string(state).ok()?.as_bytes());
     Some(mac)
 }
@@ -103,29 +156,42 @@ pub fn restore(details: &Map<String, Value>, binding: Binding<'_>, key: Option<&
     let Some(raw) = details.get(DETAILS_KEY) else {
         return Restored::Fresh;
     };
-    let refused = "the bake state in hookDetails is not this execution's (another execution, revision or stage) or was altered";
+    let unverified = |why: String| Restored::Unverified {
+        why: format!("the bake state in hookDetails cannot be trusted: {why}"),
+        held_since_ms: unverified_held_since(details, now_ms()),
+    };
     let Ok(sealed) = serde_json::from_value::<Sealed>(raw.clone()) else {
-        return Restored::Rejected(format!("{refused}: it is not in this function's format"));
+        return unverified("it is not in this function's format".to_owned());
     };
     if sealed.v != VERSION {
-        return Restored::Rejected(format!("{refused}: unknown version {}", sealed.v));
+        return unverified(format!("it is in another version ({})", sealed.v));
     }
-    let Some(expected) = mac(&sealed.state, binding, key) else {
-        return Restored::Rejected(format!("{refused}: it cannot be checked"));
+    let Some(expected) = mac(&sealed.state, &sealed.bound, key) else {
+        return unverified("it cannot be checked".to_owned());
     };
     // verify_slice compares in constant time: the tag is the secret-derived part.
-    let matches = unhex(&sealed.tag).is_some_and(|tag| expected.verify_slice(&tag).is_ok());
-    if matches {
+    let verified = unhex(&sealed.tag).is_some_and(|tag| expected.verify_slice(&tag).is_ok());
+    if !verified {
+        return unverified(
+            "its seal does not verify (altered, or sealed with another key)".to_owned(),
+        );
+    }
+    if sealed.bound == binding.digest() {
         Restored::Resumed(sealed.state)
     } else {
-        Restored::Rejected(refused.to_owned())
+        Restored::Elsewhere(sealed.state)
     }
 }
 
-/// When the hook began holding the deployment, read *without* checking the seal: only ever
-/// used to fail sooner (a bake past `MAX_BAKE` whose state cannot be checked right now).
-pub fn unverified_held_since(details: &Map<String, Value>) -> Option<u64> {
-    details.get(DETAILS_KEY)?.get("held_since_ms")?.as_u64()
+/// When the hook began holding the deployment, as the state claims it *without* checking the
+/// seal, and only if that is no later than `now_ms`: a later claim could only push `MAX_BAKE`
+/// out, so it bounds nothing and is not returned. Only ever used to end a hold sooner.
+pub fn unverified_held_since(details: &Map<String, Value>, now_ms: u64) -> Option<u64> {
+    details
+        .get(DETAILS_KEY)?
+        .get("held_since_ms")?
+        .as_u64()
+        .filter(|&claimed| claimed <= now_ms)
 }
 
 /// `hookDetails` to return with `IN_PROGRESS`: what came in (the service's own settings,
@@ -136,10 +202,13 @@ pub fn seal(
     binding: Binding<'_>,
     key: Option<&[u8]>,
 ) -> Option<Value> {
+    let bound = binding.digest();
+    let tag = hex(&mac(state, &bound, key)?.finalize().into_bytes());
     let sealed = Sealed {
         v: VERSION,
+        bound,
         state: state.clone(),
-        tag: hex(&mac(state, binding, key)?.finalize().into_bytes()),
+        tag,
     };
     let mut out = details.clone();
     out.insert(DETAILS_KEY.to_owned(), serde_json::to_value(sealed).ok()?);
@@ -171,11 +240,15 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    const DEPLOYMENT: &str =
+        "arn:aws:ecs:us-west-2:123456789012:service-deployment/c/s/EZe5RNVLH6PPzHXINuP28";
+
     fn binding() -> Binding<'static> {
         Binding {
-            execution_id: "exec-1",
-            revision: "arn:aws:ecs:us-west-2:123456789012:service-revision/c/s/2",
+            deployment: DEPLOYMENT,
             stage: "POST_PRODUCTION_TRAFFIC_SHIFT",
+            revision: "arn:aws:ecs:us-west-2:123456789012:service-revision/c/s/2",
+            step: "100",
         }
     }
 
@@ -196,6 +269,10 @@ mod tests {
         out.as_object().unwrap().clone()
     }
 
+    fn is_unverified(r: &Restored) -> bool {
+        matches!(r, Restored::Unverified { .. })
+    }
+
     #[test]
     fn a_sealed_state_comes_back_beside_the_configured_details() {
         let d = details_with(&state(), binding(), Some(b"k"));
@@ -207,12 +284,38 @@ mod tests {
         assert_eq!(restore(&Map::new(), binding(), None), Restored::Fresh);
     }
 
+    /// The ECS guide calls `executionId` the id of "this hook execution" and promises only
+    /// that `hookDetails` persists between invocations of the same hook within a deployment:
+    /// the binding has no `executionId` in it, so a callback with a new one resumes the bake.
     #[test]
-    fn another_execution_revision_stage_or_key_is_refused() {
+    fn a_state_sealed_under_one_execution_id_resumes_under_another_in_the_same_deployment() {
+        let first_callback = details_with(&state(), binding(), Some(b"k"));
+        let sealed = first_callback[DETAILS_KEY].to_string();
+        assert!(
+            !sealed.contains("exec") && !sealed.contains(DEPLOYMENT),
+            "nothing of the invocation's id is in the state, and the binding only as a digest: {sealed}"
+        );
+        // Whatever executionId the next callback carries, the same deployment, stage,
+        // revision and step is all restore is given, and all it needs.
+        assert_eq!(
+            restore(&first_callback, binding(), Some(b"k")),
+            Restored::Resumed(state())
+        );
+    }
+
+    /// `hookDetails` is promised within one hook of one deployment; a state sealed for
+    /// another deployment, stage, revision or step (ECS runs the production-shift hooks at
+    /// every linear/canary step) is recognised as ours and still not this bake's.
+    #[test]
+    fn a_state_from_another_deployment_stage_revision_or_step_is_not_trusted() {
         let d = details_with(&state(), binding(), Some(b"k"));
         for other in [
             Binding {
-                execution_id: "exec-2",
+                deployment: "arn:aws:ecs:us-west-2:123456789012:service-deployment/c/s/OTHER",
+                ..binding()
+            },
+            Binding {
+                stage: "POST_TEST_TRAFFIC_SHIFT",
                 ..binding()
             },
             Binding {
@@ -220,43 +323,91 @@ mod tests {
                 ..binding()
             },
             Binding {
-                stage: "POST_TEST_TRAFFIC_SHIFT",
+                step: "20",
                 ..binding()
             },
         ] {
-            assert!(matches!(
+            assert_eq!(
                 restore(&d, other, Some(b"k")),
-                Restored::Rejected(_)
-            ));
+                Restored::Elsewhere(state()),
+                "{other:?}"
+            );
         }
-        assert!(matches!(
-            restore(&d, binding(), Some(b"other")),
-            Restored::Rejected(_)
-        ));
-        assert!(matches!(
-            restore(&d, binding(), None),
-            Restored::Rejected(_)
-        ));
+        // Parts are length-prefixed: moving text from one part to the next is another binding.
+        let shifted = Binding {
+            stage: "POST_PRODUCTION_TRAFFIC_SHIFT1",
+            revision: "00",
+            step: "",
+            ..binding()
+        };
+        let a = Binding {
+            stage: "POST_PRODUCTION_TRAFFIC_SHIFT",
+            revision: "100",
+            step: "",
+            ..binding()
+        };
+        assert_ne!(shifted.digest(), a.digest());
     }
 
+    /// Whoever can edit the service's hook configuration can put anything in `hookDetails`:
+    /// an altered state, one sealed with another key, or one in an older format never
+    /// resumes, and the only thing read from it is a start no later than now.
     #[test]
-    fn an_edited_state_is_refused() {
-        let mut d = details_with(&state(), binding(), None);
-        d[DETAILS_KEY]["started_ms"] = json!(0);
-        assert!(matches!(
-            restore(&d, binding(), None),
-            Restored::Rejected(_)
-        ));
-        let mut extra = details_with(&state(), binding(), None);
-        extra[DETAILS_KEY]["passed"] = json!([0, 1, 2]);
-        assert!(matches!(
-            restore(&extra, binding(), None),
-            Restored::Rejected(_)
-        ));
+    fn an_altered_state_never_resumes() {
+        let now = now_ms();
+        let recent = BakeState {
+            held_since_ms: now - 60_000,
+            started_ms: now - 60_000,
+            ..state()
+        };
+        let sealed = details_with(&recent, binding(), Some(b"k"));
+        let edits = [
+            ("started_ms", json!(0)),
+            ("held_since_ms", json!(now - 120_000)),
+            ("passed", json!([0, 1, 2])),
+            ("invocations", json!(99)),
+            ("set", json!("other")),
+            ("step", json!("20")),
+            ("bound", json!("00")),
+            ("tag", json!("00")),
+            ("v", json!(1)),
+        ];
+        for (field, value) in edits {
+            let mut d = sealed.clone();
+            d[DETAILS_KEY][field] = value;
+            let restored = restore(&d, binding(), Some(b"k"));
+            assert!(is_unverified(&restored), "{field}: {restored:?}");
+        }
+        let moved_back = {
+            let mut d = sealed.clone();
+            d[DETAILS_KEY]["held_since_ms"] = json!(now - 120_000);
+            restore(&d, binding(), Some(b"k"))
+        };
+        assert!(
+            matches!(moved_back, Restored::Unverified { held_since_ms: Some(h), .. } if h == now - 120_000),
+            "an earlier claimed start can only end the hold sooner: {moved_back:?}"
+        );
+        let moved_on = {
+            let mut d = sealed.clone();
+            d[DETAILS_KEY]["held_since_ms"] = json!(now + 3_600_000);
+            restore(&d, binding(), Some(b"k"))
+        };
+        assert!(
+            matches!(
+                moved_on,
+                Restored::Unverified {
+                    held_since_ms: None,
+                    ..
+                }
+            ),
+            "a start in the future would hold the deployment past MAX_BAKE: {moved_on:?}"
+        );
+        assert!(is_unverified(&restore(&sealed, binding(), Some(b"other"))));
+        assert!(is_unverified(&restore(&sealed, binding(), None)));
         let mut garbage = Map::new();
         garbage.insert(DETAILS_KEY.into(), json!("let me through"));
         assert!(
-            matches!(restore(&garbage, binding(), None), Restored::Rejected(why) if why.contains("format"))
+            matches!(restore(&garbage, binding(), None), Restored::Unverified { why, held_since_ms: None } if why.contains("format"))
         );
     }
 }

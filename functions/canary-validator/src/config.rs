@@ -102,7 +102,7 @@ pub const VARIABLES: &[Var] = &[
     ),
     Var::optional(
         "HOOK_STATE_KEY",
-        "unset (the bake state is bound to its execution and checked, not signed)",
+        "unset (the bake state is bound to its deployment and checked, not signed)",
         "`secretsmanager:canary/hook-state-key`",
         "ECS-native hooks: the key (a literal, `ssm:` or `secretsmanager:` reference) that signs the bake state returned in `hookDetails`, so only this function can make one that passes a deployment.",
     ),

@@ -179,6 +179,35 @@ impl EcsHook {
         weights.get(&self.target_revision) == Some(&0.0)
     }
 
+    /// The service deployment (`resourceArn`), when it is one and names this hook's service:
+    /// `arn:<partition>:ecs:<region>:<account>:service-deployment/<cluster>/<service>/<id>`.
+    /// It is what ties the callbacks of one hook together (the ECS guide promises
+    /// `hookDetails` within a deployment, and nothing about `executionId` across callbacks);
+    /// without it no bake state is trusted or carried.
+    pub fn service_deployment(&self) -> Option<&str> {
+        let arn = self.deployment_arn.as_deref()?;
+        if arn.is_empty() || !arn.chars().all(|c| c.is_ascii_graphic()) {
+            return None;
+        }
+        let parts: Vec<&str> = arn.splitn(6, ':').collect();
+        let ["arn", partition, "ecs", region, account, resource] = parts.as_slice() else {
+            return None;
+        };
+        let resource: Vec<&str> = resource.split('/').collect();
+        let ["service-deployment", cluster, service, id] = resource.as_slice() else {
+            return None;
+        };
+        let named = [partition, region, account, id]
+            .iter()
+            .all(|p| !p.is_empty());
+        (named && *cluster == self.cluster && *service == self.service).then_some(arn)
+    }
+
+    /// The service deployment's own id (the ARN's last segment), for people.
+    pub fn deployment_id(&self) -> Option<&str> {
+        self.service_deployment()?.rsplit('/').next()
+    }
+
     /// The green revision's production weight, for messages about linear/canary steps.
     pub fn production_weight(&self) -> Option<f64> {
         self.production_weights.get(&self.target_revision).copied()
@@ -278,6 +307,51 @@ mod tests {
             (hook.cluster.as_str(), hook.service.as_str()),
             ("my-cluster", "my-service")
         );
+    }
+
+    /// `resourceArn` names the service deployment (ECS guide); it binds the bake state, so
+    /// only a service-deployment ARN of this very service counts.
+    #[test]
+    fn only_a_service_deployment_of_this_service_names_the_deployment() {
+        let hook = parse_ecs_hook(&nested("POST_PRODUCTION_TRAFFIC_SHIFT", 100)).unwrap();
+        assert_eq!(
+            hook.service_deployment(),
+            Some(
+                "arn:aws:ecs:us-west-2:123456789012:service-deployment/my-cluster/my-service/EZe5RNVLH6PPzHXINuP28"
+            )
+        );
+        assert_eq!(hook.deployment_id(), Some("EZe5RNVLH6PPzHXINuP28"));
+        for unusable in [
+            json!(null),
+            json!(""),
+            json!(7),
+            json!("EZe5RNVLH6PPzHXINuP28"),
+            json!("arn:aws:ecs:us-west-2:123456789012:service/my-cluster/my-service"),
+            json!(
+                "arn:aws:ecs:us-west-2:123456789012:service-deployment/my-cluster/other-service/EZe5"
+            ),
+            json!(
+                "arn:aws:ecs:us-west-2:123456789012:service-deployment/other-cluster/my-service/EZe5"
+            ),
+            json!("arn:aws:ecs:us-west-2:123456789012:service-deployment/my-cluster/my-service/"),
+            json!(
+                "arn:aws:ecs:us-west-2:123456789012:service-deployment/my-cluster/my-service/EZe5/x"
+            ),
+            json!(
+                "arn:aws:ecs:us-west-2:123456789012:service-deployment/my-cluster/my-service/EZe5 "
+            ),
+            json!(
+                "arn:aws:lambda:us-west-2:123456789012:service-deployment/my-cluster/my-service/EZe5"
+            ),
+        ] {
+            let mut e = nested("POST_PRODUCTION_TRAFFIC_SHIFT", 100);
+            e["resourceArn"] = unusable.clone();
+            let hook = parse_ecs_hook(&e).unwrap();
+            assert_eq!(hook.service_deployment(), None, "{unusable}");
+        }
+        let mut absent = nested("POST_PRODUCTION_TRAFFIC_SHIFT", 100);
+        absent.as_object_mut().unwrap().remove("resourceArn");
+        assert_eq!(parse_ecs_hook(&absent).unwrap().service_deployment(), None);
     }
 
     #[test]

@@ -782,10 +782,14 @@ mod tests {
     const GREEN: &str = "arn:aws:ecs:us-west-2:123456789012:service-revision/prod/prod-api/222";
     const BLUE: &str = "arn:aws:ecs:us-west-2:123456789012:service-revision/prod/prod-api/111";
 
+    const DEPLOYMENT: &str =
+        "arn:aws:ecs:us-west-2:123456789012:service-deployment/prod/prod-api/EZe5RNVLH6PPzHXINuP28";
+
     fn ecs_event(stage: &str, green_weight: u32) -> Value {
         json!({
             "executionId": "exec-1",
             "lifecycleStage": stage,
+            "resourceArn": DEPLOYMENT,
             "executionDetails": {
                 "serviceArn": "arn:aws:ecs:us-west-2:123456789012:service/prod/prod-api",
                 "targetServiceRevisionArn": GREEN,
@@ -860,7 +864,11 @@ mod tests {
             "POST_PRODUCTION_TRAFFIC_SHIFT baking: prod/prod-api",
             "the bake's start is posted once"
         );
+        // The ECS guide promises `hookDetails` between invocations of one hook in one
+        // deployment, and nothing about `executionId` across callbacks: each callback here
+        // carries a new one, and the bake resumes and is not posted again.
         let mut again = event.clone();
+        again["executionId"] = json!("exec-2");
         again["hookDetails"] = out["hookDetails"].clone();
         let second = h.handle(&again, budget()).await.unwrap();
         assert_eq!(second["hookStatus"], "IN_PROGRESS");
@@ -868,30 +876,161 @@ mod tests {
             second["hookDetails"][crate::bake::DETAILS_KEY]["invocations"],
             2
         );
+        assert_eq!(
+            second["hookDetails"][crate::bake::DETAILS_KEY]["started_ms"],
+            state["started_ms"],
+            "the same bake, resumed"
+        );
         assert_eq!(notes(&h).len(), 1, "callbacks are not posted");
+        assert!(
+            notes(&h)[0].body().contains("EZe5RNVLH6PPzHXINuP28"),
+            "the post names the deployment, not the execution: {}",
+            notes(&h)[0].body()
+        );
     }
 
+    /// The same verdict for the same hook in the same deployment is posted once, whatever
+    /// `executionId` each invocation carries (the guide does not promise it stays the same).
     #[tokio::test]
-    async fn tampered_or_foreign_bake_state_fails_the_hook() {
+    async fn a_verdict_is_posted_once_per_deployment_whatever_the_execution_id() {
+        let h = ecs_handler(500);
+        for execution in ["exec-1", "exec-2"] {
+            let mut event = ecs_event("POST_TEST_TRAFFIC_SHIFT", 0);
+            event["executionId"] = json!(execution);
+            let out = h.handle(&event, budget()).await.unwrap();
+            assert_eq!(out, json!({"hookStatus": "FAILED"}));
+        }
+        assert_eq!(notes(&h).len(), 1);
+        let mut next_deployment = ecs_event("POST_TEST_TRAFFIC_SHIFT", 0);
+        next_deployment["resourceArn"] = json!(DEPLOYMENT.replace("EZe5", "NEXT"));
+        h.handle(&next_deployment, budget()).await.unwrap();
+        assert_eq!(notes(&h).len(), 2, "another deployment's verdict is news");
+    }
+
+    /// On rollback ECS invokes both traffic-shift hooks again (each its own hook execution):
+    /// the rollback is one event of the deployment, posted once.
+    #[tokio::test]
+    async fn a_rollback_is_posted_once_though_both_traffic_shift_hooks_are_called() {
+        let h = ecs_handler(0);
+        let mut test_shift = ecs_event("TEST_TRAFFIC_SHIFT", 100);
+        test_shift["executionId"] = json!("exec-test-shift");
+        test_shift["executionDetails"]["testTrafficWeights"] = json!({GREEN: 0, BLUE: 100});
+        let mut production_shift = ecs_event("PRODUCTION_TRAFFIC_SHIFT", 0);
+        production_shift["executionId"] = json!("exec-production-shift");
+        for event in [test_shift, production_shift] {
+            let out = h.handle(&event, budget()).await.unwrap();
+            assert_eq!(out, json!({"hookStatus": "SUCCEEDED"}));
+        }
+        assert_eq!(notes(&h).len(), 1, "{:?}", notes(&h));
+    }
+
+    /// `hookDetails` is promised only within one hook of one deployment, and anyone who can
+    /// edit the service's hook can put anything there: a state altered, or sealed for another
+    /// deployment, is never trusted and never shortens a bake — the bake starts from zero.
+    #[tokio::test]
+    async fn tampered_or_foreign_bake_state_restarts_the_bake_from_zero() {
         let h = ecs_handler(200);
         let event = ecs_event("POST_PRODUCTION_TRAFFIC_SHIFT", 100);
         let out = h.handle(&event, budget()).await.unwrap();
+        let sealed = out["hookDetails"][crate::bake::DETAILS_KEY].clone();
+        let restarted = |answer: &Value| {
+            assert_eq!(answer["hookStatus"], "IN_PROGRESS", "{answer}");
+            let state = &answer["hookDetails"][crate::bake::DETAILS_KEY];
+            assert_eq!(state["invocations"], 1, "a new bake: {state}");
+            assert!(state["started_ms"].as_u64() >= sealed["started_ms"].as_u64());
+            state.clone()
+        };
         let mut tampered = event.clone();
         tampered["hookDetails"] = out["hookDetails"].clone();
         tampered["hookDetails"][crate::bake::DETAILS_KEY]["started_ms"] = json!(0);
-        let answer = h.handle(&tampered, budget()).await.unwrap();
-        assert_eq!(answer, json!({"hookStatus": "FAILED"}));
+        tampered["hookDetails"][crate::bake::DETAILS_KEY]["passed"] = json!([0, 1]);
+        let state = restarted(&h.handle(&tampered, budget()).await.unwrap());
+        assert_eq!(state["passed"], json!([0]), "only what ran again passed");
+        assert_eq!(
+            state["held_since_ms"], sealed["held_since_ms"],
+            "MAX_BAKE still counts from the start the altered state claims, as it is not later than now"
+        );
         let mut foreign = event.clone();
-        foreign["executionId"] = json!("exec-2");
+        foreign["resourceArn"] = json!(DEPLOYMENT.replace("EZe5", "OTHER"));
         foreign["hookDetails"] = out["hookDetails"].clone();
-        let answer = h.handle(&foreign, budget()).await.unwrap();
+        restarted(&h.handle(&foreign, budget()).await.unwrap());
+        let subjects: Vec<String> = notes(&h).iter().map(|n| n.subject.clone()).collect();
+        assert_eq!(
+            subjects,
+            vec![
+                "POST_PRODUCTION_TRAFFIC_SHIFT baking: prod/prod-api",
+                "POST_PRODUCTION_TRAFFIC_SHIFT baking: prod/prod-api",
+            ],
+            "a restart in the same deployment is not a second bake; the other deployment's is"
+        );
+    }
+
+    /// A crafted start can end a hold sooner, never later: one `MAX_BAKE` ago fails, one in
+    /// the future counts as now (a fresh start), so the deployment is never held past
+    /// `MAX_BAKE` from the first invocation that could check its state.
+    #[tokio::test]
+    async fn an_untrusted_state_never_extends_max_bake() {
+        let h = handler_with(
+            ecs_book(),
+            Found::Unknown,
+            200,
+            false,
+            &[("MAX_BAKE", "45m")],
+        );
+        let event = ecs_event("POST_PRODUCTION_TRAFFIC_SHIFT", 100);
+        let out = h.handle(&event, budget()).await.unwrap();
+        let now = crate::bake::now_ms();
+        let mut long_ago = event.clone();
+        long_ago["hookDetails"] = out["hookDetails"].clone();
+        long_ago["hookDetails"][crate::bake::DETAILS_KEY]["held_since_ms"] =
+            json!(now - 46 * 60 * 1000);
+        let answer = h.handle(&long_ago, budget()).await.unwrap();
         assert_eq!(answer, json!({"hookStatus": "FAILED"}));
-        assert!(
-            notes(&h)
-                .last()
-                .unwrap()
-                .body()
-                .contains("not this execution's")
+        assert!(notes(&h).last().unwrap().body().contains("MAX_BAKE"));
+        let mut future = event.clone();
+        future["hookDetails"] = out["hookDetails"].clone();
+        future["hookDetails"][crate::bake::DETAILS_KEY]["held_since_ms"] =
+            json!(now + 24 * 3600 * 1000);
+        let answer = h.handle(&future, budget()).await.unwrap();
+        assert_eq!(answer["hookStatus"], "IN_PROGRESS");
+        let held = answer["hookDetails"][crate::bake::DETAILS_KEY]["held_since_ms"]
+            .as_u64()
+            .unwrap();
+        assert!(held <= crate::bake::now_ms(), "no later than a fresh start");
+    }
+
+    /// `resourceArn` is what the guide says names the service deployment: without a usable
+    /// one nothing ties a state to one deployment, so none is trusted or handed out, and a
+    /// bake that cannot end in this invocation fails rather than wait on state it cannot bind.
+    #[tokio::test]
+    async fn without_a_service_deployment_no_bake_state_is_carried() {
+        let h = ecs_handler(200);
+        let first = h
+            .handle(&ecs_event("POST_PRODUCTION_TRAFFIC_SHIFT", 100), budget())
+            .await
+            .unwrap();
+        for unusable in [
+            Value::Null,
+            json!("arn:aws:ecs:us-west-2:123456789012:service-deployment/prod/other-service/EZe5"),
+        ] {
+            let mut event = ecs_event("POST_PRODUCTION_TRAFFIC_SHIFT", 100);
+            event["resourceArn"] = unusable;
+            event["hookDetails"] = first["hookDetails"].clone();
+            let out = h.handle(&event, budget()).await.unwrap();
+            assert_eq!(out, json!({"hookStatus": "FAILED"}));
+            assert!(
+                notes(&h).last().unwrap().body().contains("resourceArn"),
+                "{}",
+                notes(&h).last().unwrap().body()
+            );
+        }
+        let mut quick = ecs_event("POST_TEST_TRAFFIC_SHIFT", 0);
+        quick.as_object_mut().unwrap().remove("resourceArn");
+        let out = h.handle(&quick, budget()).await.unwrap();
+        assert_eq!(
+            out,
+            json!({"hookStatus": "SUCCEEDED"}),
+            "checks that end in one invocation still run"
         );
     }
 
@@ -916,9 +1055,10 @@ mod tests {
             step: "100".into(),
         };
         let binding = crate::bake::Binding {
-            execution_id: "exec-1",
-            revision: GREEN,
+            deployment: DEPLOYMENT,
             stage: "POST_PRODUCTION_TRAFFIC_SHIFT",
+            revision: GREEN,
+            step: "100",
         };
         event["hookDetails"] =
             crate::bake::seal(&serde_json::Map::new(), &state, binding, None).unwrap();

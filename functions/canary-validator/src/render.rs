@@ -117,10 +117,15 @@ pub fn render_ecs(
             .newline()
             .code(hook.revision_id()),
         Mrkdwn::new().bold("Stage").newline().plain(&hook.stage),
-        Mrkdwn::new()
-            .bold("Execution")
-            .newline()
-            .code(&hook.execution_id),
+        // The deployment, not the execution: `executionId` may differ on every callback, so
+        // it would name only the invocation that happened to post.
+        match hook.deployment_id() {
+            Some(id) => Mrkdwn::new().bold("Deployment").newline().code(id),
+            None => Mrkdwn::new()
+                .bold("Execution")
+                .newline()
+                .code(&hook.execution_id),
+        },
     ];
     if let Some(weight) = hook.production_weight() {
         fields.push(

@@ -7,7 +7,9 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{deployment, ecs_hook_event, hook_event, known_deployments, sample};
+use common::{
+    deployment, ecs_deployment_arn, ecs_hook_event, hook_event, known_deployments, sample,
+};
 use serde_json::json;
 use standins::{FunctionProcess, Moto, Outcome, RecordingStub, RuntimeApi, SlackSink, Target};
 
@@ -322,7 +324,8 @@ async fn the_binary_answers_ecs_native_hooks_and_bakes_across_invocations() {
     moto.set_alarm_state("prod-api-5xx", "OK", "back to normal")
         .await;
 
-    // State made for another execution, or edited, fails the hook.
+    // `hookDetails` is promised within one hook of one deployment: a state made for another
+    // deployment, or edited, is not trusted, and the bake starts again from zero.
     let mut foreign = ecs_hook_event(
         "exec-other",
         "POST_PRODUCTION_TRAFFIC_SHIFT",
@@ -330,11 +333,23 @@ async fn the_binary_answers_ecs_native_hooks_and_bakes_across_invocations() {
         100,
     );
     foreign["hookDetails"] = first_details.clone().unwrap_or_default();
-    assert_eq!(answer(&foreign).await, json!({"hookStatus": "FAILED"}));
     let mut edited = baking.clone();
+    edited["executionId"] = json!("exec-bake-edited");
     edited["hookDetails"] = first_details.unwrap_or_default();
     edited["hookDetails"]["canaryValidatorBake"]["passed"] = json!([0, 1]);
-    assert_eq!(answer(&edited).await, json!({"hookStatus": "FAILED"}));
+    for untrusted in [foreign, edited] {
+        let out = answer(&untrusted).await;
+        assert_eq!(out["hookStatus"], "IN_PROGRESS", "{out}");
+        assert_eq!(
+            out["hookDetails"]["canaryValidatorBake"]["invocations"], 1,
+            "{out}"
+        );
+        assert_eq!(
+            out["hookDetails"]["canaryValidatorBake"]["passed"],
+            json!([0]),
+            "{out}"
+        );
+    }
 
     // MAX_BAKE (60m by default) counts from the first IN_PROGRESS answer.
     let book = canary_validator::checks::parse_book(&checks.to_string()).unwrap();
@@ -358,11 +373,12 @@ async fn the_binary_answers_ecs_native_hooks_and_bakes_across_invocations() {
         &serde_json::Map::new(),
         &held,
         canary_validator::bake::Binding {
-            execution_id: "exec-long",
+            deployment: &ecs_deployment_arn("prod-api", "dep-exec-long"),
+            stage: "POST_PRODUCTION_TRAFFIC_SHIFT",
             revision: too_long["executionDetails"]["targetServiceRevisionArn"]
                 .as_str()
                 .unwrap(),
-            stage: "POST_PRODUCTION_TRAFFIC_SHIFT",
+            step: "100",
         },
         Some(STATE_KEY.as_bytes()),
     )
@@ -389,8 +405,8 @@ async fn the_binary_answers_ecs_native_hooks_and_bakes_across_invocations() {
     assert_eq!(count("POST_TEST_TRAFFIC_SHIFT passed"), 2, "{posts:#?}");
     assert_eq!(
         count("POST_PRODUCTION_TRAFFIC_SHIFT baking"),
-        2,
-        "one start post per bake, none per callback: {posts:#?}"
+        3,
+        "one start post per deployment's bake (the edited state's restart is the same deployment), none per callback: {posts:#?}"
     );
     assert_eq!(
         count("POST_PRODUCTION_TRAFFIC_SHIFT passed"),
@@ -399,8 +415,8 @@ async fn the_binary_answers_ecs_native_hooks_and_bakes_across_invocations() {
     );
     assert_eq!(
         count("POST_PRODUCTION_TRAFFIC_SHIFT FAILED"),
-        4,
-        "{posts:#?}"
+        2,
+        "the alarm and MAX_BAKE: {posts:#?}"
     );
     assert_eq!(count("rollback in progress"), 1, "{posts:#?}");
 
@@ -408,12 +424,206 @@ async fn the_binary_answers_ecs_native_hooks_and_bakes_across_invocations() {
     let emf = standins::emf::parse(&lines);
     let hooks = |stage, status| emf.sum("HookResults", &[("Hook", stage), ("Status", status)]);
     assert!(hooks("POST_PRODUCTION_TRAFFIC_SHIFT", "InProgress") >= 4.0);
-    assert_eq!(hooks("POST_PRODUCTION_TRAFFIC_SHIFT", "Failed"), 4.0);
+    assert_eq!(hooks("POST_PRODUCTION_TRAFFIC_SHIFT", "Failed"), 2.0);
     let logs = lines.join("\n");
     standins::runtime_api::assert_no_secrets(&logs, &[STATE_KEY]);
 }
 
 const STATE_KEY: &str = "e2e-state-key-NOT-FOR-LOGS";
+
+/// The ECS developer guide ("Lambda hooks for Amazon ECS service deployments") calls
+/// `executionId` the identifier of "this hook execution" and promises only that `hookDetails`
+/// persists between invocations of the same hook within a deployment. So, with an 18 s bake
+/// served in invocations of 8 s (the Runtime API stand-in's deadline), playing ECS for two
+/// deployments at once, interleaved as ECS would call them:
+/// - `steady`: every callback carries a new `executionId` and the `hookDetails` of the last
+///   answer: the bake resumes each time and passes, no sooner than its 18 s;
+/// - `altered`: the same, but the state is altered between callbacks (its start and hold
+///   moved back by 17 s, then its `passed` claiming the alarm check): each time the bake starts
+///   again from zero, and it passes only 18 s after the last restart.
+#[tokio::test]
+async fn a_bake_resumes_with_a_new_execution_id_on_every_callback_and_altered_state_never_shortens_it()
+ {
+    const BAKE: Duration = Duration::from_secs(18);
+    let moto = Moto::start();
+    let stub = RecordingStub::start().await;
+    stub.forward_unknown_to(moto.endpoint());
+    let sink = SlackSink::start().await;
+    let target = Target::start().await;
+    moto.put_alarm("prod-api-5xx").await;
+    moto.aws_json(
+        "secretsmanager",
+        "secretsmanager.CreateSecret",
+        &json!({"Name": "canary/hook-state-key", "SecretString": STATE_KEY}),
+    )
+    .await;
+    let checks = json!({"ecs_services": {"prod/prod-api": {"POST_PRODUCTION_TRAFFIC_SHIFT": [
+        {"type": "http", "name": "health", "url": target.url("/healthy"), "attempts": 1},
+        {"type": "alarms", "name": "bake", "alarms": ["prod-api-5xx"], "bake": "18s", "poll": "5s"}
+    ]}}});
+    let api = RuntimeApi::start().await;
+    let mut env = standins::moto::aws_env(&stub.endpoint());
+    env.extend([
+        ("SLACK_WEBHOOK_URL".to_owned(), sink.webhook_url("deploys")),
+        ("CHECKS".to_owned(), checks.to_string()),
+        ("NOTIFY_ON".to_owned(), "ALL".to_owned()),
+        ("REPORT_MARGIN".to_owned(), "1s".to_owned()),
+        (
+            "HOOK_STATE_KEY".to_owned(),
+            "secretsmanager:canary/hook-state-key".to_owned(),
+        ),
+    ]);
+    let mut function = FunctionProcess::spawn(&binary(), &api, &env);
+
+    struct Deployment {
+        name: &'static str,
+        event: serde_json::Value,
+        due: tokio::time::Instant,
+        /// When the bake last began: the first invocation, or the last altered callback.
+        bake_began: tokio::time::Instant,
+        callbacks: u32,
+        /// The invocations the last answer's state counted.
+        invocations: u64,
+        passed_after: Option<Duration>,
+    }
+    let now = tokio::time::Instant::now();
+    let mut deployments: Vec<Deployment> = ["steady", "altered"]
+        .into_iter()
+        .map(|name| Deployment {
+            name,
+            event: ecs_hook_event(
+                &format!("exec-{name}-0"),
+                "POST_PRODUCTION_TRAFFIC_SHIFT",
+                "prod-api",
+                100,
+            ),
+            due: now,
+            bake_began: now,
+            callbacks: 0,
+            invocations: 0,
+            passed_after: None,
+        })
+        .collect();
+    while let Some(d) = deployments
+        .iter_mut()
+        .filter(|d| d.passed_after.is_none())
+        .min_by_key(|d| d.due)
+    {
+        tokio::time::sleep_until(d.due).await;
+        let altered = d.name == "altered" && (1..=2).contains(&d.callbacks);
+        if altered {
+            let state = &mut d.event["hookDetails"]["canaryValidatorBake"];
+            if d.callbacks == 1 {
+                for field in ["started_ms", "held_since_ms"] {
+                    state[field] = json!(state[field].as_u64().unwrap_or_default() - 17_000);
+                }
+            } else {
+                state["passed"] = json!([0, 1]);
+            }
+        }
+        let claimed_hold = d.event["hookDetails"]["canaryValidatorBake"]["held_since_ms"].as_u64();
+        let sent_at = tokio::time::Instant::now();
+        let sent_ms = canary_validator::bake::now_ms();
+        if altered {
+            d.bake_began = sent_at;
+        }
+        let out = match api
+            .invoke(&mut function, &d.event, Duration::from_secs(8))
+            .await
+            .outcome
+        {
+            Outcome::Response(v) => v,
+            other => panic!("{}: ECS would roll back on {other:?}", d.name),
+        };
+        let waited = sent_at - d.bake_began;
+        match out["hookStatus"].as_str() {
+            Some("SUCCEEDED") => {
+                let took = tokio::time::Instant::now() - d.bake_began;
+                assert!(
+                    took >= BAKE,
+                    "{}: passed after {took:?} of an 18 s bake",
+                    d.name
+                );
+                d.passed_after = Some(took);
+            }
+            Some("IN_PROGRESS") => {
+                assert!(
+                    waited < BAKE + Duration::from_secs(10),
+                    "{}: the bake never ends: {out}",
+                    d.name
+                );
+                let state = &out["hookDetails"]["canaryValidatorBake"];
+                let started = state["started_ms"].as_u64().unwrap_or_default();
+                if altered {
+                    assert_eq!(
+                        state["invocations"], 1,
+                        "{}: the bake starts again: {out}",
+                        d.name
+                    );
+                    assert!(
+                        started >= sent_ms,
+                        "{}: from zero, not from the altered start: {out}",
+                        d.name
+                    );
+                    assert!(
+                        state["held_since_ms"].as_u64() <= claimed_hold.map(|h| h.min(sent_ms)),
+                        "{}: MAX_BAKE never counts from later than the claimed start or now: {out}",
+                        d.name
+                    );
+                } else {
+                    assert_eq!(
+                        state["invocations"],
+                        d.invocations + 1,
+                        "{}: resumed: {out}",
+                        d.name
+                    );
+                }
+                d.invocations = state["invocations"].as_u64().unwrap_or_default();
+                let delay = out["callBackDelay"].as_u64().unwrap_or(30);
+                assert!((1..=5).contains(&delay), "{}: {out}", d.name);
+                d.callbacks += 1;
+                // The next callback is another hook execution, as far as anyone promises.
+                d.event["executionId"] = json!(format!("exec-{}-{}", d.name, d.callbacks));
+                d.event["hookDetails"] = out["hookDetails"].clone();
+                d.due = tokio::time::Instant::now() + Duration::from_secs(delay);
+            }
+            _ => panic!("{}: {out}", d.name),
+        }
+    }
+    let steady = &deployments[0];
+    assert!(
+        steady.callbacks >= 2,
+        "the bake spanned invocations: {}",
+        steady.callbacks
+    );
+    let altered = &deployments[1];
+    assert!(
+        altered.callbacks >= 4,
+        "two restarts, then a whole bake: {}",
+        altered.callbacks
+    );
+
+    let posts: Vec<String> = sink
+        .delivered()
+        .iter()
+        .map(|p| p["text"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    let count = |needle: &str| posts.iter().filter(|t| t.contains(needle)).count();
+    assert_eq!(
+        count("POST_PRODUCTION_TRAFFIC_SHIFT baking"),
+        2,
+        "one start post per deployment, whatever the executionId and the restarts: {posts:#?}"
+    );
+    assert_eq!(
+        count("POST_PRODUCTION_TRAFFIC_SHIFT passed"),
+        2,
+        "{posts:#?}"
+    );
+    assert_eq!(count("FAILED"), 0, "{posts:#?}");
+    let logs = function.stop().await.join("\n");
+    assert!(logs.contains("starting the bake from zero"), "{logs}");
+    standins::runtime_api::assert_no_secrets(&logs, &[STATE_KEY]);
+}
 
 /// The answer is the return value, so a Slack that never answers must not turn a verdict into
 /// a timeout (which ECS would take as a function error and roll back without a reason).

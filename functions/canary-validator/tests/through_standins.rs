@@ -670,7 +670,7 @@ async fn a_header_secret_is_read_from_secrets_manager_by_json_key() {
 /// A callback in the middle of a bake lands on a cold container whose read of the signing key
 /// is throttled (past the SDK's retries): answering FAILED would roll back a healthy release,
 /// so the hook asks ECS to call again with the state unchanged. Without a bake under way the
-/// same fault fails closed.
+/// same fault fails closed, and so does a state whose start cannot bound the wait.
 #[tokio::test]
 async fn a_passing_fault_mid_bake_asks_ecs_to_call_again() {
     let w = World::start(false).await;
@@ -717,4 +717,14 @@ async fn a_passing_fault_mid_bake_asks_ecs_to_call_again() {
         json!({"hookStatus": "FAILED"}),
         "past MAX_BAKE even unchecked"
     );
+    // The state goes back unchecked, and ECS hands back what was returned: a start that is
+    // missing or in the future would let that loop hold the deployment for ever.
+    for unbounded in [json!(now + 3600 * 1000), json!(null), json!("yesterday")] {
+        event["hookDetails"]["canaryValidatorBake"]["held_since_ms"] = unbounded.clone();
+        let out = v.handle(&event, budget(20)).await.unwrap();
+        assert_eq!(out, json!({"hookStatus": "FAILED"}), "{unbounded}");
+    }
+    event["hookDetails"]["canaryValidatorBake"] = json!("let me through");
+    let out = v.handle(&event, budget(20)).await.unwrap();
+    assert_eq!(out, json!({"hookStatus": "FAILED"}), "not a state at all");
 }

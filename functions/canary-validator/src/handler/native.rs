@@ -5,6 +5,15 @@
 //! never an error, which would roll back without a reason anyone can read. A bake longer than
 //! the invocation has left answers `IN_PROGRESS` with its state in `hookDetails` (see
 //! [`crate::bake`]) and a `callBackDelay` of the poll interval, and ends on a later invocation.
+//!
+//! The ECS guide calls `executionId` the identifier of "this hook execution" and promises only
+//! that `hookDetails` persists between invocations of the same hook within a deployment, so
+//! nothing here takes `executionId` for the same hook across callbacks: the bake state and the
+//! news posted once are keyed on the service deployment (`resourceArn`), the stage and the
+//! step; `executionId` appears in log lines, as the id of this invocation. An invocation
+//! without a usable `resourceArn` carries no state: its checks run, but a bake that cannot
+//! end within it answers FAILED rather than `IN_PROGRESS` with a state nothing ties to one
+//! deployment.
 
 use super::*;
 use crate::bake::{self, BakeState, Binding, Restored};
@@ -26,10 +35,18 @@ struct Decision {
 
 impl Decision {
     /// A passing fault in the middle of a bake: the state goes back unchanged, to be checked
-    /// on the next call — unless even its unchecked start says `MAX_BAKE` has passed.
+    /// on the next call. It has not been checked, and it is what comes back, so its claimed
+    /// start is all that bounds the wait: a start that is missing or in the future bounds
+    /// nothing (answering `IN_PROGRESS` on it could hold the deployment for ever), and one
+    /// `MAX_BAKE` ago ends it.
     fn retry_later(hook: &EcsHook, why: String, max_bake: Duration) -> Self {
-        let held_since = bake::unverified_held_since(&hook.hook_details).unwrap_or(u64::MAX);
-        if bake::elapsed_since(held_since, bake::now_ms()) >= max_bake {
+        let now = bake::now_ms();
+        let Some(held_since) = bake::unverified_held_since(&hook.hook_details, now) else {
+            return Self::failed(format!(
+                "{why}; and the bake state in hookDetails gives no start (or one in the future), so how long the deployment has been held cannot be bounded"
+            ));
+        };
+        if bake::elapsed_since(held_since, now) >= max_bake {
             return Self::failed(format!(
                 "{why}; and the bake has held the deployment for MAX_BAKE ({})",
                 human_duration(max_bake)
@@ -94,13 +111,19 @@ where
                     &HOOK_RESULTS,
                     &[("Hook", "(unreadable)"), ("Status", "Failed")],
                 );
-                let key = event
-                    .get("executionId")
-                    .and_then(Value::as_str)
-                    .unwrap_or("(no executionId)")
-                    .chars()
-                    .take(256)
-                    .collect::<String>();
+                // Posted once per deployment and stage when the payload names them. Without a
+                // deployment nothing names the hook across invocations; FAILED ends it, so
+                // there is no callback for the invocation's own id to repeat across.
+                let field = |name| event.get(name).and_then(Value::as_str);
+                let key = match (field("resourceArn"), field("executionId")) {
+                    (Some(deployment), _) => format!(
+                        "{deployment}/{}",
+                        field("lifecycleStage").unwrap_or("(no lifecycleStage)")
+                    ),
+                    (None, Some(execution)) => execution.to_owned(),
+                    (None, None) => "(no resourceArn or executionId)".to_owned(),
+                };
+                let key = key.chars().take(512).collect::<String>();
                 let notification = render_unreadable_ecs(&why.0);
                 let by = deadline.less(ANSWER_RESERVE);
                 self.tell(format!("{key}/unreadable"), notification, &by)
@@ -155,7 +178,10 @@ where
     }
 
     async fn evaluate_ecs(&self, config: &Config, hook: &EcsHook, deadline: &Deadline) -> Decision {
-        let mid_bake = hook.hook_details.contains_key(bake::DETAILS_KEY);
+        let deployment = hook.service_deployment();
+        // Without a deployment no state is ours to carry (none was returned), so a fault is
+        // not one in the middle of a bake.
+        let mid_bake = deployment.is_some() && hook.hook_details.contains_key(bake::DETAILS_KEY);
         let book = match self.book(config, deadline).await {
             Ok(b) => b,
             Err(e) if e.passing && mid_bake => {
@@ -224,41 +250,61 @@ where
             },
         };
         let key = key.as_ref().map(|k| k.expose().as_bytes());
-        let binding = Binding {
-            execution_id: &hook.execution_id,
-            revision: &hook.target_revision,
-            stage: &hook.stage,
-        };
         let digest = bake::set_digest(&set_name, checks);
         let step = hook
             .production_weight()
             .map(|w| w.to_string())
             .unwrap_or_default();
+        let binding = deployment.map(|deployment| Binding {
+            deployment,
+            stage: &hook.stage,
+            revision: &hook.target_revision,
+            step: &step,
+        });
         let now = bake::now_ms();
-        let previous = match bake::restore(&hook.hook_details, binding, key) {
-            Restored::Fresh => None,
-            Restored::Resumed(state) if state.step != step => {
+        let restored = match binding {
+            Some(binding) => bake::restore(&hook.hook_details, binding, key),
+            None => {
+                if hook.hook_details.contains_key(bake::DETAILS_KEY) {
+                    tracing::warn!(execution = %hook.execution_id, "the invocation has no usable resourceArn (service deployment): the bake state in hookDetails is not trusted");
+                }
+                Restored::Fresh
+            }
+        };
+        // Anything but this bake's own state starts the bake from zero: only a state sealed
+        // for this deployment, stage, revision and step may shorten it.
+        let (previous, held_since_ms, claimed_start) = match restored {
+            Restored::Fresh => (None, now, false),
+            Restored::Resumed(state) => {
+                let held_since = state.held_since_ms;
+                (Some(state), held_since, false)
+            }
+            Restored::Elsewhere(state) if state.step != step => {
                 // A linear/canary deployment's next step: ECS handed back the last step's
                 // state, and this step bakes on its own.
                 tracing::info!(from = %state.step, to = %step, "a new traffic step: starting a new bake");
-                None
+                (None, now, false)
             }
-            Restored::Resumed(state) => Some(state),
-            Restored::Rejected(why) => {
-                tracing::warn!(reason = %why, "refusing the bake state in hookDetails");
-                return Decision::failed(why);
+            Restored::Elsewhere(_) => {
+                tracing::warn!(execution = %hook.execution_id, "the bake state in hookDetails was sealed for another deployment, stage or revision: starting the bake from zero");
+                (None, now, false)
+            }
+            Restored::Unverified { why, held_since_ms } => {
+                // A rotated key or an upgrade mid-bake also lands here, so this restarts
+                // rather than rolls back; MAX_BAKE keeps the claimed start only when it is
+                // not later than now, which can end the hold sooner and never later.
+                tracing::warn!(reason = %why, execution = %hook.execution_id, "starting the bake from zero");
+                (None, held_since_ms.unwrap_or(now).min(now), true)
             }
         };
-        let (held_since_ms, started_ms, passed_before) = match &previous {
-            None => (now, now, Vec::new()),
-            Some(state) if state.set == digest => {
-                (state.held_since_ms, state.started_ms, state.passed.clone())
-            }
-            Some(state) => {
+        let (started_ms, passed_before) = match &previous {
+            None => (now, Vec::new()),
+            Some(state) if state.set == digest => (state.started_ms, state.passed.clone()),
+            Some(_) => {
                 // The book changed mid-bake (a stored CHECKS was edited): the new set is
                 // checked from the start, while MAX_BAKE still counts from the first answer.
                 tracing::warn!(set = %set_name, "the check set changed since the bake began: starting its window again");
-                (state.held_since_ms, now, Vec::new())
+                (now, Vec::new())
             }
         };
         let watched = bake::elapsed_since(started_ms, now);
@@ -268,11 +314,16 @@ where
             window,
             invocations,
         };
-        if previous.is_some() && bake::elapsed_since(held_since_ms, now) >= config.max_bake {
+        if bake::elapsed_since(held_since_ms, now) >= config.max_bake {
+            let since = if claimed_start {
+                " (by the start an untrusted bake state claims)"
+            } else {
+                ""
+            };
             return Decision {
                 bake: Some(progress),
                 ..Decision::failed(format!(
-                    "the hook has held the deployment for MAX_BAKE ({}) over {} invocations without the bake finishing",
+                    "the hook has held the deployment for MAX_BAKE ({}){since} over {} invocations without the bake finishing",
                     human_duration(config.max_bake),
                     invocations
                 ))
@@ -295,6 +346,12 @@ where
                 }
             })
             .collect();
+        if binding.is_none() && plans.iter().any(|p| matches!(p, Plan::LookOnce)) {
+            return Decision::failed(format!(
+                "the bake ({}) cannot end within this invocation, and the invocation names no service deployment (resourceArn) to carry it to the next one",
+                human_duration(window)
+            ));
+        }
         let reports = self.run_checks(checks, &plans, deadline).await;
         let run = Run {
             deployment: None,
@@ -344,13 +401,18 @@ where
                 .collect(),
             invocations,
             set: digest,
-            step,
+            step: step.clone(),
         };
         if key.is_none() && !UNSIGNED_WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
             tracing::warn!(
-                "HOOK_STATE_KEY is not set: the bake state in hookDetails is bound to its execution and checked, not signed"
+                "HOOK_STATE_KEY is not set: the bake state in hookDetails is bound to its deployment and checked, not signed"
             );
         }
+        let Some(binding) = binding else {
+            return Decision::failed(
+                "the bake cannot be carried to a later invocation: the invocation names no service deployment (resourceArn)",
+            );
+        };
         let Some(details) = bake::seal(&hook.hook_details, &state, binding, key) else {
             return Decision::failed("the bake state could not be sealed; see the function's log");
         };
@@ -386,16 +448,16 @@ where
         let service = format!("{}/{}", hook.cluster, hook.service);
         match (&status, run.failure_summary()) {
             (_, _) if rollback => {
-                tracing::warn!(service, stage = %hook.stage, revision = hook.revision_id(), "rollback invocation: answering SUCCEEDED without checks")
+                tracing::warn!(service, stage = %hook.stage, execution = %hook.execution_id, revision = hook.revision_id(), "rollback invocation: answering SUCCEEDED without checks")
             }
             (EcsStatus::InProgress, _) => {
-                tracing::info!(service, stage = %hook.stage, progress = %bake.map(|b| format!("{b:?}")).unwrap_or_default(), "bake continues in a later invocation")
+                tracing::info!(service, stage = %hook.stage, execution = %hook.execution_id, progress = %bake.map(|b| format!("{b:?}")).unwrap_or_default(), "bake continues in a later invocation")
             }
             (_, None) => {
-                tracing::info!(service, stage = %hook.stage, checks = run.checks.len(), "all checks passed")
+                tracing::info!(service, stage = %hook.stage, execution = %hook.execution_id, checks = run.checks.len(), "all checks passed")
             }
             (_, Some(why)) => {
-                tracing::warn!(service, stage = %hook.stage, reason = %why, "hook fails")
+                tracing::warn!(service, stage = %hook.stage, execution = %hook.execution_id, reason = %why, "hook fails")
             }
         }
         let notify_all = matches!(&self.setup, Ok(c) if c.notify_on == NotifyOn::All);
@@ -405,10 +467,19 @@ where
             .production_weight()
             .map(|w| format!("/{w}"))
             .unwrap_or_default();
-        let base = format!("{}/{}{step}", hook.execution_id, hook.stage);
+        // News is keyed on the deployment, never on `executionId` (which may change on every
+        // callback and would post again each time). Without a usable resourceArn the service
+        // and its target revision stand in: such an invocation is never called back, so the
+        // only cost of the weaker key is a repeated verdict for the same revision, stage and
+        // step going unposted while the idempotency store remembers the first.
+        let deployment = hook.service_deployment().map_or_else(
+            || format!("{}/{}", hook.service_arn, hook.target_revision),
+            str::to_owned,
+        );
+        let base = format!("{deployment}/{}{step}", hook.stage);
         let news = if rollback {
             // One post per rollback, though ECS calls both traffic-shift hooks for it.
-            Some((format!("{}/rollback", hook.execution_id), EcsNews::Rollback))
+            Some((format!("{deployment}/rollback"), EcsNews::Rollback))
         } else {
             match status {
                 // The verdict is in the key: a different answer for the same hook (only a

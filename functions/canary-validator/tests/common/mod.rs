@@ -39,7 +39,9 @@ pub fn hook_event(deployment_id: &str, hook_execution_id: &str) -> Value {
 }
 
 /// The published ECS-native sample, for `execution_id` at `stage`, with the green revision
-/// at `green_weight` percent of production traffic.
+/// at `green_weight` percent of production traffic, in a service deployment of its own
+/// ([`ecs_deployment_arn`] of `dep-<execution_id>`): a test plays another callback of the same
+/// hook by changing `executionId` and keeping `resourceArn`.
 pub fn ecs_hook_event(execution_id: &str, stage: &str, service: &str, green_weight: u32) -> Value {
     let mut event = sample("ecs-production-traffic-shift.json");
     let details = &mut event["executionDetails"];
@@ -57,8 +59,14 @@ pub fn ecs_hook_event(execution_id: &str, stage: &str, service: &str, green_weig
     ));
     details["productionTrafficWeights"] =
         json!({green.clone(): green_weight, blue: 100 - green_weight});
+    event["resourceArn"] = json!(ecs_deployment_arn(service, &format!("dep-{execution_id}")));
     event["executionId"] = json!(execution_id);
     event["lifecycleStage"] = json!(stage);
     event.as_object_mut().map(|e| e.remove("hookDetails"));
     event
+}
+
+/// The `resourceArn` naming service deployment `id` of `prod/<service>`.
+pub fn ecs_deployment_arn(service: &str, id: &str) -> String {
+    format!("arn:aws:ecs:us-east-1:123456789012:service-deployment/prod/{service}/{id}")
 }
