@@ -149,7 +149,7 @@ fn lambda_level(level: &Level) -> &'static str {
 
 /// `2026-12-06T03:12:33.123Z`: RFC 3339 in UTC with milliseconds, always the same width so
 /// lines sort as text. Lambda's log-level filter and the metric lines both use it.
-pub(crate) fn rfc3339(millis: u64) -> String {
+pub fn rfc3339(millis: u64) -> String {
     let (secs, ms) = (millis / 1000, millis % 1000);
     let (days, day_secs) = (secs / 86_400, secs % 86_400);
     let (year, month, day) = civil_from_days(days);
@@ -176,7 +176,8 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
     (year, month, day)
 }
 
-pub(crate) fn now_millis() -> u64 {
+/// Milliseconds since the Unix epoch (0 for a clock set before it).
+pub fn now_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))

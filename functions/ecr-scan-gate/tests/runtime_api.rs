@@ -148,10 +148,9 @@ async fn the_binary_gates_a_pipeline_job_and_judges_scan_events() {
     assert!(logs.contains("failing the job"), "{logs}");
 }
 
+/// An event's time as EventBridge writes it (RFC 3339).
 fn rfc3339(secs: i64) -> String {
-    aws_smithy_types::DateTime::from_secs(secs)
-        .fmt(aws_smithy_types::date_time::Format::DateTime)
-        .unwrap()
+    shared::telemetry::rfc3339(secs as u64 * 1000)
 }
 
 fn now() -> i64 {

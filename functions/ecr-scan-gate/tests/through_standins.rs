@@ -655,9 +655,7 @@ async fn a_hanging_scan_read_still_gets_an_answer_before_the_deadline() {
 
 /// An event's time as EventBridge writes it (RFC 3339).
 fn rfc3339(secs: i64) -> String {
-    aws_smithy_types::DateTime::from_secs(secs)
-        .fmt(aws_smithy_types::date_time::Format::DateTime)
-        .unwrap()
+    shared::telemetry::rfc3339(secs as u64 * 1000)
 }
 
 /// An `Inspector2 Scan` event for `digest`, sent now, counting `counts`.

@@ -193,10 +193,11 @@ async fn ecs_native(
         );
         let delay = answer["callBackDelay"].as_u64().unwrap_or(30);
         println!(
-            "   (ECS waits callBackDelay = {delay} s, then calls again with those hookDetails)"
+            "   (ECS waits callBackDelay = {delay} s, then calls again with those hookDetails; the guide\n    promises hookDetails across callbacks, not the executionId, so this demo gives each a new one)"
         );
         tokio::time::sleep(Duration::from_secs(delay)).await;
         event["hookDetails"] = answer["hookDetails"].clone();
+        event["executionId"] = json!(format!("demo-callback-{n}-{}", std::process::id()));
     }
     print!("{}", metrics_summary(&function.stop().await));
     Ok(())

@@ -7,7 +7,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::json;
-use standins::ecr::{basic_finding, create_repository, push_image, scan_result};
+use standins::ecr::{
+    basic_finding, create_repository, enhanced_finding, push_image, push_index, scan_answer,
+    scan_result,
+};
 use standins::{FunctionProcess, Moto, Outcome, RecordingStub, RuntimeApi, SlackSink};
 
 use crate::render::{metrics_summary, slack_payload};
@@ -97,7 +100,135 @@ pub async fn run(
     let mut broken = FunctionProcess::spawn(binary, &broken_api, &broken_env);
     ask(&broken_api, &mut broken, &template, 4, "1.42.0", stub, sink).await;
     print!("{}", metrics_summary(&function.stop().await));
+    late_findings(binary, moto, stub, sink).await;
+    image_index(binary, moto, stub, sink).await;
     Ok(())
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// ECR calls through the recording stub, which shows what a real account shows later.
+fn gate_env(moto: &Moto, stub: &RecordingStub) -> Vec<(String, String)> {
+    function_env(
+        moto,
+        &[
+            ("AWS_ENDPOINT_URL_CODEPIPELINE", &stub.endpoint()),
+            ("AWS_ENDPOINT_URL_ECR", &stub.endpoint()),
+            ("PASS_TAG", "scan-passed"),
+            ("NOTIFY_ON", "ALL"),
+            ("FINDINGS_SETTLE", "0s"),
+        ],
+    )
+}
+
+/// Inspector's findings reach the findings API after its scan event: an early look must
+/// never pass the image.
+async fn late_findings(binary: &Path, moto: &Moto, stub: &RecordingStub, sink: &SlackSink) {
+    println!(
+        "\n5. Enhanced scanning, as a real account runs it: the Inspector2 Scan event for prod-api:1.44.0\n   counts one CRITICAL, but Inspector's findings reach the findings API later, and the first\n   look shows none. (FINDINGS_SETTLE=0s here, so only the event's counts hold the verdict.)"
+    );
+    let digest = push_image(moto, "prod-api", "1.44.0", "late-findings-build").await;
+    let asked = json!({"repositoryName": "prod-api", "imageId": {"imageDigest": digest}});
+    let answer = |findings| {
+        scan_answer(
+            "prod-api",
+            json!({"imageDigest": digest}),
+            "ACTIVE",
+            findings,
+            true,
+            now() - 120,
+        )
+    };
+    stub.fixture("DescribeImageScanFindings", asked.clone(), answer(vec![]));
+    let api = RuntimeApi::start().await;
+    let mut function = FunctionProcess::spawn(binary, &api, &gate_env(moto, stub));
+    let mut event = standins::sample_event("ecr-scan-gate", "inspector2-scan.json");
+    event["time"] = json!(shared::telemetry::rfc3339(shared::telemetry::now_millis()));
+    event["detail"]["image-digest"] = json!(digest);
+    event["detail"]["image-tags"] = json!(["1.44.0"]);
+    event["detail"]["finding-severity-counts"] = json!({"CRITICAL": 1, "TOTAL": 1});
+    let posts_before = sink.delivered().len();
+    let tags_before = stub.accepted("PutImage").len();
+    let early = api
+        .invoke(&mut function, &event, Duration::from_secs(12))
+        .await;
+    let outcome = match &early.outcome {
+        Outcome::Error(_) => {
+            "an invocation error (retryable): Lambda delivers the event again".to_owned()
+        }
+        other => format!("{other:?}"),
+    };
+    println!("   first delivery: {outcome}");
+    println!(
+        "   posted: {}, tagged scan-passed: {}",
+        sink.delivered().len() - posts_before,
+        stub.accepted("PutImage").len() - tags_before
+    );
+    println!(
+        "   ... the CRITICAL finding becomes readable; Lambda's retry delivers the same event:"
+    );
+    stub.fixture(
+        "DescribeImageScanFindings",
+        asked,
+        answer(vec![enhanced_finding("CVE-2024-3333", "CRITICAL", "YES")]),
+    );
+    let retried = api
+        .invoke(&mut function, &event, Duration::from_secs(30))
+        .await;
+    if let Outcome::Response(v) = &retried.outcome {
+        println!("   verdict: {}", v["verdict"].as_str().unwrap_or("none"));
+    }
+    if let Some(payload) = sink.delivered().get(posts_before) {
+        print!("{}", slack_payload(payload));
+    }
+    function.stop().await;
+}
+
+/// `docker buildx` pushes an image index with an attestation: every platform is judged and
+/// the index is promoted.
+async fn image_index(binary: &Path, moto: &Moto, stub: &RecordingStub, sink: &SlackSink) {
+    println!(
+        "\n6. A multi-platform image as docker buildx pushes it: prod-api:2.0.0 is an image index listing\n   linux/amd64, linux/arm64 and a provenance attestation. ECR scans the two platform images."
+    );
+    let (index, platforms) = push_index(
+        moto,
+        "prod-api",
+        "2.0.0",
+        &[("linux/amd64", "demo-amd64"), ("linux/arm64", "demo-arm64")],
+    )
+    .await;
+    for p in &platforms {
+        stub.fixture(
+            "DescribeImageScanFindings",
+            json!({"repositoryName": "prod-api", "imageId": {"imageDigest": p}}),
+            scan_answer(
+                "prod-api",
+                json!({"imageDigest": p}),
+                "COMPLETE",
+                vec![basic_finding("CVE-2024-0003", "LOW")],
+                false,
+                now() - 120,
+            ),
+        );
+    }
+    let api = RuntimeApi::start().await;
+    let mut function = FunctionProcess::spawn(binary, &api, &gate_env(moto, stub));
+    let template = standins::sample_event("ecr-scan-gate", "codepipeline-job.json");
+    ask(&api, &mut function, &template, 6, "2.0.0", stub, sink).await;
+    let promoted = stub
+        .accepted("PutImage")
+        .iter()
+        .any(|p| p["imageDigest"] == index.as_str() && p["imageTag"] == "scan-passed");
+    println!(
+        "   scan-passed tagged on the index {}: {promoted} (never on one platform's image)",
+        &index[..19]
+    );
+    function.stop().await;
 }
 
 /// One pipeline job for prod-api:`tag`, and what CodePipeline and Slack received.
