@@ -6,7 +6,10 @@ use shared::jobs::JobReporter;
 use shared::notifier::Notifier;
 use shared::wiring::Wiring;
 
+use shared::versioned::Documents;
+
 use crate::config::Config;
+use crate::floor::{self, Floors};
 use crate::handler::Handler;
 use crate::registry::Ecr;
 
@@ -25,4 +28,10 @@ pub fn build<E: Environment + ?Sized>(env: &E, wiring: &Wiring) -> App {
         wiring.region(),
         wiring.idempotency("ecr-scan-gate", env),
     )
+    .with_floors(Floors::new(Documents::from_env(
+        "ecr-scan-gate",
+        env,
+        &wiring.sdk,
+        floor::REMEMBERED_FOR,
+    )))
 }

@@ -61,7 +61,7 @@ pub const VARIABLES: &[Var] = &[
         "FINDINGS_SETTLE",
         "60s",
         "`2m`",
-        "How long after an enhanced scan completes before its findings are trusted (Inspector's findings keep arriving after the scan reports complete). A pipeline job is invoked again meanwhile; a scan event waits in its invocation, then Lambda's retries. At most `5m`.",
+        "How long after an enhanced scan completes before its findings are trusted (Inspector's findings keep arriving after the scan reports complete). A pipeline job is invoked again meanwhile; a scan event waits in its invocation, then Lambda's retries. At most `2m`.",
     ),
     Var::defaulted(
         "NOTIFY_ON",
@@ -103,17 +103,16 @@ pub fn parse_waivers(text: &str) -> Result<Vec<Waiver>, String> {
     Ok(waivers)
 }
 
-/// The longest FINDINGS_SETTLE. A scan event whose findings have not settled within one
-/// invocation is retried by Lambda (twice, one and then two minutes later), and the last
-/// retry must still come after the settle time so that it decides: with the function's
-/// 120 s timeout, three invocations cover a little over five minutes of settling.
-pub const LONGEST_SETTLE: Duration = Duration::from_secs(5 * 60);
+/// The longest FINDINGS_SETTLE: a scan event is decided, or failed closed, four minutes after
+/// it was sent (`handler::EVENT_DECIDED_BY`, within Lambda's retries of it), and its findings
+/// need time after settling to show what it counted.
+pub const LONGEST_SETTLE: Duration = Duration::from_secs(2 * 60);
 
 fn settle_within_retries(settle: Duration) -> Result<Duration, ConfigError> {
     if settle > LONGEST_SETTLE {
         return Err(ConfigError::malformed(
             "FINDINGS_SETTLE",
-            "at most 5m: a scan event is decided within Lambda's retries of it",
+            "at most 2m: a scan event is decided within four minutes, Lambda's retries of it",
             "too long",
         ));
     }

@@ -16,8 +16,9 @@ use shared::{Deadline, Error};
 
 use crate::config::{Config, NotifyOn, parse_waivers};
 use crate::entry::{Entry, ImageRef, JobRequest, ScanEvent, parse};
-use crate::policy::{Counts, Policy, Severity};
-use crate::registry::{Promotion, Registry, Subject};
+use crate::floor::{Floors, Told};
+use crate::policy::{Policy, Severity};
+use crate::registry::{Listed, Promotion, Registry, Subject};
 use crate::render::{Place, render, render_failure};
 use crate::verdict::{Judged, Look, Verdict, combine, decide};
 
@@ -28,13 +29,15 @@ pub type Setup = Result<Config, String>;
 /// events (pipeline jobs are each failed and notified with the reason).
 const CONFIG_ERROR_KEY: &str = "configuration-error";
 
-/// How long past FINDINGS_SETTLE a scan event's findings may take to show what the event
-/// counted before the image is failed closed. It spans Lambda's own retries of a failed
-/// asynchronous event (one minute, then two: Lambda developer guide, "How Lambda handles
-/// errors and retries with asynchronous invocation"), so that the last retry decides
-/// rather than leaving the event to the dead-letter queue; FINDINGS_SETTLE's upper bound
-/// (config) keeps that true for the function's timeout.
-pub const EVENT_PATIENCE: Duration = Duration::from_secs(180);
+/// How long after a scan event was sent its image is decided, or failed closed. Lambda retries
+/// a failed asynchronous event twice, one minute after the first attempt ends and two after
+/// the second (Lambda developer guide, "How Lambda handles errors and retries with
+/// asynchronous invocation"), so the third attempt starts at least three minutes after the
+/// event even when the first two fail at once (throttling, a claim held elsewhere); with the
+/// template's 180 s timeout it then has until past this point to look, and decides, instead
+/// of leaving the event to the dead-letter queue. FINDINGS_SETTLE (at most 2 minutes) fits
+/// inside it.
+pub const EVENT_DECIDED_BY: Duration = Duration::from_secs(240);
 /// Pauses between looks while a scan event's findings settle within one invocation.
 const LOOK_AGAIN: [Duration; 4] = [
     Duration::from_secs(2),
@@ -81,6 +84,8 @@ pub struct Handler<R, J, N> {
     /// Reads `WAIVERS` when it is a reference.
     pub secrets: Option<Arc<Secrets>>,
     pub region: String,
+    /// What scan events counted, for the pipeline jobs that judge the same images.
+    pub floors: Floors,
 }
 
 /// What a job's answer will be, before it is sent.
@@ -91,13 +96,13 @@ enum Decision {
     Broken(FailureKind, String),
 }
 
-/// What a scan event said about the image it names: the gate never decides on a look that
-/// shows less.
-struct Told<'a> {
-    digest: &'a str,
-    counts: &'a Counts,
-    /// The event's time: when the scan was said to have finished.
-    finished_at: Option<i64>,
+/// What a scan event's image is, for judging.
+enum EventSubject {
+    Judge(Subject),
+    /// Listed by an image index but not an image to run (a build attestation).
+    NotJudged {
+        index: String,
+    },
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -127,7 +132,14 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
             answerer: Answerer::new(notifier, idempotency),
             secrets,
             region,
+            floors: Floors::new(None),
         }
+    }
+
+    /// Keeps scan events' counts where pipeline jobs read them (the idempotency table).
+    pub fn with_floors(mut self, floors: Floors) -> Self {
+        self.floors = floors;
+        self
     }
 
     /// `now` is seconds since the epoch (a parameter so tests can move time).
@@ -177,31 +189,56 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
     ) -> Result<Verdict, Error> {
         let policy = self.policy(config, deadline).await?;
         let subject = self.registry.resolve(image, deadline).await?;
+        // What scan events said about these images: a job never decides below it either.
+        let told = self.told_about(&image.repository, &subject, deadline).await;
         let look = Look {
             now,
             settle: config.findings_settle,
             ..Look::default()
         };
         let (verdict, _) = self
-            .judge_subject(&policy, &image.repository, &subject, None, look, deadline)
+            .judge_subject(&policy, &image.repository, &subject, &told, look, deadline)
             .await?;
         Ok(verdict)
     }
 
-    /// One look at `subject`. `told` is what a scan event said about one of its images; the
-    /// second value says whether that image is among those still waiting.
+    /// What scan events said about each image of `subject` (kept in the table).
+    async fn told_about(
+        &self,
+        repository: &str,
+        subject: &Subject,
+        deadline: &Deadline,
+    ) -> Vec<(String, Told)> {
+        let digests: Vec<&str> = match subject {
+            Subject::Image { digest, .. } => vec![digest.as_str()],
+            Subject::Index { platforms, .. } => {
+                platforms.iter().map(|p| p.digest.as_str()).collect()
+            }
+        };
+        let mut told = Vec::new();
+        for digest in digests {
+            if let Some(t) = self.floors.recall(repository, digest, deadline).await {
+                told.push((digest.to_owned(), t));
+            }
+        }
+        told
+    }
+
+    /// One look at `subject`, never deciding an image below what scan events said of it
+    /// (`told`). Also returns the digests of the images still waiting.
     async fn judge_subject(
         &self,
         policy: &Policy,
         repository: &str,
         subject: &Subject,
-        told: Option<&Told<'_>>,
+        told: &[(String, Told)],
         look: Look<'_>,
         deadline: &Deadline,
-    ) -> Result<(Verdict, bool), Error> {
-        let look_at = |digest: &str| match told.filter(|t| t.digest == digest) {
+    ) -> Result<(Verdict, Vec<String>), Error> {
+        let told_of = |digest: &str| told.iter().find(|(d, _)| d == digest).map(|(_, t)| t);
+        let look_at = |digest: &str| match told_of(digest) {
             Some(t) => Look {
-                floor: Some(t.counts),
+                floor: Some(&t.counts),
                 told_finished_at: t.finished_at,
                 ..look
             },
@@ -218,8 +255,11 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
             Subject::Image { digest, tags } => {
                 let scan = self.registry.scan(repository, digest, deadline).await?;
                 let verdict = decide(scan, judged(digest, tags), policy, &look_at(digest));
-                let waits = matches!(verdict, Verdict::Pending { .. });
-                Ok((verdict, waits))
+                let waiting = match verdict {
+                    Verdict::Pending { .. } => vec![digest.clone()],
+                    _ => Vec::new(),
+                };
+                Ok((verdict, waiting))
             }
             Subject::Index {
                 digest,
@@ -228,20 +268,18 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
                 skipped,
             } => {
                 let mut parts = Vec::with_capacity(platforms.len());
-                let mut told_waits = false;
+                let mut waiting = Vec::new();
                 for p in platforms {
                     let scan = self.registry.scan(repository, &p.digest, deadline).await?;
                     let verdict = decide(scan, judged(&p.digest, &[]), policy, &look_at(&p.digest));
-                    if matches!(verdict, Verdict::Pending { .. })
-                        && told.is_some_and(|t| t.digest == p.digest)
-                    {
-                        told_waits = true;
+                    if matches!(verdict, Verdict::Pending { .. }) {
+                        waiting.push(p.digest.clone());
                     }
                     parts.push((p.name.clone(), p.digest.clone(), verdict));
                 }
                 let mut index = judged(digest, tags);
                 index.skipped = skipped.clone();
-                Ok((combine(index, parts), told_waits))
+                Ok((combine(index, parts), waiting))
             }
         }
     }
@@ -306,26 +344,29 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
     /// What a scan event's image is part of: the image itself, or, for an untagged image
     /// (a platform image pushed by `docker buildx`, whose tag is on the index), the newest
     /// image index that lists it, which is what a pipeline deploys and what PASS_TAG marks.
-    async fn event_subject(&self, scan: &ScanEvent, deadline: &Deadline) -> Result<Subject, Error> {
+    async fn event_subject(
+        &self,
+        scan: &ScanEvent,
+        deadline: &Deadline,
+    ) -> Result<EventSubject, Error> {
         let subject = self.registry.resolve(&scan.image, deadline).await?;
-        match subject {
-            Subject::Image {
-                ref digest,
-                ref tags,
-            } if tags.is_empty() && scan.tags.is_empty() => {
-                match self
-                    .registry
-                    .index_listing(&scan.image.repository, digest, deadline)
-                    .await?
-                {
-                    Some(index) => {
-                        tracing::info!(image = %scan.image.describe(), index = index.digest(), "the scanned image is a platform of an image index; judging the index whole");
-                        Ok(index)
-                    }
-                    None => Ok(subject),
-                }
+        let Subject::Image { digest, tags } = &subject else {
+            return Ok(EventSubject::Judge(subject));
+        };
+        if !tags.is_empty() || !scan.tags.is_empty() {
+            return Ok(EventSubject::Judge(subject));
+        }
+        match self
+            .registry
+            .index_listing(&scan.image.repository, digest, deadline)
+            .await?
+        {
+            Some(Listed::Platform(index)) => {
+                tracing::info!(image = %scan.image.describe(), index = index.digest(), "the scanned image is a platform of an image index; judging the index whole");
+                Ok(EventSubject::Judge(index))
             }
-            other => Ok(other),
+            Some(Listed::NotJudged { index }) => Ok(EventSubject::NotJudged { index }),
+            None => Ok(EventSubject::Judge(subject)),
         }
     }
 
@@ -339,55 +380,69 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
         tracing::info!(image = %scan.image.describe(), status = %scan.status, enhanced = scan.enhanced, counts = ?scan.counts, "scan event");
         metrics::context("Repository", &scan.image.repository);
         let started = std::time::Instant::now();
+        let repository = &scan.image.repository;
         // Looks stop in time to post and tag what they decide.
         let looks_until = deadline.less(config.report_margin);
         let policy = self.policy(config, &looks_until).await?;
-        let subject = self.event_subject(scan, &looks_until).await?;
-        let told = Told {
-            digest: match &scan.image.reference {
-                crate::entry::Reference::Digest(d) => d,
-                crate::entry::Reference::Tag(t) => t,
-            },
-            counts: &scan.counts,
+        let own_digest = match &scan.image.reference {
+            crate::entry::Reference::Digest(d) | crate::entry::Reference::Tag(d) => d.clone(),
+        };
+        let own = Told {
+            counts: scan.counts.clone(),
             finished_at: scan.time,
+        };
+        // Kept first, so that a pipeline job or another platform's event looking at this
+        // image meanwhile never decides below what this event said.
+        self.floors
+            .remember(repository, &own_digest, &own, &looks_until)
+            .await;
+        let subject = match self.event_subject(scan, &looks_until).await? {
+            EventSubject::Judge(subject) => subject,
+            EventSubject::NotJudged { index } => {
+                tracing::info!(image = %scan.image.describe(), index, status = %scan.status, "a build attestation of an image index: nothing to judge");
+                return Ok(json!({
+                    "outcome": "skipped",
+                    "reason": format!("a build attestation listed by the image index {index}, not an image to run"),
+                }));
+            }
         };
         // Past this the image is failed closed; an event without a time gets this
         // invocation only.
         let give_up_at = scan
             .time
-            .map(|t| t + (config.findings_settle + EVENT_PATIENCE).as_secs() as i64)
+            .map(|t| t + EVENT_DECIDED_BY.as_secs() as i64)
             .unwrap_or(now);
         let mut looks = 0;
-        let (verdict, told_waits) = loop {
+        let (verdict, own_waits, told) = loop {
             let at = now + started.elapsed().as_secs() as i64;
+            // Read again at each look: another platform's event may have come meanwhile.
+            let mut told = self.told_about(repository, &subject, &looks_until).await;
+            match told.iter_mut().find(|(d, _)| *d == own_digest) {
+                Some((_, kept)) => *kept = kept.clone().with(&own),
+                None => told.push((own_digest.clone(), own.clone())),
+            }
             let look = Look {
                 now: at,
                 settle: config.findings_settle,
                 ..Look::default()
             };
-            let (verdict, told_waits) = self
-                .judge_subject(
-                    &policy,
-                    &scan.image.repository,
-                    &subject,
-                    Some(&told),
-                    look,
-                    &looks_until,
-                )
+            let (verdict, waiting) = self
+                .judge_subject(&policy, repository, &subject, &told, look, &looks_until)
                 .await?;
-            if !told_waits || at >= give_up_at {
-                break (verdict, told_waits);
+            let own_waits = waiting.contains(&own_digest);
+            if !own_waits || at >= give_up_at {
+                break (verdict, own_waits, told);
             }
             let pause = LOOK_AGAIN[looks.min(LOOK_AGAIN.len() - 1)]
                 .min(Duration::from_secs((give_up_at - at).max(1) as u64));
             looks += 1;
             if looks_until.sleep(pause).await.is_err() {
-                break (verdict, told_waits);
+                break (verdict, own_waits, told);
             }
         };
         let at = now + started.elapsed().as_secs() as i64;
         let verdict = match verdict {
-            Verdict::Pending { reason } if told_waits && at >= give_up_at => {
+            Verdict::Pending { reason } if own_waits && at >= give_up_at => {
                 let waited = scan
                     .time
                     .map(|t| format!("{}s after the scan event", at.saturating_sub(t)))
@@ -401,7 +456,7 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
                     evaluation: None,
                 }
             }
-            Verdict::Pending { reason } if told_waits => {
+            Verdict::Pending { reason } if own_waits => {
                 // A look that contradicts the event is never decided on: Lambda retries the
                 // event (the claim is given back), and the retry looks again.
                 tracing::warn!(image = %scan.image.describe(), reason, "the findings do not show what the scan event said yet; Lambda will retry the event");
@@ -410,18 +465,44 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
                     "waiting for the findings to show what the scan event counted",
                 ));
             }
+            Verdict::Pass { image, .. } if !untold(&subject, &told).is_empty() => {
+                // A platform whose own event has not come may have findings that event will
+                // count and the findings API does not show yet: only a FAIL is final before
+                // every platform has been told of.
+                Verdict::Pending {
+                    reason: format!(
+                        "{} of the image index {} not reported by a scan event yet",
+                        untold(&subject, &told).join(", "),
+                        image.digest
+                    ),
+                }
+            }
             other => other,
         };
         record_verdict(&verdict);
         let outcome = json!({"outcome": "judged", "verdict": verdict.name()});
         if let Verdict::Pending { reason } = &verdict {
-            tracing::info!(image = %scan.image.describe(), reason, "not decided yet: another platform of the index is still being scanned; its own scan event will decide");
+            tracing::info!(image = %scan.image.describe(), reason, "not decided yet: another platform of the index is still to be scanned; its own scan event will decide");
             return Ok(outcome);
+        }
+        // PASS_TAG marks what was pushed by name: an image index, or a tagged image. An
+        // untagged image no index lists (yet) may be one platform of an index pushed later,
+        // and a tag on it would name one architecture where the pipeline deploys all.
+        let promotable = match &subject {
+            Subject::Index { .. } => true,
+            Subject::Image { tags, .. } => !tags.is_empty() || !scan.tags.is_empty(),
+        };
+        if !promotable && matches!(verdict, Verdict::Pass { .. }) && config.pass_tag.is_some() {
+            tracing::info!(image = %scan.image.describe(), "an untagged image no image index lists: judged, not tagged");
         }
         let tell = |by: Deadline| {
             let verdict = &verdict;
             async move {
-                let promotion = self.promote(config, verdict, &by).await;
+                let promotion = if promotable {
+                    self.promote(config, verdict, &by).await
+                } else {
+                    None
+                };
                 if Self::wants(config, verdict) {
                     let place = Place {
                         region: scan.region.as_deref().unwrap_or(&self.region),
@@ -720,6 +801,18 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
             .notify_once(CONFIG_ERROR_KEY, &n, deadline)
             .await?;
         Ok(json!({"outcome": "not-judged", "reason": format!("configuration error: {why}")}))
+    }
+}
+
+/// The platforms of an image index no scan event has told of yet (by name).
+fn untold(subject: &Subject, told: &[(String, Told)]) -> Vec<String> {
+    match subject {
+        Subject::Index { platforms, .. } => platforms
+            .iter()
+            .filter(|p| !told.iter().any(|(d, _)| *d == p.digest))
+            .map(|p| p.name.clone())
+            .collect(),
+        Subject::Image { .. } => Vec::new(),
     }
 }
 

@@ -66,6 +66,9 @@ struct PlatformDoc {
 pub struct Listing {
     pub platforms: Vec<Platform>,
     pub skipped: Vec<String>,
+    /// The skipped entries' digests: ECR's scan on push scans an attestation manifest too (and
+    /// fails it), and its scan event is told apart by this.
+    pub not_judged: Vec<String>,
 }
 
 fn short(digest: &str) -> String {
@@ -93,6 +96,7 @@ pub fn parse(manifest: &str) -> Result<Listing, String> {
     let mut listing = Listing {
         platforms: Vec::new(),
         skipped: Vec::new(),
+        not_judged: Vec::new(),
     };
     for d in entries {
         if !d.digest.starts_with("sha256:") || d.digest.len() != 71 {
@@ -112,6 +116,7 @@ pub fn parse(manifest: &str) -> Result<Listing, String> {
                 "{} (build attestation, platform unknown/unknown)",
                 short(&d.digest)
             ));
+            listing.not_judged.push(d.digest);
             continue;
         }
         match d.media_type.as_deref() {
@@ -131,6 +136,7 @@ pub fn parse(manifest: &str) -> Result<Listing, String> {
                 listing
                     .skipped
                     .push(format!("{} (not an image: {kind})", short(&d.digest)));
+                listing.not_judged.push(d.digest);
                 continue;
             }
         }
@@ -205,6 +211,7 @@ mod tests {
         );
         assert_eq!(l.skipped.len(), 1);
         assert!(l.skipped[0].contains("attestation"), "{:?}", l.skipped);
+        assert_eq!(l.not_judged, vec![digest('c')]);
     }
 
     #[test]

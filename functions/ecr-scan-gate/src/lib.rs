@@ -4,6 +4,7 @@
 pub mod app;
 pub mod config;
 pub mod entry;
+pub mod floor;
 pub mod handler;
 pub mod index;
 pub mod policy;

@@ -5,6 +5,7 @@
 use std::future::Future;
 
 use aws_sdk_ecr::types::ImageIdentifier;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use shared::{Deadline, Error};
 
 use crate::entry::{ImageRef, Reference};
@@ -58,6 +59,15 @@ pub enum Subject {
         /// with why it was skipped: said in the verdict, never silently dropped.
         skipped: Vec<String>,
     },
+}
+
+/// How a scanned image belongs to the image index that lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listed {
+    /// One of the platforms: the index is what is judged.
+    Platform(Subject),
+    /// Listed but not an image to run (a build attestation): nothing to judge.
+    NotJudged { index: String },
 }
 
 impl Subject {
@@ -114,14 +124,14 @@ pub trait Registry {
         deadline: &Deadline,
     ) -> impl Future<Output = Result<Subject, Error>> + Send;
     /// The newest tagged image index in `repository` that lists `member`, if any: a scan
-    /// event names a platform manifest, while the pipeline deploys (and PASS_TAG belongs on)
-    /// the index.
+    /// event names a platform manifest (or an attestation, which scan on push scans too),
+    /// while the pipeline deploys (and PASS_TAG belongs on) the index.
     fn index_listing(
         &self,
         repository: &str,
         member: &str,
         deadline: &Deadline,
-    ) -> impl Future<Output = Result<Option<Subject>, Error>> + Send;
+    ) -> impl Future<Output = Result<Option<Listed>, Error>> + Send;
     /// The scan of one image manifest, by digest.
     fn scan(
         &self,
@@ -415,21 +425,29 @@ impl Ecr {
         repository: &str,
         digests: &[String],
     ) -> Result<Vec<(String, String, Option<String>)>, Error> {
-        let ids = digests
+        let ids: Vec<ImageIdentifier> = digests
             .iter()
             .map(|d| ImageIdentifier::builder().image_digest(d).build())
             .collect();
-        let got = self
-            .client
-            .batch_get_image()
-            .repository_name(repository)
-            .set_image_ids(Some(ids))
-            .set_accepted_media_types(Some(
-                ACCEPTED_MANIFESTS.iter().map(|t| (*t).to_owned()).collect(),
-            ))
-            .send()
-            .await
-            .map_err(|e| Error::from_sdk("ECR", "BatchGetImage", e))?;
+        let ask = |accepted: Option<Vec<String>>| {
+            self.client
+                .batch_get_image()
+                .repository_name(repository)
+                .set_image_ids(Some(ids.clone()))
+                .set_accepted_media_types(accepted)
+                .send()
+        };
+        let accepted = ACCEPTED_MANIFESTS.iter().map(|t| (*t).to_owned()).collect();
+        let got = match ask(Some(accepted)).await {
+            Ok(got) => got,
+            // ECR's API reference lists only image manifest types for acceptedMediaTypes;
+            // should it refuse the index types, asking without the list returns manifests
+            // as stored, which is what an index needs.
+            Err(e) if e.code() == Some("InvalidParameterException") => ask(None)
+                .await
+                .map_err(|e| Error::from_sdk("ECR", "BatchGetImage", e))?,
+            Err(e) => return Err(Error::from_sdk("ECR", "BatchGetImage", e)),
+        };
         Ok(got
             .images
             .unwrap_or_default()
@@ -467,7 +485,7 @@ impl Ecr {
         })
     }
 
-    async fn find_index(&self, repository: &str, member: &str) -> Result<Option<Subject>, Error> {
+    async fn find_index(&self, repository: &str, member: &str) -> Result<Option<Listed>, Error> {
         let mut indexes = Vec::new();
         let mut next: Option<String> = None;
         for _ in 0..INDEX_SEARCH_PAGES {
@@ -519,7 +537,15 @@ impl Ecr {
             };
             if listing.platforms.iter().any(|p| p.digest == member) {
                 let id = ImageIdentifier::builder().image_digest(digest).build();
-                return self.subject(repository, id).await.map(Some);
+                return self
+                    .subject(repository, id)
+                    .await
+                    .map(|s| Some(Listed::Platform(s)));
+            }
+            if listing.not_judged.iter().any(|d| d == member) {
+                return Ok(Some(Listed::NotJudged {
+                    index: digest.clone(),
+                }));
             }
         }
         Ok(None)
@@ -610,7 +636,7 @@ impl Registry for Ecr {
         repository: &str,
         member: &str,
         deadline: &Deadline,
-    ) -> Result<Option<Subject>, Error> {
+    ) -> Result<Option<Listed>, Error> {
         deadline
             .run(self.find_index(repository, member))
             .await

@@ -5,7 +5,7 @@ use std::time::Duration;
 use aws_smithy_types::DateTime;
 use aws_smithy_types::date_time::Format;
 
-use crate::policy::{Counts, Evaluation, Finding, Policy, evaluate};
+use crate::policy::{Counts, Evaluation, Finding, Policy, Severity, evaluate};
 use crate::registry::Scan;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,19 +80,45 @@ pub struct Look<'a> {
     pub told_finished_at: Option<i64>,
 }
 
-/// Findings the event counted that the look does not show yet, per severity, as text.
+/// Severities in order of how bad they are, for the floor's "this bad or worse".
+const RANKED: [Severity; 5] = [
+    Severity::Critical,
+    Severity::High,
+    Severity::Medium,
+    Severity::Low,
+    Severity::Informational,
+];
+
+/// What the event counted that the look does not show yet, as text. Compared as "this bad or
+/// worse" at each ranked severity, and in all: a finding Inspector re-scores upwards between
+/// the event and the look (MEDIUM to HIGH) still covers what was counted, and one that
+/// becomes UNTRIAGED still counts in all. One scored down shows as missing: a look cannot tell
+/// it from one that has not arrived, so it waits, and fails closed if it never shows.
 fn below_floor(findings: &[Finding], floor: &Counts) -> Vec<String> {
     let mut readable: Counts = Counts::new();
     for f in findings {
         *readable.entry(f.severity.clone()).or_default() += 1;
     }
-    floor
-        .iter()
-        .filter_map(|(severity, told)| {
-            let shown = readable.get(severity).copied().unwrap_or(0);
-            (shown < *told).then(|| format!("{told} {} (readable: {shown})", severity.name()))
-        })
-        .collect()
+    let at = |counts: &Counts, s: &Severity| counts.get(s).copied().unwrap_or(0);
+    let mut missing = Vec::new();
+    let (mut told, mut shown) = (0, 0);
+    for (i, severity) in RANKED.iter().enumerate() {
+        told += at(floor, severity);
+        shown += at(&readable, severity);
+        if shown < told && at(floor, severity) > 0 {
+            let worse = if i == 0 { "" } else { " or worse" };
+            missing.push(format!(
+                "{told} {}{worse} (readable: {shown})",
+                severity.name()
+            ));
+        }
+    }
+    let told_in_all: u32 = floor.values().sum();
+    let shown_in_all = u32::try_from(findings.len()).unwrap_or(u32::MAX);
+    if missing.is_empty() && shown_in_all < told_in_all {
+        missing.push(format!("{told_in_all} in all (readable: {shown_in_all})"));
+    }
+    missing
 }
 
 /// The verdict on one image manifest.
@@ -283,7 +309,6 @@ pub fn combine(index: Judged, platforms: Vec<(String, String, Verdict)>) -> Verd
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::Severity;
     use std::collections::BTreeMap;
 
     fn complete(findings: Vec<Finding>, enhanced: bool, completed_at: Option<i64>) -> Scan {
@@ -426,6 +451,41 @@ mod tests {
             decide(more_than_told, image(), &policy(), &look).name(),
             "FAIL",
             "the counts are a floor, not an exact match"
+        );
+    }
+
+    /// Inspector re-scores findings as its data changes; a finding scored up between the event
+    /// and the look still covers what the event counted, one turned UNTRIAGED still counts in
+    /// all, and one scored down is missing: a look cannot tell it from one not yet arrived.
+    #[test]
+    fn the_floor_is_met_by_findings_this_bad_or_worse() {
+        let floor = BTreeMap::from([(Severity::Medium, 1)]);
+        let look = Look {
+            floor: Some(&floor),
+            ..at(1_800_000_000)
+        };
+        let scored_up = complete(vec![finding("CVE-5", Severity::High)], true, None);
+        assert_ne!(
+            decide(scored_up, image(), &policy(), &look).name(),
+            "PENDING"
+        );
+        let untriaged = BTreeMap::from([(Severity::Untriaged, 1)]);
+        let look_untriaged = Look {
+            floor: Some(&untriaged),
+            ..at(1_800_000_000)
+        };
+        let triaged = complete(vec![finding("CVE-6", Severity::Low)], true, None);
+        assert_ne!(
+            decide(triaged, image(), &policy(), &look_untriaged).name(),
+            "PENDING"
+        );
+        let scored_down = complete(vec![finding("CVE-5", Severity::Low)], true, None);
+        let Verdict::Pending { reason } = decide(scored_down, image(), &policy(), &look) else {
+            panic!("a look below the event's count waits")
+        };
+        assert!(
+            reason.contains("1 MEDIUM or worse (readable: 0)"),
+            "{reason}"
         );
     }
 

@@ -249,7 +249,7 @@ async fn the_binary_never_passes_an_early_look_and_judges_an_index_whole() {
         &[("linux/amd64", "amd64"), ("linux/arm64", "arm64")],
     )
     .await;
-    for p in &platforms {
+    for p in &platforms[..2] {
         stub.fixture(
             "DescribeImageScanFindings",
             json!({"repositoryName": "prod-api", "imageId": {"imageDigest": p}}),

@@ -202,7 +202,7 @@ async fn image_index(binary: &Path, moto: &Moto, stub: &RecordingStub, sink: &Sl
         &[("linux/amd64", "demo-amd64"), ("linux/arm64", "demo-arm64")],
     )
     .await;
-    for p in &platforms {
+    for p in &platforms[..2] {
         stub.fixture(
             "DescribeImageScanFindings",
             json!({"repositoryName": "prod-api", "imageId": {"imageDigest": p}}),

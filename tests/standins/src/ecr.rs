@@ -138,7 +138,7 @@ pub fn scan_answer(
 /// platform image per name in `platforms` (untagged, each scanned as pushed), and an index
 /// tagged `tag` listing them plus one build attestation manifest (platform
 /// `unknown/unknown`, buildx's default provenance). Returns the index digest and each
-/// platform's digest.
+/// platform's digest, then the attestation's.
 pub async fn push_index(
     moto: &Moto,
     repository: &str,
@@ -156,7 +156,29 @@ pub async fn push_index(
         }));
         digests.push(digest);
     }
-    let attestation = format!("sha256:{}", "a".repeat(64));
+    // Pushed too, as buildx does (an image manifest whose layer is an in-toto statement), so
+    // ECR's scan on push sees it: its scan fails, and its event must not read as an image's.
+    let statement = format!(
+        "sha256:{}",
+        sha256_hex(format!("provenance of {tag}").as_bytes())
+    );
+    let attestation_manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": 167, "digest": statement},
+        "layers": [{"mediaType": "application/vnd.in-toto+json", "size": 1024, "digest": statement,
+                    "annotations": {"in-toto.io/predicate-type": "https://slsa.dev/provenance/v0.2"}}]
+    });
+    let out = call(
+        moto,
+        "PutImage",
+        json!({"repositoryName": repository, "imageManifest": attestation_manifest.to_string()}),
+    )
+    .await;
+    let attestation = out["image"]["imageId"]["imageDigest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     entries.push(json!({
         "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": attestation, "size": 566,
         "annotations": {"vnd.docker.reference.digest": digests[0], "vnd.docker.reference.type": "attestation-manifest"},
@@ -168,6 +190,7 @@ pub async fn push_index(
         "manifests": entries
     })
     .to_string();
+    digests.push(attestation);
     // A registry names a manifest by the SHA-256 of its bytes; moto would make one up.
     let index_digest = format!("sha256:{}", sha256_hex(index.as_bytes()));
     call(
