@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::{basic_finding, create_repository, push_image, sample, scan_result};
 use serde_json::json;
+use standins::ecr::{ScanOf, event_time, now_secs};
 use standins::{FunctionProcess, Moto, Outcome, RecordingStub, RuntimeApi, SlackSink};
 
 fn binary() -> PathBuf {
@@ -149,17 +150,6 @@ async fn the_binary_gates_a_pipeline_job_and_judges_scan_events() {
 }
 
 /// An event's time as EventBridge writes it (RFC 3339).
-fn rfc3339(secs: i64) -> String {
-    shared::telemetry::rfc3339(secs as u64 * 1000)
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
 /// As a real account runs it: Inspector's findings reach the findings API after the
 /// `Inspector2 Scan` event (ECR user guide, enhanced scanning; aws/aws-for-fluent-bit#1105),
 /// and `docker buildx` pushes an image index with an attestation manifest. Through the
@@ -174,22 +164,15 @@ async fn the_binary_never_passes_an_early_look_and_judges_an_index_whole() {
     let sink = SlackSink::start().await;
     create_repository(&moto, "prod-api", false).await;
     let digest = push_image(&moto, "prod-api", "1.42.0", "late-findings").await;
-    let findings_for = json!({"repositoryName": "prod-api", "imageId": {"imageDigest": digest}});
-    let answer = |findings: Vec<serde_json::Value>| {
-        standins::ecr::scan_answer(
-            "prod-api",
-            json!({"imageDigest": digest}),
-            "ACTIVE",
-            findings,
-            true,
-            now() - 120,
-        )
+    let enhanced_scan = |findings| ScanOf {
+        repository: "prod-api",
+        digest: &digest,
+        status: "ACTIVE",
+        findings,
+        enhanced: true,
+        completed_at: now_secs() - 120,
     };
-    stub.fixture(
-        "DescribeImageScanFindings",
-        findings_for.clone(),
-        answer(vec![]),
-    );
+    enhanced_scan(vec![]).answer(&stub);
 
     let api = RuntimeApi::start().await;
     let mut env = standins::moto::aws_env(&stub.endpoint());
@@ -202,7 +185,7 @@ async fn the_binary_never_passes_an_early_look_and_judges_an_index_whole() {
     let mut function = FunctionProcess::spawn(&binary(), &api, &env);
 
     let mut event = sample("inspector2-scan.json");
-    event["time"] = json!(rfc3339(now()));
+    event["time"] = json!(event_time(now_secs()));
     event["detail"]["image-digest"] = json!(digest);
     event["detail"]["image-tags"] = json!(["1.42.0"]);
     event["detail"]["finding-severity-counts"] = json!({"CRITICAL": 1, "TOTAL": 1});
@@ -217,15 +200,12 @@ async fn the_binary_never_passes_an_early_look_and_judges_an_index_whole() {
         "no promotion on an early look"
     );
 
-    stub.fixture(
-        "DescribeImageScanFindings",
-        findings_for,
-        answer(vec![common::enhanced_finding(
-            "CVE-2024-3333",
-            "CRITICAL",
-            "YES",
-        )]),
-    );
+    enhanced_scan(vec![common::enhanced_finding(
+        "CVE-2024-3333",
+        "CRITICAL",
+        "YES",
+    )])
+    .answer(&stub);
     let retried = api
         .invoke(&mut function, &event, Duration::from_secs(30))
         .await;
@@ -250,18 +230,15 @@ async fn the_binary_never_passes_an_early_look_and_judges_an_index_whole() {
     )
     .await;
     for p in &platforms[..2] {
-        stub.fixture(
-            "DescribeImageScanFindings",
-            json!({"repositoryName": "prod-api", "imageId": {"imageDigest": p}}),
-            standins::ecr::scan_answer(
-                "prod-api",
-                json!({"imageDigest": p}),
-                "COMPLETE",
-                vec![basic_finding("CVE-2024-0003", "LOW")],
-                false,
-                now() - 120,
-            ),
-        );
+        ScanOf {
+            repository: "prod-api",
+            digest: p,
+            status: "COMPLETE",
+            findings: vec![basic_finding("CVE-2024-0003", "LOW")],
+            enhanced: false,
+            completed_at: now_secs() - 120,
+        }
+        .answer(&stub);
     }
     let mut job = sample("codepipeline-job.json");
     job["CodePipeline.job"]["id"] = json!("index-job");

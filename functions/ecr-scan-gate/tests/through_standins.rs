@@ -650,7 +650,7 @@ async fn a_hanging_scan_read_still_gets_an_answer_before_the_deadline() {
 
 /// An event's time as EventBridge writes it (RFC 3339).
 fn rfc3339(secs: i64) -> String {
-    shared::telemetry::rfc3339(secs as u64 * 1000)
+    standins::ecr::event_time(secs)
 }
 
 /// An `Inspector2 Scan` event for `digest`, sent now, counting `counts`.
@@ -920,18 +920,15 @@ async fn multi_platform_image(rig: &Rig, arm_findings: Vec<Value>) -> (String, V
         (&platforms[0], vec![basic_finding("CVE-2024-0003", "LOW")]),
         (&platforms[1], arm_findings),
     ] {
-        rig.stub.fixture(
-            "DescribeImageScanFindings",
-            findings_for(digest),
-            standins::ecr::scan_answer(
-                "prod-api",
-                json!({"imageDigest": digest}),
-                "COMPLETE",
-                findings,
-                false,
-                now() - 120,
-            ),
-        );
+        standins::ecr::ScanOf {
+            repository: "prod-api",
+            digest,
+            status: "COMPLETE",
+            findings,
+            enhanced: false,
+            completed_at: now() - 120,
+        }
+        .answer(&rig.stub);
     }
     (index, platforms)
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde_json::json;
 use standins::ecr::{
-    basic_finding, create_repository, enhanced_finding, push_image, push_index, scan_answer,
-    scan_result,
+    ScanOf, basic_finding, create_repository, enhanced_finding, event_time, now_secs, push_image,
+    push_index, scan_result,
 };
 use standins::{FunctionProcess, Moto, Outcome, RecordingStub, RuntimeApi, SlackSink};
 
@@ -105,13 +105,6 @@ pub async fn run(
     Ok(())
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 /// ECR calls through the recording stub, which shows what a real account shows later.
 fn gate_env(moto: &Moto, stub: &RecordingStub) -> Vec<(String, String)> {
     function_env(
@@ -133,22 +126,19 @@ async fn late_findings(binary: &Path, moto: &Moto, stub: &RecordingStub, sink: &
         "\n5. Enhanced scanning, as a real account runs it: the Inspector2 Scan event for prod-api:1.44.0\n   counts one CRITICAL, but Inspector's findings reach the findings API later, and the first\n   look shows none. (FINDINGS_SETTLE=0s here, so only the event's counts hold the verdict.)"
     );
     let digest = push_image(moto, "prod-api", "1.44.0", "late-findings-build").await;
-    let asked = json!({"repositoryName": "prod-api", "imageId": {"imageDigest": digest}});
-    let answer = |findings| {
-        scan_answer(
-            "prod-api",
-            json!({"imageDigest": digest}),
-            "ACTIVE",
-            findings,
-            true,
-            now() - 120,
-        )
+    let enhanced_scan = |findings| ScanOf {
+        repository: "prod-api",
+        digest: &digest,
+        status: "ACTIVE",
+        findings,
+        enhanced: true,
+        completed_at: now_secs() - 120,
     };
-    stub.fixture("DescribeImageScanFindings", asked.clone(), answer(vec![]));
+    enhanced_scan(vec![]).answer(stub);
     let api = RuntimeApi::start().await;
     let mut function = FunctionProcess::spawn(binary, &api, &gate_env(moto, stub));
     let mut event = standins::sample_event("ecr-scan-gate", "inspector2-scan.json");
-    event["time"] = json!(shared::telemetry::rfc3339(shared::telemetry::now_millis()));
+    event["time"] = json!(event_time(now_secs()));
     event["detail"]["image-digest"] = json!(digest);
     event["detail"]["image-tags"] = json!(["1.44.0"]);
     event["detail"]["finding-severity-counts"] = json!({"CRITICAL": 1, "TOTAL": 1});
@@ -172,11 +162,7 @@ async fn late_findings(binary: &Path, moto: &Moto, stub: &RecordingStub, sink: &
     println!(
         "   ... the CRITICAL finding becomes readable; Lambda's retry delivers the same event:"
     );
-    stub.fixture(
-        "DescribeImageScanFindings",
-        asked,
-        answer(vec![enhanced_finding("CVE-2024-3333", "CRITICAL", "YES")]),
-    );
+    enhanced_scan(vec![enhanced_finding("CVE-2024-3333", "CRITICAL", "YES")]).answer(stub);
     let retried = api
         .invoke(&mut function, &event, Duration::from_secs(30))
         .await;
@@ -203,18 +189,15 @@ async fn image_index(binary: &Path, moto: &Moto, stub: &RecordingStub, sink: &Sl
     )
     .await;
     for p in &platforms[..2] {
-        stub.fixture(
-            "DescribeImageScanFindings",
-            json!({"repositoryName": "prod-api", "imageId": {"imageDigest": p}}),
-            scan_answer(
-                "prod-api",
-                json!({"imageDigest": p}),
-                "COMPLETE",
-                vec![basic_finding("CVE-2024-0003", "LOW")],
-                false,
-                now() - 120,
-            ),
-        );
+        ScanOf {
+            repository: "prod-api",
+            digest: p,
+            status: "COMPLETE",
+            findings: vec![basic_finding("CVE-2024-0003", "LOW")],
+            enhanced: false,
+            completed_at: now_secs() - 120,
+        }
+        .answer(stub);
     }
     let api = RuntimeApi::start().await;
     let mut function = FunctionProcess::spawn(binary, &api, &gate_env(moto, stub));

@@ -26,17 +26,35 @@ pub async fn create_repository(moto: &Moto, name: &str, immutable: bool) {
 /// Pushes a manifest whose layer is unique to `seed` (moto derives digests from layers)
 /// and starts a scan; returns the image digest.
 pub async fn push_image(moto: &Moto, repository: &str, tag: &str, seed: &str) -> String {
-    let layer = format!(
-        "sha256:{:0>64}",
-        seed.bytes().map(|b| format!("{b:02x}")).collect::<String>()
-    );
+    let layer = seeded_layer(seed);
     let manifest = json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
         "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 1024, "digest": layer},
         "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 2048, "digest": layer}]
     });
-    let out = call(moto, "PutImage", json!({"repositoryName": repository, "imageTag": tag, "imageManifest": manifest.to_string()})).await;
+    put_and_scan(moto, repository, Some(tag), &manifest).await
+}
+
+fn seeded_layer(seed: &str) -> String {
+    format!(
+        "sha256:{:0>64}",
+        seed.bytes().map(|b| format!("{b:02x}")).collect::<String>()
+    )
+}
+
+/// PutImage (tagged, or by digest only), then StartImageScan as scan on push would.
+async fn put_and_scan(
+    moto: &Moto,
+    repository: &str,
+    tag: Option<&str>,
+    manifest: &Value,
+) -> String {
+    let mut put = json!({"repositoryName": repository, "imageManifest": manifest.to_string()});
+    if let Some(tag) = tag {
+        put["imageTag"] = json!(tag);
+    }
+    let out = call(moto, "PutImage", put).await;
     let digest = out["image"]["imageId"]["imageDigest"]
         .as_str()
         .unwrap()
@@ -48,6 +66,56 @@ pub async fn push_image(moto: &Moto, repository: &str, tag: &str, seed: &str) ->
     )
     .await;
     digest
+}
+
+/// A scan as DescribeImageScanFindings answers it for one image, answered through the
+/// recording stub: for what moto cannot show, such as an untagged image's own scan, or
+/// findings that appear later ([`ScanOf::answer_after`]).
+pub struct ScanOf<'a> {
+    pub repository: &'a str,
+    pub digest: &'a str,
+    pub status: &'a str,
+    pub findings: Vec<Value>,
+    pub enhanced: bool,
+    /// `imageScanCompletedAt`, seconds since the epoch.
+    pub completed_at: i64,
+}
+
+impl ScanOf<'_> {
+    fn parts(self) -> (Value, Value) {
+        let when =
+            json!({"repositoryName": self.repository, "imageId": {"imageDigest": self.digest}});
+        let answer = scan_answer(
+            self.repository,
+            json!({"imageDigest": self.digest}),
+            self.status,
+            self.findings,
+            self.enhanced,
+            self.completed_at,
+        );
+        (when, answer)
+    }
+
+    /// From now on (until answered otherwise).
+    pub fn answer(self, stub: &crate::RecordingStub) {
+        let (when, answer) = self.parts();
+        stub.fixture("DescribeImageScanFindings", when, answer);
+    }
+
+    /// Once `delay` has passed: until then, what was answered before.
+    pub fn answer_after(self, stub: &crate::RecordingStub, delay: std::time::Duration) {
+        let (when, answer) = self.parts();
+        stub.fixture_after(delay, "DescribeImageScanFindings", when, answer);
+    }
+}
+
+/// Now, as an EventBridge event's `time` (RFC 3339), and in seconds.
+pub fn now_secs() -> i64 {
+    (shared::telemetry::now_millis() / 1000) as i64
+}
+
+pub fn event_time(secs: i64) -> String {
+    shared::telemetry::rfc3339(u64::try_from(secs).unwrap_or(0) * 1000)
 }
 
 pub fn basic_finding(id: &str, severity: &str) -> Value {
@@ -206,33 +274,14 @@ pub async fn push_index(
 
 /// A platform image as buildx pushes it: by digest, without a tag (the tag is on the index).
 async fn push_untagged(moto: &Moto, repository: &str, seed: &str) -> String {
-    let layer = format!(
-        "sha256:{:0>64}",
-        seed.bytes().map(|b| format!("{b:02x}")).collect::<String>()
-    );
+    let layer = seeded_layer(seed);
     let manifest = json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": 1024, "digest": layer},
         "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "size": 2048, "digest": layer}]
     });
-    let out = call(
-        moto,
-        "PutImage",
-        json!({"repositoryName": repository, "imageManifest": manifest.to_string()}),
-    )
-    .await;
-    let digest = out["image"]["imageId"]["imageDigest"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    call(
-        moto,
-        "StartImageScan",
-        json!({"repositoryName": repository, "imageId": {"imageDigest": digest}}),
-    )
-    .await;
-    digest
+    put_and_scan(moto, repository, None, &manifest).await
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
