@@ -119,6 +119,22 @@ fn settle_within_retries(settle: Duration) -> Result<Duration, ConfigError> {
     Ok(settle)
 }
 
+/// The gate's longest REPORT_MARGIN: a scan event's looks stop this long before the deadline,
+/// and the third of Lambda's attempts (at least three minutes after the event, 180 s long)
+/// must still be looking four minutes after the event to decide it.
+const LONGEST_MARGIN: Duration = Duration::from_secs(60);
+
+fn margin_within_looks(margin: Duration) -> Result<Duration, ConfigError> {
+    if margin > LONGEST_MARGIN {
+        return Err(ConfigError::malformed(
+            "REPORT_MARGIN",
+            "at most 60s for the scan gate: a scan event must still be looked at four minutes after it was sent",
+            "too long",
+        ));
+    }
+    Ok(margin)
+}
+
 /// A threshold: a number of findings, or `None` for `unlimited`.
 fn limit<E: Environment + ?Sized>(vars: &Vars<E>, name: &str) -> Result<Option<u32>, ConfigError> {
     let value = vars.with_default(name, vars.optional(name)?)?;
@@ -179,7 +195,7 @@ impl Config {
             )?,
             notify_on,
             pass_tag,
-            report_margin: shared::report::report_margin(&vars)?,
+            report_margin: margin_within_looks(shared::report::report_margin(&vars)?)?,
         })
     }
 }
@@ -218,6 +234,12 @@ mod tests {
                 .unwrap_err()
                 .variable,
             "FINDINGS_SETTLE"
+        );
+        assert_eq!(
+            Config::from_env(&[("REPORT_MARGIN", "2m")])
+                .unwrap_err()
+                .variable,
+            "REPORT_MARGIN"
         );
     }
 

@@ -42,6 +42,9 @@ pub struct ScanEvent {
     /// What the event says. The verdict uses the findings fetched from ECR, and these
     /// counts are a floor a look must reach before it is decided on.
     pub counts: Counts,
+    /// The event's `TOTAL`, when it gives one (Inspector's names only CRITICAL, HIGH and
+    /// MEDIUM, so the rest of what it counted is only in here).
+    pub total: Option<u32>,
     /// The event's `time` (seconds since the epoch): when the scan was said to be done.
     pub time: Option<i64>,
 }
@@ -220,6 +223,10 @@ pub fn parse(event: &Value) -> Result<Entry, NotForUs> {
         },
         tags,
         status: status.unwrap_or_default(),
+        total: counts
+            .get("TOTAL")
+            .and_then(Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok()),
         counts: counts_from_event(&counts),
         time: event
             .get("time")

@@ -24,33 +24,83 @@ use crate::policy::{Counts, Severity};
 /// good (a floor above what is readable keeps a job waiting until MAX_WAIT fails it).
 pub const REMEMBERED_FOR: Duration = Duration::from_secs(24 * 3600);
 
-/// What scan events said about one image: the most findings any counted per severity
-/// (by name), and the latest time one said its scan finished.
+/// What the latest scan event said about one image: its counts per severity (by name), its
+/// TOTAL, when it said the scan finished, and whether it was Inspector's.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 struct Stored {
     #[serde(default)]
     counts: BTreeMap<String, u32>,
     #[serde(default)]
+    total: Option<u32>,
+    #[serde(default)]
     finished_at: Option<i64>,
+    #[serde(default)]
+    enhanced: bool,
 }
 
 /// What scan events said about one image, as the verdict reads it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Told {
     pub counts: Counts,
+    /// The event's TOTAL: Inspector names only CRITICAL, HIGH and MEDIUM, so the rest of what
+    /// it counted is only in here.
+    pub total: Option<u32>,
     /// When a scan event said the image's scan finished (seconds since the epoch).
     pub finished_at: Option<i64>,
+    /// An Inspector (enhanced) scan: its findings settle, whatever ECR's answer shows.
+    pub enhanced: bool,
 }
 
 impl Told {
-    /// Both sayings at once: the higher count per severity, the later time.
-    pub fn with(mut self, other: &Told) -> Told {
+    /// What the later of two sayings said; for the same scan (the same time, or none), the
+    /// higher count per severity. A later scan replaces an earlier one's counts: a re-scan
+    /// that finds less must be able to pass.
+    pub fn with(self, other: &Told) -> Told {
+        if other.finished_at > self.finished_at {
+            return other.clone();
+        }
+        if self.finished_at > other.finished_at {
+            return self;
+        }
+        let mut merged = self;
         for (severity, n) in &other.counts {
-            let slot = self.counts.entry(severity.clone()).or_default();
+            let slot = merged.counts.entry(severity.clone()).or_default();
             *slot = (*slot).max(*n);
         }
-        self.finished_at = self.finished_at.max(other.finished_at);
-        self
+        merged.total = merged.total.max(other.total);
+        merged.enhanced |= other.enhanced;
+        merged
+    }
+}
+
+impl From<Stored> for Told {
+    fn from(s: Stored) -> Self {
+        Told {
+            counts: s
+                .counts
+                .into_iter()
+                .map(|(severity, n)| (Severity::parse(&severity), n))
+                .filter(|(_, n)| *n > 0)
+                .collect(),
+            total: s.total,
+            finished_at: s.finished_at,
+            enhanced: s.enhanced,
+        }
+    }
+}
+
+impl From<&Told> for Stored {
+    fn from(t: &Told) -> Self {
+        Stored {
+            counts: t
+                .counts
+                .iter()
+                .map(|(severity, n)| (severity.name().to_owned(), *n))
+                .collect(),
+            total: t.total,
+            finished_at: t.finished_at,
+            enhanced: t.enhanced,
+        }
     }
 }
 
@@ -67,29 +117,20 @@ impl Floors {
         Self { documents }
     }
 
-    /// Keeps what a scan event said about the image, raising what was kept before (two
-    /// events for one image: the larger count per severity and the later time stand). Kept
-    /// even when it counted nothing: that the image's event came at all is what tells the
-    /// other platforms of an index that this one has been reported.
+    /// Keeps what a scan event said about the image ([`Told::with`] what was kept before).
+    /// Kept even when it counted nothing: that the image's event came at all is what tells
+    /// the other platforms of an index that this one has been reported.
     pub async fn remember(&self, repository: &str, digest: &str, told: &Told, deadline: &Deadline) {
         let Some(documents) = &self.documents else {
             return;
         };
         let merge = |kept: Option<&Stored>| {
-            let mut next = kept.cloned().unwrap_or_default();
-            let mut changed = kept.is_none();
-            for (severity, n) in &told.counts {
-                let slot = next.counts.entry(severity.name().to_owned()).or_default();
-                if *n > *slot {
-                    *slot = *n;
-                    changed = true;
-                }
-            }
-            if told.finished_at > next.finished_at {
-                next.finished_at = told.finished_at;
-                changed = true;
-            }
-            changed.then_some(next)
+            let before = kept.cloned().map(Told::from);
+            let next = match &before {
+                Some(b) => b.clone().with(told),
+                None => told.clone(),
+            };
+            (before.as_ref() != Some(&next)).then(|| Stored::from(&next))
         };
         if let Err(e) = documents
             .update(&key(repository, digest), deadline, merge)
@@ -111,16 +152,7 @@ impl Floors {
             .read::<Stored>(&key(repository, digest), deadline)
             .await
         {
-            Ok(kept) => kept.map(|k| Told {
-                counts: k
-                    .value
-                    .counts
-                    .into_iter()
-                    .map(|(severity, n)| (Severity::parse(&severity), n))
-                    .filter(|(_, n)| *n > 0)
-                    .collect(),
-                finished_at: k.value.finished_at,
-            }),
+            Ok(kept) => kept.map(|k| Told::from(k.value)),
             Err(e) => {
                 tracing::warn!(repository, digest, error = %e, "could not read what scan events said about this image; deciding on FINDINGS_SETTLE alone");
                 None

@@ -18,9 +18,20 @@ use crate::config::{Config, NotifyOn, parse_waivers};
 use crate::entry::{Entry, ImageRef, JobRequest, ScanEvent, parse};
 use crate::floor::{Floors, Told};
 use crate::policy::{Policy, Severity};
+use crate::registry::Scan;
 use crate::registry::{Listed, Promotion, Registry, Subject};
 use crate::render::{Place, render, render_failure};
-use crate::verdict::{Judged, Look, Verdict, combine, decide};
+use crate::verdict::{EVENT_DECIDED_BY, Judged, Look, Verdict, combine, decide};
+
+/// One look at what a tag or digest names.
+struct Looked {
+    verdict: Verdict,
+    /// The digests of the images still waiting.
+    waiting: Vec<String>,
+    /// Platforms of an index that no scan event has told of and whose scan is recent
+    /// enough that its event may still come (by name).
+    unreported: Vec<String>,
+}
 
 /// What the gate was built with: a configuration, or why there is none.
 pub type Setup = Result<Config, String>;
@@ -29,15 +40,6 @@ pub type Setup = Result<Config, String>;
 /// events (pipeline jobs are each failed and notified with the reason).
 const CONFIG_ERROR_KEY: &str = "configuration-error";
 
-/// How long after a scan event was sent its image is decided, or failed closed. Lambda retries
-/// a failed asynchronous event twice, one minute after the first attempt ends and two after
-/// the second (Lambda developer guide, "How Lambda handles errors and retries with
-/// asynchronous invocation"), so the third attempt starts at least three minutes after the
-/// event even when the first two fail at once (throttling, a claim held elsewhere); with the
-/// template's 180 s timeout it then has until past this point to look, and decides, instead
-/// of leaving the event to the dead-letter queue. FINDINGS_SETTLE (at most 2 minutes) fits
-/// inside it.
-pub const EVENT_DECIDED_BY: Duration = Duration::from_secs(240);
 /// Pauses between looks while a scan event's findings settle within one invocation.
 const LOOK_AGAIN: [Duration; 4] = [
     Duration::from_secs(2),
@@ -196,10 +198,10 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
             settle: config.findings_settle,
             ..Look::default()
         };
-        let (verdict, _) = self
+        let looked = self
             .judge_subject(&policy, &image.repository, &subject, &told, look, deadline)
             .await?;
-        Ok(verdict)
+        Ok(looked.verdict)
     }
 
     /// What scan events said about each image of `subject` (kept in the table).
@@ -225,7 +227,7 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
     }
 
     /// One look at `subject`, never deciding an image below what scan events said of it
-    /// (`told`). Also returns the digests of the images still waiting.
+    /// (`told`).
     async fn judge_subject(
         &self,
         policy: &Policy,
@@ -234,15 +236,11 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
         told: &[(String, Told)],
         look: Look<'_>,
         deadline: &Deadline,
-    ) -> Result<(Verdict, Vec<String>), Error> {
+    ) -> Result<Looked, Error> {
         let told_of = |digest: &str| told.iter().find(|(d, _)| d == digest).map(|(_, t)| t);
-        let look_at = |digest: &str| match told_of(digest) {
-            Some(t) => Look {
-                floor: Some(&t.counts),
-                told_finished_at: t.finished_at,
-                ..look
-            },
-            None => look,
+        let look_at = |digest: &str| Look {
+            told: told_of(digest),
+            ..look
         };
         let judged = |digest: &str, tags: &[String]| Judged {
             repository: repository.to_owned(),
@@ -259,7 +257,11 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
                     Verdict::Pending { .. } => vec![digest.clone()],
                     _ => Vec::new(),
                 };
-                Ok((verdict, waiting))
+                Ok(Looked {
+                    verdict,
+                    waiting,
+                    unreported: Vec::new(),
+                })
             }
             Subject::Index {
                 digest,
@@ -269,8 +271,21 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
             } => {
                 let mut parts = Vec::with_capacity(platforms.len());
                 let mut waiting = Vec::new();
+                let mut unreported = Vec::new();
                 for p in platforms {
                     let scan = self.registry.scan(repository, &p.digest, deadline).await?;
+                    // A platform no event told of counts as reported once its scan is older
+                    // than an event takes to be decided: its event came and went (or never
+                    // will, for an image ECR had scanned before).
+                    let completed_at = match &scan {
+                        Scan::Complete { completed_at, .. } => *completed_at,
+                        _ => None,
+                    };
+                    let recent = completed_at
+                        .is_none_or(|done| look.now - done < EVENT_DECIDED_BY.as_secs() as i64);
+                    if told_of(&p.digest).is_none() && recent {
+                        unreported.push(p.name.clone());
+                    }
                     let verdict = decide(scan, judged(&p.digest, &[]), policy, &look_at(&p.digest));
                     if matches!(verdict, Verdict::Pending { .. }) {
                         waiting.push(p.digest.clone());
@@ -279,10 +294,15 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
                 }
                 let mut index = judged(digest, tags);
                 index.skipped = skipped.clone();
-                Ok((combine(index, parts), waiting))
+                Ok(Looked {
+                    verdict: combine(index, parts),
+                    waiting,
+                    unreported,
+                })
             }
         }
     }
+
     async fn promote(
         &self,
         config: &Config,
@@ -325,15 +345,20 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
         deadline: Deadline,
         now: i64,
     ) -> Result<Value, Error> {
+        // The event's clock runs from the invocation's start, a wait for a claim included.
+        let clock = Clock {
+            now,
+            started: std::time::Instant::now(),
+        };
         if scan.id.is_empty() {
-            return Box::pin(self.judge_scan(config, &scan, &deadline, now)).await;
+            return Box::pin(self.judge_scan_told(config, &scan, &deadline, clock)).await;
         }
         let scan = &scan;
         let judged = self
             .answerer
             .idempotency()
             .once_or_retry(&format!("event/{}", scan.id), &deadline, |by| async move {
-                Box::pin(self.judge_scan(config, scan, &by, now)).await
+                Box::pin(self.judge_scan_told(config, scan, &by, clock)).await
             })
             .await?;
         Ok(judged.unwrap_or_else(
@@ -370,26 +395,71 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
         }
     }
 
-    async fn judge_scan(
+    /// [`Self::judge_scan`], with what stops it for good told to a person: a scan event that
+    /// cannot be judged (the image gone, a role that may not read it, more findings than the
+    /// gate reads) must not vanish in the log.
+    async fn judge_scan_told(
         &self,
         config: &Config,
         scan: &ScanEvent,
         deadline: &Deadline,
-        now: i64,
+        clock: Clock,
+    ) -> Result<Value, Error> {
+        let notify_by = *deadline;
+        let looks_by = deadline.less(config.report_margin);
+        match self
+            .judge_scan(config, scan, &looks_by, &notify_by, clock)
+            .await
+        {
+            Err(e) if !e.is_retryable() => {
+                tracing::error!(image = %scan.image.describe(), error = %e, "the scan event could not be judged");
+                record_verdict(&Verdict::Fail {
+                    image: None,
+                    reasons: vec![e.to_string()],
+                    evaluation: None,
+                });
+                let place = Place {
+                    region: scan.region.as_deref().unwrap_or(&self.region),
+                    account: scan.account.as_deref().unwrap_or(""),
+                };
+                let n = render_failure(
+                    format!("the scan event could not be judged: {e}"),
+                    &scan.image.repository,
+                    &scan.image.describe(),
+                    &place,
+                );
+                self.answerer
+                    .notifier()
+                    .notify(&n, &notify_by)
+                    .await
+                    .into_result()?;
+                Ok(json!({"outcome": "judged", "verdict": "FAIL", "reason": e.to_string()}))
+            }
+            other => other,
+        }
+    }
+
+    async fn judge_scan(
+        &self,
+        config: &Config,
+        scan: &ScanEvent,
+        looks_until: &Deadline,
+        deadline: &Deadline,
+        clock: Clock,
     ) -> Result<Value, Error> {
         tracing::info!(image = %scan.image.describe(), status = %scan.status, enhanced = scan.enhanced, counts = ?scan.counts, "scan event");
         metrics::context("Repository", &scan.image.repository);
-        let started = std::time::Instant::now();
         let repository = &scan.image.repository;
-        // Looks stop in time to post and tag what they decide.
-        let looks_until = deadline.less(config.report_margin);
+        let looks_until = *looks_until;
         let policy = self.policy(config, &looks_until).await?;
         let own_digest = match &scan.image.reference {
             crate::entry::Reference::Digest(d) | crate::entry::Reference::Tag(d) => d.clone(),
         };
         let own = Told {
             counts: scan.counts.clone(),
+            total: scan.total,
             finished_at: scan.time,
+            enhanced: scan.enhanced,
         };
         // Kept first, so that a pipeline job or another platform's event looking at this
         // image meanwhile never decides below what this event said.
@@ -411,10 +481,10 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
         let give_up_at = scan
             .time
             .map(|t| t + EVENT_DECIDED_BY.as_secs() as i64)
-            .unwrap_or(now);
+            .unwrap_or(clock.now);
         let mut looks = 0;
-        let (verdict, own_waits, told) = loop {
-            let at = now + started.elapsed().as_secs() as i64;
+        let (looked, own_waits) = loop {
+            let at = clock.at();
             // Read again at each look: another platform's event may have come meanwhile.
             let mut told = self.told_about(repository, &subject, &looks_until).await;
             match told.iter_mut().find(|(d, _)| *d == own_digest) {
@@ -426,22 +496,25 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
                 settle: config.findings_settle,
                 ..Look::default()
             };
-            let (verdict, waiting) = self
+            let looked = self
                 .judge_subject(&policy, repository, &subject, &told, look, &looks_until)
                 .await?;
-            let own_waits = waiting.contains(&own_digest);
-            if !own_waits || at >= give_up_at {
-                break (verdict, own_waits, told);
+            let own_waits = looked.waiting.contains(&own_digest);
+            // A FAIL is final whatever still waits: it is told at once.
+            let failed = matches!(looked.verdict, Verdict::Fail { .. });
+            if !own_waits || failed || at >= give_up_at {
+                break (looked, own_waits);
             }
             let pause = LOOK_AGAIN[looks.min(LOOK_AGAIN.len() - 1)]
                 .min(Duration::from_secs((give_up_at - at).max(1) as u64));
             looks += 1;
             if looks_until.sleep(pause).await.is_err() {
-                break (verdict, own_waits, told);
+                break (looked, own_waits);
             }
         };
-        let at = now + started.elapsed().as_secs() as i64;
-        let verdict = match verdict {
+        let at = clock.at();
+        let unreported = looked.unreported;
+        let verdict = match looked.verdict {
             Verdict::Pending { reason } if own_waits && at >= give_up_at => {
                 let waited = scan
                     .time
@@ -465,14 +538,14 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
                     "waiting for the findings to show what the scan event counted",
                 ));
             }
-            Verdict::Pass { image, .. } if !untold(&subject, &told).is_empty() => {
+            Verdict::Pass { image, .. } if !unreported.is_empty() => {
                 // A platform whose own event has not come may have findings that event will
                 // count and the findings API does not show yet: only a FAIL is final before
                 // every platform has been told of.
                 Verdict::Pending {
                     reason: format!(
                         "{} of the image index {} not reported by a scan event yet",
-                        untold(&subject, &told).join(", "),
+                        unreported.join(", "),
                         image.digest
                     ),
                 }
@@ -804,15 +877,17 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
     }
 }
 
-/// The platforms of an image index no scan event has told of yet (by name).
-fn untold(subject: &Subject, told: &[(String, Told)]) -> Vec<String> {
-    match subject {
-        Subject::Index { platforms, .. } => platforms
-            .iter()
-            .filter(|p| !told.iter().any(|(d, _)| *d == p.digest))
-            .map(|p| p.name.clone())
-            .collect(),
-        Subject::Image { .. } => Vec::new(),
+/// The time of an invocation, in seconds since the epoch: `now` at its start (a parameter, so
+/// tests can move it), and what has passed since.
+#[derive(Clone, Copy)]
+struct Clock {
+    now: i64,
+    started: std::time::Instant,
+}
+
+impl Clock {
+    fn at(&self) -> i64 {
+        self.now + self.started.elapsed().as_secs() as i64
     }
 }
 

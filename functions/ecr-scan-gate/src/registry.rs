@@ -420,11 +420,12 @@ impl Ecr {
 
     /// The manifests of `digests` as stored, by digest. The accepted media types are named:
     /// without them ECR may answer a converted manifest, and an index must come back as one.
-    async fn manifests(
+    /// BatchGetImage of `digests`, naming every manifest type ECR stores, indexes included.
+    async fn batch_get(
         &self,
         repository: &str,
         digests: &[String],
-    ) -> Result<Vec<(String, String, Option<String>)>, Error> {
+    ) -> Result<aws_sdk_ecr::operation::batch_get_image::BatchGetImageOutput, Error> {
         let ids: Vec<ImageIdentifier> = digests
             .iter()
             .map(|d| ImageIdentifier::builder().image_digest(d).build())
@@ -438,16 +439,30 @@ impl Ecr {
                 .send()
         };
         let accepted = ACCEPTED_MANIFESTS.iter().map(|t| (*t).to_owned()).collect();
-        let got = match ask(Some(accepted)).await {
-            Ok(got) => got,
+        match ask(Some(accepted)).await {
+            Ok(got) => Ok(got),
             // ECR's API reference lists only image manifest types for acceptedMediaTypes;
             // should it refuse the index types, asking without the list returns manifests
             // as stored, which is what an index needs.
-            Err(e) if e.code() == Some("InvalidParameterException") => ask(None)
-                .await
-                .map_err(|e| Error::from_sdk("ECR", "BatchGetImage", e))?,
-            Err(e) => return Err(Error::from_sdk("ECR", "BatchGetImage", e)),
-        };
+            Err(e) if e.code() == Some("InvalidParameterException") => {
+                tracing::info!(
+                    repository,
+                    "BatchGetImage refused the index media types; asking without them"
+                );
+                ask(None)
+                    .await
+                    .map_err(|e| Error::from_sdk("ECR", "BatchGetImage", e))
+            }
+            Err(e) => Err(Error::from_sdk("ECR", "BatchGetImage", e)),
+        }
+    }
+
+    async fn manifests(
+        &self,
+        repository: &str,
+        digests: &[String],
+    ) -> Result<Vec<(String, String, Option<String>)>, Error> {
+        let got = self.batch_get(repository, digests).await?;
         Ok(got
             .images
             .unwrap_or_default()
@@ -552,17 +567,7 @@ impl Ecr {
     }
 
     async fn put_tag(&self, repository: &str, digest: &str, tag: &str) -> Result<Promotion, Error> {
-        let got = self
-            .client
-            .batch_get_image()
-            .repository_name(repository)
-            .image_ids(ImageIdentifier::builder().image_digest(digest).build())
-            .set_accepted_media_types(Some(
-                ACCEPTED_MANIFESTS.iter().map(|t| (*t).to_owned()).collect(),
-            ))
-            .send()
-            .await
-            .map_err(|e| Error::from_sdk("ECR", "BatchGetImage", e))?;
+        let got = self.batch_get(repository, &[digest.to_owned()]).await?;
         let Some(image) = got.images.unwrap_or_default().into_iter().next() else {
             // A 200 answer can carry the reason in failures[] instead of an image.
             let why = got

@@ -5,6 +5,7 @@ use std::time::Duration;
 use aws_smithy_types::DateTime;
 use aws_smithy_types::date_time::Format;
 
+use crate::floor::Told;
 use crate::policy::{Counts, Evaluation, Finding, Policy, Severity, evaluate};
 use crate::registry::Scan;
 
@@ -63,6 +64,17 @@ pub fn date_of(secs: i64) -> String {
         .unwrap_or_default()
 }
 
+/// How long after a scan event was sent its image is decided, or failed closed. Lambda retries
+/// a failed asynchronous event twice, one minute after the first attempt ends and two after
+/// the second (Lambda developer guide, "How Lambda handles errors and retries with
+/// asynchronous invocation"), so the third attempt starts at least three minutes after the
+/// event even when the first two fail at once (throttling, a claim held elsewhere); with the
+/// template's 180 s timeout it then has until past this point to look, and decides, instead
+/// of leaving the event to the dead-letter queue. FINDINGS_SETTLE (at most 2 minutes) fits
+/// inside it. Also: a scan ECR says completed this long after an event's is a later scan than
+/// the one the event told of.
+pub const EVENT_DECIDED_BY: Duration = Duration::from_secs(240);
+
 /// What the gate was told about a scan before it looked, and when it looks. A look that
 /// contradicts what it was told is never decided on: the image waits, and the caller's own
 /// bound (MAX_WAIT for a job, the event's give-up time) fails it closed.
@@ -73,11 +85,10 @@ pub struct Look<'a> {
     /// How long after an enhanced scan completes before its findings are trusted: Inspector's
     /// findings keep reaching the findings API after the scan reports complete.
     pub settle: Duration,
-    /// The severity counts a scan event gave for this image: a floor for what a look must
-    /// show, since findings that arrive late arrive in the API after the event.
-    pub floor: Option<&'a Counts>,
-    /// When a scan event said the scan finished (seconds since the epoch).
-    pub told_finished_at: Option<i64>,
+    /// What scan events said about this image: their counts are a floor for what a look must
+    /// show (findings that arrive late arrive in the API after the event), their time starts
+    /// the settle, and an Inspector event makes the scan an enhanced one whatever ECR shows.
+    pub told: Option<&'a Told>,
 }
 
 /// Severities in order of how bad they are, for the floor's "this bad or worse".
@@ -90,30 +101,41 @@ const RANKED: [Severity; 5] = [
 ];
 
 /// What the event counted that the look does not show yet, as text. Compared as "this bad or
-/// worse" at each ranked severity, and in all: a finding Inspector re-scores upwards between
-/// the event and the look (MEDIUM to HIGH) still covers what was counted, and one that
-/// becomes UNTRIAGED still counts in all. One scored down shows as missing: a look cannot tell
-/// it from one that has not arrived, so it waits, and fails closed if it never shows.
-fn below_floor(findings: &[Finding], floor: &Counts) -> Vec<String> {
-    let mut readable: Counts = Counts::new();
-    for f in findings {
-        *readable.entry(f.severity.clone()).or_default() += 1;
-    }
+/// worse" at each ranked severity (a severity nobody rated, or one this gate does not know,
+/// ranks as CRITICAL, as the policy judges it), and in all, where the event's TOTAL (Inspector
+/// counts only CRITICAL, HIGH and MEDIUM by name) is the floor when it is the larger: a finding
+/// Inspector re-scores upwards between the event and the look (MEDIUM to HIGH) still covers
+/// what was counted. One scored down shows as missing: a look cannot tell it from one that has
+/// not arrived, so it waits, and fails closed if it never shows.
+fn below_floor(findings: &[Finding], told: &Told) -> Vec<String> {
+    let ranked = |severities: &mut dyn Iterator<Item = (Severity, u32)>| {
+        let mut by_rank: Counts = Counts::new();
+        for (severity, n) in severities {
+            *by_rank.entry(severity.judged_as()).or_default() += n;
+        }
+        by_rank
+    };
+    let floor = ranked(&mut told.counts.iter().map(|(s, n)| (s.clone(), *n)));
+    let readable = ranked(&mut findings.iter().map(|f| (f.severity.clone(), 1)));
     let at = |counts: &Counts, s: &Severity| counts.get(s).copied().unwrap_or(0);
     let mut missing = Vec::new();
-    let (mut told, mut shown) = (0, 0);
+    let (mut told_so_far, mut shown) = (0, 0);
     for (i, severity) in RANKED.iter().enumerate() {
-        told += at(floor, severity);
+        told_so_far += at(&floor, severity);
         shown += at(&readable, severity);
-        if shown < told && at(floor, severity) > 0 {
+        if shown < told_so_far && at(&floor, severity) > 0 {
             let worse = if i == 0 { "" } else { " or worse" };
             missing.push(format!(
-                "{told} {}{worse} (readable: {shown})",
+                "{told_so_far} {}{worse} (readable: {shown})",
                 severity.name()
             ));
         }
     }
-    let told_in_all: u32 = floor.values().sum();
+    let told_in_all = told
+        .counts
+        .values()
+        .sum::<u32>()
+        .max(told.total.unwrap_or(0));
     let shown_in_all = u32::try_from(findings.len()).unwrap_or(u32::MAX);
     if missing.is_empty() && shown_in_all < told_in_all {
         missing.push(format!("{told_in_all} in all (readable: {shown_in_all})"));
@@ -123,7 +145,8 @@ fn below_floor(findings: &[Finding], floor: &Counts) -> Vec<String> {
 
 /// The verdict on one image manifest.
 pub fn decide(scan: Scan, image: Judged, policy: &Policy, look: &Look) -> Verdict {
-    let told = look.floor.is_some() || look.told_finished_at.is_some();
+    let told = look.told.is_some();
+    let told_finished_at = look.told.and_then(|t| t.finished_at);
     match scan {
         Scan::NotStarted => Verdict::Pending {
             reason: if told {
@@ -159,8 +182,14 @@ pub fn decide(scan: Scan, image: Judged, policy: &Policy, look: &Look) -> Verdic
             completed_at,
         } => {
             let mut waiting = Vec::new();
-            if let Some(floor) = look.floor {
-                let missing = below_floor(&findings, floor);
+            // A scan ECR completed well after the one an event told of (a re-scan, a newer
+            // vulnerability database) answers for itself: the old counts are no floor for it.
+            let rescanned = matches!(
+                (completed_at, told_finished_at),
+                (Some(done), Some(told)) if done > told + EVENT_DECIDED_BY.as_secs() as i64
+            );
+            if let Some(t) = look.told.filter(|_| !rescanned) {
+                let missing = below_floor(&findings, t);
                 if !missing.is_empty() {
                     waiting.push(format!(
                         "the scan event counted {} that the findings API does not show yet",
@@ -168,8 +197,8 @@ pub fn decide(scan: Scan, image: Judged, policy: &Policy, look: &Look) -> Verdic
                     ));
                 }
             }
-            let finished = completed_at.max(look.told_finished_at);
-            if enhanced
+            let finished = completed_at.max(told_finished_at);
+            if (enhanced || look.told.is_some_and(|t| t.enhanced))
                 && let Some(done) = finished
                 && look.now.saturating_sub(done) < look.settle.as_secs() as i64
             {
@@ -412,14 +441,26 @@ mod tests {
 
     /// The event's time counts as the scan's completion when ECR's own date is older or
     /// missing: the event is what said the scan finished.
+    fn told(counts: &[(Severity, u32)], total: Option<u32>) -> Told {
+        Told {
+            counts: counts.iter().cloned().collect(),
+            total,
+            finished_at: None,
+            enhanced: true,
+        }
+    }
+
     #[test]
     fn an_enhanced_scan_settles_from_the_event_time_too() {
         let now = 1_800_000_000;
+        let event = Told {
+            finished_at: Some(now - 5),
+            ..told(&[], None)
+        };
         let look = Look {
             now,
             settle: Duration::from_secs(60),
-            told_finished_at: Some(now - 5),
-            ..Look::default()
+            told: Some(&event),
         };
         let v = decide(complete(vec![], true, None), image(), &policy(), &look);
         assert_eq!(v.name(), "PENDING", "{v:?}");
@@ -430,9 +471,9 @@ mod tests {
     /// fewer than the event counted is not a clean image, it is an early look.
     #[test]
     fn a_look_with_fewer_findings_than_the_event_counted_is_never_passed() {
-        let floor = BTreeMap::from([(Severity::Critical, 1)]);
+        let floor = told(&[(Severity::Critical, 1)], None);
         let look = Look {
-            floor: Some(&floor),
+            told: Some(&floor),
             ..at(1_800_000_000)
         };
         let early = complete(vec![finding("CVE-2", Severity::Low)], true, None);
@@ -459,24 +500,14 @@ mod tests {
     /// all, and one scored down is missing: a look cannot tell it from one not yet arrived.
     #[test]
     fn the_floor_is_met_by_findings_this_bad_or_worse() {
-        let floor = BTreeMap::from([(Severity::Medium, 1)]);
+        let floor = told(&[(Severity::Medium, 1)], None);
         let look = Look {
-            floor: Some(&floor),
+            told: Some(&floor),
             ..at(1_800_000_000)
         };
         let scored_up = complete(vec![finding("CVE-5", Severity::High)], true, None);
         assert_ne!(
             decide(scored_up, image(), &policy(), &look).name(),
-            "PENDING"
-        );
-        let untriaged = BTreeMap::from([(Severity::Untriaged, 1)]);
-        let look_untriaged = Look {
-            floor: Some(&untriaged),
-            ..at(1_800_000_000)
-        };
-        let triaged = complete(vec![finding("CVE-6", Severity::Low)], true, None);
-        assert_ne!(
-            decide(triaged, image(), &policy(), &look_untriaged).name(),
             "PENDING"
         );
         let scored_down = complete(vec![finding("CVE-5", Severity::Low)], true, None);
@@ -487,6 +518,54 @@ mod tests {
             reason.contains("1 MEDIUM or worse (readable: 0)"),
             "{reason}"
         );
+    }
+
+    /// Inspector's event names only CRITICAL, HIGH and MEDIUM and gives a TOTAL (ECR user
+    /// guide, enhanced scanning events): the findings it counted beyond those (LOW,
+    /// UNTRIAGED) are waited for in all, and an UNTRIAGED one, judged as CRITICAL, covers
+    /// a CRITICAL count.
+    #[test]
+    fn the_events_total_and_unrated_findings_are_part_of_the_floor() {
+        let floor = told(&[(Severity::Medium, 2)], Some(3));
+        let look = Look {
+            told: Some(&floor),
+            ..at(1_800_000_000)
+        };
+        let two_of_three = complete(
+            vec![
+                finding("CVE-1", Severity::Medium),
+                finding("CVE-2", Severity::Medium),
+            ],
+            true,
+            None,
+        );
+        let Verdict::Pending { reason } = decide(two_of_three, image(), &policy(), &look) else {
+            panic!("the third finding of TOTAL is waited for")
+        };
+        assert!(reason.contains("3 in all (readable: 2)"), "{reason}");
+        let critical = told(&[(Severity::Critical, 1)], Some(1));
+        let untriaged = complete(vec![finding("CVE-3", Severity::Untriaged)], true, None);
+        let look = Look {
+            told: Some(&critical),
+            ..at(1_800_000_000)
+        };
+        assert_eq!(decide(untriaged, image(), &policy(), &look).name(), "FAIL");
+    }
+
+    /// A scan ECR completed after the one the event told of (a re-scan) answers for itself.
+    #[test]
+    fn a_later_scan_is_not_held_to_an_earlier_events_counts() {
+        let now = 1_800_000_000;
+        let old_event = Told {
+            finished_at: Some(now - 3600),
+            ..told(&[(Severity::Critical, 1)], None)
+        };
+        let look = Look {
+            told: Some(&old_event),
+            ..at(now)
+        };
+        let rescanned = complete(vec![], false, Some(now - 60));
+        assert_eq!(decide(rescanned, image(), &policy(), &look).name(), "PASS");
     }
 
     #[test]

@@ -847,7 +847,7 @@ async fn findings_that_never_match_the_event_fail_closed_with_the_reason() {
         &[("PASS_TAG", "scan-passed"), ("FINDINGS_SETTLE", "0s")],
     );
     let mut event = inspector_event(&digest, json!({"CRITICAL": 1, "TOTAL": 1}));
-    event["time"] = json!(rfc3339(now() - 600));
+    event["time"] = json!(rfc3339(now() - 300));
     let out = h.handle(&event, budget(), now()).await.unwrap();
     assert_eq!(out["verdict"], "FAIL", "{out}");
     assert!(!tagged(&rig, "scan-passed"));
@@ -1148,6 +1148,110 @@ async fn an_untagged_image_no_index_lists_is_judged_but_not_tagged() {
     assert_eq!(out["verdict"], "PASS", "{out}");
     assert!(rig.stub.accepted("PutImage").is_empty(), "not tagged");
     assert_eq!(rig.sink.delivered().len(), 1);
+}
+
+/// What an event said is a floor for later looks at the same scan; a later scan (a manual
+/// re-scan with a newer vulnerability database) that finds less replaces it.
+#[tokio::test]
+async fn a_rescan_that_finds_less_replaces_what_the_earlier_event_said() {
+    let rig = rig().await;
+    let digest = image_with_findings_to_come(&rig).await;
+    let h = handler(&rig, &[("FINDINGS_SETTLE", "0s")]);
+    let mut first = inspector_event(&digest, json!({"CRITICAL": 1, "TOTAL": 1}));
+    first["time"] = json!(rfc3339(now() - 300));
+    let failed = h.handle(&first, budget(), now()).await.unwrap();
+    assert_eq!(failed["verdict"], "FAIL", "{failed}");
+    let mut rescan = inspector_event(&digest, json!({"TOTAL": 0}));
+    rescan["id"] = json!("the-rescan");
+    let passed = h.handle(&rescan, budget(), now()).await.unwrap();
+    assert_eq!(passed["verdict"], "PASS", "{passed}");
+}
+
+/// A platform whose scan ECR completed long before (its image pushed by an earlier build,
+/// so scanned and told of then, or never again) does not hold the index: one platform's event
+/// decides it.
+#[tokio::test]
+async fn an_index_whose_other_platforms_were_scanned_long_ago_passes_on_one_event() {
+    let rig = rig().await;
+    create_repository(&rig.moto, "prod-api", false).await;
+    let (index, platforms) = standins::ecr::push_index(
+        &rig.moto,
+        "prod-api",
+        "1.42.0",
+        &[("linux/amd64", "old-amd64"), ("linux/arm64", "new-arm64")],
+    )
+    .await;
+    for (digest, completed_at) in [(&platforms[0], now() - 3600), (&platforms[1], now() - 30)] {
+        standins::ecr::ScanOf {
+            repository: "prod-api",
+            digest,
+            status: "COMPLETE",
+            findings: vec![],
+            enhanced: false,
+            completed_at,
+        }
+        .answer(&rig.stub);
+    }
+    let h = handler(&rig, &[("PASS_TAG", "scan-passed")]);
+    let out = h
+        .handle(&platform_event(&platforms[1], json!({})), budget(), now())
+        .await
+        .unwrap();
+    assert_eq!(out["verdict"], "PASS", "{out}");
+    assert_eq!(rig.stub.accepted("PutImage")[0]["imageDigest"], index);
+}
+
+/// ECR's API reference lists only image manifest types for BatchGetImage's
+/// acceptedMediaTypes. Should ECR refuse the index types, the gate asks without the list
+/// (manifests come back as stored) to read the index and to tag it.
+#[tokio::test]
+async fn an_index_is_read_and_tagged_when_ecr_refuses_index_media_types() {
+    let rig = rig().await;
+    let (index, _) = multi_platform_image(&rig, vec![]).await;
+    rig.stub.fixture_error(
+        "BatchGetImage",
+        json!({"acceptedMediaTypes": [
+            "application/vnd.oci.image.manifest.v1+json",
+            "application/vnd.docker.distribution.manifest.v2+json",
+            "application/vnd.docker.distribution.manifest.v1+json",
+            "application/vnd.oci.image.index.v1+json",
+            "application/vnd.docker.distribution.manifest.list.v2+json"
+        ]}),
+        "InvalidParameterException",
+        "Invalid parameter at 'acceptedMediaTypes'",
+    );
+    let h = handler(&rig, &[("PASS_TAG", "scan-passed")]);
+    let out = h
+        .handle(&job_for_prod_api(), budget(), now())
+        .await
+        .unwrap();
+    assert_eq!(out["verdict"], "PASS", "{out}");
+    let puts = rig.stub.accepted("PutImage");
+    assert_eq!(puts.len(), 1);
+    assert_eq!(puts[0]["imageDigest"], index);
+    assert!(
+        rig.stub
+            .calls()
+            .iter()
+            .any(|c| c.operation == "BatchGetImage" && c.status == 400),
+        "the refusal was met"
+    );
+}
+
+/// A scan event the gate cannot judge for good (here: the image was deleted before its scan
+/// event arrived) is told to a person, never only logged.
+#[tokio::test]
+async fn a_scan_event_that_cannot_be_judged_is_told_not_dropped() {
+    let rig = rig().await;
+    create_repository(&rig.moto, "prod-api", false).await;
+    let gone = format!("sha256:{}", "0".repeat(64));
+    let out = handler(&rig, &[])
+        .handle(&scan_event("ecr-image-scan.json", &gone), budget(), now())
+        .await
+        .unwrap();
+    assert_eq!(out["verdict"], "FAIL", "{out}");
+    let post = rig.sink.delivered()[0].to_string();
+    assert!(post.contains("could not be judged"), "{post}");
 }
 
 /// ECR refuses to scan an image index (StartImageScan: UnsupportedImageTypeException); the
