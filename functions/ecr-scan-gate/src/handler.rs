@@ -782,7 +782,7 @@ impl<R: Registry, J: ReportJob, N: Notify> Handler<R, J, N> {
                         let summary = format!(
                             "PASS {}: {}",
                             subject,
-                            crate::render::counts_line(&evaluation.after)
+                            crate::policy::counts_line(&evaluation.after)
                         );
                         JobOutcome::Succeeded {
                             summary,

@@ -9,8 +9,6 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::registry::Platform;
-
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 
@@ -25,6 +23,14 @@ const IMAGE_MANIFESTS: [&str; 4] = [
 /// More platforms than any real index lists: each one costs a findings read, so an index
 /// claiming more is refused rather than read for minutes.
 pub const MAX_PLATFORMS: usize = 32;
+
+/// One runnable image listed by an image index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Platform {
+    /// `linux/amd64`, `linux/arm64/v8`.
+    pub name: String,
+    pub digest: String,
+}
 
 pub fn is_index(media_type: &str) -> bool {
     media_type == OCI_INDEX || media_type == DOCKER_MANIFEST_LIST

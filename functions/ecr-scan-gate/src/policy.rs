@@ -190,6 +190,31 @@ pub fn evaluate(
     e
 }
 
+/// The order counts are told in.
+const ORDER: [Severity; 6] = [
+    Severity::Critical,
+    Severity::High,
+    Severity::Medium,
+    Severity::Low,
+    Severity::Informational,
+    Severity::Undefined,
+];
+
+/// CRITICAL to LOW always (a zero is news too); other severities only when present.
+pub fn counts_line(counts: &Counts) -> String {
+    let mut parts: Vec<String> = ORDER[..4]
+        .iter()
+        .map(|s| format!("{} {}", counts.get(s).copied().unwrap_or(0), s.name()))
+        .collect();
+    for (s, n) in counts
+        .iter()
+        .filter(|(s, n)| !ORDER[..4].contains(s) && **n > 0)
+    {
+        parts.push(format!("{n} {}", s.name()));
+    }
+    parts.join(" · ")
+}
+
 /// Counts from an event's `finding-severity-counts`: a severity absent from it means 0.
 pub fn counts_from_event(map: &serde_json::Map<String, serde_json::Value>) -> Counts {
     map.iter()

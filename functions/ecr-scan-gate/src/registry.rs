@@ -9,7 +9,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use shared::{Deadline, Error};
 
 use crate::entry::{ImageRef, Reference};
-use crate::index;
+use crate::index::{self, Platform};
 use crate::policy::{Finding, Severity};
 
 /// What one image manifest's scan reads as. The image it belongs to (digest, tags) comes
@@ -33,14 +33,6 @@ pub enum Scan {
         status: String,
         description: Option<String>,
     },
-}
-
-/// One runnable image listed by an image index.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Platform {
-    /// `linux/amd64`, `linux/arm64/v8`.
-    pub name: String,
-    pub digest: String,
 }
 
 /// What a tag or digest names: one image manifest, or an image index (manifest list) whose

@@ -6,37 +6,13 @@ use shared::console;
 use shared::notifier::Notification;
 use shared::slack::{Block, Button, Message, Mrkdwn};
 
-use crate::policy::{Counts, Evaluation, Finding, Severity};
+use crate::policy::{Evaluation, Finding, counts_line};
 use crate::registry::Promotion;
 use crate::verdict::{Judged, Verdict};
 
 pub struct Place<'a> {
     pub region: &'a str,
     pub account: &'a str,
-}
-
-const ORDER: [Severity; 6] = [
-    Severity::Critical,
-    Severity::High,
-    Severity::Medium,
-    Severity::Low,
-    Severity::Informational,
-    Severity::Undefined,
-];
-
-/// CRITICAL to LOW always (a zero is news too); other severities only when present.
-pub fn counts_line(counts: &Counts) -> String {
-    let mut parts: Vec<String> = ORDER[..4]
-        .iter()
-        .map(|s| format!("{} {}", counts.get(s).copied().unwrap_or(0), s.name()))
-        .collect();
-    for (s, n) in counts
-        .iter()
-        .filter(|(s, n)| !ORDER[..4].contains(s) && **n > 0)
-    {
-        parts.push(format!("{n} {}", s.name()));
-    }
-    parts.join(" · ")
 }
 
 fn short_digest(d: &str) -> String {

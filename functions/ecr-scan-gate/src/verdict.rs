@@ -259,11 +259,11 @@ pub fn decide(scan: Scan, image: Judged, policy: &Policy, look: &Look) -> Verdic
 /// Counts after waivers as one line, for a platform's summary.
 fn summary_of(verdict: &Verdict) -> String {
     match verdict {
-        Verdict::Pass { evaluation, .. } => crate::render::counts_line(&evaluation.after),
+        Verdict::Pass { evaluation, .. } => crate::policy::counts_line(&evaluation.after),
         Verdict::Fail {
             evaluation: Some(e),
             ..
-        } => crate::render::counts_line(&e.after),
+        } => crate::policy::counts_line(&e.after),
         Verdict::Fail { reasons, .. } => reasons.join("; "),
         Verdict::Pending { reason } => reason.clone(),
     }
