@@ -59,6 +59,13 @@ impl Deadline {
         }
     }
 
+    /// Half of the time left: what a report gets, so that however long it takes (an SDK
+    /// retry of a timed-out attempt, throttling) the other half is still there to tell a
+    /// person; and how long a claim held elsewhere is waited for.
+    pub fn half_left(&self) -> Self {
+        self.less(self.remaining() / 2)
+    }
+
     /// The earlier of this deadline and `budget` from now.
     pub fn capped(&self, budget: Duration) -> Self {
         let other = Self::after(budget);

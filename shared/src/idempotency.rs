@@ -23,7 +23,7 @@
 //! on another container repeats the side effect.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::Client;
@@ -31,6 +31,8 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use sha2::{Digest, Sha256};
 
+use crate::budget::RECORD_RESERVE;
+pub use crate::budget::{millis, now_millis as now_ms};
 use crate::config::{Environment, Vars};
 use crate::deadline::Deadline;
 use crate::dedupe::RecentEvents;
@@ -76,10 +78,6 @@ pub enum Claim {
 
 /// Why an invocation gives up on a claim another one holds.
 const HELD_ELSEWHERE: &str = "waiting for another invocation handling the same event";
-
-/// Kept back from the work done under a claim, so that the claim can be marked done or
-/// released before the deadline.
-const RECORD_RESERVE: Duration = Duration::from_millis(500);
 
 /// What [`Idempotency::once`] did.
 #[derive(Debug)]
@@ -224,7 +222,7 @@ impl Idempotency {
     pub async fn claim(&self, key: &str, deadline: &Deadline) -> Claim {
         // Waiting may use half the time left, no more: a claim won late, from a holder that
         // died, must still leave this invocation the time to do the work well.
-        let stop_waiting = deadline.less(deadline.remaining() / 2);
+        let stop_waiting = deadline.half_left();
         let mut wait = FIRST_WAIT;
         loop {
             match self.claim_once(key, deadline).await {
@@ -536,18 +534,6 @@ pub(crate) fn s(text: &str) -> AttributeValue {
 
 pub(crate) fn n(number: u64) -> AttributeValue {
     AttributeValue::N(number.to_string())
-}
-
-pub fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// Now, in epoch milliseconds.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(millis)
-        .unwrap_or(0)
 }
 
 fn expiry_secs() -> u64 {

@@ -3,6 +3,7 @@
 //! console links and logging. Each mechanism lives here once.
 
 pub mod aws;
+pub mod budget;
 pub mod config;
 pub mod console;
 pub mod deadline;
@@ -13,6 +14,7 @@ pub mod guard;
 pub mod hooks;
 pub mod http;
 pub mod idempotency;
+pub mod invocation;
 pub mod jobs;
 pub mod message;
 pub mod metrics;

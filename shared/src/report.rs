@@ -9,15 +9,13 @@ use crate::config::{ConfigError, Environment, Var, Vars};
 use crate::deadline::Deadline;
 use crate::dedupe::RecentEvents;
 use crate::error::Error;
-use crate::guard::{Guarded, guarded};
-use crate::idempotency::{Idempotency, Once};
-use crate::jobs::{FailureKind, JobOutcome, ReportJob, Reported};
+use crate::idempotency::Idempotency;
+use crate::jobs::{JobOutcome, ReportJob, Reported};
 use crate::notifier::{Notification, Notify};
 use crate::slack::{Block, Mrkdwn};
 
-/// Kept back from the Lambda deadline so the report can always be sent.
-pub const DEFAULT_REPORT_MARGIN: Duration = Duration::from_secs(10);
-const MIN_REPORT_MARGIN: Duration = Duration::from_secs(1);
+use crate::budget::MIN_REPORT_MARGIN;
+pub use crate::budget::REPORT_MARGIN as DEFAULT_REPORT_MARGIN;
 
 /// Declared by each function that reports a job or a hook.
 pub const REPORT_MARGIN: Var = Var::defaulted(
@@ -137,7 +135,7 @@ impl<N: Notify> Answerer<N> {
         R: FnOnce(Deadline) -> F,
         F: Future<Output = Result<Reported, Error>>,
     {
-        let report_deadline = deadline.less(deadline.remaining() / 2);
+        let report_deadline = deadline.half_left();
         let reported = match report(report_deadline).await {
             Ok(r) => r,
             Err(e) if e.is_retryable() && answer.lambda_retries => {
@@ -228,122 +226,6 @@ impl<N: Notify> Answerer<N> {
                 false
             }
         }
-    }
-}
-
-/// Kept back from the deadline for a job path's last resort: failing the job and saying so.
-pub const FALLBACK_RESERVE: Duration = Duration::from_secs(2);
-
-impl<N: Notify> Answerer<N> {
-    /// Runs a pipeline job's whole answering path so that it never fails the invocation: a
-    /// job's event carries `artifactCredentials`, and a failed invocation's event is kept whole
-    /// in the dead-letter queue. When the path errs, panics or hangs, the job is failed with
-    /// the reason (should an answer already have landed, CodePipeline keeps that one) and a
-    /// person is told; `render` builds that notice from one sentence. `who` names the
-    /// function for the job's failure message ("the scan gate").
-    ///
-    /// The job is claimed first under its id (CodePipeline gives each continuation a new
-    /// one): a redelivery of an answered job is acknowledged without a second answer or
-    /// post, and one still being answered elsewhere is left to that invocation (should it
-    /// die, Lambda's retry of it takes the claim over).
-    pub async fn guard_job<J, W, F>(
-        &self,
-        jobs: &J,
-        job_id: &str,
-        who: &str,
-        deadline: Deadline,
-        work: W,
-        render: impl FnOnce(String) -> Notification,
-    ) -> serde_json::Value
-    where
-        J: ReportJob,
-        W: FnOnce(Deadline) -> F,
-        F: Future<Output = Result<serde_json::Value, Error>>,
-    {
-        let key = format!("job/{job_id}");
-        let mut outcome = None;
-        let seen = &mut outcome;
-        let answered = self
-            .idempotency
-            .once(&key, &deadline, |by| async move {
-                let out = self
-                    .answer_job_guarded(jobs, job_id, who, by, work, render)
-                    .await;
-                // Neither answered nor failed: give the claim back, so a redelivery still
-                // waiting for it tries, rather than acknowledging a job nobody answered.
-                let unanswered = out["outcome"] == "unanswered" && out["failedJob"] == false;
-                *seen = Some(out);
-                if unanswered {
-                    return Err(Error::OutOfTime("answering the job"));
-                }
-                Ok(())
-            })
-            .await;
-        match answered {
-            Once::Ran(_) => outcome
-                .unwrap_or_else(|| serde_json::json!({"outcome": "unanswered", "jobId": job_id})),
-            Once::AlreadyDone => {
-                tracing::info!(
-                    job_id,
-                    "this job was already answered (a duplicate delivery); acknowledging without answering again"
-                );
-                serde_json::json!({"outcome": "duplicate", "jobId": job_id})
-            }
-            Once::Held { .. } => {
-                tracing::warn!(
-                    job_id,
-                    "another invocation is still answering this job; leaving it to that one"
-                );
-                serde_json::json!({"outcome": "duplicate", "jobId": job_id, "reason": "being answered by another invocation"})
-            }
-        }
-    }
-
-    async fn answer_job_guarded<J, W, F>(
-        &self,
-        jobs: &J,
-        job_id: &str,
-        who: &str,
-        deadline: Deadline,
-        work: W,
-        render: impl FnOnce(String) -> Notification,
-    ) -> serde_json::Value
-    where
-        J: ReportJob,
-        W: FnOnce(Deadline) -> F,
-        F: Future<Output = Result<serde_json::Value, Error>>,
-    {
-        let inner = deadline.less(FALLBACK_RESERVE);
-        let why = match guarded(&inner, work(inner)).await {
-            Guarded::Finished(Ok(out)) => return out,
-            Guarded::Finished(Err(e)) => e.to_string(),
-            Guarded::Panicked => "internal error while answering; see the function's log".into(),
-            Guarded::OutOfTime => "ran out of time while answering".into(),
-        };
-        tracing::error!(job_id, reason = %why, "the job path failed; failing the job and acknowledging the invocation so its event stays out of the dead-letter queue");
-        let failure = JobOutcome::Failed {
-            kind: FailureKind::JobFailed,
-            message: format!("{who} could not finish answering: {why}"),
-        };
-        let reported = jobs
-            .report(job_id, failure, &deadline.less(deadline.remaining() / 2))
-            .await;
-        if reported.is_err() {
-            crate::metrics::count(&crate::metrics::REPORT_FAILURES, &[]);
-        }
-        let consequence = match &reported {
-            Ok(_) => "the job is failed".to_owned(),
-            Err(e) => format!(
-                "the job could not be failed either ({e}): the stage waits until CodePipeline times the action out"
-            ),
-        };
-        let notice = render(format!(
-            "could not answer CodePipeline job {job_id}: {why}; {consequence}"
-        ));
-        if let Err(e) = self.notifier.notify(&notice, &deadline).await.into_result() {
-            tracing::error!(job_id, error = %e, "notification failed");
-        }
-        serde_json::json!({"outcome": "unanswered", "jobId": job_id, "reason": why, "failedJob": reported.is_ok()})
     }
 }
 

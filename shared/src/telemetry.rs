@@ -22,7 +22,6 @@
 //! stamps every event it receives, so a time in the text would only repeat it.
 
 use std::str::FromStr;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use lambda_runtime::tracing::subscriber;
 use lambda_runtime::tracing::subscriber::filter::{FilterFn, LevelFilter, filter_fn};
@@ -176,13 +175,7 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
     (year, month, day)
 }
 
-/// Milliseconds since the Unix epoch (0 for a clock set before it).
-pub fn now_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
+pub use crate::budget::now_millis;
 
 /// One JSON object per event, in the shape Lambda's log-level filter reads (module docs).
 struct LambdaJson {

@@ -1,37 +1,222 @@
-//! The composition root: the only place that reads the environment and builds clients.
-//! `main.rs`, the tests and the demo all build the gate here.
+//! The composition root: the only place that reads the environment and builds clients, into
+//! one [`Ports`] struct. `main.rs`, the tests and the demo all build the gate here; a test
+//! that swaps one port changes one field.
 
+use std::sync::Arc;
+
+use serde_json::Value;
 use shared::config::Environment;
-use shared::jobs::JobReporter;
-use shared::notifier::Notifier;
-use shared::wiring::Wiring;
-
+use shared::invocation::{Function, Invocation};
+use shared::jobs::{JobReporter, ReportJob};
+use shared::notifier::{Notifier, Notify};
+use shared::report::Answerer;
+use shared::secrets::Secrets;
 use shared::versioned::Documents;
+use shared::wiring::Wiring;
+use shared::{Deadline, Error};
 
-use crate::config::Config;
+use crate::config::{Config, NotifyOn, parse_waivers};
+use crate::event::{Input, parse};
 use crate::floor::{self, Floors};
-use crate::handler::Handler;
-use crate::registry::Ecr;
+use crate::policy::Policy;
+use crate::registry::{Ecr, Promotion, Registry};
+use crate::verdict::Verdict;
 
-pub type App = Handler<Ecr, JobReporter, Notifier>;
+/// What the gate talks to.
+pub struct Ports<R, J, N> {
+    pub registry: R,
+    pub jobs: J,
+    /// Reports a job once, then notifies; also posts scan-event verdicts, and claims both.
+    pub answerer: Answerer<N>,
+    /// Reads `WAIVERS` when it is a reference.
+    pub secrets: Option<Arc<Secrets>>,
+    /// What scan events said, for every later look at the same images.
+    pub floors: Floors,
+}
+
+impl<R, J, N> Ports<R, J, N> {
+    /// The same ports with another registry (tests: one that panics or hangs).
+    pub fn with_registry<R2>(self, registry: R2) -> Ports<R2, J, N> {
+        Ports {
+            registry,
+            jobs: self.jobs,
+            answerer: self.answerer,
+            secrets: self.secrets,
+            floors: self.floors,
+        }
+    }
+}
+
+/// What the gate was built with: a configuration, or why there is none.
+pub type Setup = Result<Config, String>;
+
+pub struct Gate<R, J, N> {
+    pub setup: Setup,
+    pub ports: Ports<R, J, N>,
+    pub region: String,
+}
+
+pub type App = Gate<Ecr, JobReporter, Notifier>;
+
+/// The gate's ports from the environment.
+pub fn ports<E: Environment + ?Sized>(
+    env: &E,
+    wiring: &Wiring,
+) -> Ports<Ecr, JobReporter, Notifier> {
+    Ports {
+        registry: Ecr::new(&wiring.sdk),
+        jobs: JobReporter::new(&wiring.sdk),
+        answerer: Answerer::new(
+            wiring.notifier(env),
+            wiring.idempotency("ecr-scan-gate", env),
+        ),
+        secrets: Some(wiring.secrets.clone()),
+        floors: Floors::new(Documents::from_env(
+            "ecr-scan-gate",
+            env,
+            &wiring.sdk,
+            floor::REMEMBERED_FOR,
+        )),
+    }
+}
 
 /// A configuration error does not stop the function (each pipeline job is failed with the
 /// reason), and the notifier is built from its own variables so that failure reaches a
 /// person.
 pub fn build<E: Environment + ?Sized>(env: &E, wiring: &Wiring) -> App {
-    Handler::new(
+    Gate::new(
         Config::from_env(env).map_err(|e| e.to_string()),
-        Ecr::new(&wiring.sdk),
-        JobReporter::new(&wiring.sdk),
-        wiring.notifier(env),
-        Some(wiring.secrets.clone()),
+        ports(env, wiring),
         wiring.region(),
-        wiring.idempotency("ecr-scan-gate", env),
     )
-    .with_floors(Floors::new(Documents::from_env(
-        "ecr-scan-gate",
-        env,
-        &wiring.sdk,
-        floor::REMEMBERED_FOR,
-    )))
+}
+
+impl<R, J, N> Gate<R, J, N> {
+    /// A bad configuration does not stop the function: a pipeline job that got no answer
+    /// would wait for CodePipeline's timeout. Each job is failed with the reason instead.
+    pub fn new(setup: Setup, ports: Ports<R, J, N>, region: String) -> Self {
+        if let Err(why) = &setup {
+            tracing::error!(reason = %why, "configuration error: every pipeline job will be failed with it until it is fixed");
+        }
+        Self {
+            setup,
+            ports,
+            region,
+        }
+    }
+}
+
+impl<R, J, N> Function for Gate<R, J, N>
+where
+    R: Registry + Sync,
+    J: ReportJob + Sync,
+    N: Notify + Sync,
+{
+    async fn answer(&self, event: &Value, invocation: Invocation) -> Result<Value, Error> {
+        let reply = match parse(event) {
+            // Boxed: the futures are deep, and unboxed they overflow the compiler's layout
+            // query depth once the runtime wraps them.
+            Ok(Input::Job(job)) => {
+                let reply = Box::pin(shared::invocation::job::answer(
+                    self,
+                    &self.ports.jobs,
+                    &self.ports.answerer,
+                    job,
+                    invocation,
+                ))
+                .await;
+                serde_json::to_value(reply)
+            }
+            Ok(Input::Scan(scan)) => {
+                serde_json::to_value(Box::pin(self.on_scan(scan, invocation)).await?)
+            }
+            Err(why) => {
+                tracing::warn!(reason = %why.0, "input ignored");
+                serde_json::to_value(crate::on_scan::ScanReply::Ignored { reason: why.0 })
+            }
+        };
+        reply.map_err(|e| Error::bad_input(format!("the reply could not be written: {e}")))
+    }
+}
+
+impl<R, J, N> Gate<R, J, N>
+where
+    R: Registry + Sync,
+    J: ReportJob + Sync,
+    N: Notify + Sync,
+{
+    /// For tests and the demo: one event at `now` (seconds since the epoch).
+    pub async fn handle(
+        &self,
+        event: &Value,
+        deadline: Deadline,
+        now: i64,
+    ) -> Result<Value, Error> {
+        self.answer(
+            event,
+            Invocation {
+                request_id: String::new(),
+                deadline,
+                now,
+            },
+        )
+        .await
+    }
+
+    pub(crate) async fn policy(
+        &self,
+        config: &Config,
+        deadline: &Deadline,
+    ) -> Result<Policy, Error> {
+        let waivers = config
+            .waivers
+            .load(self.ports.secrets.as_deref(), deadline, parse_waivers)
+            .await
+            .map_err(|e| e.into_error("waivers"))?
+            .into_owned();
+        Ok(Policy {
+            max: config.max.clone(),
+            ignore_unfixed: config.ignore_unfixed,
+            waivers,
+        })
+    }
+
+    /// `PASS_TAG` on what passed; a failure to tag is told as what it is, and the verdict
+    /// stands.
+    pub(crate) async fn promote(
+        &self,
+        config: &Config,
+        verdict: &Verdict,
+        deadline: &Deadline,
+    ) -> Option<(String, Promotion)> {
+        let (Verdict::Pass { image, .. }, Some(tag)) = (verdict, &config.pass_tag) else {
+            return None;
+        };
+        match self
+            .ports
+            .registry
+            .promote(&image.repository, &image.digest, tag, deadline)
+            .await
+        {
+            Ok(p) => {
+                if let Promotion::TagTaken(why) = &p {
+                    tracing::warn!(tag, reason = %why, "could not add the pass tag");
+                }
+                Some((tag.clone(), p))
+            }
+            Err(e) => {
+                tracing::error!(tag, error = %e, "tagging the passed image failed");
+                Some((tag.clone(), Promotion::from_error(&e)))
+            }
+        }
+    }
+}
+
+/// Whether a verdict is posted (`NOTIFY_ON`): a FAIL always, a PASS with `ALL`.
+pub(crate) fn wants(config: &Config, verdict: &Verdict) -> bool {
+    match verdict {
+        Verdict::Fail { .. } => true,
+        Verdict::Pass { .. } => config.notify_on == NotifyOn::All,
+        Verdict::Pending { .. } => false,
+    }
 }

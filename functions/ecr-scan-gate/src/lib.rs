@@ -3,14 +3,16 @@
 
 pub mod app;
 pub mod config;
-pub mod entry;
+pub mod event;
 pub mod floor;
-pub mod handler;
 pub mod index;
+pub mod look;
+pub mod on_job;
+pub mod on_scan;
 pub mod policy;
 pub mod registry;
 pub mod render;
 pub mod verdict;
 
+pub use app::Gate;
 pub use config::Config;
-pub use handler::Handler;

@@ -8,7 +8,7 @@ use aws_sdk_ecr::types::ImageIdentifier;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use shared::{Deadline, Error};
 
-use crate::entry::{ImageRef, Reference};
+use crate::event::{ImageRef, Reference};
 use crate::index::{self, Platform};
 use crate::policy::{Finding, Severity};
 

@@ -1,6 +1,9 @@
 //! From a scan and a policy to PASS, FAIL or PENDING.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
+
+use shared::metrics;
 
 use aws_smithy_types::DateTime;
 use aws_smithy_types::date_time::Format;
@@ -52,6 +55,35 @@ impl Verdict {
             Self::Pass { .. } => "PASS",
             Self::Fail { .. } => "FAIL",
             Self::Pending { .. } => "PENDING",
+        }
+    }
+}
+
+pub const VERDICTS: metrics::Metric = metrics::Metric::count("Verdicts");
+const FINDINGS: metrics::Metric = metrics::Metric::count("Findings");
+const WAIVERS_EXPIRED: metrics::Metric = metrics::Metric::count("WaiversExpired");
+
+/// `Verdicts` {Verdict}, and for a judged image `Findings` {Severity} that still count
+/// after waivers and `WaiversExpired`.
+pub fn record_verdict(verdict: &Verdict) {
+    metrics::count(&VERDICTS, &[("Verdict", verdict.name())]);
+    let evaluation = match verdict {
+        Verdict::Pass { evaluation, .. } => Some(evaluation),
+        Verdict::Fail { evaluation, .. } => evaluation.as_ref(),
+        Verdict::Pending { .. } => None,
+    };
+    if let Some(e) = evaluation {
+        let mut by_severity: BTreeMap<String, f64> = BTreeMap::new();
+        for f in &e.counted {
+            *by_severity
+                .entry(f.severity.judged_as().name().to_owned())
+                .or_default() += 1.0;
+        }
+        for (severity, n) in by_severity {
+            metrics::record(&FINDINGS, &[("Severity", &severity)], n);
+        }
+        if !e.expired.is_empty() {
+            metrics::record(&WAIVERS_EXPIRED, &[], e.expired.len() as f64);
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The entry decoder under arbitrary input (proptest): scan events, Inspector events and
 //! pipeline jobs (with their free-form `UserParameters`) are decoded or refused, never a panic.
 
-use ecr_scan_gate::entry::parse;
+use ecr_scan_gate::event::parse;
 use proptest::prelude::*;
 use serde_json::Value;
 use standins::props::{arb_bytes, arb_json, mutated_samples};

@@ -10,9 +10,9 @@ use common::{
     basic_finding, call as ecr, create_repository, enhanced_finding, push_image, sample,
     scan_result,
 };
-use ecr_scan_gate::entry::ImageRef;
+use ecr_scan_gate::event::ImageRef;
 use ecr_scan_gate::registry::{Ecr, Listed, Promotion, Registry, Scan, Subject};
-use ecr_scan_gate::{Config, Handler};
+use ecr_scan_gate::{Config, Gate};
 use serde_json::{Value, json};
 use shared::jobs::JobReporter;
 use shared::notifier::Notifier;
@@ -76,21 +76,17 @@ fn wiring(rig: &Rig) -> Wiring {
 }
 
 /// The gate with a registry that misbehaves on purpose, otherwise wired as in production.
-fn handler_with<R: Registry>(
+fn handler_with<R: Registry + Sync>(
     rig: &Rig,
     registry: R,
     extra: &[(&str, &str)],
-) -> Handler<R, JobReporter, Notifier> {
+) -> Gate<R, JobReporter, Notifier> {
     let env = env(rig, extra);
     let wiring = wiring(rig);
-    Handler::new(
+    Gate::new(
         Config::from_env(&env).map_err(|e| e.to_string()),
-        registry,
-        JobReporter::new(&wiring.sdk),
-        wiring.notifier(&env),
-        Some(wiring.secrets.clone()),
+        ecr_scan_gate::app::ports(&env, &wiring).with_registry(registry),
         "us-east-1".into(),
-        wiring.idempotency("ecr-scan-gate", &env),
     )
 }
 

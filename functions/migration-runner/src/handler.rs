@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use shared::guard::{Guarded, guarded};
+
 use shared::idempotency::Idempotency;
-use shared::jobs::{FailureKind, JobOutcome, ReportJob};
+use shared::jobs::{FailureKind, ReportJob};
 use shared::metrics;
 use shared::notifier::Notify;
-use shared::report::{Answer, Answerer, DEFAULT_REPORT_MARGIN};
+use shared::report::{Answerer, DEFAULT_REPORT_MARGIN};
 use shared::retry::{Attempt, Backoff, RetryError, retry};
 use shared::text::human_duration;
 use shared::{Deadline, Error};
@@ -21,10 +21,9 @@ use crate::ecs::{Cluster, Launch, LogTail, RunOutcome};
 use crate::entry::{Direct, Entry, JobRequest, Push, Trigger, parse};
 use crate::judge::judge;
 use crate::render::{
-    LogEvidence, Outcome, Place, failure_message, redact_credentials, render_outcome,
-    render_problem, render_started,
+    LogEvidence, Outcome, Place, redact_credentials, render_outcome, render_problem, render_started,
 };
-use crate::task::{Task, TaskDefinition, cluster_name, task_id};
+use crate::task::{Task, TaskDefinition, cluster_name};
 
 const MIGRATIONS: metrics::Metric = metrics::Metric::count("Migrations");
 const MIGRATION_SECONDS: metrics::Metric = metrics::Metric::seconds("MigrationSeconds");
@@ -57,7 +56,7 @@ pub const TRIGGER_TAG: &str = "ops:trigger";
 pub const FUNCTION_TAG: &str = "ops:function";
 const FUNCTION_NAME: &str = "migration-runner";
 /// CodePipeline's failure message limit (PutJobFailureResult `failureDetails.message`).
-const MAX_JOB_MESSAGE: usize = 5000;
+pub(crate) const MAX_JOB_MESSAGE: usize = 5000;
 /// Capacity shortages are retried within the deadline; a pipeline job also tries again on
 /// its next invocation.
 const CAPACITY_BACKOFF: Backoff = Backoff {
@@ -74,13 +73,7 @@ const WAIT_POLL: Duration = Duration::from_secs(5);
 /// The key under which a broken configuration is notified, once per container, for events.
 const CONFIG_ERROR_KEY: &str = "configuration-error";
 
-/// One invocation: what the Lambda context says, and the time (seconds since the epoch; a
-/// parameter so tests can move it).
-pub struct Invocation {
-    pub request_id: String,
-    pub deadline: Deadline,
-    pub now: i64,
-}
+pub use shared::invocation::Invocation;
 
 pub struct Handler<C, L, J, N> {
     pub setup: Setup,
@@ -126,7 +119,7 @@ enum Placement {
 /// of a continuing action a new job id, so `origin` keeps the first one: the launch's trigger.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "lowercase", deny_unknown_fields)]
-enum Continuation {
+pub enum Continuation {
     /// Not launched yet: another migration runs, or capacity or ECS was short. `tries`: the
     /// launch attempts ECS answered without a task so far.
     Waiting {
@@ -152,7 +145,7 @@ enum Continuation {
 const TOKEN_VERSION: u8 = 1;
 
 impl Continuation {
-    fn waiting(origin: &str, since: i64, tries: u32) -> Self {
+    pub(crate) fn waiting(origin: &str, since: i64, tries: u32) -> Self {
         Self::Waiting {
             runner: TOKEN_VERSION,
             origin: origin.to_owned(),
@@ -171,7 +164,7 @@ impl Continuation {
         }
     }
 
-    fn parse(token: &str) -> Option<Self> {
+    pub(crate) fn parse(token: &str) -> Option<Self> {
         serde_json::from_str::<Self>(token)
             .ok()
             .filter(|c| match c {
@@ -181,7 +174,7 @@ impl Continuation {
             })
     }
 
-    fn token(&self) -> String {
+    pub(crate) fn token(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }
 }
@@ -195,7 +188,7 @@ struct Times {
 }
 
 /// What a job's answer will be, before it is sent.
-enum JobStep {
+pub enum JobStep {
     Continue {
         token: Continuation,
         summary: String,
@@ -210,7 +203,9 @@ enum JobStep {
     Broken(FailureKind, String),
 }
 
-impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
+impl<C: Cluster + Sync, L: LogTail + Sync, J: ReportJob + Sync, N: Notify + Sync>
+    Handler<C, L, J, N>
+{
     /// A bad configuration does not stop the function: a pipeline job that got no answer
     /// would wait for CodePipeline's timeout. Each job is failed with the reason instead.
     pub fn new(
@@ -242,7 +237,18 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
         match parse(event) {
             // Boxed: the futures are deep, and unboxed they overflow the compiler's layout
             // query depth once the runtime wraps them.
-            Ok(Entry::Job(job)) => Ok(Box::pin(self.guarded_job(job, inv)).await),
+            Ok(Entry::Job(job)) => {
+                let reply = Box::pin(shared::invocation::job::answer(
+                    self,
+                    &self.jobs,
+                    &self.answerer,
+                    job,
+                    inv,
+                ))
+                .await;
+                serde_json::to_value(reply)
+                    .map_err(|e| Error::bad_input(format!("the reply could not be written: {e}")))
+            }
             Ok(Entry::Push(push)) => Box::pin(self.push(push, inv)).await,
             Ok(Entry::Direct(direct)) => Box::pin(self.direct(direct, inv)).await,
             Ok(Entry::TaskChange { task, .. }) => Box::pin(self.task_stopped(*task, inv)).await,
@@ -253,14 +259,14 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
         }
     }
 
-    fn place<'a>(&'a self, config: Option<&'a Config>) -> Place<'a> {
+    pub(crate) fn place<'a>(&'a self, config: Option<&'a Config>) -> Place<'a> {
         Place {
             region: &self.region,
             cluster: config.map(|c| c.cluster.as_str()).unwrap_or(""),
         }
     }
 
-    fn margin(&self) -> Duration {
+    pub(crate) fn margin(&self) -> Duration {
         self.setup
             .as_ref()
             .map(|c| c.report_margin)
@@ -565,153 +571,14 @@ impl<C: Cluster, L: LogTail, J: ReportJob, N: Notify> Handler<C, L, J, N> {
         !succeeded || config.notify_on == NotifyOn::All
     }
 
-    // ---- 1. CodePipeline job ---------------------------------------------------------
+    // ---- 1. CodePipeline job (the flow: on_job.rs) ----------------------------------
 
-    async fn guarded_job(&self, job: JobRequest, inv: Invocation) -> Value {
-        let job_id = job.job_id.clone();
-        let place = self.place(self.setup.as_ref().ok());
-        let render = |why: String| {
-            render_problem(
-                &format!("Migration job {job_id} could not be answered"),
-                &why,
-                None,
-                &place,
-            )
-        };
-        let now = inv.now;
-        let work = |inner: Deadline| Box::pin(self.job(job, inner, now));
-        self.answerer
-            .guard_job(
-                &self.jobs,
-                &job_id,
-                "the migration runner",
-                inv.deadline,
-                work,
-                render,
-            )
-            .await
-    }
-
-    async fn job(&self, job: JobRequest, deadline: Deadline, now: i64) -> Result<Value, Error> {
-        let work_deadline = deadline.less(self.margin());
-        let step = match guarded(
-            &work_deadline,
-            Box::pin(self.job_step(&job, &work_deadline, now)),
-        )
-        .await
-        {
-            Guarded::Finished(step) => step,
-            // Nothing is lost by asking to be invoked again: a task this job launched is found
-            // again by its trigger tag, and the token it had is kept.
-            Guarded::OutOfTime => JobStep::Continue {
-                token: job
-                    .continuation
-                    .as_deref()
-                    .and_then(Continuation::parse)
-                    .unwrap_or_else(|| Continuation::waiting(&job.job_id, now, 0)),
-                summary: "this check did not finish in time; checking again".into(),
-                task: None,
-            },
-            Guarded::Panicked => JobStep::Broken(
-                FailureKind::JobFailed,
-                "internal error while running the migration; see the function's log".into(),
-            ),
-        };
-        let place = self.place(self.setup.as_ref().ok());
-        let subject = format!("CodePipeline job {}", job.job_id);
-        let (outcome, notification, wanted, decisive, kind) = match step {
-            JobStep::Continue {
-                token,
-                summary,
-                task,
-            } => {
-                tracing::info!(job_id = %job.job_id, summary, "not finished; CodePipeline will invoke again");
-                let n = render_problem(
-                    &format!("Migration for {subject} still in progress"),
-                    &summary,
-                    task.as_deref(),
-                    &place,
-                );
-                let outcome = JobOutcome::InProgress {
-                    continuation_token: token.token(),
-                    summary,
-                };
-                (outcome, n, false, false, "continue")
-            }
-            JobStep::Finished { outcome: o, tell } => {
-                let n = render_outcome(&o, Some(&subject), &place);
-                if o.succeeded() {
-                    let exit = o
-                        .judgement
-                        .exit_code
-                        .map(|c| c.to_string())
-                        .unwrap_or_default();
-                    let outcome = JobOutcome::Succeeded {
-                        summary: format!(
-                            "Migration task {} succeeded (exit {exit})",
-                            task_id(&o.task_arn)
-                        ),
-                        output_variables: BTreeMap::from([
-                            ("TASK_ARN".to_owned(), o.task_arn.clone()),
-                            ("EXIT_CODE".to_owned(), exit),
-                        ]),
-                    };
-                    (outcome, n, tell, true, "succeeded")
-                } else {
-                    let message = failure_message(&o, MAX_JOB_MESSAGE);
-                    tracing::warn!(job_id = %job.job_id, task = %o.task_arn, reasons = ?o.reasons(), "failing the job");
-                    let outcome = JobOutcome::Failed {
-                        kind: FailureKind::JobFailed,
-                        message,
-                    };
-                    (outcome, n, tell, true, "failed")
-                }
-            }
-            JobStep::Broken(kind, message) => {
-                if kind == FailureKind::ConfigurationError {
-                    metrics::count(&metrics::CONFIG_ERRORS, &[]);
-                }
-                tracing::warn!(job_id = %job.job_id, reason = %message, "failing the job");
-                let n = render_problem(
-                    &format!("Migration failed for {subject}"),
-                    &message,
-                    None,
-                    &place,
-                );
-                (
-                    JobOutcome::Failed { kind, message },
-                    n,
-                    true,
-                    true,
-                    "failed",
-                )
-            }
-        };
-        let answer = Answer {
-            key: job.job_id.clone(),
-            subject,
-            if_unreported: "the pipeline's migration action waits until CodePipeline times it out",
-            notification,
-            wanted,
-            decisive,
-            // The job event carries artifactCredentials: never let it reach the DLQ.
-            lambda_retries: false,
-        };
-        let answered =
-            Box::pin(
-                self.answerer
-                    .answer_job(&self.jobs, &job.job_id, outcome, answer, &deadline),
-            )
-            .await?;
-        Ok(json!({
-            "outcome": "reported",
-            "result": kind,
-            "reported": answered.reported_name(),
-            "notified": answered.notified,
-        }))
-    }
-
-    async fn job_step(&self, job: &JobRequest, deadline: &Deadline, now: i64) -> JobStep {
+    pub(crate) async fn job_step(
+        &self,
+        job: &JobRequest,
+        deadline: &Deadline,
+        now: i64,
+    ) -> JobStep {
         let config = match &self.setup {
             Ok(c) => c,
             Err(why) => {

@@ -8,6 +8,7 @@ pub mod ecs;
 pub mod entry;
 pub mod handler;
 pub mod judge;
+pub mod on_job;
 pub mod render;
 pub mod task;
 

@@ -58,8 +58,9 @@ pub struct JobRequest {
     pub continuation: Option<String>,
 }
 
+/// What the gate is asked about.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Entry {
+pub enum Input {
     Scan(ScanEvent),
     Job(JobRequest),
 }
@@ -131,10 +132,10 @@ struct InspectorDetail {
     counts: serde_json::Map<String, Value>,
 }
 
-pub fn parse(event: &Value) -> Result<Entry, NotForUs> {
+pub fn parse(event: &Value) -> Result<Input, NotForUs> {
     if let Some(job) = shared::jobs::job_invocation(event) {
         let job = job?;
-        return Ok(Entry::Job(JobRequest {
+        return Ok(Input::Job(JobRequest {
             target: match job.malformed {
                 Some(why) => Err(why),
                 None => parse_user_parameters(job.user_parameters.as_deref()),
@@ -212,7 +213,7 @@ pub fn parse(event: &Value) -> Result<Entry, NotForUs> {
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
     };
-    Ok(Entry::Scan(ScanEvent {
+    Ok(Input::Scan(ScanEvent {
         id,
         account: text("account"),
         region: text("region"),
@@ -283,7 +284,7 @@ mod tests {
 
     #[test]
     fn a_malformed_job_still_yields_its_id_so_it_can_be_failed() {
-        let Entry::Job(j) =
+        let Input::Job(j) =
             parse(&json!({"CodePipeline.job": {"id": "j-1", "data": "nonsense"}})).unwrap()
         else {
             panic!()
