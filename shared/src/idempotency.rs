@@ -110,8 +110,9 @@ struct Table {
 pub struct Idempotency {
     scope: &'static str,
     table: Option<Table>,
-    /// What this container finished: a duplicate here needs no round trip, and it is the
-    /// only guard when the table is absent or failing.
+    /// What this container has done, the one memory of it: claims it finished (a duplicate
+    /// here needs no round trip, and it is the only guard when the table is absent or
+    /// failing), and whatever else a caller asks it to remember ([`Idempotency::remember`]).
     local: RecentEvents,
 }
 
@@ -153,7 +154,20 @@ impl Idempotency {
         }
     }
 
-    /// A shorter grace than [`LEASE_GRACE`], for tests of a claimer that dies.
+    /// Whether this container remembers doing `what` (a notice posted, a claim done).
+    pub fn remembers(&self, what: &str) -> bool {
+        self.local.seen(what)
+    }
+
+    /// Remembers, for the life of the container, that it did `what`; record only what has
+    /// happened, so a retry of a failed attempt is never taken for a duplicate.
+    pub fn remember(&self, what: &str) {
+        self.local.record(what);
+    }
+
+    /// A shorter grace than [`LEASE_GRACE`], for tests of a claimer that dies; compiled only
+    /// for the tests (the `test-support` feature the stand-ins turn on).
+    #[cfg(feature = "test-support")]
     pub fn with_lease_grace(mut self, grace: Duration) -> Self {
         if let Some(table) = &mut self.table {
             table.lease_grace = grace;

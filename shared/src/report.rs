@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use crate::config::{ConfigError, Environment, Var, Vars};
 use crate::deadline::Deadline;
-use crate::dedupe::RecentEvents;
 use crate::error::Error;
 use crate::idempotency::Idempotency;
 use crate::jobs::{JobOutcome, ReportJob, Reported};
@@ -61,12 +60,17 @@ pub struct Answer {
     pub lambda_retries: bool,
 }
 
-/// Reports, then notifies. One per container: it remembers which answers it has notified,
-/// and claims each job in the idempotency store so a redelivered one is answered once.
+/// Reports, then notifies. One per container: it remembers (in the container's one memory,
+/// the idempotency store's) which answers it has notified, and claims each job there so a
+/// redelivered one is answered once.
 pub struct Answerer<N> {
     notifier: N,
-    notified: RecentEvents,
     idempotency: Idempotency,
+}
+
+/// How a delivered notice is remembered beside the claims in the container's memory.
+fn notified_key(key: &str) -> String {
+    format!("notified/{key}")
 }
 
 /// How an answer ended, for the invocation's result and its log.
@@ -93,7 +97,6 @@ impl<N: Notify> Answerer<N> {
     pub fn new(notifier: N, idempotency: Idempotency) -> Self {
         Self {
             notifier,
-            notified: RecentEvents::new(512),
             idempotency,
         }
     }
@@ -192,19 +195,19 @@ impl<N: Notify> Answerer<N> {
         notification: &Notification,
         deadline: &Deadline,
     ) -> Result<bool, Error> {
-        if self.notified.seen(key) {
+        if self.idempotency.remembers(&notified_key(key)) {
             return Ok(false);
         }
         self.notifier
             .notify(notification, deadline)
             .await
             .into_result()?;
-        self.notified.record(key);
+        self.idempotency.remember(&notified_key(key));
         Ok(true)
     }
 
     async fn deliver_once(&self, answer: &Answer, deadline: &Deadline) -> bool {
-        if self.notified.seen(&answer.key) {
+        if self.idempotency.remembers(&notified_key(&answer.key)) {
             tracing::info!(subject = %answer.subject, "this container already notified this answer; not posting again");
             return false;
         }
@@ -218,7 +221,7 @@ impl<N: Notify> Answerer<N> {
         let delivered = report.any_delivered();
         match report.into_result() {
             Ok(()) => {
-                self.notified.record(&answer.key);
+                self.idempotency.remember(&notified_key(&answer.key));
                 delivered
             }
             Err(e) => {
