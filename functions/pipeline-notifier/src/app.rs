@@ -1,33 +1,62 @@
-//! The composition root: the only place that reads the environment and builds clients.
-//! `main.rs`, the tests and the demo all build the notifier here.
+//! The composition root: the only place that reads the environment and builds clients, into
+//! one [`Ports`] struct. `main.rs`, the tests and the demo all build the notifier here; a test
+//! that swaps one port changes one field.
 
+use serde_json::Value;
 use shared::config::Environment;
-use shared::notifier::Notifier;
+use shared::invocation::{Function, Invocation};
+use shared::metrics;
+use shared::notifier::{Notifier, Notify};
+use shared::report::Answerer;
 use shared::versioned::Documents;
 use shared::wiring::Wiring;
+use shared::{Deadline, Error};
 
 use crate::config::Config;
-use crate::handler::Handler;
+use crate::event::parse;
 use crate::live::{self, Live};
-use crate::lookup::CodePipelineLookup;
+use crate::lookup::{CodePipelineLookup, ExecutionLookup};
+use crate::on_pipeline_event::{Outcome, count_event};
+use crate::render::render_configuration_error;
 
-pub type App = Handler<CodePipelineLookup, Notifier>;
+/// What the notifier talks to.
+pub struct Ports<L, N> {
+    /// `GetPipelineExecution`: the source revisions a message shows.
+    pub lookup: L,
+    /// Slack and SNS, the claims that post each event once across containers, and the
+    /// configuration error told once per container.
+    pub answerer: Answerer<N>,
+    /// Web API mode's live messages; `None` in webhook mode.
+    pub live: Option<Live>,
+}
+
+/// What the notifier was built with: a configuration, or why there is none.
+pub type Setup = Result<Config, String>;
+
+pub struct PipelineNotifier<L, N> {
+    pub setup: Setup,
+    pub ports: Ports<L, N>,
+}
+
+pub type App = PipelineNotifier<CodePipelineLookup, Notifier>;
+
+const FUNCTION: &str = "pipeline-notifier";
+
+/// The key under which a broken configuration is posted, once per container.
+const CONFIG_ERROR_KEY: &str = "configuration-error";
 
 /// A configuration error does not stop the function (it posts the error instead), and the
 /// notifier is built from its own variables so that post can go out.
 pub fn build<E: Environment + ?Sized>(env: &E, wiring: &Wiring) -> App {
     let setup = Config::from_env(env).map_err(|e| e.to_string());
     let live = setup.as_ref().ok().and_then(|c| live(c, env, wiring));
-    Handler::new(
-        setup,
-        CodePipelineLookup::new(&wiring.sdk),
-        wiring.notifier(env),
-        wiring.idempotency(FUNCTION, env),
+    let ports = Ports {
+        lookup: CodePipelineLookup::new(&wiring.sdk),
+        answerer: Answerer::new(wiring.notifier(env), wiring.idempotency(FUNCTION, env)),
         live,
-    )
+    };
+    PipelineNotifier::new(setup, ports)
 }
-
-const FUNCTION: &str = "pipeline-notifier";
 
 /// Web API mode needs the bot token and the table the execution states live in; without
 /// either, webhook mode, and the log says why.
@@ -53,4 +82,76 @@ fn live<E: Environment + ?Sized>(config: &Config, env: &E, wiring: &Wiring) -> O
         wiring.secrets.clone(),
         documents,
     ))
+}
+
+impl<L, N> PipelineNotifier<L, N> {
+    /// A bad configuration does not stop the function: stopped at init, it would fail
+    /// every event into the dead-letter queue and tell nobody why the channel went quiet.
+    /// It starts, posts the error (once per container) through Slack/SNS, which are
+    /// configured apart from everything else, and keeps each event for a redrive.
+    pub fn new(setup: Setup, ports: Ports<L, N>) -> Self {
+        if let Err(why) = &setup {
+            tracing::error!(reason = %why, "configuration error: no pipeline event will be posted until it is fixed");
+        }
+        Self { setup, ports }
+    }
+}
+
+impl<L, N> Function for PipelineNotifier<L, N>
+where
+    L: ExecutionLookup + Sync,
+    N: Notify + Sync,
+{
+    async fn answer(&self, event: &Value, invocation: Invocation) -> Result<Value, Error> {
+        let outcome = self.handle(event, invocation.deadline).await?;
+        serde_json::to_value(outcome)
+            .map_err(|e| Error::bad_input(format!("the reply could not be written: {e}")))
+    }
+}
+
+impl<L, N> PipelineNotifier<L, N>
+where
+    L: ExecutionLookup + Sync,
+    N: Notify + Sync,
+{
+    /// One event, as its typed outcome (tests and [`Function::answer`]). `deadline` is the
+    /// invocation's: the time to return the outcome is kept back here.
+    pub async fn handle(&self, event: &Value, deadline: Deadline) -> Result<Outcome, Error> {
+        let deadline = deadline.less(shared::budget::ANSWER_RESERVE);
+        let config = match &self.setup {
+            Ok(c) => c,
+            Err(why) => {
+                metrics::count(&metrics::CONFIG_ERRORS, &[]);
+                count_event("failed");
+                return Err(self.misconfigured(why, &deadline).await);
+            }
+        };
+        match parse(event) {
+            Ok(e) => self.on_pipeline_event(config, &e, &deadline).await,
+            Err(why) => {
+                tracing::warn!(reason = %why.0, "event ignored");
+                count_event("ignored");
+                Ok(Outcome::Ignored { reason: why.0 })
+            }
+        }
+    }
+
+    /// Posts the configuration error unless this container already has, and returns the
+    /// error the event fails with.
+    async fn misconfigured(&self, why: &str, deadline: &Deadline) -> Error {
+        let n = render_configuration_error(why);
+        // A retry would post every event's copy of the same error: logged, not retried.
+        if let Err(e) = self
+            .ports
+            .answerer
+            .notify_once(CONFIG_ERROR_KEY, &n, deadline)
+            .await
+        {
+            tracing::error!(error = %e, "could not post the configuration error");
+        }
+        // An error, not an acknowledgement: the event is kept (Lambda's retries, then the
+        // dead-letter queue) for a redrive once the configuration is fixed, and the
+        // function's Errors alarm fires too.
+        Error::AwaitingConfiguration(why.to_owned())
+    }
 }

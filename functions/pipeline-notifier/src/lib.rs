@@ -3,10 +3,11 @@
 pub mod app;
 pub mod config;
 pub mod event;
-pub mod handler;
 pub mod live;
 pub mod lookup;
+pub mod on_pipeline_event;
 pub mod render;
 
+pub use app::{PipelineNotifier, Ports};
 pub use config::Config;
-pub use handler::{Handler, Outcome};
+pub use on_pipeline_event::Outcome;

@@ -39,7 +39,7 @@ pub struct ExecutionInfo {
     pub trigger_detail: Option<String>,
 }
 
-/// The port the handler depends on.
+/// The port the notifier reads an execution's details through.
 pub trait ExecutionLookup {
     fn execution(
         &self,

@@ -1,35 +1,13 @@
-use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use serde_json::Value;
-use shared::config::ProcessEnv;
-use shared::wiring::Wiring;
-use shared::{Deadline, settle};
+//! The Lambda entry point: one call into the shared invocation layer with `app::build`.
+
+use pipeline_notifier::app;
 
 // One event at a time: worker threads would buy only their stacks and arenas (measured
 // with make bench: 0.3-1.0 MiB less peak RSS). `tokio::join!` still runs Slack and SNS at once.
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Error> {
-    shared::telemetry::init_tracing();
-    let wiring = Wiring::for_lambda().await?;
-    let handler = pipeline_notifier::app::build(&ProcessEnv, &wiring);
-    let metrics = wiring.metrics(&ProcessEnv, env!("CARGO_PKG_NAME"));
-    let (handler, metrics) = (&handler, &metrics);
-    run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let deadline = Deadline::from_context(&event.context);
-        // Boxed: the handler's future is deep, and the runtime wraps it again; unboxed, a
-        // clean (non-incremental) build overflows the compiler's layout query depth.
-        settle(
-            metrics
-                .around(Box::pin(handler.handle(&event.payload, deadline)))
-                .await
-                .map(|o| o.to_json()),
-        )
-        .map(|v| {
-            if v.is_null() {
-                serde_json::json!({"outcome": "failed-permanently"})
-            } else {
-                v
-            }
-        })
-    }))
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shared::invocation::serve(env!("CARGO_PKG_NAME"), |env, wiring| {
+        Ok(app::build(env, wiring))
+    })
     .await
 }

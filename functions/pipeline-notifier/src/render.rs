@@ -49,23 +49,35 @@ fn story(e: &PipelineEvent, opts: &RenderOptions) -> Story {
     }
 }
 
+/// Each state's emoji: the one table, for the per-event message and the live message alike.
+pub(crate) fn state_icon(state: State) -> &'static str {
+    match state {
+        State::Started => "🚀",
+        State::Succeeded => "✅",
+        State::Resumed => "🔁",
+        State::Failed => "❌",
+        State::Canceled => "🚫",
+        State::Stopped => "⏹️",
+        State::Stopping => "⏳",
+        State::Superseded => "⏭️",
+        State::Abandoned => "🗑️",
+    }
+}
+
+/// An approval waiting for a reviewer, wherever it shows.
+pub(crate) const WAITING_ICON: &str = "✋";
+
+/// What a stage is doing rather than what happened to it (the live message's stage lines):
+/// started or resumed alike, it is running.
+pub(crate) const RUNNING_ICON: &str = "🔄";
+
 fn emoji(story: Story, state: State) -> &'static str {
     match story {
-        Story::WaitingForApproval => "✋",
+        Story::WaitingForApproval => WAITING_ICON,
         Story::Approved => "👍",
         Story::ApprovalRejected => "🙅",
-        Story::Failure | Story::FailureAlreadyReported => "❌",
-        Story::Normal => match state {
-            State::Started => "🚀",
-            State::Succeeded => "✅",
-            State::Resumed => "🔁",
-            State::Failed => "❌",
-            State::Canceled => "🚫",
-            State::Stopped => "⏹️",
-            State::Stopping => "⏳",
-            State::Superseded => "⏭️",
-            State::Abandoned => "🗑️",
-        },
+        Story::Failure | Story::FailureAlreadyReported => state_icon(State::Failed),
+        Story::Normal => state_icon(state),
     }
 }
 

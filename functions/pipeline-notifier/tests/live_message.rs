@@ -4,13 +4,11 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::{Ending, execution_events};
 use pipeline_notifier::Outcome;
 use serde_json::Value;
-use shared::wiring::Wiring;
 use shared::{Deadline, Error};
 use standins::slack_sink::{
     ARCHIVED_CHANNEL, BOT_TOKEN, CHANNEL, CHANNEL_WITHOUT_BOT, OTHER_CHANNEL, SlackMessage,
@@ -49,19 +47,15 @@ async fn rig() -> Rig {
 /// One container's notifier, as `main.rs` builds it, in Web API mode unless `extra` says
 /// otherwise (an empty value removes a variable).
 fn container(rig: &Rig, extra: &[(&str, &str)]) -> pipeline_notifier::app::App {
-    let mut env: HashMap<String, String> = HashMap::from([
-        ("SLACK_BOT_TOKEN".into(), BOT_TOKEN.into()),
-        ("SLACK_CHANNEL".into(), CHANNEL.into()),
-        ("SLACK_API_URL".into(), rig.sink.api_url()),
-        ("SLACK_WEBHOOK_URL".into(), rig.sink.webhook_url("default")),
-        ("FAILURE_MENTION".into(), MENTION.into()),
-        ("IDEMPOTENCY_TABLE".into(), TABLE.into()),
-    ]);
-    for (k, v) in extra {
-        env.insert((*k).into(), (*v).into());
-    }
-    env.retain(|_, v| !v.is_empty());
-    pipeline_notifier::app::build(&env, &Wiring::new(rig.sdk.clone(), common::quick_slack()))
+    let base = [
+        ("SLACK_BOT_TOKEN", BOT_TOKEN.into()),
+        ("SLACK_CHANNEL", CHANNEL.into()),
+        ("SLACK_API_URL", rig.sink.api_url()),
+        ("SLACK_WEBHOOK_URL", rig.sink.webhook_url("default")),
+        ("FAILURE_MENTION", MENTION.into()),
+        ("IDEMPOTENCY_TABLE", TABLE.into()),
+    ];
+    common::notifier(&rig.sdk, &base, extra)
 }
 
 /// Delivers `event` as Lambda's async invoke does: a retryable error is retried (twice).

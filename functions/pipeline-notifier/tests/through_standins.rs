@@ -1,16 +1,14 @@
-//! The handler with its real adapters: GetPipelineExecution against moto (or the stub's
+//! The notifier with its real adapters: GetPipelineExecution against moto (or the stub's
 //! fixtures, since moto records no source revisions), Slack through the recording sink,
 //! SNS through moto.
 
 mod common;
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use pipeline_notifier::Outcome;
 use serde_json::{Value, json};
 use shared::Deadline;
-use shared::wiring::Wiring;
 use standins::{Moto, RecordingStub, Reply, SlackSink};
 
 struct Rig {
@@ -127,17 +125,13 @@ async fn sns_messages(rig: &Rig) -> Vec<Value> {
 
 /// The notifier exactly as `main.rs` builds it, every AWS call through the rig's stub.
 fn handler(rig: &Rig, extra: &[(&str, &str)]) -> pipeline_notifier::app::App {
-    let mut env: HashMap<String, String> = HashMap::from([
-        ("SLACK_WEBHOOK_URL".into(), rig.sink.webhook_url("default")),
-        ("SNS_TOPIC_ARN".into(), rig.topic.clone()),
-        ("FAILURE_MENTION".into(), "<!subteam^S0PLATFORM>".into()),
-        ("IDEMPOTENCY_TABLE".into(), TABLE.into()),
-    ]);
-    for (k, v) in extra {
-        env.insert((*k).into(), (*v).into());
-    }
-    env.retain(|_, v| !v.is_empty());
-    pipeline_notifier::app::build(&env, &Wiring::new(rig.sdk.clone(), common::quick_slack()))
+    let base = [
+        ("SLACK_WEBHOOK_URL", rig.sink.webhook_url("default")),
+        ("SNS_TOPIC_ARN", rig.topic.clone()),
+        ("FAILURE_MENTION", "<!subteam^S0PLATFORM>".into()),
+        ("IDEMPOTENCY_TABLE", TABLE.into()),
+    ];
+    common::notifier(&rig.sdk, &base, extra)
 }
 
 /// The metrics the function writes for one invocation, read the way CloudWatch would.

@@ -12,35 +12,36 @@ use shared::text::human_duration;
 use super::state::{ActionView, Execution, Phase, StageView};
 use crate::event::State;
 use crate::lookup::Revision;
-use crate::render::{label_for_provider, revision_line, short_execution};
+use crate::render::{
+    RUNNING_ICON, WAITING_ICON, label_for_provider, revision_line, short_execution, state_icon,
+};
 
-fn state_icon(state: State) -> &'static str {
+/// A stage's emoji in the live message: running while it is started or resumed.
+fn stage_icon(state: State) -> &'static str {
     match state {
-        State::Started | State::Resumed => "🔄",
-        State::Succeeded => "✅",
-        State::Failed => "❌",
-        State::Canceled => "🚫",
-        State::Stopped => "⏹️",
-        State::Stopping => "⏳",
-        State::Superseded => "⏭️",
-        State::Abandoned => "🗑️",
+        State::Started | State::Resumed => RUNNING_ICON,
+        other => state_icon(other),
     }
 }
 
 fn headline(x: &Execution) -> (&'static str, String) {
     let p = &x.pipeline;
     match x.phase() {
-        Phase::Running => ("🚀", format!("{p} is running")),
-        Phase::WaitingForApproval => ("✋", format!("{p} is waiting for approval")),
-        Phase::Stopping => ("⏳", format!("{p} is stopping")),
-        Phase::Ended(State::Succeeded) => ("✅", format!("{p} succeeded")),
-        Phase::Ended(State::Failed) => ("❌", format!("{p} failed")),
-        Phase::Ended(State::Stopped) => ("⏹️", format!("{p} stopped")),
-        Phase::Ended(State::Superseded) => {
-            ("⏭️", format!("{p} was superseded by a newer execution"))
+        // A running execution is shown as its start was told.
+        Phase::Running => (state_icon(State::Started), format!("{p} is running")),
+        Phase::WaitingForApproval => (WAITING_ICON, format!("{p} is waiting for approval")),
+        Phase::Stopping => (state_icon(State::Stopping), format!("{p} is stopping")),
+        Phase::Ended(state) => {
+            let title = match state {
+                State::Succeeded => format!("{p} succeeded"),
+                State::Failed => format!("{p} failed"),
+                State::Stopped => format!("{p} stopped"),
+                State::Superseded => format!("{p} was superseded by a newer execution"),
+                State::Canceled => format!("{p} was canceled"),
+                other => format!("{p} ended: {}", other.name()),
+            };
+            (state_icon(state), title)
         }
-        Phase::Ended(State::Canceled) => ("🚫", format!("{p} was canceled")),
-        Phase::Ended(other) => (state_icon(other), format!("{p} ended: {}", other.name())),
     }
 }
 
@@ -133,11 +134,11 @@ fn stage_line(stage: &StageView) -> Mrkdwn {
     let any_failed = stage.actions.iter().any(|a| a.mark.state == State::Failed);
     // A failed action makes the stage red before its own FAILED event arrives.
     let icon = if waiting.is_some() {
-        "✋"
+        WAITING_ICON
     } else if any_failed && !settled {
-        "❌"
+        state_icon(State::Failed)
     } else {
-        state_icon(state)
+        stage_icon(state)
     };
     let mut line = Mrkdwn::new().plain(icon).plain(" ").bold(&stage.name);
     if let Some(a) = waiting {

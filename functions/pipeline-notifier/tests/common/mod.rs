@@ -43,3 +43,24 @@ pub fn quick_slack() -> shared::slack::SlackClient {
     )
     .unwrap()
 }
+
+/// The notifier exactly as `main.rs` builds it: `base` with `extra` on top (an empty value
+/// removes a variable), every AWS call through `sdk`, Slack through [`quick_slack`].
+pub fn notifier(
+    sdk: &aws_config::SdkConfig,
+    base: &[(&str, String)],
+    extra: &[(&str, &str)],
+) -> pipeline_notifier::app::App {
+    let mut env: std::collections::HashMap<String, String> = base
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect();
+    for (k, v) in extra {
+        env.insert((*k).into(), (*v).into());
+    }
+    env.retain(|_, v| !v.is_empty());
+    pipeline_notifier::app::build(
+        &env,
+        &shared::wiring::Wiring::new(sdk.clone(), quick_slack()),
+    )
+}

@@ -1,0 +1,278 @@
+//! A CodePipeline state-change event: whether it is posted (`PIPELINE_FILTER`, `NOTIFY_ON`),
+//! and where — one message per event to the webhook, or into the execution's live message in
+//! Web API mode — claimed so that a redelivery posts nothing twice.
+
+use serde::Serialize;
+use shared::invocation::event::{self, Handled, Key};
+use shared::metrics;
+use shared::notifier::{ChannelOutcome, Notify};
+use shared::{Deadline, Error};
+
+use crate::app::PipelineNotifier;
+use crate::config::Config;
+use crate::event::PipelineEvent;
+use crate::live::{Live, LiveEvent, Reply};
+use crate::lookup::ExecutionLookup;
+use crate::render::{RenderOptions, render};
+
+/// What an event came to, as the invocation's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "lowercase")]
+pub enum Outcome {
+    Notified {
+        #[serde(rename = "eventId")]
+        event_id: String,
+    },
+    /// Not a CodePipeline state change we understand.
+    Ignored { reason: String },
+    /// Understood, but configuration says not to post it (or it was already posted).
+    Skipped {
+        #[serde(rename = "eventId")]
+        event_id: String,
+        reason: String,
+    },
+}
+
+/// Why a redelivered event is skipped, in either mode.
+const DUPLICATE: &str = "already posted (duplicate delivery)";
+
+/// `Events` {Outcome = notified | skipped | ignored | duplicate | failed}.
+const EVENTS: metrics::Metric = metrics::Metric::count("Events");
+
+pub(crate) fn count_event(outcome: &str) {
+    metrics::count(&EVENTS, &[("Outcome", outcome)]);
+}
+
+/// A channel's outcome as a claimed piece of work: delivered or not, or why it failed.
+fn delivered(outcome: ChannelOutcome) -> Result<bool, Error> {
+    match outcome {
+        ChannelOutcome::Delivered => Ok(true),
+        ChannelOutcome::NotConfigured => Ok(false),
+        ChannelOutcome::Failed(e) => Err(e),
+    }
+}
+
+fn render_options(config: &Config) -> RenderOptions<'_> {
+    RenderOptions {
+        failure_mention: config.failure_mention.as_deref(),
+        action_failures_posted: config.notify_on.posts_action_failures(),
+    }
+}
+
+impl<L, N> PipelineNotifier<L, N>
+where
+    L: ExecutionLookup + Sync,
+    N: Notify + Sync,
+{
+    /// One parsed event, under a working configuration.
+    pub(crate) async fn on_pipeline_event(
+        &self,
+        config: &Config,
+        e: &PipelineEvent,
+        deadline: &Deadline,
+    ) -> Result<Outcome, Error> {
+        metrics::context("Pipeline", &e.pipeline);
+        let skip = |reason: &str, outcome: &str| {
+            tracing::info!(event_id = %e.id, pipeline = %e.pipeline, state = e.state.name(), level = e.level.name(), reason, "event skipped");
+            count_event(outcome);
+            Ok(Outcome::Skipped {
+                event_id: e.id.clone(),
+                reason: reason.to_owned(),
+            })
+        };
+        if !config.watches(&e.pipeline) {
+            return skip("pipeline not in PIPELINE_FILTER", "skipped");
+        }
+        if let (Some(live), Some(channel)) = (&self.ports.live, config.channel_for(&e.pipeline)) {
+            // Every event shapes the live message, whatever NOTIFY_ON selects. Boxed: the
+            // live message's future is large, and on the stack it overflows a test thread's
+            // 2 MiB in a debug build.
+            return match Box::pin(self.post_live(live, channel, config, e, deadline)).await? {
+                Some(outcome) => Ok(outcome),
+                None => skip(DUPLICATE, "duplicate"),
+            };
+        }
+        if !config.notify_on.wants(e) {
+            return skip("not selected by NOTIFY_ON", "skipped");
+        }
+        let posted = event::once(
+            self.ports.answerer.idempotency(),
+            Some(Key::Event(&e.id)),
+            deadline,
+            |by| async move { self.post(config, e, &by).await },
+        )
+        .await?;
+        match posted {
+            Handled::Done(outcome) => Ok(outcome),
+            // The notifier's own skip rather than the shared reply: it names the event, and
+            // counts it as `duplicate` in `Events`.
+            Handled::Skipped(_) => skip(DUPLICATE, "duplicate"),
+        }
+    }
+
+    /// Webhook mode: one message for the event, with the execution's source revision when
+    /// the look-up answers in time.
+    async fn post(
+        &self,
+        config: &Config,
+        e: &PipelineEvent,
+        deadline: &Deadline,
+    ) -> Result<Outcome, Error> {
+        let info = match self
+            .ports
+            .lookup
+            .execution(
+                &e.pipeline,
+                &e.execution_id,
+                &deadline.capped(shared::budget::LOOKUP_BUDGET),
+            )
+            .await
+        {
+            Ok(info) => Some(info),
+            Err(err) => {
+                tracing::warn!(event_id = %e.id, error = %err, "GetPipelineExecution failed; posting without the source revision");
+                None
+            }
+        };
+        let notification = render(e, info.as_ref(), &render_options(config))
+            .routed_to(config.webhook_for(&e.pipeline).cloned());
+        let delivered = self
+            .ports
+            .answerer
+            .notifier()
+            .notify(&notification, deadline)
+            .await
+            .into_result();
+        if delivered.is_err() {
+            count_event("failed");
+        }
+        delivered?;
+        count_event("notified");
+        tracing::info!(event_id = %e.id, pipeline = %e.pipeline, state = e.state.name(), level = e.level.name(), "notified");
+        Ok(Outcome::Notified {
+            event_id: e.id.clone(),
+        })
+    }
+
+    /// Web API mode: the event goes into the execution's live message (and its thread), and
+    /// to SNS as a message of its own when `NOTIFY_ON` selects it. Each channel is claimed on
+    /// its own, so a retryable failure of one is retried by Lambda without repeating the other
+    /// (which is why this does not go through `event::once`, one claim per event).
+    /// `None`: a duplicate.
+    async fn post_live(
+        &self,
+        live: &Live,
+        channel: &str,
+        config: &Config,
+        e: &PipelineEvent,
+        deadline: &Deadline,
+    ) -> Result<Option<Outcome>, Error> {
+        let selected = config.notify_on.wants(e);
+        let options = render_options(config);
+        let single = selected.then(|| render(e, None, &options));
+        let request = LiveEvent {
+            event: e,
+            channel,
+            message: single.as_ref().map(|n| &n.slack),
+            reply: Reply::for_event(e, options.action_failures_posted).filter(|_| selected),
+        };
+        let claims = self.ports.answerer.idempotency();
+        // Slack's claim is the event's own key, the one webhook mode claims too.
+        let slack_key = Key::Event(&e.id).to_string();
+        let sns_key = Key::EventPart(&e.id, "sns").to_string();
+        let (slack, sns) = tokio::join!(
+            claims.once_or_retry(&slack_key, deadline, |by| async move {
+                let outcome = live
+                    .deliver(&request, claims, &self.ports.lookup, &by)
+                    .await;
+                metrics::count(
+                    &metrics::NOTIFICATIONS,
+                    &[("Channel", "slack"), ("Outcome", outcome.metric_outcome())],
+                );
+                delivered(outcome)
+            }),
+            async {
+                let Some(n) = &single else {
+                    return Ok(Some(false));
+                };
+                claims
+                    .once_or_retry(&sns_key, deadline, |by| async move {
+                        let sns_only = n.clone().sns_only();
+                        let notifier = self.ports.answerer.notifier();
+                        delivered(notifier.notify(&sns_only, &by).await.sns)
+                    })
+                    .await
+            }
+        );
+        let (slack, sns) = match (slack, sns) {
+            (Ok(slack), Ok(sns)) => (slack, sns),
+            (Err(a), Err(b)) => {
+                count_event("failed");
+                // The one Lambda should act on: a retry when either can be retried.
+                let (first, other) = if b.is_retryable() && !a.is_retryable() {
+                    (b, a)
+                } else {
+                    (a, b)
+                };
+                tracing::error!(error = %other, "notification not delivered to this channel");
+                return Err(first);
+            }
+            (Err(e), Ok(other)) | (Ok(other), Err(e)) => {
+                if e.is_retryable() || other != Some(true) {
+                    count_event("failed");
+                    return Err(e);
+                }
+                // Refused for good on one channel, delivered on the other: logged (and counted
+                // by the Notifications metric), nothing to retry.
+                tracing::error!(error = %e, "notification not delivered to this channel");
+                (other, other)
+            }
+        };
+        if slack.is_none() && sns.is_none_or(|s| !s) {
+            return Ok(None);
+        }
+        if slack != Some(true) && sns != Some(true) {
+            tracing::info!(event_id = %e.id, pipeline = %e.pipeline, state = e.state.name(), level = e.level.name(), "folded into the execution's state");
+            count_event("skipped");
+            return Ok(Some(Outcome::Skipped {
+                event_id: e.id.clone(),
+                reason: "not selected by NOTIFY_ON; the live message shows it".into(),
+            }));
+        }
+        count_event("notified");
+        tracing::info!(event_id = %e.id, pipeline = %e.pipeline, state = e.state.name(), level = e.level.name(), "live message up to date");
+        Ok(Some(Outcome::Notified {
+            event_id: e.id.clone(),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn each_outcome_is_answered_with_its_own_fields() {
+        let reply = |o: Outcome| serde_json::to_value(o).unwrap();
+        assert_eq!(
+            reply(Outcome::Notified {
+                event_id: "e-1".into()
+            }),
+            json!({"outcome": "notified", "eventId": "e-1"})
+        );
+        assert_eq!(
+            reply(Outcome::Ignored {
+                reason: "not ours".into()
+            }),
+            json!({"outcome": "ignored", "reason": "not ours"})
+        );
+        assert_eq!(
+            reply(Outcome::Skipped {
+                event_id: "e-1".into(),
+                reason: DUPLICATE.into()
+            }),
+            json!({"outcome": "skipped", "eventId": "e-1", "reason": DUPLICATE})
+        );
+    }
+}
