@@ -1,5 +1,5 @@
 //! The runner's configuration, read once at init. A mistake here does not stop the
-//! function: every pipeline job is failed with it (see `handler`).
+//! function: every pipeline job is failed with it (see `app`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;

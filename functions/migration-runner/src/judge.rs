@@ -1,9 +1,16 @@
 //! Whether a stopped migration task succeeded. Success is narrow on purpose: the task
 //! stopped because an essential container exited, and every essential container (per the
 //! task definition, not only the first) exited 0. Anything else is a failure with its
-//! reasons, so "the task never started" can never read as "the migration ran".
+//! reasons, so "the task never started" can never read as "the migration ran". The outcome
+//! is judged on the task definition ECS ran, and carries the log tail as its evidence.
 
-use crate::task::{Task, TaskDefinition};
+use shared::Deadline;
+
+use crate::app::Runner;
+use crate::config::Config;
+use crate::ecs::{Cluster, LogTail};
+use crate::render::{LogEvidence, Outcome};
+use crate::task::{LogStream, Task, TaskDefinition};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerLine {
@@ -115,6 +122,73 @@ pub fn judge(task: &Task, definition: Option<&TaskDefinition>, migration: &str) 
         stopped_reason,
         containers,
         exit_code,
+    }
+}
+
+impl<C: Cluster + Sync, L: LogTail + Sync, J, N> Runner<C, L, J, N> {
+    async fn evidence(
+        &self,
+        config: &Config,
+        definition: Option<&TaskDefinition>,
+        task_arn: &str,
+        deadline: &Deadline,
+    ) -> LogEvidence {
+        let Some(definition) = definition else {
+            return LogEvidence::Unavailable(
+                "the task definition could not be read, so the log stream is unknown".into(),
+            );
+        };
+        match definition.log_stream(&config.container, task_arn) {
+            LogStream::Unavailable(why) => LogEvidence::Unavailable(why),
+            LogStream::CloudWatch { group, stream } => match self
+                .ports
+                .logs
+                .tail(&group, &stream, config.log_tail_lines, deadline)
+                .await
+            {
+                Ok(Some(lines)) => LogEvidence::Lines { stream, lines },
+                Ok(None) => LogEvidence::Unavailable(format!(
+                    "the log stream {stream} does not exist in {group} (the container may never have started)"
+                )),
+                Err(e) => {
+                    tracing::warn!(error = %e, stream, "could not read the log tail");
+                    LogEvidence::Unavailable(format!("could not read {stream}: {e}"))
+                }
+            },
+        }
+    }
+
+    /// The judgement of a stopped (or, with `timed_out`, a stopping) task, with its log tail.
+    pub(crate) async fn outcome_of(
+        &self,
+        config: &Config,
+        task: &Task,
+        timed_out: Option<String>,
+        deadline: &Deadline,
+    ) -> Outcome {
+        let definition = match self
+            .ports
+            .cluster
+            .task_definition(&task.task_definition_arn, deadline)
+            .await
+        {
+            Ok(d) => Some(d),
+            Err(e) => {
+                tracing::warn!(error = %e, task_definition = %task.task_definition_arn, "could not read the task definition; judging every container as essential");
+                None
+            }
+        };
+        let judgement = judge(task, definition.as_ref(), &config.container);
+        let log = self
+            .evidence(config, definition.as_ref(), &task.task_arn, deadline)
+            .await;
+        Outcome {
+            task_arn: task.task_arn.clone(),
+            family: task.family().to_owned(),
+            judgement,
+            log,
+            timed_out,
+        }
     }
 }
 

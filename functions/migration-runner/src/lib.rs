@@ -4,13 +4,18 @@
 
 pub mod app;
 pub mod config;
+pub mod continuation;
 pub mod ecs;
-pub mod entry;
-pub mod handler;
+pub mod event;
 pub mod judge;
+pub mod launch;
+pub mod on_direct;
 pub mod on_job;
+pub mod on_push;
+pub mod on_task_stopped;
 pub mod render;
 pub mod task;
 
+pub use app::Runner;
 pub use config::Config;
-pub use handler::{Handler, Invocation};
+pub use shared::invocation::Invocation;

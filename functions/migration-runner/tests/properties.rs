@@ -1,7 +1,8 @@
-//! The entry decoder under arbitrary input (proptest): pipeline jobs, ECR pushes, ECS task
-//! events and direct invocations are decoded or refused, never a panic.
+//! The decoder of what comes in (`event::parse`) under arbitrary input (proptest): pipeline
+//! jobs, ECR pushes, ECS task events and direct invocations are decoded or refused, never a
+//! panic.
 
-use migration_runner::entry::parse;
+use migration_runner::event::parse;
 use proptest::prelude::*;
 use serde_json::Value;
 use standins::props::{arb_bytes, arb_json, mutated_samples};

@@ -11,12 +11,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::{EcsWorld, register, sample, stopped_task, task_definition};
-use migration_runner::ecs::{Cluster, Ecs, Launch, RunOutcome};
-use migration_runner::handler::Setup;
+use migration_runner::app::{Runner, Setup};
+use migration_runner::ecs::{CloudWatchLogs, Cluster, Ecs, Launch, RunOutcome};
 use migration_runner::task::{Task, TaskDefinition};
-use migration_runner::{Config, Handler, Invocation};
+use migration_runner::{Config, Invocation};
 use serde_json::{Value, json};
 use shared::jobs::JobReporter;
+use shared::notifier::Notifier;
 use shared::slack::SlackClient;
 use shared::wiring::Wiring;
 use shared::{Deadline, Error};
@@ -1111,27 +1112,25 @@ impl Cluster for Faulty {
     }
 }
 
-fn faulty_runner(
+/// The runner as `main.rs` builds it, with ECS seen through `cluster`.
+fn runner_with<C>(
     rig: &Rig,
-    hang: bool,
-) -> Handler<Faulty, migration_runner::ecs::CloudWatchLogs, JobReporter, shared::notifier::Notifier>
-{
+    cluster: impl FnOnce(Ecs) -> C,
+) -> Runner<C, CloudWatchLogs, JobReporter, Notifier> {
     let env = env(rig, &[]);
     let wiring = wiring(rig);
     let setup: Setup = Config::from_env(&env).map_err(|e| e.to_string());
-    Handler::new(
-        setup,
-        Faulty {
-            inner: Ecs::new(&wiring.sdk),
-            hang,
-            runs: AtomicUsize::new(0),
-        },
-        migration_runner::ecs::CloudWatchLogs::new(&wiring.sdk),
-        JobReporter::new(&wiring.sdk),
-        wiring.notifier(&env),
-        "us-east-1".into(),
-        wiring.idempotency("migration-runner", &env),
-    )
+    let ports = migration_runner::app::ports(&env, &wiring);
+    let ecs = Ecs::new(&wiring.sdk);
+    Runner::new(setup, ports.with_cluster(cluster(ecs)), "us-east-1".into())
+}
+
+fn faulty_runner(rig: &Rig, hang: bool) -> Runner<Faulty, CloudWatchLogs, JobReporter, Notifier> {
+    runner_with(rig, |inner| Faulty {
+        inner,
+        hang,
+        runs: AtomicUsize::new(0),
+    })
 }
 
 #[tokio::test]
@@ -1169,7 +1168,7 @@ async fn a_hang_while_launching_still_answers_the_job_before_the_deadline() {
     assert!(started.elapsed() < budget, "answered within the deadline");
     assert_eq!(out["result"], "continue", "asks to be invoked again: {out}");
     assert_eq!(rig.stub.job_results().len(), 1);
-    assert_eq!(app.cluster.runs.load(Ordering::SeqCst), 1);
+    assert_eq!(app.ports.cluster.runs.load(Ordering::SeqCst), 1);
 }
 
 /// ECS as in production, except that the first look for running migrations sees none: what
@@ -1231,20 +1230,10 @@ async fn of_two_migrations_launched_at_once_the_later_stops_itself() {
         .handle(&json!({}), quick("first"))
         .await
         .unwrap();
-    let env = env(&rig, &[]);
-    let wiring = wiring(&rig);
-    let racing = Handler::new(
-        Config::from_env(&env).map_err(|e| e.to_string()),
-        Blind {
-            inner: Ecs::new(&wiring.sdk),
-            looked: AtomicUsize::new(0),
-        },
-        migration_runner::ecs::CloudWatchLogs::new(&wiring.sdk),
-        JobReporter::new(&wiring.sdk),
-        wiring.notifier(&env),
-        "us-east-1".into(),
-        wiring.idempotency("migration-runner", &env),
-    );
+    let racing = runner_with(&rig, |inner| Blind {
+        inner,
+        looked: AtomicUsize::new(0),
+    });
     let second = racing.handle(&json!({}), quick("second")).await.unwrap();
     assert_eq!(second["outcome"], "refused", "{second}");
     assert!(
@@ -1267,7 +1256,7 @@ async fn of_two_migrations_launched_at_once_the_later_stops_itself() {
         stops[0]["task"].as_str().unwrap(),
         &latest_definition(&rig).await,
         "UserInitiated",
-        migration_runner::handler::RACE_STOP_REASON,
+        migration_runner::launch::RACE_STOP_REASON,
         &[("migrate", None)],
         &[],
     );

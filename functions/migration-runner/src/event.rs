@@ -1,5 +1,6 @@
-//! The four ways in, told apart by payload: a CodePipeline job, an ECR push, an ECS task
-//! state change, or a direct invocation (`{}`, `{"command": […]}`, `{"wait": true}`).
+//! What comes in, parsed strictly: the four ways in, told apart by payload — a CodePipeline
+//! job, an ECR push, an ECS task state change, or a direct invocation (`{}`,
+//! `{"command": […]}`, `{"wait": true}`).
 
 use serde_json::Value;
 pub use shared::error::NotForUs;
@@ -84,8 +85,9 @@ pub struct Direct {
     pub wait: bool,
 }
 
+/// What the runner is asked.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Entry {
+pub enum Input {
     Job(JobRequest),
     Push(Push),
     TaskChange { event_id: String, task: Box<Task> },
@@ -122,10 +124,10 @@ fn text(v: &Value, key: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-pub fn parse(event: &Value) -> Result<Entry, NotForUs> {
+pub fn parse(event: &Value) -> Result<Input, NotForUs> {
     if let Some(job) = shared::jobs::job_invocation(event) {
         let job = job?;
-        return Ok(Entry::Job(JobRequest {
+        return Ok(Input::Job(JobRequest {
             command: match job.malformed {
                 Some(why) => Err(why),
                 None => parse_user_parameters(job.user_parameters.as_deref()),
@@ -148,7 +150,7 @@ pub fn parse(event: &Value) -> Result<Entry, NotForUs> {
                     "ECR Image Action event without repository-name or image-digest".into(),
                 ));
             };
-            Ok(Entry::Push(Push {
+            Ok(Input::Push(Push {
                 event_id,
                 account: text(event, "account").unwrap_or_default(),
                 region: text(event, "region").unwrap_or_default(),
@@ -170,7 +172,7 @@ pub fn parse(event: &Value) -> Result<Entry, NotForUs> {
             if task.task_arn.is_empty() {
                 return Err(NotForUs("ECS Task State Change event without taskArn".into()));
             }
-            Ok(Entry::TaskChange {
+            Ok(Input::TaskChange {
                 event_id,
                 task: Box::new(task),
             })
@@ -184,7 +186,7 @@ pub fn parse(event: &Value) -> Result<Entry, NotForUs> {
 }
 
 /// A direct invocation: a JSON object with at most `command` and `wait`.
-fn direct(event: &Value) -> Result<Entry, NotForUs> {
+fn direct(event: &Value) -> Result<Input, NotForUs> {
     let Some(fields) = event.as_object() else {
         return Err(NotForUs(
             "not a request: a direct invocation takes a JSON object such as {} or {\"wait\": true}"
@@ -204,7 +206,7 @@ fn direct(event: &Value) -> Result<Entry, NotForUs> {
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err(NotForUs("\"wait\" must be true or false".into())),
     };
-    Ok(Entry::Direct(Direct {
+    Ok(Input::Direct(Direct {
         command: fields.get("command").map(parse_command).transpose(),
         wait,
     }))
@@ -255,18 +257,18 @@ mod tests {
     fn direct_payloads_are_objects_with_known_fields_only() {
         assert!(matches!(
             parse(&json!({})),
-            Ok(Entry::Direct(Direct {
+            Ok(Input::Direct(Direct {
                 wait: false,
                 command: Ok(None)
             }))
         ));
         assert!(matches!(
             parse(&json!({"wait": true})),
-            Ok(Entry::Direct(Direct { wait: true, .. }))
+            Ok(Input::Direct(Direct { wait: true, .. }))
         ));
         assert!(matches!(
             parse(&json!({"command": "rm -rf /"})),
-            Ok(Entry::Direct(Direct {
+            Ok(Input::Direct(Direct {
                 command: Err(_),
                 ..
             }))
