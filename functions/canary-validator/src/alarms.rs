@@ -8,7 +8,7 @@ use aws_sdk_cloudwatch::types::{AlarmType, StateValue};
 use shared::{Deadline, Error};
 
 use crate::checks::AlarmsCheck;
-use crate::report::{Evidence, Judgement};
+use crate::outcome::{CheckFinding, Evidence};
 use shared::text::human_duration;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,10 +98,10 @@ pub async fn run_alarms<A: Alarms>(
     alarms: &A,
     check: &AlarmsCheck,
     deadline: &Deadline,
-) -> Judgement {
+) -> CheckFinding {
     let left = deadline.remaining();
     if check.bake > left {
-        return Judgement::failed(format!(
+        return CheckFinding::failed(format!(
             "the bake window ({}) is longer than the time this invocation has left for checks ({}); raise the function's timeout",
             human_duration(check.bake),
             human_duration(left)
@@ -113,7 +113,7 @@ pub async fn run_alarms<A: Alarms>(
         let states = match alarms.states(&check.alarms, deadline).await {
             Ok(s) => s,
             Err(e) => {
-                return Judgement {
+                return CheckFinding {
                     passed: false,
                     evidence: Evidence(vec![format!(
                         "{polls} successful look(s) before the error"
@@ -160,7 +160,7 @@ pub async fn run_alarms<A: Alarms>(
             if polls == 1 { "" } else { "s" }
         ));
         if !reasons.is_empty() {
-            return Judgement {
+            return CheckFinding {
                 passed: false,
                 evidence: Evidence(evidence),
                 reasons,
@@ -168,7 +168,7 @@ pub async fn run_alarms<A: Alarms>(
         }
         let elapsed = started.elapsed();
         if elapsed >= check.bake {
-            return Judgement {
+            return CheckFinding {
                 passed: true,
                 evidence: Evidence(evidence),
                 reasons,
@@ -176,7 +176,7 @@ pub async fn run_alarms<A: Alarms>(
         }
         let wait = check.poll.min(check.bake - elapsed);
         if deadline.sleep(wait).await.is_err() {
-            return Judgement {
+            return CheckFinding {
                 passed: false,
                 evidence: Evidence(evidence),
                 reasons: vec![format!(

@@ -35,12 +35,13 @@
 //! state and detects edits, but anyone who reads this source can forge one — the README says
 //! so.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
+use shared::budget::now_millis;
 
 use crate::checks::Check;
 
@@ -158,7 +159,7 @@ pub fn restore(details: &Map<String, Value>, binding: Binding<'_>, key: Option<&
     };
     let unverified = |why: String| Restored::Unverified {
         why: format!("the bake state in hookDetails cannot be trusted: {why}"),
-        held_since_ms: unverified_held_since(details, now_ms()),
+        held_since_ms: unverified_held_since(details, now_millis()),
     };
     let Ok(sealed) = serde_json::from_value::<Sealed>(raw.clone()) else {
         return unverified("it is not in this function's format".to_owned());
@@ -220,13 +221,6 @@ pub fn seal(
 pub fn set_digest(name: &str, checks: &[Check]) -> String {
     let digest = Sha256::digest(format!("{name}\n{checks:?}").as_bytes());
     hex(&digest[..8])
-}
-
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// How long the bake has run, by the wall clock (the invocations run on different
@@ -354,7 +348,7 @@ mod tests {
     /// resumes, and the only thing read from it is a start no later than now.
     #[test]
     fn an_altered_state_never_resumes() {
-        let now = now_ms();
+        let now = now_millis();
         let recent = BakeState {
             held_since_ms: now - 60_000,
             started_ms: now - 60_000,

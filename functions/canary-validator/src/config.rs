@@ -10,8 +10,9 @@ use shared::secrets::SecretRef;
 
 use crate::checks::{CHECKS_EXPECTED, CheckBook, parse_book};
 
+/// The CodeDeploy lifecycle event hook the function serves (`HOOK`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Hook {
+pub enum CodeDeployHook {
     BeforeInstall,
     AfterInstall,
     AfterAllowTestTraffic,
@@ -19,13 +20,13 @@ pub enum Hook {
     AfterAllowTraffic,
 }
 
-impl Hook {
-    pub const ALL: [Hook; 5] = [
-        Hook::BeforeInstall,
-        Hook::AfterInstall,
-        Hook::AfterAllowTestTraffic,
-        Hook::BeforeAllowTraffic,
-        Hook::AfterAllowTraffic,
+impl CodeDeployHook {
+    pub const ALL: [CodeDeployHook; 5] = [
+        CodeDeployHook::BeforeInstall,
+        CodeDeployHook::AfterInstall,
+        CodeDeployHook::AfterAllowTestTraffic,
+        CodeDeployHook::BeforeAllowTraffic,
+        CodeDeployHook::AfterAllowTraffic,
     ];
 
     pub fn name(self) -> &'static str {
@@ -64,7 +65,7 @@ pub const DEFAULT_MAX_BAKE: Duration = Duration::from_secs(60 * 60);
 pub struct Config {
     /// The CodeDeploy hook this function serves; ECS-native invocations name their stage
     /// themselves and do not need it.
-    pub hook: Option<Hook>,
+    pub hook: Option<CodeDeployHook>,
     pub checks: Document<CheckBook>,
     pub notify_on: NotifyOn,
     /// Kept back from the Lambda deadline so the status can always be reported.
@@ -117,7 +118,7 @@ impl Config {
         let hook = vars
             .optional("HOOK")?
             .map(|text| {
-                Hook::parse(&text).ok_or_else(|| {
+                CodeDeployHook::parse(&text).ok_or_else(|| {
                     ConfigError::malformed("HOOK", hook_expected, "not a lifecycle hook")
                 })
             })
@@ -187,7 +188,7 @@ mod tests {
     #[test]
     fn inline_checks_are_parsed_and_references_kept() {
         let c = Config::from_env(&[("HOOK", "beforeallowtraffic"), ("CHECKS", ONE_CHECK)]).unwrap();
-        assert_eq!(c.hook, Some(Hook::BeforeAllowTraffic));
+        assert_eq!(c.hook, Some(CodeDeployHook::BeforeAllowTraffic));
         assert!(matches!(c.checks, Document::Inline(b) if b.default.len() == 1));
         assert_eq!(c.notify_on, NotifyOn::Fail);
         let stored = Config::from_env(&[

@@ -4,7 +4,15 @@ use std::future::Future;
 
 use shared::{Deadline, Error};
 
-use crate::report::Deployment;
+/// The deployment as CodeDeploy describes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Deployment {
+    pub application: String,
+    pub group: String,
+    pub status: String,
+    pub creator: String,
+    pub compute_platform: String,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup {

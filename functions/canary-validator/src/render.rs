@@ -6,13 +6,14 @@ use std::time::Duration;
 
 use shared::console;
 use shared::hooks::HookStatus;
+use shared::invocation::ecs_hook::EcsStatus;
 use shared::notifier::Notification;
 use shared::slack::{Block, Button, Message, Mrkdwn};
 use shared::text::human_duration;
 
-use crate::config::Hook;
-use crate::ecs::{EcsHook, EcsStatus};
-use crate::report::{CheckState, Run};
+use crate::config::CodeDeployHook;
+use crate::event::EcsHookEvent;
+use crate::outcome::{CheckState, Run};
 
 /// How far a bake across ECS-native invocations has got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,7 +96,7 @@ fn head(title: &str, fields: Vec<Mrkdwn>, run: &Run) -> Message {
 
 /// An ECS-native hook's verdict, bake start or rollback.
 pub fn render_ecs(
-    hook: &EcsHook,
+    hook: &EcsHookEvent,
     run: &Run,
     news: EcsNews,
     bake: Option<BakeProgress>,
@@ -176,13 +177,13 @@ pub fn render_unreadable_ecs(why: &str) -> Notification {
 }
 
 pub fn render(
-    hook: Option<Hook>,
+    hook: Option<CodeDeployHook>,
     deployment_id: &str,
     run: &Run,
     status: HookStatus,
     region: &str,
 ) -> Notification {
-    let hook_name = hook.map(Hook::name).unwrap_or("Lifecycle hook");
+    let hook_name = hook.map(CodeDeployHook::name).unwrap_or("Lifecycle hook");
     let target = match &run.deployment {
         Some(d) => format!("{} / {}", d.application, d.group),
         None => deployment_id.to_owned(),
@@ -216,7 +217,7 @@ pub fn render(
     let mut message = head(&title, fields, run);
     if status == HookStatus::Failed {
         let consequence = hook
-            .map(Hook::consequence_of_failure)
+            .map(CodeDeployHook::consequence_of_failure)
             .unwrap_or("CodeDeploy stops the deployment");
         message = message.block(Block::Context(vec![Mrkdwn::new().plain(consequence)]));
     }
@@ -230,7 +231,8 @@ pub fn render(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{CheckReport, Deployment, Evidence};
+    use crate::deployment::Deployment;
+    use crate::outcome::{CheckOutcome, Evidence};
 
     fn run() -> Run {
         Run {
@@ -242,14 +244,14 @@ mod tests {
                 compute_platform: "ECS".into(),
             }),
             checks: vec![
-                CheckReport {
+                CheckOutcome {
                     name: "health <script>".into(),
                     kind: "http",
                     state: CheckState::Failed,
                     evidence: Evidence(vec!["1/3 passed (needed 3/3)".into()]),
                     reasons: vec!["attempt 2: HTTP 500, expected 200".into()],
                 },
-                CheckReport {
+                CheckOutcome {
                     name: "2 alarms".into(),
                     kind: "alarms",
                     state: CheckState::Cancelled,
@@ -264,7 +266,7 @@ mod tests {
     #[test]
     fn a_failed_hook_names_the_target_checks_and_consequence() {
         let n = render(
-            Some(Hook::AfterAllowTraffic),
+            Some(CodeDeployHook::AfterAllowTraffic),
             "d-ABCDEF123",
             &run(),
             HookStatus::Failed,

@@ -3,8 +3,7 @@
 //! could craft), are decoded or refused, never a panic; crafted state is never accepted.
 
 use canary_validator::bake::{Binding, Restored, restore};
-use canary_validator::ecs::{looks_like_ecs_hook, parse_ecs_hook};
-use canary_validator::handler::parse_event;
+use canary_validator::event::parse;
 use proptest::prelude::*;
 use serde_json::Value;
 use standins::props::{arb_bytes, arb_json, arb_object, mutated_samples};
@@ -13,11 +12,7 @@ const DEPLOYMENT: &str =
     "arn:aws:ecs:us-east-1:123456789012:service-deployment/prod/prod-api/EZe5RNVLH6PPzHXINuP28";
 
 fn decode(event: &Value) {
-    if looks_like_ecs_hook(event) {
-        let _ = parse_ecs_hook(event);
-    } else {
-        let _ = parse_event(event);
-    }
+    let _ = parse(event);
 }
 
 proptest! {

@@ -354,7 +354,7 @@ async fn the_binary_answers_ecs_native_hooks_and_bakes_across_invocations() {
     // MAX_BAKE (60m by default) counts from the first IN_PROGRESS answer.
     let book = canary_validator::checks::parse_book(&checks.to_string()).unwrap();
     let set = &book.ecs_services["prod/prod-api"].stages["POST_PRODUCTION_TRAFFIC_SHIFT"];
-    let now = canary_validator::bake::now_ms();
+    let now = shared::budget::now_millis();
     let held = canary_validator::bake::BakeState {
         held_since_ms: now - 61 * 60 * 1000,
         started_ms: now - 1000,
@@ -523,7 +523,7 @@ async fn a_bake_resumes_with_a_new_execution_id_on_every_callback_and_altered_st
         }
         let claimed_hold = d.event["hookDetails"]["canaryValidatorBake"]["held_since_ms"].as_u64();
         let sent_at = tokio::time::Instant::now();
-        let sent_ms = canary_validator::bake::now_ms();
+        let sent_ms = shared::budget::now_millis();
         if altered {
             d.bake_began = sent_at;
         }

@@ -434,7 +434,7 @@ async fn a_check_that_hangs_past_the_deadline_still_ends_in_failed_before_it() {
     assert_eq!(w.recorded("hook-hang"), vec!["Failed"]);
     let everything_said = format!("{} {}", out["problem"], out["checks"]);
     assert!(
-        everything_said.contains(canary_validator::report::OUT_OF_TIME),
+        everything_said.contains(canary_validator::outcome::OUT_OF_TIME),
         "{out}"
     );
 }
@@ -699,7 +699,7 @@ async fn a_passing_fault_mid_bake_asks_ecs_to_call_again() {
         json!({"hookStatus": "FAILED"}),
         "no bake under way: fail closed"
     );
-    let now = canary_validator::bake::now_ms();
+    let now = shared::budget::now_millis();
     event["hookDetails"] = json!({"checkSet": "prod-api", "canaryValidatorBake": {
         "v": 1, "held_since_ms": now - 60_000, "started_ms": now - 60_000, "passed": [],
         "invocations": 2, "set": "x", "step": "100", "tag": "00"}});

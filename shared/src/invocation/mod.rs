@@ -1,11 +1,12 @@
 //! Layer 5, the life of one invocation, owned in one place: start-up (telemetry, wiring,
-//! metrics), the invocation itself (its request id, deadline and clock), and one flow per kind of input the suite answers —
-//! a CodePipeline job ([`job`]), a CodeDeploy hook ([`hook`]), an event handled once across
-//! containers ([`event`]); the reserves of its budget are named in [`crate::budget`]. Each flow
-//! does parse → claim → guard → decide → report → notify →
-//! reply; a function supplies only the "decide" part, through a small trait, and gets a typed
-//! reply back.
-
+//! metrics), the invocation itself (its request id, deadline and clock), and one flow per
+//! kind of input the suite answers — a CodePipeline job ([`job`]), a CodeDeploy hook
+//! ([`hook`]), an ECS-native lifecycle hook ([`ecs_hook`], answered by return value), an
+//! event handled once across containers ([`event`]); the reserves of its budget are named
+//! in [`crate::budget`]. Each flow does parse → claim → guard → decide → report → notify →
+//! reply; a function supplies only the "decide" part, through a small trait, and gets a
+//! typed reply back.
+pub mod ecs_hook;
 pub mod event;
 pub mod hook;
 pub mod job;

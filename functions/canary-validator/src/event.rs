@@ -1,4 +1,5 @@
-//! ECS-native lifecycle hooks: ECS runs the blue/green, linear or canary deployment itself,
+//! What comes in, parsed strictly: a CodeDeploy lifecycle hook's two ids, or an ECS-native
+//! lifecycle hook's payload. ECS runs the blue/green, linear or canary deployment itself,
 //! invokes the function at a lifecycle stage and reads its *return value*
 //! (`{"hookStatus": …}`); there is no status API to call. See the ECS developer guide,
 //! "Lambda hooks for Amazon ECS service deployments".
@@ -7,33 +8,57 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 use shared::error::NotForUs;
+use shared::invocation::ecs_hook::Unreadable;
+use shared::invocation::hook::HookIds;
 
-/// The answer ECS reads from the function's return value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EcsStatus {
-    Succeeded,
-    Failed,
-    InProgress,
+/// What the validator is asked to answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// Meant as an ECS-native hook invocation, read or not: either way it is answered with a
+    /// `hookStatus`, because ECS rolls back on anything else.
+    Ecs(Result<EcsHookEvent, Unreadable>),
+    CodeDeploy(HookIds),
 }
 
-impl EcsStatus {
-    /// The `hookStatus` value.
-    pub fn wire(self) -> &'static str {
-        match self {
-            Self::Succeeded => "SUCCEEDED",
-            Self::Failed => "FAILED",
-            Self::InProgress => "IN_PROGRESS",
-        }
+/// The input as one of the hooks, or why it is neither (without both ids there is nothing to
+/// report to).
+pub fn parse(event: &Value) -> Result<Input, NotForUs> {
+    if looks_like_ecs_hook(event) {
+        let hook = parse_ecs_hook(event).map_err(|why| Unreadable {
+            why,
+            key: unreadable_key(event),
+        });
+        return Ok(Input::Ecs(hook));
     }
+    parse_hook_ids(event).map(Input::CodeDeploy)
+}
 
-    /// The `Status` dimension, in the CodeDeploy hooks' spelling so one alarm reads both.
-    pub fn metric(self) -> &'static str {
-        match self {
-            Self::Succeeded => "Succeeded",
-            Self::Failed => "Failed",
-            Self::InProgress => "InProgress",
-        }
-    }
+/// The two ids CodeDeploy sends, or why the input is not a hook invocation.
+pub fn parse_hook_ids(event: &Value) -> Result<HookIds, NotForUs> {
+    let empty = serde_json::Map::new();
+    let fields = event.as_object().unwrap_or(&empty);
+    Ok(HookIds {
+        deployment_id: text(fields, "DeploymentId")?,
+        hook_execution_id: text(fields, "LifecycleEventHookExecutionId")?,
+    })
+}
+
+/// What an unreadable ECS-native invocation's post is remembered by.
+fn unreadable_key(event: &Value) -> String {
+    // Posted once per deployment and stage when the payload names them. Without a
+    // deployment nothing names the hook across invocations; FAILED ends it, so
+    // there is no callback for the invocation's own id to repeat across.
+    let field = |name| event.get(name).and_then(Value::as_str);
+    let key = match (field("resourceArn"), field("executionId")) {
+        (Some(deployment), _) => format!(
+            "{deployment}/{}",
+            field("lifecycleStage").unwrap_or("(no lifecycleStage)")
+        ),
+        (None, Some(execution)) => execution.to_owned(),
+        (None, None) => "(no resourceArn or executionId)".to_owned(),
+    };
+    let key = key.chars().take(512).collect::<String>();
+    format!("{key}/unreadable")
 }
 
 /// Ids and ARNs are a few hundred characters at most (CodeDeploy's hook execution ids, opaque
@@ -42,7 +67,7 @@ const MAX_FIELD_LEN: usize = 2048;
 
 /// An ECS-native hook invocation: what to check and where the deployment stands.
 #[derive(Debug, Clone, PartialEq)]
-pub struct EcsHook {
+pub struct EcsHookEvent {
     pub execution_id: String,
     pub stage: String,
     /// The service deployment (`resourceArn`), when sent.
@@ -65,7 +90,7 @@ pub fn looks_like_ecs_hook(event: &Value) -> bool {
 }
 
 /// A required, non-blank string field of either hook payload, trimmed.
-pub(crate) fn text(from: &Map<String, Value>, name: &str) -> Result<String, NotForUs> {
+fn text(from: &Map<String, Value>, name: &str) -> Result<String, NotForUs> {
     match from.get(name) {
         Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= MAX_FIELD_LEN => {
             Ok(s.trim().to_owned())
@@ -131,7 +156,7 @@ fn service_names(
 
 /// The published payload nests the deployment under `executionDetails`; an older version of
 /// the documentation showed the same fields at the top level. Both are accepted.
-pub fn parse_ecs_hook(event: &Value) -> Result<EcsHook, NotForUs> {
+pub fn parse_ecs_hook(event: &Value) -> Result<EcsHookEvent, NotForUs> {
     let Value::Object(top) = event else {
         return Err(NotForUs("the payload is not a JSON object".into()));
     };
@@ -151,7 +176,7 @@ pub fn parse_ecs_hook(event: &Value) -> Result<EcsHook, NotForUs> {
         Some(Value::Null) | None => Map::new(),
         Some(_) => return Err(NotForUs("hookDetails is not an object".into())),
     };
-    Ok(EcsHook {
+    Ok(EcsHookEvent {
         execution_id: text(top, "executionId")?,
         stage: text(top, "lifecycleStage")?,
         deployment_arn,
@@ -165,7 +190,7 @@ pub fn parse_ecs_hook(event: &Value) -> Result<EcsHook, NotForUs> {
     })
 }
 
-impl EcsHook {
+impl EcsHookEvent {
     /// ECS invokes the traffic-shift hooks again when it rolls back, with the green
     /// revision's weight going to 0 (production weights at `PRODUCTION_TRAFFIC_SHIFT`, test
     /// weights at `TEST_TRAFFIC_SHIFT`). Only an explicit 0 counts: a revision missing from

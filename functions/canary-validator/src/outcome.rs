@@ -1,6 +1,10 @@
-//! What a run found: one line of evidence per check, the verdict, and why.
+//! What a run of checks found: one line of evidence per check, each check's state, the
+//! verdict and why; and the metrics each run is counted in.
 
-use serde_json::{Value, json};
+use serde::{Serialize, Serializer};
+use shared::metrics;
+
+use crate::deployment::Deployment;
 
 /// Why a check, or the whole run, was cut off by the deadline. The same words whichever timer
 /// noticed first (a request's own cut-off at the deadline, or the guard around the check):
@@ -8,8 +12,13 @@ use serde_json::{Value, json};
 /// same thing.
 pub const OUT_OF_TIME: &str = "did not finish before the invocation's time ran out";
 
+/// The evidence of a check carried over from an earlier ECS-native invocation; such a check
+/// did not run again, so it is not counted again either.
+pub const PASSED_EARLIER: &str = "passed in an earlier invocation";
+
 /// Facts shown for a check whatever its verdict (status codes, latencies, alarm states).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
 pub struct Evidence(pub Vec<String>);
 
 impl Evidence {
@@ -18,16 +27,16 @@ impl Evidence {
     }
 }
 
-/// One check's finding.
+/// What one check found, before it is named.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Judgement {
+pub struct CheckFinding {
     pub passed: bool,
     pub evidence: Evidence,
     /// Why it failed; empty when it passed.
     pub reasons: Vec<String>,
 }
 
-impl Judgement {
+impl CheckFinding {
     pub fn failed(reason: impl Into<String>) -> Self {
         Self {
             passed: false,
@@ -47,17 +56,38 @@ pub enum CheckState {
     Baking,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CheckReport {
+impl CheckState {
+    /// The `result` of a check in a reply, and its `Result` metric dimension.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Passed => "passed",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+            Self::Baking => "baking",
+        }
+    }
+}
+
+impl Serialize for CheckState {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+/// One check as a reply, a post and the metrics show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckOutcome {
     pub name: String,
+    #[serde(rename = "type")]
     pub kind: &'static str,
+    #[serde(rename = "result")]
     pub state: CheckState,
     pub evidence: Evidence,
     pub reasons: Vec<String>,
 }
 
-impl CheckReport {
-    pub fn from_judgement(name: &str, kind: &'static str, j: Judgement) -> Self {
+impl CheckOutcome {
+    pub fn from_finding(name: &str, kind: &'static str, j: CheckFinding) -> Self {
         Self {
             name: name.to_owned(),
             kind,
@@ -70,42 +100,13 @@ impl CheckReport {
             reasons: j.reasons,
         }
     }
-
-    pub fn result(&self) -> &'static str {
-        match self.state {
-            CheckState::Passed => "passed",
-            CheckState::Failed => "failed",
-            CheckState::Cancelled => "cancelled",
-            CheckState::Baking => "baking",
-        }
-    }
-
-    pub fn to_json(&self) -> Value {
-        json!({
-            "name": self.name,
-            "type": self.kind,
-            "result": self.result(),
-            "evidence": self.evidence.0,
-            "reasons": self.reasons,
-        })
-    }
 }
 
-/// The deployment as CodeDeploy describes it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Deployment {
-    pub application: String,
-    pub group: String,
-    pub status: String,
-    pub creator: String,
-    pub compute_platform: String,
-}
-
-/// Everything the report and the notification say.
+/// Everything the reply and the notification say.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Run {
     pub deployment: Option<Deployment>,
-    pub checks: Vec<CheckReport>,
+    pub checks: Vec<CheckOutcome>,
     /// A failure that is not one check's: bad configuration, unknown deployment, no checks,
     /// a panic, the deadline.
     pub problem: Option<String>,
@@ -159,5 +160,53 @@ impl Run {
         } else {
             failed.join("; ")
         })
+    }
+}
+
+const HOOK_RESULTS: metrics::Metric = metrics::Metric::count("HookResults");
+const CHECK_RESULTS: metrics::Metric = metrics::Metric::count("CheckResults");
+
+/// `HookResults` {Hook, Status} and `CheckResults` {Type, Result}. `hook` is the CodeDeploy
+/// hook or the ECS lifecycle stage.
+pub fn record_run(hook: &str, run: &Run, status: &str) {
+    if let Some(d) = &run.deployment {
+        metrics::context("Application", &d.application);
+    }
+    record_hook(hook, status);
+    for check in run
+        .checks
+        .iter()
+        .filter(|c| c.evidence.0 != [PASSED_EARLIER])
+    {
+        metrics::count(
+            &CHECK_RESULTS,
+            &[("Type", check.kind), ("Result", check.state.name())],
+        );
+    }
+}
+
+/// `HookResults` {Hook, Status} alone: an invocation that ran no checks.
+pub fn record_hook(hook: &str, status: &str) {
+    metrics::count(&HOOK_RESULTS, &[("Hook", hook), ("Status", status)]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_check_serializes_under_the_names_its_metrics_use() {
+        let check = CheckOutcome {
+            name: "health".into(),
+            kind: "http",
+            state: CheckState::Cancelled,
+            evidence: Evidence(vec!["1/3 passed".into()]),
+            reasons: vec!["stopped".into()],
+        };
+        assert_eq!(
+            serde_json::to_value(&check).unwrap(),
+            serde_json::json!({"name": "health", "type": "http", "result": "cancelled",
+                "evidence": ["1/3 passed"], "reasons": ["stopped"]})
+        );
     }
 }

@@ -10,7 +10,7 @@ use shared::Deadline;
 use shared::text::{human_duration, truncate_plain};
 
 use crate::checks::{BODY_CAP, BodyExpectation, HttpCheck};
-use crate::report::{Evidence, Judgement, OUT_OF_TIME};
+use crate::outcome::{CheckFinding, Evidence, OUT_OF_TIME};
 
 pub struct ProbeRequest<'a> {
     pub method: reqwest::Method,
@@ -239,7 +239,7 @@ pub async fn run_http<P: Probe>(
     check: &HttpCheck,
     headers: HeaderMap,
     deadline: &Deadline,
-) -> Judgement {
+) -> CheckFinding {
     let needed = check.needed();
     let allowed_failures = check.attempts - needed;
     let mut passed = 0u32;
@@ -339,7 +339,7 @@ pub async fn run_http<P: Probe>(
             reasons.push(s);
         }
     }
-    Judgement {
+    CheckFinding {
         passed: ok,
         evidence: Evidence(evidence),
         reasons,
