@@ -14,6 +14,11 @@ use crate::Deadline;
 use crate::error::Error;
 use crate::secrets::{SecretRef, Secrets};
 
+/// A function's configuration as read at start-up, or what is wrong with it. A container
+/// with a bad configuration still starts, so the first invocation can tell a person (and
+/// fail its job or hook) instead of crashing where only the logs would see it.
+pub type Loaded<C> = Result<C, String>;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("configuration variable {variable} {problem}; expected {expected}")]
 pub struct ConfigError {

@@ -4,6 +4,7 @@
 
 pub mod aws;
 pub mod budget;
+pub mod clients;
 pub mod config;
 pub mod console;
 pub mod deadline;
@@ -27,7 +28,6 @@ pub mod sns;
 pub mod telemetry;
 pub mod text;
 pub mod versioned;
-pub mod wiring;
 
 pub use deadline::Deadline;
 pub use error::{Error, settle};

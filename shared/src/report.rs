@@ -39,7 +39,7 @@ pub fn report_margin<E: Environment + ?Sized>(vars: &Vars<E>) -> Result<Duration
 }
 
 /// What is being answered, and what a person should hear about it.
-pub struct Answer {
+pub struct ReportNotice {
     /// The job id or hook execution id: what "already notified" is remembered by.
     pub key: String,
     /// For people: "CodePipeline job 5c1f…", "AfterAllowTraffic hook of d-ABC".
@@ -75,14 +75,14 @@ fn notified_key(key: &str) -> String {
 
 /// How an answer ended, for the invocation's result and its log.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Answered {
+pub struct Receipt {
     /// `None`: the report did not go through, and a person was told (when a channel works).
     pub reported: Option<Reported>,
     /// Whether a notification was delivered by this call.
     pub notified: bool,
 }
 
-impl Answered {
+impl Receipt {
     /// For the invocation's result: `Recorded`, `AlreadyReported` or `NotReported`.
     pub fn reported_name(&self) -> &'static str {
         match self.reported {
@@ -130,10 +130,10 @@ impl<N: Notify> Answerer<N> {
     /// event reaches the dead-letter queue, whose alarm goes to the alert topic.
     pub async fn answer<F, R>(
         &self,
-        mut answer: Answer,
+        mut notice: ReportNotice,
         report: R,
         deadline: &Deadline,
-    ) -> Result<Answered, Error>
+    ) -> Result<Receipt, Error>
     where
         R: FnOnce(Deadline) -> F,
         F: Future<Output = Result<Reported, Error>>,
@@ -141,32 +141,32 @@ impl<N: Notify> Answerer<N> {
         let report_deadline = deadline.half_left();
         let reported = match report(report_deadline).await {
             Ok(r) => r,
-            Err(e) if e.is_retryable() && answer.lambda_retries => {
-                tracing::error!(subject = %answer.subject, error = %e, "the report did not go through; returning an error so Lambda retries");
+            Err(e) if e.is_retryable() && notice.lambda_retries => {
+                tracing::error!(subject = %notice.subject, error = %e, "the report did not go through; returning an error so Lambda retries");
                 return Err(e);
             }
             Err(e) => {
                 // Counted only here, where no retry follows: the alarm means a person must act.
                 crate::metrics::count(&crate::metrics::REPORT_FAILURES, &[]);
-                tracing::error!(subject = %answer.subject, error = %e, consequence = answer.if_unreported, "the report did not go through; notifying so a person can act");
-                add_unreported_warning(&mut answer, &e);
-                let notified = self.deliver_once(&answer, deadline).await;
-                return Ok(Answered {
+                tracing::error!(subject = %notice.subject, error = %e, consequence = notice.if_unreported, "the report did not go through; notifying so a person can act");
+                add_unreported_warning(&mut notice, &e);
+                let notified = self.deliver_once(&notice, deadline).await;
+                return Ok(Receipt {
                     reported: None,
                     notified,
                 });
             }
         };
         let wanted = match reported {
-            Reported::Recorded => answer.wanted,
-            Reported::AlreadyReported if answer.decisive => {
-                add_already_reported_note(&mut answer);
+            Reported::Recorded => notice.wanted,
+            Reported::AlreadyReported if notice.decisive => {
+                add_already_reported_note(&mut notice);
                 true
             }
             Reported::AlreadyReported => false,
         };
-        let notified = wanted && self.deliver_once(&answer, deadline).await;
-        Ok(Answered {
+        let notified = wanted && self.deliver_once(&notice, deadline).await;
+        Ok(Receipt {
             reported: Some(reported),
             notified,
         })
@@ -179,11 +179,11 @@ impl<N: Notify> Answerer<N> {
         jobs: &J,
         job_id: &str,
         outcome: JobOutcome,
-        answer: Answer,
+        notice: ReportNotice,
         deadline: &Deadline,
-    ) -> Result<Answered, Error> {
+    ) -> Result<Receipt, Error> {
         let report = |by: Deadline| async move { jobs.report(job_id, outcome, &by).await };
-        self.answer(answer, report, deadline).await
+        self.answer(notice, report, deadline).await
     }
 
     /// Posts `notification` unless this container already delivered one under `key`: a
@@ -206,47 +206,47 @@ impl<N: Notify> Answerer<N> {
         Ok(true)
     }
 
-    async fn deliver_once(&self, answer: &Answer, deadline: &Deadline) -> bool {
-        if self.idempotency.remembers(&notified_key(&answer.key)) {
-            tracing::info!(subject = %answer.subject, "this container already notified this answer; not posting again");
+    async fn deliver_once(&self, notice: &ReportNotice, deadline: &Deadline) -> bool {
+        if self.idempotency.remembers(&notified_key(&notice.key)) {
+            tracing::info!(subject = %notice.subject, "this container already notified this answer; not posting again");
             return false;
         }
-        self.deliver(answer, deadline).await
+        self.deliver(notice, deadline).await
     }
 
     /// The report is what matters: a notification failure is logged, not retried (a retry
     /// would re-run the whole invocation).
-    async fn deliver(&self, answer: &Answer, deadline: &Deadline) -> bool {
-        let report = self.notifier.notify(&answer.notification, deadline).await;
+    async fn deliver(&self, notice: &ReportNotice, deadline: &Deadline) -> bool {
+        let report = self.notifier.notify(&notice.notification, deadline).await;
         let delivered = report.any_delivered();
         match report.into_result() {
             Ok(()) => {
-                self.idempotency.remember(&notified_key(&answer.key));
+                self.idempotency.remember(&notified_key(&notice.key));
                 delivered
             }
             Err(e) => {
-                tracing::error!(subject = %answer.subject, error = %e, "notification failed");
+                tracing::error!(subject = %notice.subject, error = %e, "notification failed");
                 false
             }
         }
     }
 }
 
-fn add_already_reported_note(answer: &mut Answer) {
+fn add_already_reported_note(notice: &mut ReportNotice) {
     let note = format!(
         "The {} had already been answered (by an earlier attempt, or it had already ended); that first answer is the one that stands. This attempt found what is shown here.",
-        answer.subject
+        notice.subject
     );
-    answer
+    notice
         .notification
         .slack
         .blocks
         .push(Block::Context(vec![Mrkdwn::from_untrusted(&note)]));
 }
 
-fn add_unreported_warning(answer: &mut Answer, error: &Error) {
-    let headline = format!("Could not report the {}", answer.subject);
-    let n = &mut answer.notification;
+fn add_unreported_warning(notice: &mut ReportNotice, error: &Error) {
+    let headline = format!("Could not report the {}", notice.subject);
+    let n = &mut notice.notification;
     n.subject = format!("⚠️ {headline}");
     n.slack.text = Mrkdwn::from_untrusted(&n.subject);
     let warning = Block::section(
@@ -257,7 +257,7 @@ fn add_unreported_warning(answer: &mut Answer, error: &Error) {
             .plain(&error.to_string())
             .newline()
             .plain("Until someone acts, ")
-            .plain(answer.if_unreported)
+            .plain(notice.if_unreported)
             .plain("."),
     );
     n.slack.blocks.insert(0, warning);
@@ -283,8 +283,8 @@ mod tests {
         }
     }
 
-    fn answer(wanted: bool) -> Answer {
-        Answer {
+    fn answer(wanted: bool) -> ReportNotice {
+        ReportNotice {
             key: "job-1".into(),
             subject: "CodePipeline job job-1".into(),
             if_unreported: "the stage waits for CodePipeline's timeout",
@@ -424,7 +424,7 @@ mod tests {
     #[tokio::test]
     async fn a_retryable_failure_lambda_may_not_retry_is_told_and_acknowledged() {
         let a = Answerer::new(Posts::default(), Idempotency::in_memory("test"));
-        let job = Answer {
+        let job = ReportNotice {
             lambda_retries: false,
             ..answer(false)
         };

@@ -6,13 +6,13 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::Value;
-use shared::config::{Environment, Vars};
+use shared::clients::Clients;
+use shared::config::{Environment, Loaded, Vars};
 use shared::hooks::{HookReporter, ReportHook};
 use shared::invocation::{Function, Invocation, ecs_hook, hook};
 use shared::notifier::{Notifier, Notify};
 use shared::report::Answerer;
 use shared::secrets::Secrets;
-use shared::wiring::Wiring;
 use shared::{Deadline, Error};
 
 use crate::alarms::{Alarms, CloudWatchAlarms};
@@ -33,11 +33,8 @@ pub struct Ports<D, A, P, R, N> {
     pub secrets: Option<Arc<Secrets>>,
 }
 
-/// What the function was built with: a configuration, or why there is none.
-pub type Setup = Result<Config, String>;
-
 pub struct Validator<D, A, P, R, N> {
-    pub setup: Setup,
+    pub config: Loaded<Config>,
     /// The CodeDeploy hook served, known even when the rest of the configuration is not.
     pub hook: Option<CodeDeployHook>,
     pub ports: Ports<D, A, P, R, N>,
@@ -50,8 +47,8 @@ pub type App =
 /// A configuration error does not stop the function: CodeDeploy would wait an hour for a
 /// hook that never reports. Each invocation reports Failed with the reason instead, and the
 /// notifier is built from its own variables so that failure reaches a person.
-pub fn build<E: Environment + ?Sized>(env: &E, wiring: &Wiring) -> Result<App, Error> {
-    let setup = Config::from_env(env).map_err(|e| e.to_string());
+pub fn build<E: Environment + ?Sized>(env: &E, clients: &Clients) -> Result<App, Error> {
+    let config = Config::from_env(env).map_err(|e| e.to_string());
     let lists = [crate::config::VARIABLES];
     let hook = Vars::declared(env, &lists)
         .optional("HOOK")
@@ -61,20 +58,20 @@ pub fn build<E: Environment + ?Sized>(env: &E, wiring: &Wiring) -> Result<App, E
         .and_then(CodeDeployHook::parse);
     let probe = HttpProbe::new().map_err(Error::bad_input)?;
     Ok(Validator::new(
-        setup,
+        config,
         hook,
         Ports {
-            deployments: CodeDeployDeployments::new(&wiring.sdk),
-            alarms: CloudWatchAlarms::new(&wiring.sdk),
+            deployments: CodeDeployDeployments::new(&clients.sdk),
+            alarms: CloudWatchAlarms::new(&clients.sdk),
             probe,
-            hooks: HookReporter::new(&wiring.sdk),
+            hooks: HookReporter::new(&clients.sdk),
             answerer: Answerer::new(
-                wiring.notifier(env),
-                wiring.idempotency("canary-validator", env),
+                clients.notifier(env),
+                clients.idempotency("canary-validator", env),
             ),
-            secrets: Some(wiring.secrets.clone()),
+            secrets: Some(clients.secrets.clone()),
         },
-        wiring.region(),
+        clients.region(),
     ))
 }
 
@@ -82,17 +79,17 @@ impl<D, A, P, R, N> Validator<D, A, P, R, N> {
     /// `hook` is known even when the rest of the configuration is not, so a broken
     /// configuration's report still says which hook failed.
     pub fn new(
-        setup: Setup,
+        config: Loaded<Config>,
         hook: Option<CodeDeployHook>,
         ports: Ports<D, A, P, R, N>,
         region: String,
     ) -> Self {
-        if let Err(why) = &setup {
+        if let Err(why) = &config {
             tracing::error!(reason = %why, "configuration error: every invocation will report Failed until it is fixed");
         }
         Self {
-            hook: setup.as_ref().ok().and_then(|c| c.hook).or(hook),
-            setup,
+            hook: config.as_ref().ok().and_then(|c| c.hook).or(hook),
+            config,
             ports,
             region,
         }

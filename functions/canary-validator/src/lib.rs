@@ -17,5 +17,5 @@ pub mod probe;
 pub mod render;
 pub mod run_checks;
 
-pub use app::{Ports, Setup, Validator};
+pub use app::{Ports, Validator};
 pub use config::{CodeDeployHook, Config};

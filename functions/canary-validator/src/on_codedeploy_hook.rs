@@ -44,7 +44,7 @@ where
     const IF_UNREPORTED: &'static str = "CodeDeploy holds the deployment for up to an hour, then fails it; stop it by hand to roll back sooner";
 
     fn report_margin(&self) -> Duration {
-        self.setup
+        self.config
             .as_ref()
             .map(|c| c.report_margin)
             .unwrap_or(DEFAULT_REPORT_MARGIN)
@@ -53,7 +53,7 @@ where
     async fn evaluate(&self, ids: &HookIds, deadline: &Deadline) -> Run {
         // Before the first await: the guard polls the work once before its timer, so these
         // are answered even when the timeout leaves no work time at all.
-        let config = match &self.setup {
+        let config = match &self.config {
             Ok(c) => c,
             Err(why) => {
                 metrics::count(&metrics::CONFIG_ERRORS, &[]);
@@ -105,7 +105,7 @@ where
             }
         }
         let wanted = status == HookStatus::Failed
-            || matches!(&self.setup, Ok(c) if c.notify_on == NotifyOn::All);
+            || matches!(&self.config, Ok(c) if c.notify_on == NotifyOn::All);
         HookAnswer {
             status,
             subject: format!("{hook} hook status for deployment {}", ids.deployment_id),

@@ -158,7 +158,7 @@ where
     type Evaluation = EcsEvaluation;
 
     fn work_margin(&self) -> Duration {
-        self.setup
+        self.config
             .as_ref()
             .map(|c| c.report_margin)
             .unwrap_or(DEFAULT_REPORT_MARGIN)
@@ -171,7 +171,7 @@ where
         if hook.is_rollback() {
             return EcsEvaluation::rollback();
         }
-        let config = match &self.setup {
+        let config = match &self.config {
             Ok(c) => c,
             Err(why) => {
                 metrics::count(&metrics::CONFIG_ERRORS, &[]);
@@ -229,7 +229,7 @@ where
                 tracing::warn!(service, stage = %hook.stage, execution = %hook.execution_id, reason = %why, "hook fails")
             }
         }
-        let notify_all = matches!(&self.setup, Ok(c) if c.notify_on == NotifyOn::All);
+        let notify_all = matches!(&self.config, Ok(c) if c.notify_on == NotifyOn::All);
         let next_look = resume.as_ref().map(|r| r.after).unwrap_or_default();
         let news =
             news(hook, status, rollback, bake_started, notify_all, next_look).map(|(key, what)| {

@@ -56,7 +56,7 @@ async fn the_binary_reports_every_hook_once_and_in_time() {
 
     let api = RuntimeApi::start().await;
     // Every AWS call through the recording stub (forwarding to moto), so the IAM check sees
-    // what the release wiring calls too.
+    // what the release build calls too.
     let mut env = standins::moto::aws_env(&stub.endpoint());
     env.extend([
         ("SLACK_WEBHOOK_URL".to_owned(), sink.webhook_url("deploys")),

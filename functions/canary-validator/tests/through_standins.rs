@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use common::{hook_event, known_deployments};
 use serde_json::{Value, json};
 use shared::Deadline;
+use shared::clients::Clients;
 use shared::retry::Backoff;
 use shared::slack::SlackClient;
-use shared::wiring::Wiring;
 use standins::{Moto, RecordingStub, SelfSignedTls, SlackSink, Target};
 
 type Validator = canary_validator::app::App;
@@ -88,7 +88,7 @@ impl World {
             Duration::from_secs(2),
         )
         .unwrap();
-        canary_validator::app::build(&env, &Wiring::new(sdk, slack)).unwrap()
+        canary_validator::app::build(&env, &Clients::new(sdk, slack)).unwrap()
     }
 
     /// The statuses recorded for `hook_execution_id`.

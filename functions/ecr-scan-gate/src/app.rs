@@ -5,14 +5,14 @@
 use std::sync::Arc;
 
 use serde_json::Value;
-use shared::config::Environment;
+use shared::clients::Clients;
+use shared::config::{Environment, Loaded};
 use shared::invocation::{Function, Invocation};
 use shared::jobs::{JobReporter, ReportJob};
 use shared::notifier::{Notifier, Notify};
 use shared::report::Answerer;
 use shared::secrets::Secrets;
 use shared::versioned::Documents;
-use shared::wiring::Wiring;
 use shared::{Deadline, Error};
 
 use crate::config::{Config, NotifyOn, parse_waivers};
@@ -47,11 +47,8 @@ impl<R, J, N> Ports<R, J, N> {
     }
 }
 
-/// What the gate was built with: a configuration, or why there is none.
-pub type Setup = Result<Config, String>;
-
 pub struct Gate<R, J, N> {
-    pub setup: Setup,
+    pub config: Loaded<Config>,
     pub ports: Ports<R, J, N>,
     pub region: String,
 }
@@ -61,20 +58,20 @@ pub type App = Gate<Ecr, JobReporter, Notifier>;
 /// The gate's ports from the environment.
 pub fn ports<E: Environment + ?Sized>(
     env: &E,
-    wiring: &Wiring,
+    clients: &Clients,
 ) -> Ports<Ecr, JobReporter, Notifier> {
     Ports {
-        registry: Ecr::new(&wiring.sdk),
-        jobs: JobReporter::new(&wiring.sdk),
+        registry: Ecr::new(&clients.sdk),
+        jobs: JobReporter::new(&clients.sdk),
         answerer: Answerer::new(
-            wiring.notifier(env),
-            wiring.idempotency("ecr-scan-gate", env),
+            clients.notifier(env),
+            clients.idempotency("ecr-scan-gate", env),
         ),
-        secrets: Some(wiring.secrets.clone()),
+        secrets: Some(clients.secrets.clone()),
         floors: Floors::new(Documents::from_env(
             "ecr-scan-gate",
             env,
-            &wiring.sdk,
+            &clients.sdk,
             floor::REMEMBERED_FOR,
         )),
     }
@@ -83,23 +80,23 @@ pub fn ports<E: Environment + ?Sized>(
 /// A configuration error does not stop the function (each pipeline job is failed with the
 /// reason), and the notifier is built from its own variables so that failure reaches a
 /// person.
-pub fn build<E: Environment + ?Sized>(env: &E, wiring: &Wiring) -> App {
+pub fn build<E: Environment + ?Sized>(env: &E, clients: &Clients) -> App {
     Gate::new(
         Config::from_env(env).map_err(|e| e.to_string()),
-        ports(env, wiring),
-        wiring.region(),
+        ports(env, clients),
+        clients.region(),
     )
 }
 
 impl<R, J, N> Gate<R, J, N> {
     /// A bad configuration does not stop the function: a pipeline job that got no answer
     /// would wait for CodePipeline's timeout. Each job is failed with the reason instead.
-    pub fn new(setup: Setup, ports: Ports<R, J, N>, region: String) -> Self {
-        if let Err(why) = &setup {
+    pub fn new(config: Loaded<Config>, ports: Ports<R, J, N>, region: String) -> Self {
+        if let Err(why) = &config {
             tracing::error!(reason = %why, "configuration error: every pipeline job will be failed with it until it is fixed");
         }
         Self {
-            setup,
+            config,
             ports,
             region,
         }

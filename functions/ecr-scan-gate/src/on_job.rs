@@ -17,7 +17,7 @@ use crate::app::{Gate, wants};
 use crate::event::JobRequest;
 use crate::policy::{Severity, counts_line};
 use crate::registry::Registry;
-use crate::render::{Place, render, render_failure};
+use crate::render::{RegistryLocation, render, render_failure};
 use crate::verdict::{VERDICTS, Verdict, record_verdict};
 
 /// What a job's answer will be, before it is sent.
@@ -63,8 +63,8 @@ impl<R, J, N> Gate<R, J, N> {
             .unwrap_or_else(|_| "(bad UserParameters)".into())
     }
 
-    fn place<'a>(&'a self, job: &'a JobRequest) -> Place<'a> {
-        Place {
+    fn registry_of<'a>(&'a self, job: &'a JobRequest) -> RegistryLocation<'a> {
+        RegistryLocation {
             region: &self.region,
             account: job.account.as_deref().unwrap_or(""),
         }
@@ -98,14 +98,14 @@ where
     }
 
     fn report_margin(&self) -> Duration {
-        self.setup
+        self.config
             .as_ref()
             .map(|c| c.report_margin)
             .unwrap_or(DEFAULT_REPORT_MARGIN)
     }
 
     async fn evaluate(&self, job: &JobRequest, deadline: &Deadline, now: i64) -> (Decision, i64) {
-        let config = match &self.setup {
+        let config = match &self.config {
             Ok(c) => c,
             Err(why) => {
                 let why = format!("configuration error: {why}");
@@ -159,7 +159,7 @@ where
     ) -> JobAnswer<JobVerdict> {
         let subject = Self::subject_of(job);
         // Waits past MAX_WAIT fail closed.
-        let decision = match (decision, &self.setup) {
+        let decision = match (decision, &self.config) {
             (Decision::Wait(reason), Ok(config))
                 if now.saturating_sub(since) >= config.max_wait.as_secs() as i64 =>
             {
@@ -202,7 +202,7 @@ where
             Decision::Final(verdict) => {
                 let verdict = *verdict;
                 record_verdict(&verdict);
-                let promotion = match &self.setup {
+                let promotion = match &self.config {
                     Ok(config) => self.promote(config, &verdict, deadline).await,
                     Err(_) => None,
                 };
@@ -225,7 +225,7 @@ where
         let shown = verdict.clone().unwrap_or_else(|| Verdict::Pending {
             reason: format!("still being judged: {kind}"),
         });
-        let wanted = match (&verdict, &self.setup) {
+        let wanted = match (&verdict, &self.config) {
             (Some(v), Ok(config)) => wants(config, v),
             (Some(_), Err(_)) => true,
             (None, _) => false,
@@ -236,7 +236,7 @@ where
                 &shown,
                 &repository,
                 &subject,
-                &self.place(job),
+                &self.registry_of(job),
                 promotion.as_ref(),
             ),
             wanted,
@@ -247,11 +247,11 @@ where
     }
 
     fn unanswered(&self, job: &JobRequest, why: String) -> Notification {
-        let place = Place {
+        let registry = RegistryLocation {
             region: &self.region,
             account: "",
         };
-        render_failure(why, "", &format!("job {}", job.job_id), &place)
+        render_failure(why, "", &format!("job {}", job.job_id), &registry)
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use shared::invocation::Invocation;
-use shared::invocation::event::{self, Handled, Key};
+use shared::invocation::once::{self, Handled, Key};
 use shared::jobs::ReportJob;
 use shared::metrics;
 use shared::notifier::Notify;
@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::event::ScanEvent;
 use crate::floor::Told;
 use crate::registry::{Listed, Registry, Subject};
-use crate::render::{Place, render, render_failure};
+use crate::render::{RegistryLocation, render, render_failure};
 use crate::verdict::{EVENT_DECIDED_BY, Look, VERDICTS, Verdict, record_verdict};
 
 /// The key under which a broken configuration is notified, once per container (a burst of
@@ -74,7 +74,7 @@ where
         scan: ScanEvent,
         invocation: Invocation,
     ) -> Result<Handled<ScanReply>, Error> {
-        let config = match &self.setup {
+        let config = match &self.config {
             Ok(config) => config,
             Err(why) => {
                 let reply =
@@ -89,7 +89,7 @@ where
         };
         let key = (!scan.id.is_empty()).then(|| Key::Event(&scan.id));
         let scan = &scan;
-        event::once(
+        once::handle(
             self.ports.answerer.idempotency(),
             key,
             &invocation.deadline,
@@ -151,15 +151,12 @@ where
                     reasons: vec![e.to_string()],
                     evaluation: None,
                 });
-                let place = Place {
-                    region: scan.region.as_deref().unwrap_or(&self.region),
-                    account: scan.account.as_deref().unwrap_or(""),
-                };
+                let registry = self.registry_of_scan(scan);
                 let n = render_failure(
                     format!("the scan event could not be judged: {e}"),
                     &scan.image.repository,
                     &scan.image.describe(),
-                    &place,
+                    &registry,
                 );
                 self.ports
                     .answerer
@@ -319,15 +316,12 @@ where
                     None
                 };
                 if wants(config, verdict) {
-                    let place = Place {
-                        region: scan.region.as_deref().unwrap_or(&self.region),
-                        account: scan.account.as_deref().unwrap_or(""),
-                    };
+                    let registry = self.registry_of_scan(scan);
                     let n = render(
                         verdict,
                         &scan.image.repository,
                         &scan.image.describe(),
-                        &place,
+                        &registry,
                         promotion.as_ref(),
                     );
                     self.ports
@@ -365,6 +359,14 @@ where
 
     /// A scan event reaching a gate that cannot judge: said once per container, so a burst
     /// of pushes does not flood the channel with the same configuration error.
+    /// Where the scanned image lives, for console links: the event's region and account.
+    fn registry_of_scan<'a>(&'a self, scan: &'a ScanEvent) -> RegistryLocation<'a> {
+        RegistryLocation {
+            region: scan.region.as_deref().unwrap_or(&self.region),
+            account: scan.account.as_deref().unwrap_or(""),
+        }
+    }
+
     async fn unconfigured_scan(
         &self,
         scan: &ScanEvent,
@@ -373,15 +375,12 @@ where
     ) -> Result<ScanReply, Error> {
         tracing::error!(image = %scan.image.describe(), reason = %why, "scan event not judged: configuration error");
         metrics::count(&metrics::CONFIG_ERRORS, &[]);
-        let place = Place {
-            region: scan.region.as_deref().unwrap_or(&self.region),
-            account: scan.account.as_deref().unwrap_or(""),
-        };
+        let registry = self.registry_of_scan(scan);
         let n = render_failure(
             format!("configuration error, so scan results are not being judged: {why}"),
             &scan.image.repository,
             &scan.image.describe(),
-            &place,
+            &registry,
         );
         self.ports
             .answerer

@@ -10,7 +10,7 @@ use crate::policy::{Evaluation, Finding, counts_line};
 use crate::registry::Promotion;
 use crate::verdict::{Judged, Verdict};
 
-pub struct Place<'a> {
+pub struct RegistryLocation<'a> {
     pub region: &'a str,
     pub account: &'a str,
 }
@@ -52,7 +52,7 @@ pub fn render(
     verdict: &Verdict,
     repository: &str,
     subject_ref: &str,
-    place: &Place,
+    registry: &RegistryLocation,
     promotion: Option<&(String, Promotion)>,
 ) -> Notification {
     let (icon, word) = match verdict {
@@ -188,7 +188,7 @@ pub fn render(
         message = message.block(Block::Context(vec![Mrkdwn::from_untrusted(&line)]));
     }
     if let Some(i) = image {
-        let url = console::ecr_image(place.region, place.account, &i.repository, &i.digest);
+        let url = console::ecr_image(registry.region, registry.account, &i.repository, &i.digest);
         message = message.block(Block::Buttons(vec![Button {
             label: "Open image in ECR".into(),
             url,
@@ -202,12 +202,12 @@ pub fn render_failure(
     reason: String,
     repository: &str,
     subject: &str,
-    place: &Place,
+    registry: &RegistryLocation,
 ) -> Notification {
     let verdict = Verdict::Fail {
         image: None,
         reasons: vec![reason],
         evaluation: None,
     };
-    render(&verdict, repository, subject, place, None)
+    render(&verdict, repository, subject, registry, None)
 }

@@ -36,7 +36,7 @@ async fn the_binary_gates_a_pipeline_job_and_judges_scan_events() {
 
     let api = RuntimeApi::start().await;
     // Every AWS call through the recording stub (forwarding to moto), so the IAM check sees
-    // what the release wiring calls too.
+    // what the release build calls too.
     let mut env = standins::moto::aws_env(&stub.endpoint());
     env.extend([
         ("SLACK_WEBHOOK_URL".to_owned(), sink.webhook_url("security")),

@@ -14,10 +14,10 @@ use ecr_scan_gate::event::ImageRef;
 use ecr_scan_gate::registry::{Ecr, Listed, Promotion, Registry, Scan, Subject};
 use ecr_scan_gate::{Config, Gate};
 use serde_json::{Value, json};
+use shared::clients::Clients;
 use shared::jobs::JobReporter;
 use shared::notifier::Notifier;
 use shared::slack::SlackClient;
-use shared::wiring::Wiring;
 use shared::{Deadline, Error};
 use standins::{Moto, RecordingStub, Reply, SlackSink};
 
@@ -71,8 +71,8 @@ fn env(rig: &Rig, extra: &[(&str, &str)]) -> HashMap<String, String> {
 
 /// Every call the gate makes goes through the recording stub (which forwards what it does
 /// not answer itself to moto), so the stub sees all of them.
-fn wiring(rig: &Rig) -> Wiring {
-    Wiring::new(rig.stub_sdk.clone(), SlackClient::new().unwrap())
+fn clients(rig: &Rig) -> Clients {
+    Clients::new(rig.stub_sdk.clone(), SlackClient::new().unwrap())
 }
 
 /// The gate with a registry that misbehaves on purpose, otherwise wired as in production.
@@ -82,17 +82,17 @@ fn handler_with<R: Registry + Sync>(
     extra: &[(&str, &str)],
 ) -> Gate<R, JobReporter, Notifier> {
     let env = env(rig, extra);
-    let wiring = wiring(rig);
+    let clients = clients(rig);
     Gate::new(
         Config::from_env(&env).map_err(|e| e.to_string()),
-        ecr_scan_gate::app::ports(&env, &wiring).with_registry(registry),
+        ecr_scan_gate::app::ports(&env, &clients).with_registry(registry),
         "us-east-1".into(),
     )
 }
 
 /// The gate exactly as `main.rs` builds it.
 fn handler(rig: &Rig, extra: &[(&str, &str)]) -> ecr_scan_gate::app::App {
-    ecr_scan_gate::app::build(&env(rig, extra), &wiring(rig))
+    ecr_scan_gate::app::build(&env(rig, extra), &clients(rig))
 }
 
 fn job(file: &str, params: Value) -> Value {

@@ -6,14 +6,14 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value;
-use shared::config::Environment;
-use shared::invocation::event::Handled;
+use shared::clients::Clients;
+use shared::config::{Environment, Loaded};
 use shared::invocation::job::JobReply;
+use shared::invocation::once::Handled;
 use shared::invocation::{Function, Invocation};
 use shared::jobs::{JobReporter, ReportJob};
 use shared::notifier::{Notifier, Notify};
 use shared::report::Answerer;
-use shared::wiring::Wiring;
 use shared::{Deadline, Error, metrics};
 
 use crate::config::Config;
@@ -23,7 +23,7 @@ use crate::on_direct::DirectReply;
 use crate::on_job::NoDetail;
 use crate::on_push::PushReply;
 use crate::on_task_stopped::StoppedReply;
-use crate::render::{Place, render_problem};
+use crate::render::{ClusterLocation, render_problem};
 
 /// The key under which a broken configuration is notified, once per container, for events.
 const CONFIG_ERROR_KEY: &str = "configuration-error";
@@ -51,11 +51,8 @@ impl<C, L, J, N> Ports<C, L, J, N> {
     }
 }
 
-/// What the runner was built with: a configuration, or why there is none.
-pub type Setup = Result<Config, String>;
-
 pub struct Runner<C, L, J, N> {
-    pub setup: Setup,
+    pub config: Loaded<Config>,
     pub ports: Ports<C, L, J, N>,
     pub region: String,
 }
@@ -65,15 +62,15 @@ pub type App = Runner<Ecs, CloudWatchLogs, JobReporter, Notifier>;
 /// The runner's ports from the environment.
 pub fn ports<E: Environment + ?Sized>(
     env: &E,
-    wiring: &Wiring,
+    clients: &Clients,
 ) -> Ports<Ecs, CloudWatchLogs, JobReporter, Notifier> {
     Ports {
-        cluster: Ecs::new(&wiring.sdk),
-        logs: CloudWatchLogs::new(&wiring.sdk),
-        jobs: JobReporter::new(&wiring.sdk),
+        cluster: Ecs::new(&clients.sdk),
+        logs: CloudWatchLogs::new(&clients.sdk),
+        jobs: JobReporter::new(&clients.sdk),
         answerer: Answerer::new(
-            wiring.notifier(env),
-            wiring.idempotency("migration-runner", env),
+            clients.notifier(env),
+            clients.idempotency("migration-runner", env),
         ),
     }
 }
@@ -81,11 +78,11 @@ pub fn ports<E: Environment + ?Sized>(
 /// A configuration error does not stop the function (each pipeline job is failed with the
 /// reason), and the notifier is built from its own variables so that failure reaches a
 /// person.
-pub fn build<E: Environment + ?Sized>(env: &E, wiring: &Wiring) -> App {
+pub fn build<E: Environment + ?Sized>(env: &E, clients: &Clients) -> App {
     Runner::new(
         Config::from_env(env).map_err(|e| e.to_string()),
-        ports(env, wiring),
-        wiring.region(),
+        ports(env, clients),
+        clients.region(),
     )
 }
 
@@ -110,19 +107,19 @@ pub enum Reply {
 impl<C, L, J, N> Runner<C, L, J, N> {
     /// A bad configuration does not stop the function: a pipeline job that got no answer
     /// would wait for CodePipeline's timeout. Each job is failed with the reason instead.
-    pub fn new(setup: Setup, ports: Ports<C, L, J, N>, region: String) -> Self {
-        if let Err(why) = &setup {
+    pub fn new(config: Loaded<Config>, ports: Ports<C, L, J, N>, region: String) -> Self {
+        if let Err(why) = &config {
             tracing::error!(reason = %why, "configuration error: every pipeline job will be failed with it until it is fixed");
         }
         Self {
-            setup,
+            config,
             ports,
             region,
         }
     }
 
-    pub(crate) fn place<'a>(&'a self, config: Option<&'a Config>) -> Place<'a> {
-        Place {
+    pub(crate) fn cluster_at<'a>(&'a self, config: Option<&'a Config>) -> ClusterLocation<'a> {
+        ClusterLocation {
             region: &self.region,
             cluster: config.map(|c| c.cluster.as_str()).unwrap_or(""),
         }
@@ -130,7 +127,7 @@ impl<C, L, J, N> Runner<C, L, J, N> {
 
     /// Kept back from the work for reporting and notifying (`REPORT_MARGIN`).
     pub(crate) fn margin(&self) -> Duration {
-        self.setup
+        self.config
             .as_ref()
             .map(|c| c.report_margin)
             .unwrap_or(shared::budget::REPORT_MARGIN)
@@ -165,7 +162,7 @@ where
 
     /// One input, answered by the file named for it.
     async fn reply(&self, event: &Value, invocation: Invocation) -> Result<Reply, Error> {
-        if let Ok(config) = &self.setup {
+        if let Ok(config) = &self.config {
             metrics::context("Cluster", &config.cluster);
         }
         Ok(match parse(event) {
@@ -212,7 +209,7 @@ impl<C, L, J, N: Notify + Sync> Runner<C, L, J, N> {
             "Migration runner is not configured",
             &format!("Events are not being acted on until this is fixed: {why}"),
             None,
-            &self.place(None),
+            &self.cluster_at(None),
         );
         self.ports
             .answerer

@@ -9,8 +9,40 @@ use shared::Deadline;
 use crate::app::Runner;
 use crate::config::Config;
 use crate::ecs::{Cluster, LogTail};
-use crate::render::{LogEvidence, Outcome};
 use crate::task::{LogStream, Task, TaskDefinition};
+
+/// The log lines read back, or why there are none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogEvidence {
+    Lines { stream: String, lines: Vec<String> },
+    Unavailable(String),
+}
+
+/// A finished migration task as people are told of it: the judgement, the log tail as its
+/// evidence, and whether the runner stopped it.
+#[derive(Debug, Clone)]
+pub struct TaskOutcome {
+    pub task_arn: String,
+    pub family: String,
+    pub judgement: Judgement,
+    pub log: LogEvidence,
+    /// Set when the runner stopped the task itself (MAX_RUNTIME).
+    pub timed_out: Option<String>,
+}
+
+impl TaskOutcome {
+    pub fn succeeded(&self) -> bool {
+        self.timed_out.is_none() && self.judgement.succeeded
+    }
+
+    pub fn reasons(&self) -> Vec<String> {
+        self.timed_out
+            .iter()
+            .cloned()
+            .chain(self.judgement.reasons.iter().cloned())
+            .collect()
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerLine {
@@ -165,7 +197,7 @@ impl<C: Cluster + Sync, L: LogTail + Sync, J, N> Runner<C, L, J, N> {
         task: &Task,
         timed_out: Option<String>,
         deadline: &Deadline,
-    ) -> Outcome {
+    ) -> TaskOutcome {
         let definition = match self
             .ports
             .cluster
@@ -182,7 +214,7 @@ impl<C: Cluster + Sync, L: LogTail + Sync, J, N> Runner<C, L, J, N> {
         let log = self
             .evidence(config, definition.as_ref(), &task.task_arn, deadline)
             .await;
-        Outcome {
+        TaskOutcome {
             task_arn: task.task_arn.clone(),
             family: task.family().to_owned(),
             judgement,

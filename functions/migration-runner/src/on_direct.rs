@@ -12,8 +12,9 @@ use crate::app::Runner;
 use crate::config::Config;
 use crate::ecs::{Cluster, LogTail};
 use crate::event::{Direct, Trigger};
+use crate::judge::LogEvidence;
 use crate::launch::Launched;
-use crate::render::{LogEvidence, redact_credentials};
+use crate::render::redact_credentials;
 use crate::task::Task;
 
 /// How often a direct invocation with `"wait": true` looks at its task.
@@ -73,7 +74,7 @@ where
             tracing::warn!(reason, "direct invocation refused; nothing launched");
             Ok(DirectReply::Refused { reason })
         };
-        let config = match &self.setup {
+        let config = match &self.config {
             Ok(c) => c,
             Err(why) => {
                 metrics::count(&metrics::CONFIG_ERRORS, &[]);

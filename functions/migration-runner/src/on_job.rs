@@ -18,8 +18,9 @@ use crate::config::Config;
 use crate::continuation::Continuation;
 use crate::ecs::{Cluster, LogTail};
 use crate::event::{JobRequest, Trigger};
+use crate::judge::TaskOutcome;
 use crate::launch::{Launched, TRIGGER_TAG};
-use crate::render::{Outcome, failure_message, render_outcome, render_problem};
+use crate::render::{failure_message, render_outcome, render_problem};
 use crate::task::{Task, task_id};
 
 /// CodePipeline's failure message limit (PutJobFailureResult `failureDetails.message`).
@@ -47,7 +48,7 @@ pub enum JobStep {
     /// The task ended (or was stopped). Its STOPPED event tells people, as for every task;
     /// `tell` is for what no event will say (a StopTask that failed).
     Finished {
-        outcome: Box<Outcome>,
+        outcome: Box<TaskOutcome>,
         tell: bool,
     },
     Broken(FailureKind, String),
@@ -111,7 +112,7 @@ where
         _deadline: &Deadline,
         _now: i64,
     ) -> JobAnswer<NoDetail> {
-        let place = self.place(self.setup.as_ref().ok());
+        let cluster_at = self.cluster_at(self.config.as_ref().ok());
         let subject = self.subject(job);
         let (outcome, notification, wanted) = match step {
             JobStep::Continue {
@@ -124,7 +125,7 @@ where
                     &format!("Migration for {subject} still in progress"),
                     &summary,
                     task.as_deref(),
-                    &place,
+                    &cluster_at,
                 );
                 let outcome = JobOutcome::InProgress {
                     continuation_token: token.token(),
@@ -133,7 +134,7 @@ where
                 (outcome, n, false)
             }
             JobStep::Finished { outcome: o, tell } => {
-                let n = render_outcome(&o, Some(&subject), &place);
+                let n = render_outcome(&o, Some(&subject), &cluster_at);
                 let outcome = if o.succeeded() {
                     let exit = o
                         .judgement
@@ -167,7 +168,7 @@ where
                     &format!("Migration failed for {subject}"),
                     &message,
                     None,
-                    &place,
+                    &cluster_at,
                 );
                 (JobOutcome::Failed { kind, message }, n, true)
             }
@@ -185,14 +186,14 @@ where
             &format!("Migration job {} could not be answered", job.job_id),
             &why,
             None,
-            &self.place(self.setup.as_ref().ok()),
+            &self.cluster_at(self.config.as_ref().ok()),
         )
     }
 }
 
 impl<C: Cluster + Sync, L: LogTail + Sync, J, N> Runner<C, L, J, N> {
     async fn job_step(&self, job: &JobRequest, deadline: &Deadline, now: i64) -> JobStep {
-        let config = match &self.setup {
+        let config = match &self.config {
             Ok(c) => c,
             Err(why) => {
                 return JobStep::Broken(

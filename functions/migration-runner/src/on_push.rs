@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 use shared::invocation::Invocation;
-use shared::invocation::event::{self, Handled, Key};
+use shared::invocation::once::{self, Handled, Key};
 use shared::notifier::Notify;
 use shared::{Deadline, Error};
 
@@ -48,7 +48,7 @@ where
         push: Push,
         invocation: Invocation,
     ) -> Result<Handled<PushReply>, Error> {
-        let config = match &self.setup {
+        let config = match &self.config {
             Ok(c) => c,
             Err(why) => {
                 let reason = self.unconfigured(why, &invocation.deadline).await?;
@@ -77,7 +77,7 @@ where
         }
         let key = (!push.event_id.is_empty()).then(|| Key::Event(&push.event_id));
         let push = &push;
-        event::once(
+        once::handle(
             self.ports.answerer.idempotency(),
             key,
             &invocation.deadline,
@@ -105,14 +105,14 @@ where
                 .map(|t| format!(":{t}"))
                 .unwrap_or_default()
         );
-        let place = self.place(Some(config));
+        let cluster_at = self.cluster_at(Some(config));
         let launched = self
             .launch(config, &trigger, None, image.as_deref(), 0, &deadline)
             .await?;
         let (reply, notice) = match launched {
             Launched::Running { task, family, new } => {
                 let n = (new && config.notify_on == NotifyOn::All)
-                    .then(|| render_started(&family, &task.task_arn, &trigger.tag(), &place));
+                    .then(|| render_started(&family, &task.task_arn, &trigger.tag(), &cluster_at));
                 (
                     PushReply::Launched {
                         task_arn: task.task_arn,
@@ -130,7 +130,7 @@ where
                     &format!("Migration not started: {family}"),
                     &why,
                     Some(&other.task_arn),
-                    &place,
+                    &cluster_at,
                 );
                 (PushReply::Refused { reason: why }, Some(n))
             }
@@ -139,7 +139,7 @@ where
                     &format!("Migration not started for {what}"),
                     &why,
                     None,
-                    &place,
+                    &cluster_at,
                 );
                 (PushReply::Refused { reason: why }, Some(n))
             }

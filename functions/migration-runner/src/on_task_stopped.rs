@@ -6,15 +6,16 @@ use std::time::Duration;
 
 use serde::Serialize;
 use shared::invocation::Invocation;
-use shared::invocation::event::{self, Handled, Key};
+use shared::invocation::once::{self, Handled, Key};
 use shared::notifier::Notify;
 use shared::{Deadline, Error, metrics};
 
 use crate::app::Runner;
 use crate::config::{Config, NotifyOn};
 use crate::ecs::{Cluster, LogTail};
+use crate::judge::TaskOutcome;
 use crate::launch::{RACE_STOP_REASON, TRIGGER_TAG};
-use crate::render::{Outcome, render_outcome};
+use crate::render::render_outcome;
 use crate::task::{Task, cluster_name};
 
 const MIGRATIONS: metrics::Metric = metrics::Metric::count("Migrations");
@@ -43,7 +44,7 @@ pub enum StoppedReply {
 
 /// `Migrations` {Outcome} and `MigrationSeconds` (created to stopped), once per task in a
 /// container: on the task's end, where every migration is told whoever launched it.
-fn record_migration(outcome: &Outcome, task: &Task, now: i64) {
+fn record_migration(outcome: &TaskOutcome, task: &Task, now: i64) {
     let name = if outcome.succeeded() {
         "succeeded"
     } else {
@@ -83,7 +84,7 @@ where
         task: Task,
         invocation: Invocation,
     ) -> Result<Handled<StoppedReply>, Error> {
-        let config = match &self.setup {
+        let config = match &self.config {
             Ok(c) => c,
             Err(why) => {
                 let reason = self.unconfigured(why, &invocation.deadline).await?;
@@ -114,7 +115,7 @@ where
         }
         let task = &task;
         let now = invocation.now;
-        event::once(
+        once::handle(
             self.ports.answerer.idempotency(),
             Some(end_of(&task.task_arn)),
             &invocation.deadline,
@@ -149,7 +150,7 @@ where
         let o = self.outcome_of(config, task, None, &deadline).await;
         tracing::info!(task = %o.task_arn, succeeded = o.succeeded(), reasons = ?o.reasons(), "migration finished");
         if wants(config, o.succeeded()) {
-            let n = render_outcome(&o, trigger.as_deref(), &self.place(Some(config)));
+            let n = render_outcome(&o, trigger.as_deref(), &self.cluster_at(Some(config)));
             self.ports
                 .answerer
                 .notifier()

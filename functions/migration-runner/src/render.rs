@@ -7,40 +7,9 @@ use shared::notifier::Notification;
 use shared::slack::{Block, Button, MAX_SECTION_TEXT, Message, Mrkdwn};
 use shared::text::slack_len;
 
-use crate::judge::Judgement;
+use crate::judge::{Judgement, LogEvidence, TaskOutcome};
 
-/// The log lines read back, or why there are none.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LogEvidence {
-    Lines { stream: String, lines: Vec<String> },
-    Unavailable(String),
-}
-
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    pub task_arn: String,
-    pub family: String,
-    pub judgement: Judgement,
-    pub log: LogEvidence,
-    /// Set when the runner stopped the task itself (MAX_RUNTIME).
-    pub timed_out: Option<String>,
-}
-
-impl Outcome {
-    pub fn succeeded(&self) -> bool {
-        self.timed_out.is_none() && self.judgement.succeeded
-    }
-
-    pub fn reasons(&self) -> Vec<String> {
-        self.timed_out
-            .iter()
-            .cloned()
-            .chain(self.judgement.reasons.iter().cloned())
-            .collect()
-    }
-}
-
-pub struct Place<'a> {
+pub struct ClusterLocation<'a> {
     pub region: &'a str,
     pub cluster: &'a str,
 }
@@ -176,7 +145,7 @@ fn container_lines(j: &Judgement) -> Vec<String> {
 
 /// CodePipeline's failure message: reasons, containers, then as much of the log tail as
 /// fits in `max` characters.
-pub fn failure_message(o: &Outcome, max: usize) -> String {
+pub fn failure_message(o: &TaskOutcome, max: usize) -> String {
     let mut head = format!(
         "Migration task {} ({}) failed: {}",
         crate::task::task_id(&o.task_arn),
@@ -200,10 +169,10 @@ pub fn failure_message(o: &Outcome, max: usize) -> String {
     }
 }
 
-fn task_button(place: &Place, task_arn: &str) -> Block {
+fn task_button(cluster_at: &ClusterLocation, task_arn: &str) -> Block {
     Block::Buttons(vec![Button {
         label: "Task in the ECS console".into(),
-        url: console::ecs_task(place.region, place.cluster, task_arn),
+        url: console::ecs_task(cluster_at.region, cluster_at.cluster, task_arn),
     }])
 }
 
@@ -215,7 +184,11 @@ fn code_block(text: &str) -> Mrkdwn {
         .markup("\n```")
 }
 
-pub fn render_outcome(o: &Outcome, trigger: Option<&str>, place: &Place) -> Notification {
+pub fn render_outcome(
+    o: &TaskOutcome,
+    trigger: Option<&str>,
+    cluster_at: &ClusterLocation,
+) -> Notification {
     let task_id = crate::task::task_id(&o.task_arn);
     let title = if o.succeeded() {
         format!("✅ Migration succeeded: {}", o.family)
@@ -277,7 +250,7 @@ pub fn render_outcome(o: &Outcome, trigger: Option<&str>, place: &Place) -> Noti
             ]));
         }
     }
-    Notification::new(title, message.block(task_button(place, &o.task_arn)))
+    Notification::new(title, message.block(task_button(cluster_at, &o.task_arn)))
 }
 
 /// A migration that did not run, or whose outcome could not be told: the headline, why, and
@@ -286,20 +259,25 @@ pub fn render_problem(
     headline: &str,
     why: &str,
     task_arn: Option<&str>,
-    place: &Place,
+    cluster_at: &ClusterLocation,
 ) -> Notification {
     let title = format!("⛔ {headline}");
     let mut message = Message::new(Mrkdwn::from_untrusted(&title))
         .block(Block::Header(title.clone()))
         .block(Block::section(Mrkdwn::from_untrusted(why)));
     if let Some(arn) = task_arn {
-        message = message.block(task_button(place, arn));
+        message = message.block(task_button(cluster_at, arn));
     }
     Notification::new(title, message)
 }
 
 /// `NOTIFY_ON=ALL`: a migration launched by an event or an invocation.
-pub fn render_started(family: &str, task_arn: &str, trigger: &str, place: &Place) -> Notification {
+pub fn render_started(
+    family: &str,
+    task_arn: &str,
+    trigger: &str,
+    cluster_at: &ClusterLocation,
+) -> Notification {
     let title = format!("▶️ Migration started: {family}");
     let message = Message::new(Mrkdwn::from_untrusted(&title))
         .block(Block::Header(title.clone()))
@@ -311,7 +289,7 @@ pub fn render_started(family: &str, task_arn: &str, trigger: &str, place: &Place
                 .plain(trigger)
                 .plain("."),
         ))
-        .block(task_button(place, task_arn));
+        .block(task_button(cluster_at, task_arn));
     Notification::new(title, message)
 }
 
@@ -320,8 +298,8 @@ mod tests {
     use super::*;
     use crate::judge::ContainerLine;
 
-    fn failed(lines: Vec<String>) -> Outcome {
-        Outcome {
+    fn failed(lines: Vec<String>) -> TaskOutcome {
+        TaskOutcome {
             task_arn: "arn:aws:ecs:us-east-1:1:task/prod/abc".into(),
             family: "api-migrate".into(),
             judgement: Judgement {
@@ -367,7 +345,7 @@ mod tests {
         let n = render_outcome(
             &failed(lines),
             None,
-            &Place {
+            &ClusterLocation {
                 region: "us-east-1",
                 cluster: "prod",
             },
@@ -406,7 +384,7 @@ mod tests {
         let n = render_outcome(
             &failed(vec!["<!channel> ``` <https://evil|click>".into()]),
             None,
-            &Place {
+            &ClusterLocation {
                 region: "us-east-1",
                 cluster: "prod",
             },

@@ -11,15 +11,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::{EcsWorld, register, sample, stopped_task, task_definition};
-use migration_runner::app::{Runner, Setup};
+use migration_runner::app::Runner;
 use migration_runner::ecs::{CloudWatchLogs, Cluster, Ecs, Launch, RunOutcome};
 use migration_runner::task::{Task, TaskDefinition};
 use migration_runner::{Config, Invocation};
 use serde_json::{Value, json};
+use shared::clients::Clients;
+use shared::config::Loaded;
 use shared::jobs::JobReporter;
 use shared::notifier::Notifier;
 use shared::slack::SlackClient;
-use shared::wiring::Wiring;
 use shared::{Deadline, Error};
 use standins::{Moto, RecordingStub, Reply, SlackSink};
 
@@ -69,13 +70,13 @@ fn env(rig: &Rig, extra: &[(&str, &str)]) -> HashMap<String, String> {
     env
 }
 
-fn wiring(rig: &Rig) -> Wiring {
-    Wiring::new(rig.sdk.clone(), SlackClient::new().unwrap())
+fn clients(rig: &Rig) -> Clients {
+    Clients::new(rig.sdk.clone(), SlackClient::new().unwrap())
 }
 
 /// The runner exactly as `main.rs` builds it.
 fn runner(rig: &Rig, extra: &[(&str, &str)]) -> migration_runner::app::App {
-    migration_runner::app::build(&env(rig, extra), &wiring(rig))
+    migration_runner::app::build(&env(rig, extra), &clients(rig))
 }
 
 fn invocation(request_id: &str, budget: Duration, now: i64) -> Invocation {
@@ -1118,11 +1119,11 @@ fn runner_with<C>(
     cluster: impl FnOnce(Ecs) -> C,
 ) -> Runner<C, CloudWatchLogs, JobReporter, Notifier> {
     let env = env(rig, &[]);
-    let wiring = wiring(rig);
-    let setup: Setup = Config::from_env(&env).map_err(|e| e.to_string());
-    let ports = migration_runner::app::ports(&env, &wiring);
-    let ecs = Ecs::new(&wiring.sdk);
-    Runner::new(setup, ports.with_cluster(cluster(ecs)), "us-east-1".into())
+    let clients = clients(rig);
+    let config: Loaded<Config> = Config::from_env(&env).map_err(|e| e.to_string());
+    let ports = migration_runner::app::ports(&env, &clients);
+    let ecs = Ecs::new(&clients.sdk);
+    Runner::new(config, ports.with_cluster(cluster(ecs)), "us-east-1".into())
 }
 
 fn faulty_runner(rig: &Rig, hang: bool) -> Runner<Faulty, CloudWatchLogs, JobReporter, Notifier> {

@@ -3,20 +3,20 @@
 //! that swaps one port changes one field.
 
 use serde_json::Value;
-use shared::config::Environment;
+use shared::clients::Clients;
+use shared::config::{Environment, Loaded};
 use shared::invocation::{Function, Invocation};
 use shared::metrics;
 use shared::notifier::{Notifier, Notify};
 use shared::report::Answerer;
 use shared::versioned::Documents;
-use shared::wiring::Wiring;
 use shared::{Deadline, Error};
 
 use crate::config::Config;
 use crate::event::parse;
 use crate::live::{self, Live};
 use crate::lookup::{CodePipelineLookup, ExecutionLookup};
-use crate::on_pipeline_event::{Outcome, count_event};
+use crate::on_pipeline_event::{EventReply, count_event};
 use crate::render::render_configuration_error;
 
 /// What the notifier talks to.
@@ -30,11 +30,8 @@ pub struct Ports<L, N> {
     pub live: Option<Live>,
 }
 
-/// What the notifier was built with: a configuration, or why there is none.
-pub type Setup = Result<Config, String>;
-
 pub struct PipelineNotifier<L, N> {
-    pub setup: Setup,
+    pub config: Loaded<Config>,
     pub ports: Ports<L, N>,
 }
 
@@ -47,22 +44,22 @@ const CONFIG_ERROR_KEY: &str = "configuration-error";
 
 /// A configuration error does not stop the function (it posts the error instead), and the
 /// notifier is built from its own variables so that post can go out.
-pub fn build<E: Environment + ?Sized>(env: &E, wiring: &Wiring) -> App {
-    let setup = Config::from_env(env).map_err(|e| e.to_string());
-    let live = setup.as_ref().ok().and_then(|c| live(c, env, wiring));
+pub fn build<E: Environment + ?Sized>(env: &E, clients: &Clients) -> App {
+    let config = Config::from_env(env).map_err(|e| e.to_string());
+    let live = config.as_ref().ok().and_then(|c| live(c, env, clients));
     let ports = Ports {
-        lookup: CodePipelineLookup::new(&wiring.sdk),
-        answerer: Answerer::new(wiring.notifier(env), wiring.idempotency(FUNCTION, env)),
+        lookup: CodePipelineLookup::new(&clients.sdk),
+        answerer: Answerer::new(clients.notifier(env), clients.idempotency(FUNCTION, env)),
         live,
     };
-    PipelineNotifier::new(setup, ports)
+    PipelineNotifier::new(config, ports)
 }
 
 /// Web API mode needs the bot token and the table the execution states live in; without
 /// either, webhook mode, and the log says why.
-fn live<E: Environment + ?Sized>(config: &Config, env: &E, wiring: &Wiring) -> Option<Live> {
+fn live<E: Environment + ?Sized>(config: &Config, env: &E, clients: &Clients) -> Option<Live> {
     let web = config.web.as_ref()?;
-    let Some(documents) = Documents::from_env(FUNCTION, env, &wiring.sdk, live::KEPT_FOR) else {
+    let Some(documents) = Documents::from_env(FUNCTION, env, &clients.sdk, live::KEPT_FOR) else {
         tracing::warn!(
             "SLACK_BOT_TOKEN is set but IDEMPOTENCY_TABLE is not: the live message needs the table, so webhook mode"
         );
@@ -76,10 +73,10 @@ fn live<E: Environment + ?Sized>(config: &Config, env: &E, wiring: &Wiring) -> O
         );
     }
     Some(Live::new(
-        wiring.slack.clone(),
+        clients.slack.clone(),
         web.api.clone(),
         web.token.clone(),
-        wiring.secrets.clone(),
+        clients.secrets.clone(),
         documents,
     ))
 }
@@ -89,11 +86,11 @@ impl<L, N> PipelineNotifier<L, N> {
     /// every event into the dead-letter queue and tell nobody why the channel went quiet.
     /// It starts, posts the error (once per container) through Slack/SNS, which are
     /// configured apart from everything else, and keeps each event for a redrive.
-    pub fn new(setup: Setup, ports: Ports<L, N>) -> Self {
-        if let Err(why) = &setup {
+    pub fn new(config: Loaded<Config>, ports: Ports<L, N>) -> Self {
+        if let Err(why) = &config {
             tracing::error!(reason = %why, "configuration error: no pipeline event will be posted until it is fixed");
         }
-        Self { setup, ports }
+        Self { config, ports }
     }
 }
 
@@ -116,9 +113,9 @@ where
 {
     /// One event, as its typed outcome (tests and [`Function::answer`]). `deadline` is the
     /// invocation's: the time to return the outcome is kept back here.
-    pub async fn handle(&self, event: &Value, deadline: Deadline) -> Result<Outcome, Error> {
+    pub async fn handle(&self, event: &Value, deadline: Deadline) -> Result<EventReply, Error> {
         let deadline = deadline.less(shared::budget::ANSWER_RESERVE);
-        let config = match &self.setup {
+        let config = match &self.config {
             Ok(c) => c,
             Err(why) => {
                 metrics::count(&metrics::CONFIG_ERRORS, &[]);
@@ -131,7 +128,7 @@ where
             Err(why) => {
                 tracing::warn!(reason = %why.0, "event ignored");
                 count_event("ignored");
-                Ok(Outcome::Ignored { reason: why.0 })
+                Ok(EventReply::Ignored { reason: why.0 })
             }
         }
     }

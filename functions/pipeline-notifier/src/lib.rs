@@ -10,4 +10,4 @@ pub mod render;
 
 pub use app::{PipelineNotifier, Ports};
 pub use config::Config;
-pub use on_pipeline_event::Outcome;
+pub use on_pipeline_event::EventReply;

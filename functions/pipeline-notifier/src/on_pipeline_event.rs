@@ -3,7 +3,7 @@
 //! Web API mode — claimed so that a redelivery posts nothing twice.
 
 use serde::Serialize;
-use shared::invocation::event::{self, Handled, Key};
+use shared::invocation::once::{self, Handled, Key};
 use shared::metrics;
 use shared::notifier::{ChannelOutcome, Notify};
 use shared::{Deadline, Error};
@@ -18,7 +18,7 @@ use crate::render::{RenderOptions, render};
 /// What an event came to, as the invocation's result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "lowercase")]
-pub enum Outcome {
+pub enum EventReply {
     Notified {
         #[serde(rename = "eventId")]
         event_id: String,
@@ -70,12 +70,12 @@ where
         config: &Config,
         e: &PipelineEvent,
         deadline: &Deadline,
-    ) -> Result<Outcome, Error> {
+    ) -> Result<EventReply, Error> {
         metrics::context("Pipeline", &e.pipeline);
         let skip = |reason: &str, outcome: &str| {
             tracing::info!(event_id = %e.id, pipeline = %e.pipeline, state = e.state.name(), level = e.level.name(), reason, "event skipped");
             count_event(outcome);
-            Ok(Outcome::Skipped {
+            Ok(EventReply::Skipped {
                 event_id: e.id.clone(),
                 reason: reason.to_owned(),
             })
@@ -95,7 +95,7 @@ where
         if !config.notify_on.wants(e) {
             return skip("not selected by NOTIFY_ON", "skipped");
         }
-        let posted = event::once(
+        let posted = once::handle(
             self.ports.answerer.idempotency(),
             Some(Key::Event(&e.id)),
             deadline,
@@ -117,7 +117,7 @@ where
         config: &Config,
         e: &PipelineEvent,
         deadline: &Deadline,
-    ) -> Result<Outcome, Error> {
+    ) -> Result<EventReply, Error> {
         let info = match self
             .ports
             .lookup
@@ -149,7 +149,7 @@ where
         delivered?;
         count_event("notified");
         tracing::info!(event_id = %e.id, pipeline = %e.pipeline, state = e.state.name(), level = e.level.name(), "notified");
-        Ok(Outcome::Notified {
+        Ok(EventReply::Notified {
             event_id: e.id.clone(),
         })
     }
@@ -157,7 +157,7 @@ where
     /// Web API mode: the event goes into the execution's live message (and its thread), and
     /// to SNS as a message of its own when `NOTIFY_ON` selects it. Each channel is claimed on
     /// its own, so a retryable failure of one is retried by Lambda without repeating the other
-    /// (which is why this does not go through `event::once`, one claim per event).
+    /// (which is why this does not go through `once::handle`, one claim per event).
     /// `None`: a duplicate.
     async fn post_live(
         &self,
@@ -166,7 +166,7 @@ where
         config: &Config,
         e: &PipelineEvent,
         deadline: &Deadline,
-    ) -> Result<Option<Outcome>, Error> {
+    ) -> Result<Option<EventReply>, Error> {
         let selected = config.notify_on.wants(e);
         let options = render_options(config);
         let single = selected.then(|| render(e, None, &options));
@@ -234,14 +234,14 @@ where
         if slack != Some(true) && sns != Some(true) {
             tracing::info!(event_id = %e.id, pipeline = %e.pipeline, state = e.state.name(), level = e.level.name(), "folded into the execution's state");
             count_event("skipped");
-            return Ok(Some(Outcome::Skipped {
+            return Ok(Some(EventReply::Skipped {
                 event_id: e.id.clone(),
                 reason: "not selected by NOTIFY_ON; the live message shows it".into(),
             }));
         }
         count_event("notified");
         tracing::info!(event_id = %e.id, pipeline = %e.pipeline, state = e.state.name(), level = e.level.name(), "live message up to date");
-        Ok(Some(Outcome::Notified {
+        Ok(Some(EventReply::Notified {
             event_id: e.id.clone(),
         }))
     }
@@ -254,21 +254,21 @@ mod tests {
 
     #[test]
     fn each_outcome_is_answered_with_its_own_fields() {
-        let reply = |o: Outcome| serde_json::to_value(o).unwrap();
+        let reply = |o: EventReply| serde_json::to_value(o).unwrap();
         assert_eq!(
-            reply(Outcome::Notified {
+            reply(EventReply::Notified {
                 event_id: "e-1".into()
             }),
             json!({"outcome": "notified", "eventId": "e-1"})
         );
         assert_eq!(
-            reply(Outcome::Ignored {
+            reply(EventReply::Ignored {
                 reason: "not ours".into()
             }),
             json!({"outcome": "ignored", "reason": "not ours"})
         );
         assert_eq!(
-            reply(Outcome::Skipped {
+            reply(EventReply::Skipped {
                 event_id: "e-1".into(),
                 reason: DUPLICATE.into()
             }),

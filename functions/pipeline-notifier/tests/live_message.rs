@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Ending, execution_events};
-use pipeline_notifier::Outcome;
+use pipeline_notifier::EventReply;
 use serde_json::Value;
 use shared::{Deadline, Error};
 use standins::slack_sink::{
@@ -59,7 +59,7 @@ fn container(rig: &Rig, extra: &[(&str, &str)]) -> pipeline_notifier::app::App {
 }
 
 /// Delivers `event` as Lambda's async invoke does: a retryable error is retried (twice).
-async fn deliver(h: &pipeline_notifier::app::App, event: &Value) -> Result<Outcome, Error> {
+async fn deliver(h: &pipeline_notifier::app::App, event: &Value) -> Result<EventReply, Error> {
     let mut last = None;
     for _ in 0..3 {
         match h
@@ -237,7 +237,7 @@ async fn a_duplicate_event_makes_no_extra_update() {
     // Redelivered to the same container and to another one.
     for h in [&a, &b] {
         let again = deliver(h, &events[3]).await.unwrap();
-        assert!(matches!(again, Outcome::Skipped { .. }), "{again:?}");
+        assert!(matches!(again, EventReply::Skipped { .. }), "{again:?}");
     }
     assert_eq!(rig.sink.accepted("chat.update"), before);
     assert_eq!(rig.sink.accepted("chat.postMessage"), 1);
@@ -331,7 +331,7 @@ async fn rate_limits_and_server_errors_are_waited_out_and_post_once() {
     let started = Instant::now();
     let outcome = deliver(&h, &execution_events("exec-429", Ending::Succeeded)[0]).await;
     assert!(
-        matches!(outcome, Ok(Outcome::Notified { .. })),
+        matches!(outcome, Ok(EventReply::Notified { .. })),
         "{outcome:?}"
     );
     assert!(
@@ -374,7 +374,7 @@ async fn events_notify_on_leaves_out_only_shape_the_message_once_it_exists() {
     let (before, failure) = events.split_at(7);
     for e in before {
         let o = deliver(&h, e).await.unwrap();
-        assert!(matches!(o, Outcome::Skipped { .. }), "{o:?}");
+        assert!(matches!(o, EventReply::Skipped { .. }), "{o:?}");
     }
     assert!(
         rig.sink.top_messages(CHANNEL).is_empty(),
@@ -425,7 +425,7 @@ async fn slack_down_is_retried_by_lambda_without_publishing_to_sns_again() {
         .handle(&failure[7], Deadline::after(Duration::from_secs(20)))
         .await;
     assert!(
-        matches!(retried, Ok(Outcome::Notified { .. })),
+        matches!(retried, Ok(EventReply::Notified { .. })),
         "{retried:?}"
     );
     assert_eq!(

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use pipeline_notifier::Outcome;
+use pipeline_notifier::EventReply;
 use serde_json::{Value, json};
 use shared::Deadline;
 use standins::{Moto, RecordingStub, Reply, SlackSink};
@@ -164,7 +164,10 @@ async fn action_failure_posts_once_to_slack_and_sns_using_the_execution_in_moto(
     ))
     .await;
     let outcome = outcome.unwrap();
-    assert!(matches!(outcome, Outcome::Notified { .. }), "{outcome:?}");
+    assert!(
+        matches!(outcome, EventReply::Notified { .. }),
+        "{outcome:?}"
+    );
     for channel in ["slack", "sns"] {
         assert_eq!(
             emf.sum(
@@ -239,7 +242,7 @@ async fn a_failed_lookup_still_posts_without_the_revision() {
         .handle(&common::sample("pipeline-succeeded.json"), budget())
         .await
         .unwrap();
-    assert!(matches!(outcome, Outcome::Notified { .. }));
+    assert!(matches!(outcome, EventReply::Notified { .. }));
     assert_eq!(rig.sink.delivered().len(), 1);
 }
 
@@ -297,7 +300,7 @@ async fn a_duplicate_delivery_is_posted_once() {
     h.handle(&event, budget()).await.unwrap();
     let (again, emf) = with_metrics(h.handle(&event, budget())).await;
     let again = again.unwrap();
-    assert!(matches!(again, Outcome::Skipped { .. }), "{again:?}");
+    assert!(matches!(again, EventReply::Skipped { .. }), "{again:?}");
     assert_eq!(emf.sum("Events", &[("Outcome", "duplicate")]), 1.0);
     assert_eq!(rig.sink.delivered().len(), 1);
     assert_eq!(sns_messages(&rig).await.len(), 1);
@@ -328,7 +331,7 @@ async fn routes_filters_and_notify_on_decide_where_and_whether_to_post() {
     assert_eq!(emf.sum("Events", &[("Outcome", "skipped")]), 1.0);
     assert_eq!(
         skipped,
-        Outcome::Skipped {
+        EventReply::Skipped {
             event_id: "6d2f4c0b-1a7e-4f3b-8c51-0e9a7d3b0007".into(),
             reason: "not selected by NOTIFY_ON".into()
         }
@@ -337,7 +340,7 @@ async fn routes_filters_and_notify_on_decide_where_and_whether_to_post() {
     other["detail"]["pipeline"] = json!("sandbox");
     let filtered = h.handle(&other, budget()).await.unwrap();
     assert!(
-        matches!(filtered, Outcome::Skipped { ref reason, .. } if reason.contains("PIPELINE_FILTER"))
+        matches!(filtered, EventReply::Skipped { ref reason, .. } if reason.contains("PIPELINE_FILTER"))
     );
     assert_eq!(rig.sink.requests().len(), 1);
 }
@@ -353,7 +356,7 @@ async fn events_that_are_not_for_us_are_acknowledged_without_posting() {
         json!({}),
     ] {
         let outcome = h.handle(&input, budget()).await.unwrap();
-        assert!(matches!(outcome, Outcome::Ignored { .. }), "{outcome:?}");
+        assert!(matches!(outcome, EventReply::Ignored { .. }), "{outcome:?}");
     }
     assert!(rig.sink.requests().is_empty());
 }

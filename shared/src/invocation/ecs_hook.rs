@@ -22,7 +22,7 @@ use crate::guard::{Guarded, guarded};
 use crate::idempotency::Once;
 use crate::jobs::Reported;
 use crate::notifier::{Notification, Notify};
-use crate::report::{Answer, Answerer};
+use crate::report::{Answerer, ReportNotice};
 
 use super::Invocation;
 pub use super::job::Unfinished;
@@ -185,7 +185,7 @@ async fn post_once<N: Notify + Sync>(answerer: &Answerer<N>, news: News, deadlin
 
 async fn post<N: Notify + Sync>(answerer: &Answerer<N>, news: News, deadline: &Deadline) {
     let News { key, notification } = news;
-    let answer = Answer {
+    let notice = ReportNotice {
         key,
         subject: notification.subject.clone(),
         if_unreported: "ECS rolls the deployment back when the hook gives no valid answer",
@@ -195,7 +195,7 @@ async fn post<N: Notify + Sync>(answerer: &Answerer<N>, news: News, deadline: &D
         lambda_retries: false,
     };
     let answered = answerer
-        .answer(answer, |_| async { Ok(Reported::Recorded) }, deadline)
+        .answer(notice, |_| async { Ok(Reported::Recorded) }, deadline)
         .await;
     if let Err(e) = answered {
         tracing::error!(error = %e, "could not notify; the hook still answers");

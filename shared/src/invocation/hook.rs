@@ -17,7 +17,7 @@ use crate::error::{Error, NotForUs};
 use crate::guard::{Guarded, guarded};
 use crate::hooks::{HookStatus, ReportHook};
 use crate::notifier::{Notification, Notify};
-use crate::report::{Answer, Answerer};
+use crate::report::{Answerer, ReportNotice};
 
 use super::Invocation;
 pub use super::job::Unfinished;
@@ -155,7 +155,7 @@ where
         wanted,
         detail,
     } = hook.conclude(ids, evaluation);
-    let answer = Answer {
+    let notice = ReportNotice {
         key: ids.hook_execution_id.clone(),
         subject,
         if_unreported: H::IF_UNREPORTED,
@@ -170,7 +170,7 @@ where
             .report(&ids.deployment_id, &ids.hook_execution_id, status, &by)
             .await
     };
-    let answered = answerer.answer(answer, report, &deadline).await?;
+    let answered = answerer.answer(notice, report, &deadline).await?;
     Ok(HookReply::Reported {
         deployment_id: ids.deployment_id.clone(),
         status: status.name(),

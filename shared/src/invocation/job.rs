@@ -19,7 +19,7 @@ use crate::guard::{Guarded, guarded};
 use crate::idempotency::Once;
 use crate::jobs::{FailureKind, JobOutcome, ReportJob};
 use crate::notifier::{Notification, Notify};
-use crate::report::{Answer, Answerer};
+use crate::report::{Answerer, ReportNotice};
 
 use super::Invocation;
 
@@ -292,7 +292,7 @@ where
             "failed"
         }
     };
-    let answer = Answer {
+    let notice = ReportNotice {
         key: job_id.to_owned(),
         subject: job.subject(request),
         if_unreported: J::IF_UNREPORTED,
@@ -304,7 +304,7 @@ where
         lambda_retries: false,
     };
     let answered = answerer
-        .answer_job(jobs, job_id, outcome, answer, &deadline)
+        .answer_job(jobs, job_id, outcome, notice, &deadline)
         .await?;
     Ok(JobReply::Reported {
         result,

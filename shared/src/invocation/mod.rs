@@ -1,15 +1,15 @@
-//! Layer 5, the life of one invocation, owned in one place: start-up (telemetry, wiring,
+//! Layer 5, the life of one invocation, owned in one place: start-up (telemetry, clients,
 //! metrics), the invocation itself (its request id, deadline and clock), and one flow per
 //! kind of input the suite answers — a CodePipeline job ([`job`]), a CodeDeploy hook
 //! ([`hook`]), an ECS-native lifecycle hook ([`ecs_hook`], answered by return value), an
-//! event handled once across containers ([`event`]); the reserves of its budget are named
+//! event handled once across containers ([`once`]); the reserves of its budget are named
 //! in [`crate::budget`]. Each flow does parse → claim → guard → decide → report → notify →
 //! reply; a function supplies only the "decide" part, through a small trait, and gets a
 //! typed reply back.
 pub mod ecs_hook;
-pub mod event;
 pub mod hook;
 pub mod job;
+pub mod once;
 
 use std::future::Future;
 use std::time::Duration;
@@ -17,10 +17,10 @@ use std::time::Duration;
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 
+use crate::clients::Clients;
 use crate::config::ProcessEnv;
 use crate::deadline::Deadline;
 use crate::error::{Error, settle};
-use crate::wiring::Wiring;
 
 /// One invocation: what the Lambda context says, and the time it started (seconds since the
 /// epoch; a value rather than a clock read, so tests can move it).
@@ -60,18 +60,18 @@ pub trait Function: Sync {
     ) -> impl Future<Output = Result<Value, Error>> + Send;
 }
 
-/// Every `main.rs`: telemetry, the wiring and `build`'s composition root, the metrics of each
+/// Every `main.rs`: telemetry, the clients and `build`'s composition root, the metrics of each
 /// invocation, and each answer settled (a permanent error acknowledged, a retryable one
 /// returned for Lambda's retry). `function` names the crate (the metrics' `Function`).
 pub async fn serve<F, B>(function: &'static str, build: B) -> Result<(), lambda_runtime::Error>
 where
     F: Function,
-    B: FnOnce(&ProcessEnv, &Wiring) -> Result<F, Error>,
+    B: FnOnce(&ProcessEnv, &Clients) -> Result<F, Error>,
 {
     crate::telemetry::init_tracing();
-    let wiring = Wiring::for_lambda().await?;
-    let app = build(&ProcessEnv, &wiring)?;
-    let metrics = wiring.metrics(&ProcessEnv, function);
+    let clients = Clients::for_lambda().await?;
+    let app = build(&ProcessEnv, &clients)?;
+    let metrics = clients.metrics(&ProcessEnv, function);
     let (app, metrics) = (&app, &metrics);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let invocation = Invocation::from_event(&event);

@@ -168,7 +168,7 @@ impl SlackClient {
         body: String,
         deadline: &Deadline,
         attempt: u32,
-    ) -> Result<Answer, Attempt<T, SlackError>> {
+    ) -> Result<SlackResponse, Attempt<T, SlackError>> {
         if attempt > 1 {
             crate::metrics::count(&crate::metrics::SLACK_RETRIES, &[]);
         }
@@ -222,7 +222,7 @@ impl SlackClient {
             MAX_ERROR_BODY
         };
         let body = read_capped(response, cap).await;
-        Ok(Answer {
+        Ok(SlackResponse {
             status,
             retry_after,
             body,
@@ -231,13 +231,13 @@ impl SlackClient {
 }
 
 /// What Slack answered to one request.
-struct Answer {
+struct SlackResponse {
     status: u16,
     retry_after: Option<Duration>,
     body: String,
 }
 
-impl Answer {
+impl SlackResponse {
     /// 429 and 5xx are worth another attempt (429 after Slack's `Retry-After`).
     fn retry<T>(&self, attempt: u32, backoff: &Backoff) -> Option<Attempt<T, SlackError>> {
         match self.status {

@@ -7,7 +7,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Answer, Message, SlackClient, SlackError, check_url, without_previews};
+use super::{Message, SlackClient, SlackError, SlackResponse, check_url, without_previews};
 use crate::deadline::Deadline;
 use crate::retry::Attempt;
 use crate::secrets::Secret;
@@ -171,7 +171,7 @@ impl SlackClient {
     }
 }
 
-impl Answer {
+impl SlackResponse {
     fn judge_api(
         self,
         method: &'static str,

@@ -38,7 +38,7 @@ pub struct Call {
 }
 
 #[derive(Clone)]
-enum Answer {
+enum StubAnswer {
     Ok(Value),
     Error { code: String, message: String },
 }
@@ -46,7 +46,7 @@ enum Answer {
 struct Fixture {
     operation: String,
     when: Value,
-    answer: Answer,
+    answer: StubAnswer,
     /// Answers only from this moment: what a service shows later than it was asked (Amazon
     /// Inspector's findings reach the findings API after the scan event).
     from: Option<std::time::Instant>,
@@ -130,7 +130,7 @@ impl RecordingStub {
         self.lock().fixtures.push(Fixture {
             operation: operation.into(),
             when,
-            answer: Answer::Ok(response),
+            answer: StubAnswer::Ok(response),
             from: None,
         });
     }
@@ -150,7 +150,7 @@ impl RecordingStub {
         self.lock().fixtures.push(Fixture {
             operation: operation.into(),
             when,
-            answer: Answer::Ok(response),
+            answer: StubAnswer::Ok(response),
             from: Some(std::time::Instant::now() + delay),
         });
     }
@@ -160,7 +160,7 @@ impl RecordingStub {
         self.lock().fixtures.push(Fixture {
             operation: operation.into(),
             when,
-            answer: Answer::Error {
+            answer: StubAnswer::Error {
                 code: code.into(),
                 message: message.into(),
             },
@@ -275,8 +275,8 @@ async fn handle(
             .rev()
             .find(|f| f.answers(&operation, &request))
             .map(|f| match &f.answer {
-                Answer::Ok(v) => v.clone(),
-                Answer::Error { code, .. } => json!({"__type": code}),
+                StubAnswer::Ok(v) => v.clone(),
+                StubAnswer::Error { code, .. } => json!({"__type": code}),
             });
         let delay = match state.slow.get_mut(&operation) {
             Some((delay, left)) if *left > 0 => {
@@ -382,10 +382,10 @@ fn answer(state: &mut Inner, operation: &str, request: &Value) -> (Option<Respon
         .rev()
         .find(|f| f.answers(operation, request));
     match hit.map(|f| f.answer.clone()) {
-        Some(Answer::Ok(v)) => {
+        Some(StubAnswer::Ok(v)) => {
             return (Some((StatusCode::OK, v.to_string()).into_response()), 200);
         }
-        Some(Answer::Error { code, message }) => {
+        Some(StubAnswer::Error { code, message }) => {
             return (
                 Some(aws_error(StatusCode::BAD_REQUEST, &code, &message)),
                 400,

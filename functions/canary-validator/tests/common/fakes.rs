@@ -138,9 +138,9 @@ pub fn handler_with(
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
     );
-    let setup = Config::from_env(&env).map_err(|e| e.to_string());
+    let config = Config::from_env(&env).map_err(|e| e.to_string());
     Validator::new(
-        setup,
+        config,
         None,
         Ports {
             deployments: FakeDeployments(found),

@@ -61,6 +61,6 @@ pub fn notifier(
     env.retain(|_, v| !v.is_empty());
     pipeline_notifier::app::build(
         &env,
-        &shared::wiring::Wiring::new(sdk.clone(), quick_slack()),
+        &shared::clients::Clients::new(sdk.clone(), quick_slack()),
     )
 }

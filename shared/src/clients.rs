@@ -1,7 +1,7 @@
 //! What every function's composition root is built from: one SDK configuration, one Slack
 //! client and one secret reader per container. `main.rs` makes them for Lambda; tests and
 //! the demo make them with local endpoints and quicker retries, and then run the same
-//! composition root, so they exercise the real wiring.
+//! composition root, so they exercise the real clients.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,13 +16,13 @@ use crate::notifier::{Notifier, NotifierConfig};
 use crate::secrets::{DEFAULT_TTL, Secrets};
 use crate::slack::SlackClient;
 
-pub struct Wiring {
+pub struct Clients {
     pub sdk: SdkConfig,
     pub slack: SlackClient,
     pub secrets: Arc<Secrets>,
 }
 
-impl Wiring {
+impl Clients {
     /// With values from SSM and Secrets Manager kept for the default time to live.
     pub fn new(sdk: SdkConfig, slack: SlackClient) -> Self {
         Self::with_config_ttl(sdk, slack, DEFAULT_TTL)
@@ -37,7 +37,7 @@ impl Wiring {
         }
     }
 
-    /// The production wiring, from the Lambda environment. `CONFIG_TTL` (default 5 min) is how
+    /// The production clients, from the Lambda environment. `CONFIG_TTL` (default 5 min) is how
     /// long a value read from SSM or Secrets Manager is used before it is read again; a bad
     /// value is logged and the default used, so notifications still work.
     pub async fn for_lambda() -> Result<Self, Error> {

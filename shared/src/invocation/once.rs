@@ -56,7 +56,7 @@ pub enum Handled<T> {
 
 /// Runs `work` once for `key` (an event without an id cannot be claimed, and runs as it
 /// comes). `work` is given the deadline less what recording the claim needs.
-pub async fn once<T, F, Fut>(
+pub async fn handle<T, F, Fut>(
     idempotency: &Idempotency,
     key: Option<Key<'_>>,
     deadline: &Deadline,
