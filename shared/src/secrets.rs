@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
@@ -110,8 +111,12 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(5 * 60);
 /// Resolves [`SecretRef`]s through SSM and Secrets Manager, caching each for a time to live.
 /// Failures are not cached, so a transient fault is retried next time.
 pub struct Secrets {
-    ssm: aws_sdk_ssm::Client,
-    secrets_manager: aws_sdk_secretsmanager::Client,
+    // Each client is built at its first use: the first client of an SDK crate parses that
+    // crate's endpoint rules (about a tenth of init each, README, Performance), and most
+    // containers read only one of the two services, some neither.
+    sdk: aws_config::SdkConfig,
+    ssm: OnceLock<aws_sdk_ssm::Client>,
+    secrets_manager: OnceLock<aws_sdk_secretsmanager::Client>,
     ttl: Duration,
     cache: Mutex<HashMap<String, (Secret, Instant)>>,
 }
@@ -123,8 +128,9 @@ impl Secrets {
 
     pub fn with_ttl(sdk: &aws_config::SdkConfig, ttl: Duration) -> Self {
         Self {
-            ssm: aws_sdk_ssm::Client::new(sdk),
-            secrets_manager: aws_sdk_secretsmanager::Client::new(sdk),
+            sdk: sdk.clone(),
+            ssm: OnceLock::new(),
+            secrets_manager: OnceLock::new(),
             ttl,
             cache: Mutex::new(HashMap::new()),
         }
@@ -181,6 +187,7 @@ impl Secrets {
             SecretRef::Ssm(name) => {
                 let out = self
                     .ssm
+                    .get_or_init(|| aws_sdk_ssm::Client::new(&self.sdk))
                     .get_parameter()
                     .name(name)
                     .with_decryption(true)
@@ -195,6 +202,7 @@ impl Secrets {
             SecretRef::SecretsManager { id, json_key } => {
                 let out = self
                     .secrets_manager
+                    .get_or_init(|| aws_sdk_secretsmanager::Client::new(&self.sdk))
                     .get_secret_value()
                     .secret_id(id)
                     .send()

@@ -10,16 +10,15 @@
 //! - peak memory: `VmHWM` from `/proc/<pid>/status` after the warm run, before exit;
 //! - size: the bootstrap and its deflated size (what the deployment zip holds).
 //!
-//! Usage: bench [--quick] [--cold N] [--warm N] [--out DIR] [--host-roots] [--env NAME=VALUE]...
+//! Usage: bench [--quick] [--cold N] [--warm N] [--out DIR] [--platform-roots] [--env NAME=VALUE]...
 //! `--quick` (in `make test`): one cold start and a few warm invocations each, so the harness
-//! cannot rot; its numbers mean nothing. `--env` adds a variable to every subject (e.g.
-//! `SSL_CERT_DIR=/nonexistent`, to measure where init time goes).
+//! cannot rot; its numbers mean nothing. `--env` adds a variable to every subject.
 //!
-//! The trust store is read as on Lambda's Amazon Linux 2023 images, one bundle file, unless
-//! `--host-roots`: a function's TLS set-up reads the system roots at init, and this Debian
-//! machine keeps them as ~150 files in /etc/ssl/certs besides the bundle: when the SDK and the
-//! Slack client each read them, that added ~7 ms to the notifier's init here (README,
-//! "Performance"); they now share one read (shared::http).
+//! The environment is Lambda's, where neither `SSL_CERT_FILE` nor `SSL_CERT_DIR` is set, so
+//! the functions trust their compiled-in roots (shared::http::TrustRoots). `--platform-roots`
+//! measures the other case, a person's own trust store: `SSL_CERT_FILE` names this machine's
+//! bundle, as it would a file holding a proxy's CA, and the platform verifier parses it at
+//! init (about 1.2 ms here, README, "Performance").
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -743,19 +742,18 @@ async fn main() -> Fallible<()> {
     let sink = SlackSink::start().await;
     let target = Target::start().await;
     let mut subjects = subjects(&paths, &moto, &stub, &sink, &target).await?;
-    let lambda_like_roots = [
+    let bundle = [
         ("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt"),
         ("SSL_CERT_DIR", "/nonexistent"),
     ];
-    let lambda_roots =
-        !args.iter().any(|a| a == "--host-roots") && Path::new(lambda_like_roots[0].1).exists();
+    let platform_roots = args.iter().any(|a| a == "--platform-roots");
+    if platform_roots && !Path::new(bundle[0].1).exists() {
+        return Err(format!("--platform-roots: no bundle at {}", bundle[0].1).into());
+    }
     for s in &mut subjects {
-        if lambda_roots {
-            s.env.extend(
-                lambda_like_roots
-                    .iter()
-                    .map(|(k, v)| ((*k).into(), (*v).into())),
-            );
+        if platform_roots {
+            s.env
+                .extend(bundle.iter().map(|(k, v)| ((*k).into(), (*v).into())));
         }
         s.env.extend(extra_env.iter().cloned());
     }
@@ -837,10 +835,10 @@ async fn main() -> Fallible<()> {
             size: s.size,
         })
         .collect();
-    let roots = if lambda_roots {
-        "Trust store: one bundle file, as on Lambda's image (--host-roots for this machine's)."
+    let roots = if platform_roots {
+        "Trust store: SSL_CERT_FILE names this machine's bundle, parsed at init (--platform-roots)."
     } else {
-        "Trust store: this machine's layout (--host-roots)."
+        "Trust store: none named, as on Lambda; the functions' compiled-in roots."
     };
     let report = table(&rows, cold, warm, latency, roots);
     std::fs::create_dir_all(&out_dir)?;

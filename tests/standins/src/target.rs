@@ -122,6 +122,7 @@ async fn handle(State(inner): State<Arc<Mutex<Inner>>>, uri: Uri, headers: Heade
 /// it proves verification is off.
 pub struct SelfSignedTls {
     port: u16,
+    certificate_pem: String,
 }
 
 impl SelfSignedTls {
@@ -141,6 +142,7 @@ impl SelfSignedTls {
         .with_no_client_auth()
         .with_single_cert(vec![certified.cert.der().clone()], key.into())
         .expect("TLS server configuration");
+        let certificate_pem = certified.cert.pem();
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -166,7 +168,16 @@ impl SelfSignedTls {
                 });
             }
         });
-        Self { port }
+        Self {
+            port,
+            certificate_pem,
+        }
+    }
+
+    /// The certificate as PEM: a trust store holding it makes the endpoint trusted (what a
+    /// private or a TLS-inspecting proxy's CA given through `SSL_CERT_FILE` does).
+    pub fn certificate_pem(&self) -> &str {
+        &self.certificate_pem
     }
 
     /// An https URL whose name matches the certificate, so only the issuer is wrong.
