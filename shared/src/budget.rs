@@ -16,6 +16,9 @@ pub const RECORD_RESERVE: Duration = Duration::from_millis(500);
 /// Kept back to return the answer itself: an ECS-native hook's status is its return value,
 /// and a timeout rolls the deployment back; an event's outcome is logged on return.
 pub const ANSWER_RESERVE: Duration = Duration::from_millis(500);
+/// Kept back from the work before a notice (reading what happened), so telling it still has
+/// time.
+pub const NOTIFY_RESERVE: Duration = Duration::from_secs(1);
 /// The most a nice-to-have look-up (a pipeline's revision) may take from the budget for
 /// posting.
 pub const LOOKUP_BUDGET: Duration = Duration::from_secs(5);

@@ -21,6 +21,9 @@ use crate::deployment::{CodeDeployDeployments, Deployments};
 use crate::event::{Input, parse};
 use crate::probe::{HttpProbe, Probe};
 
+/// The function's name, as deployed: what its claims, documents and metrics are kept under.
+pub const FUNCTION: &str = env!("CARGO_PKG_NAME");
+
 /// What the validator talks to.
 pub struct Ports<D, A, P, R, N> {
     pub deployments: D,
@@ -65,10 +68,7 @@ pub fn build<E: Environment + ?Sized>(env: &E, clients: &Clients) -> Result<App,
             alarms: CloudWatchAlarms::new(&clients.sdk),
             probe,
             hooks: HookReporter::new(&clients.sdk),
-            answerer: Answerer::new(
-                clients.notifier(env),
-                clients.idempotency("canary-validator", env),
-            ),
+            answerer: Answerer::new(clients.notifier(env), clients.idempotency(FUNCTION, env)),
             secrets: Some(clients.secrets.clone()),
         },
         clients.region(),

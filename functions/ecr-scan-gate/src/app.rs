@@ -22,6 +22,9 @@ use crate::policy::Policy;
 use crate::registry::{Ecr, Promotion, Registry};
 use crate::verdict::Verdict;
 
+/// The function's name, as deployed: what its claims, documents and metrics are kept under.
+pub const FUNCTION: &str = env!("CARGO_PKG_NAME");
+
 /// What the gate talks to.
 pub struct Ports<R, J, N> {
     pub registry: R,
@@ -63,13 +66,10 @@ pub fn ports<E: Environment + ?Sized>(
     Ports {
         registry: Ecr::new(&clients.sdk),
         jobs: JobReporter::new(&clients.sdk),
-        answerer: Answerer::new(
-            clients.notifier(env),
-            clients.idempotency("ecr-scan-gate", env),
-        ),
+        answerer: Answerer::new(clients.notifier(env), clients.idempotency(FUNCTION, env)),
         secrets: Some(clients.secrets.clone()),
         floors: Floors::new(Documents::from_env(
-            "ecr-scan-gate",
+            FUNCTION,
             env,
             &clients.sdk,
             floor::REMEMBERED_FOR,

@@ -25,6 +25,9 @@ use crate::on_push::PushReply;
 use crate::on_task_stopped::StoppedReply;
 use crate::render::{ClusterLocation, render_problem};
 
+/// The function's name, as deployed: what its claims, documents and metrics are kept under.
+pub const FUNCTION: &str = env!("CARGO_PKG_NAME");
+
 /// The key under which a broken configuration is notified, once per container, for events.
 const CONFIG_ERROR_KEY: &str = "configuration-error";
 
@@ -68,10 +71,7 @@ pub fn ports<E: Environment + ?Sized>(
         cluster: Ecs::new(&clients.sdk),
         logs: CloudWatchLogs::new(&clients.sdk),
         jobs: JobReporter::new(&clients.sdk),
-        answerer: Answerer::new(
-            clients.notifier(env),
-            clients.idempotency("migration-runner", env),
-        ),
+        answerer: Answerer::new(clients.notifier(env), clients.idempotency(FUNCTION, env)),
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use shared::retry::{Attempt, Backoff, RetryError, retry};
 use shared::{Deadline, Error, metrics};
 
-use crate::app::Runner;
+use crate::app::{FUNCTION, Runner};
 use crate::config::{Capacity, Config};
 use crate::ecs::{Cluster, Launch, RunOutcome};
 use crate::event::Trigger;
@@ -19,7 +19,6 @@ const LAUNCH_REFUSED: metrics::Metric = metrics::Metric::count("LaunchRefused");
 /// The tag naming what launched a task; the trigger also derives its `clientToken`.
 pub const TRIGGER_TAG: &str = "ops:trigger";
 pub const FUNCTION_TAG: &str = "ops:function";
-const FUNCTION_NAME: &str = "migration-runner";
 /// Capacity shortages are retried within the deadline; a pipeline job also tries again on
 /// its next invocation.
 const CAPACITY_BACKOFF: Backoff = Backoff {
@@ -178,7 +177,7 @@ impl<C: Cluster + Sync, L, J, N> Runner<C, L, J, N> {
             client_token: String::new(),
             tags: BTreeMap::from([
                 (TRIGGER_TAG.to_owned(), tag.clone()),
-                (FUNCTION_TAG.to_owned(), FUNCTION_NAME.to_owned()),
+                (FUNCTION_TAG.to_owned(), FUNCTION.to_owned()),
             ]),
         };
         let placed = retry(deadline, &CAPACITY_BACKOFF, |attempt| {

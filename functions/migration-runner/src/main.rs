@@ -4,8 +4,5 @@ use migration_runner::app;
 // with make bench: 0.3-1.0 MiB less peak RSS). `tokio::join!` still runs Slack and SNS at once.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    shared::invocation::serve(env!("CARGO_PKG_NAME"), |env, clients| {
-        Ok(app::build(env, clients))
-    })
-    .await
+    shared::invocation::serve(app::FUNCTION, |env, clients| Ok(app::build(env, clients))).await
 }

@@ -2,9 +2,8 @@
 //! it, judged and told once across containers however many `STOPPED` versions or duplicates
 //! arrive; anything else about a task is acknowledged and ignored.
 
-use std::time::Duration;
-
 use serde::Serialize;
+use shared::budget::NOTIFY_RESERVE;
 use shared::invocation::Invocation;
 use shared::invocation::once::{self, Handled, Key};
 use shared::notifier::Notify;
@@ -20,8 +19,6 @@ use crate::task::{Task, cluster_name};
 
 const MIGRATIONS: metrics::Metric = metrics::Metric::count("Migrations");
 const MIGRATION_SECONDS: metrics::Metric = metrics::Metric::seconds("MigrationSeconds");
-/// Kept back from reading the task's end, so that telling it still has time.
-const NOTIFY_RESERVE: Duration = Duration::from_secs(1);
 
 /// What a task state change came to, as the invocation's result.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -19,6 +19,9 @@ use crate::lookup::{CodePipelineLookup, ExecutionLookup};
 use crate::on_pipeline_event::{EventReply, count_event};
 use crate::render::render_configuration_error;
 
+/// The function's name, as deployed: what its claims, documents and metrics are kept under.
+pub const FUNCTION: &str = env!("CARGO_PKG_NAME");
+
 /// What the notifier talks to.
 pub struct Ports<L, N> {
     /// `GetPipelineExecution`: the source revisions a message shows.
@@ -36,8 +39,6 @@ pub struct PipelineNotifier<L, N> {
 }
 
 pub type App = PipelineNotifier<CodePipelineLookup, Notifier>;
-
-const FUNCTION: &str = "pipeline-notifier";
 
 /// The key under which a broken configuration is posted, once per container.
 const CONFIG_ERROR_KEY: &str = "configuration-error";
