@@ -61,6 +61,35 @@ pub struct JobInvocation {
     pub malformed: Option<String>,
 }
 
+/// A job as a function answers it: its `UserParameters` read into what the function needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRequest<P> {
+    pub job_id: String,
+    pub account: Option<String>,
+    /// What `UserParameters` say (the image to judge, a command override), or why they, or
+    /// the job's data, could not be read: the job is then failed with that reason.
+    pub parameters: Result<P, String>,
+    pub continuation: Option<String>,
+}
+
+impl JobInvocation {
+    /// The job with its `UserParameters` read by `read`, unless its data was malformed.
+    pub fn with_parameters<P>(
+        self,
+        read: impl FnOnce(Option<&str>) -> Result<P, String>,
+    ) -> JobRequest<P> {
+        JobRequest {
+            parameters: match self.malformed {
+                Some(why) => Err(why),
+                None => read(self.user_parameters.as_deref()),
+            },
+            job_id: self.job_id,
+            account: self.account,
+            continuation: self.continuation,
+        }
+    }
+}
+
 /// `None` when `event` is not a CodePipeline job; a job without an id cannot be answered, so
 /// it is `NotForUs`.
 pub fn job_invocation(event: &Value) -> Option<Result<JobInvocation, NotForUs>> {

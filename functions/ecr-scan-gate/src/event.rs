@@ -49,14 +49,8 @@ pub struct ScanEvent {
     pub time: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JobRequest {
-    pub job_id: String,
-    pub account: Option<String>,
-    /// The image to judge, or why `UserParameters` could not say.
-    pub target: Result<ImageRef, String>,
-    pub continuation: Option<String>,
-}
+/// A pipeline job; its parameters are the image to judge.
+pub type JobRequest = shared::jobs::JobRequest<ImageRef>;
 
 /// What the gate is asked about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,16 +128,7 @@ struct InspectorDetail {
 
 pub fn parse(event: &Value) -> Result<Input, NotForUs> {
     if let Some(job) = shared::jobs::job_invocation(event) {
-        let job = job?;
-        return Ok(Input::Job(JobRequest {
-            target: match job.malformed {
-                Some(why) => Err(why),
-                None => parse_user_parameters(job.user_parameters.as_deref()),
-            },
-            job_id: job.job_id,
-            account: job.account,
-            continuation: job.continuation,
-        }));
+        return Ok(Input::Job(job?.with_parameters(parse_user_parameters)));
     }
     let source = event.get("source").and_then(Value::as_str);
     let detail_type = event.get("detail-type").and_then(Value::as_str);
@@ -290,6 +275,6 @@ mod tests {
             panic!()
         };
         assert_eq!(j.job_id, "j-1");
-        assert!(j.target.is_err());
+        assert!(j.parameters.is_err());
     }
 }

@@ -57,7 +57,7 @@ impl<R, J, N> Gate<R, J, N> {
     }
 
     fn subject_of(job: &JobRequest) -> String {
-        job.target
+        job.parameters
             .as_ref()
             .map(|i| i.describe())
             .unwrap_or_else(|_| "(bad UserParameters)".into())
@@ -116,7 +116,7 @@ where
             Ok(since) => since,
             Err(why) => return (Decision::Broken(FailureKind::JobFailed, why), now),
         };
-        let image = match &job.target {
+        let image = match &job.parameters {
             Ok(image) => image,
             Err(why) => {
                 let why = why.clone();
@@ -211,7 +211,7 @@ where
             }
         };
         let repository = job
-            .target
+            .parameters
             .as_ref()
             .map(|i| i.repository.clone())
             .unwrap_or_default();

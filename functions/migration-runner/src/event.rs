@@ -58,14 +58,8 @@ impl Trigger {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JobRequest {
-    pub job_id: String,
-    pub account: Option<String>,
-    /// The command override from `UserParameters`, or why they could not be read.
-    pub command: Result<Option<Vec<String>>, String>,
-    pub continuation: Option<String>,
-}
+/// A pipeline job; its parameters are the command override, if `UserParameters` give one.
+pub type JobRequest = shared::jobs::JobRequest<Option<Vec<String>>>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Push {
@@ -126,16 +120,7 @@ fn text(v: &Value, key: &str) -> Option<String> {
 
 pub fn parse(event: &Value) -> Result<Input, NotForUs> {
     if let Some(job) = shared::jobs::job_invocation(event) {
-        let job = job?;
-        return Ok(Input::Job(JobRequest {
-            command: match job.malformed {
-                Some(why) => Err(why),
-                None => parse_user_parameters(job.user_parameters.as_deref()),
-            },
-            job_id: job.job_id,
-            account: job.account,
-            continuation: job.continuation,
-        }));
+        return Ok(Input::Job(job?.with_parameters(parse_user_parameters)));
     }
     let source = event.get("source").and_then(Value::as_str);
     let detail_type = event.get("detail-type").and_then(Value::as_str);

@@ -202,7 +202,7 @@ impl<C: Cluster + Sync, L: LogTail + Sync, J, N> Runner<C, L, J, N> {
                 );
             }
         };
-        let command = match &job.command {
+        let command = match &job.parameters {
             Ok(c) => c.clone(),
             Err(why) => return JobStep::Broken(FailureKind::ConfigurationError, why.clone()),
         };
