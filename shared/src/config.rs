@@ -2,17 +2,20 @@
 //! init with an error that names the variable and what was expected. Values are never
 //! echoed back: any of them may be a secret.
 
+mod document;
+mod variables;
+
+pub use document::{Document, LoadError};
+pub use variables::{SHARED_VARIABLES, Var};
+
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
-use std::borrow::Cow;
-
-use crate::Deadline;
 use crate::error::Error;
-use crate::secrets::{SecretRef, Secrets};
+use crate::secrets::SecretRef;
 
 /// A function's configuration as read at start-up, or what is wrong with it. A container
 /// with a bad configuration still starts, so the first invocation can tell a person (and
@@ -86,135 +89,6 @@ impl<const N: usize> Environment for [(&str, &str); N] {
             .map(|(_, v)| (*v).to_owned()))
     }
 }
-
-/// One configuration variable, as a function's loader reads it and the README documents it.
-/// Each function declares its list once; the loader takes defaults from it and refuses to read
-/// a variable missing from it, and `make docs` writes the README's tables from it (`make test`
-/// fails when they differ).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct Var {
-    pub name: &'static str,
-    /// The value used when the variable is unset or blank, in the variable's own syntax.
-    pub default: Option<&'static str>,
-    /// What the README says when there is no default: "**required**", "unset (no Slack)".
-    pub unset: &'static str,
-    pub example: &'static str,
-    /// Markdown, one paragraph.
-    pub meaning: &'static str,
-}
-
-impl Var {
-    /// A variable that has a value when unset: `default`.
-    pub const fn defaulted(
-        name: &'static str,
-        default: &'static str,
-        example: &'static str,
-        meaning: &'static str,
-    ) -> Self {
-        Self {
-            name,
-            default: Some(default),
-            unset: "",
-            example,
-            meaning,
-        }
-    }
-
-    /// A variable that may stay unset; `unset` says what that means.
-    pub const fn optional(
-        name: &'static str,
-        unset: &'static str,
-        example: &'static str,
-        meaning: &'static str,
-    ) -> Self {
-        Self {
-            name,
-            default: None,
-            unset,
-            example,
-            meaning,
-        }
-    }
-
-    pub const fn required(
-        name: &'static str,
-        example: &'static str,
-        meaning: &'static str,
-    ) -> Self {
-        Self::optional(name, "**required**", example, meaning)
-    }
-}
-
-/// The variables every function reads through `shared` (notifications, the SDK, logging).
-/// `REPORT_MARGIN` is declared by the functions that report ([`crate::report::REPORT_MARGIN`]).
-pub const SHARED_VARIABLES: &[Var] = &[
-    Var::optional(
-        "SLACK_WEBHOOK_URL",
-        "unset (no Slack)",
-        "`ssm:/ops/slack/webhook`",
-        "Slack incoming webhook. A literal URL, `ssm:/param/name` (read WithDecryption), `secretsmanager:<secret-id>`, or `secretsmanager:<secret-id>#<json-key>` for a JSON secret. Read on first use and kept for `CONFIG_TTL`; read again at once when Slack answers 403/404/410 (a rotated webhook), and the post retried once to the new URL.",
-    ),
-    Var::defaulted(
-        "CONFIG_TTL",
-        "5m",
-        "`1m`",
-        "How long a value read from SSM or Secrets Manager (webhooks, `CHECKS`, `WAIVERS`, routes, header secrets) is used before it is read again. A change in the store reaches warm containers within this time; new containers read it at once.",
-    ),
-    Var::optional(
-        "SNS_TOPIC_ARN",
-        "unset (no SNS)",
-        "`arn:aws:sns:eu-west-1:123456789012:delivery-alerts`",
-        "Topic that receives a plain-text copy of every notification.",
-    ),
-    Var::optional(
-        "IDEMPOTENCY_TABLE",
-        "duplicates are caught only within one warm container",
-        "`ops-idempotency`",
-        "The DynamoDB table (partition key `id`, TTL on `expires_at`) in which each side effect — a post, a publish, a task launch, a report — is claimed before it happens and marked done after, so an event delivered twice is acted on once, whichever container it lands on (README: \"Once across containers\", and what it does not promise). The template creates it and sets this. Unset, each container remembers only what it did itself.",
-    ),
-    Var::optional(
-        "AWS_LAMBDA_LOG_FORMAT",
-        "`Text` (SAM template sets `JSON`)",
-        "`JSON`",
-        "Log format. JSON lines carry the request id.",
-    ),
-    Var::optional(
-        "AWS_LAMBDA_LOG_LEVEL",
-        "`INFO`",
-        "`DEBUG`",
-        "Log level (`RUST_LOG` also works).",
-    ),
-    Var::optional(
-        "AWS_ENDPOINT_URL",
-        "AWS",
-        "`http://127.0.0.1:5000`",
-        "Standard SDK variable: send every AWS call to this endpoint (tests and the demo use it for moto).",
-    ),
-    Var::optional(
-        "AWS_ENDPOINT_URL_<SERVICE>",
-        "`AWS_ENDPOINT_URL`",
-        "`AWS_ENDPOINT_URL_CODEPIPELINE=http://127.0.0.1:5001`",
-        "Standard SDK variable: one service elsewhere (the recording stub).",
-    ),
-    Var::defaulted(
-        "METRICS",
-        "on",
-        "`off`",
-        "CloudWatch metrics as embedded metric format lines in the function's log (no API call). `off` writes none; the template's alarms then never fire.",
-    ),
-    Var::defaulted(
-        "METRICS_NAMESPACE",
-        "ContainerDeliveryOps",
-        "`ContainerDeliveryOps/prod`",
-        "CloudWatch namespace of the metrics. Two stacks in one account and region need different ones, or each alarms on the other's metrics.",
-    ),
-    Var::optional(
-        "METRICS_DIMENSIONS",
-        "none: function-level dimensions only",
-        "`Pipeline,Repository`",
-        "Extra dimensions to opt in to: `Pipeline`, `Repository`, `Application`, `Cluster`. Each distinct value is a new CloudWatch metric, billed as such; without it they are written beside the metrics, for Logs Insights.",
-    ),
-];
 
 /// Typed readers over an [`Environment`].
 pub struct Vars<'a, E: Environment + ?Sized> {
@@ -385,36 +259,6 @@ impl<'a, E: Environment + ?Sized> Vars<'a, E> {
             .transpose()
     }
 
-    /// A JSON document: given inline (it starts with `{` or `[`), checked by `parse` now so
-    /// a mistake stops the function at init; or an `ssm:`/`secretsmanager:` reference to where
-    /// the same JSON is kept, read on first use.
-    pub fn document<T>(
-        &self,
-        name: &str,
-        expected: &str,
-        parse: impl FnOnce(&str) -> Result<T, String>,
-    ) -> Result<Option<Document<T>>, ConfigError> {
-        let Some(text) = self.optional(name)? else {
-            return Ok(None);
-        };
-        if text.starts_with(['{', '[']) {
-            return parse(&text)
-                .map(|doc| Some(Document::Inline(doc)))
-                .map_err(|why| ConfigError::malformed(name, expected, why));
-        }
-        match SecretRef::parse(&text) {
-            Ok(reference @ (SecretRef::Ssm(_) | SecretRef::SecretsManager { .. })) => {
-                Ok(Some(Document::Stored(reference)))
-            }
-            Ok(SecretRef::Literal(_)) => Err(ConfigError::malformed(
-                name,
-                expected,
-                "neither JSON nor an ssm:/secretsmanager: reference",
-            )),
-            Err(why) => Err(ConfigError::malformed(name, expected, why)),
-        }
-    }
-
     /// An ARN of the given service, e.g. `arn:aws:sns:eu-west-1:123456789012:alerts`.
     pub fn arn(&self, name: &str, service: &str) -> Result<Option<String>, ConfigError> {
         let expected =
@@ -470,70 +314,6 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     Some(d)
 }
 
-/// A JSON document from configuration (see [`Vars::document`]). Stored documents are for
-/// what outgrows an environment variable or is shared between functions.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Document<T> {
-    Inline(T),
-    Stored(SecretRef),
-}
-
-/// Why a stored [`Document`] could not be loaded; `from` names the store, never its content.
-#[derive(Debug)]
-pub enum LoadError {
-    /// The store could not be read; the error says whether trying again may help.
-    Unreadable { from: String, error: Error },
-    /// The stored text is not a valid document.
-    Invalid { from: String, why: String },
-}
-
-impl LoadError {
-    /// For a person: `cannot read CHECKS from ssm:/x: …` or `CHECKS in ssm:/x: …`.
-    pub fn describe(&self, what: &str) -> String {
-        match self {
-            Self::Unreadable { from, error } => format!("cannot read {what} from {from}: {error}"),
-            Self::Invalid { from, why } => format!("{what} in {from}: {why}"),
-        }
-    }
-
-    /// As an error: an unreadable store keeps its own word on whether a retry may help; an
-    /// invalid document is bad input, which no retry fixes.
-    pub fn into_error(self, what: &str) -> Error {
-        match self {
-            Self::Unreadable { error, .. } => error,
-            invalid @ Self::Invalid { .. } => Error::bad_input(invalid.describe(what)),
-        }
-    }
-}
-
-impl<T: Clone> Document<T> {
-    /// The inline document, or the stored one read through `secrets` (which keeps it for
-    /// `CONFIG_TTL`) and parsed.
-    pub async fn load(
-        &self,
-        secrets: Option<&Secrets>,
-        deadline: &Deadline,
-        parse: impl FnOnce(&str) -> Result<T, String>,
-    ) -> Result<Cow<'_, T>, LoadError> {
-        let reference = match self {
-            Self::Inline(doc) => return Ok(Cow::Borrowed(doc)),
-            Self::Stored(reference) => reference,
-        };
-        let from = reference.describe();
-        let Some(secrets) = secrets else {
-            let error =
-                Error::bad_input("a reference is configured but no secret reader is available");
-            return Err(LoadError::Unreadable { from, error });
-        };
-        match secrets.resolve(reference, deadline).await {
-            Ok(text) => parse(text.expose())
-                .map(Cow::Owned)
-                .map_err(|why| LoadError::Invalid { from, why }),
-            Err(error) => Err(LoadError::Unreadable { from, error }),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -568,17 +348,6 @@ mod tests {
                 .unwrap_err()
                 .problem
                 .contains("not declared")
-        );
-    }
-
-    #[test]
-    fn the_shared_defaults_are_the_ones_the_code_falls_back_on() {
-        let lists = [SHARED_VARIABLES];
-        let none: [(&str, &str); 0] = [];
-        let vars = Vars::declared(&none, &lists);
-        assert_eq!(
-            vars.duration("CONFIG_TTL").unwrap(),
-            Some(crate::secrets::DEFAULT_TTL)
         );
     }
 
@@ -672,54 +441,5 @@ mod tests {
         let env = [("SLACK_WEBHOOK_URL", "ssm:")];
         let err = Vars::new(&env).secret("SLACK_WEBHOOK_URL").unwrap_err();
         assert!(err.to_string().contains("SLACK_WEBHOOK_URL"));
-    }
-
-    fn numbers(text: &str) -> Result<Vec<u32>, String> {
-        serde_json::from_str(text).map_err(|e| e.to_string())
-    }
-
-    #[test]
-    fn a_document_is_inline_json_checked_at_init_or_a_stored_reference() {
-        let env = [
-            ("INLINE", "[1, 2]"),
-            ("STORED", "ssm:/ops/doc"),
-            ("BROKEN", "[1, "),
-            ("WORD", "s3cr3t-looking-text"),
-        ];
-        let vars = Vars::new(&env);
-        let expected = "a JSON list or a reference";
-        assert_eq!(
-            vars.document("INLINE", expected, numbers).unwrap(),
-            Some(Document::Inline(vec![1, 2]))
-        );
-        assert_eq!(
-            vars.document("STORED", expected, numbers).unwrap(),
-            Some(Document::Stored(SecretRef::Ssm("/ops/doc".into())))
-        );
-        assert_eq!(vars.document("UNSET", expected, numbers).unwrap(), None);
-        assert_eq!(
-            vars.document("BROKEN", expected, numbers)
-                .unwrap_err()
-                .variable,
-            "BROKEN"
-        );
-        let word = vars.document("WORD", expected, numbers).unwrap_err();
-        assert!(word.problem.contains("neither JSON nor"), "{word}");
-        assert!(!word.to_string().contains("s3cr3t"), "{word}");
-    }
-
-    #[tokio::test]
-    async fn a_stored_document_without_a_secret_reader_is_unreadable_not_a_panic() {
-        let doc: Document<Vec<u32>> = Document::Stored(SecretRef::Ssm("/ops/doc".into()));
-        let deadline = Deadline::after(Duration::from_secs(5));
-        match doc.load(None, &deadline, numbers).await {
-            Err(LoadError::Unreadable { from, .. }) => assert_eq!(from, "ssm:/ops/doc"),
-            other => panic!("{other:?}"),
-        }
-        let inline = Document::Inline(vec![7]);
-        assert_eq!(
-            *inline.load(None, &deadline, numbers).await.unwrap(),
-            vec![7]
-        );
     }
 }
