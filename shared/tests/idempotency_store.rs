@@ -7,13 +7,10 @@ use std::time::{Duration, Instant};
 use shared::Deadline;
 use shared::idempotency::{Claim, Idempotency};
 use standins::Moto;
+use standins::rig::budget as deadline;
 
 async fn store(moto: &Moto, table: &str) -> Idempotency {
     Idempotency::with_table("pipeline-notifier", &moto.sdk_config().await, table)
-}
-
-fn deadline(secs: u64) -> Deadline {
-    Deadline::after(Duration::from_secs(secs))
 }
 
 #[tokio::test]

@@ -4,17 +4,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_ssm::types::ParameterType;
-use serde_json::Value;
 use shared::Deadline;
 use shared::notifier::{ChannelOutcome, Notification, Notifier, NotifierConfig, Notify};
 use shared::secrets::{SecretRef, Secrets};
 use shared::slack::{Block, Message, Mrkdwn, SlackClient};
 use shared::sns::SnsPublisher;
+use standins::moto::received;
+use standins::rig::budget;
 use standins::{Moto, SlackSink};
-
-fn budget() -> Deadline {
-    Deadline::after(Duration::from_secs(20))
-}
 
 #[tokio::test]
 async fn ssm_secure_string_is_decrypted_once_and_then_served_from_cache() {
@@ -31,7 +28,7 @@ async fn ssm_secure_string_is_decrypted_once_and_then_served_from_cache() {
 
     let secrets = Secrets::new(&sdk);
     let reference = SecretRef::parse("ssm:/ops/slack/webhook").unwrap();
-    let first = secrets.resolve(&reference, &budget()).await.unwrap();
+    let first = secrets.resolve(&reference, &budget(20)).await.unwrap();
     assert_eq!(first.expose(), "https://hooks.slack.com/services/T/B/first");
 
     ssm.delete_parameter()
@@ -39,7 +36,7 @@ async fn ssm_secure_string_is_decrypted_once_and_then_served_from_cache() {
         .send()
         .await
         .unwrap();
-    let again = secrets.resolve(&reference, &budget()).await.unwrap();
+    let again = secrets.resolve(&reference, &budget(20)).await.unwrap();
     assert_eq!(
         again, first,
         "the second read must come from the per-container cache"
@@ -68,7 +65,7 @@ async fn secrets_manager_secret_is_read_whole_or_by_json_key() {
     let plain = secrets
         .resolve(
             &SecretRef::parse("secretsmanager:ops/slack-plain").unwrap(),
-            &budget(),
+            &budget(20),
         )
         .await
         .unwrap();
@@ -76,7 +73,7 @@ async fn secrets_manager_secret_is_read_whole_or_by_json_key() {
     let keyed = secrets
         .resolve(
             &SecretRef::parse("secretsmanager:ops/slack-json#webhook_url").unwrap(),
-            &budget(),
+            &budget(20),
         )
         .await
         .unwrap();
@@ -84,7 +81,7 @@ async fn secrets_manager_secret_is_read_whole_or_by_json_key() {
     let wrong_key = secrets
         .resolve(
             &SecretRef::parse("secretsmanager:ops/slack-json#nope").unwrap(),
-            &budget(),
+            &budget(20),
         )
         .await
         .unwrap_err();
@@ -100,7 +97,10 @@ async fn a_missing_parameter_is_a_permanent_error_naming_it() {
     let moto = Moto::start();
     let secrets = Secrets::new(&moto.sdk_config().await);
     let err = secrets
-        .resolve(&SecretRef::parse("ssm:/does/not/exist").unwrap(), &budget())
+        .resolve(
+            &SecretRef::parse("ssm:/does/not/exist").unwrap(),
+            &budget(20),
+        )
         .await
         .unwrap_err();
     assert!(!err.is_retryable(), "{err}");
@@ -125,11 +125,9 @@ async fn an_unreachable_service_is_retryable() {
     assert!(err.is_retryable(), "{err}");
 }
 
-/// A topic with an SQS queue subscribed, so what SNS delivered can be read back.
+/// A topic with an inbox subscribed, so what SNS delivered can be read back ([`received`]).
 async fn topic_with_queue(sdk: &aws_config::SdkConfig) -> (String, String) {
-    let sns = aws_sdk_sns::Client::new(sdk);
-    let sqs = aws_sdk_sqs::Client::new(sdk);
-    let topic = sns
+    let topic = aws_sdk_sns::Client::new(sdk)
         .create_topic()
         .name("delivery-alerts")
         .send()
@@ -137,47 +135,8 @@ async fn topic_with_queue(sdk: &aws_config::SdkConfig) -> (String, String) {
         .unwrap()
         .topic_arn
         .unwrap();
-    let queue_url = sqs
-        .create_queue()
-        .queue_name("alerts-inbox")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let attrs = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap();
-    let queue_arn =
-        attrs.attributes.unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
-    sns.subscribe()
-        .topic_arn(&topic)
-        .protocol("sqs")
-        .endpoint(queue_arn)
-        .send()
-        .await
-        .unwrap();
+    let queue_url = standins::moto::inbox_for(sdk, &topic).await;
     (topic, queue_url)
-}
-
-async fn received(sdk: &aws_config::SdkConfig, queue_url: &str) -> Vec<Value> {
-    let out = aws_sdk_sqs::Client::new(sdk)
-        .receive_message()
-        .queue_url(queue_url)
-        .max_number_of_messages(10)
-        .wait_time_seconds(1)
-        .send()
-        .await
-        .unwrap();
-    out.messages
-        .unwrap_or_default()
-        .iter()
-        .map(|m| serde_json::from_str(m.body().unwrap()).unwrap())
-        .collect()
 }
 
 #[tokio::test]
@@ -189,7 +148,7 @@ async fn sns_publish_lands_with_a_clean_subject() {
     sns.publish(
         "prod-api: FAILED\nat stage Deploy — ünïcode",
         "The Deploy stage failed.",
-        &budget(),
+        &budget(20),
     )
     .await
     .unwrap();
@@ -208,7 +167,7 @@ async fn publishing_to_a_missing_topic_is_permanent() {
     let moto = Moto::start();
     let sdk = moto.sdk_config().await;
     let sns = SnsPublisher::new(&sdk, "arn:aws:sns:us-east-1:123456789012:nope");
-    let err = sns.publish("s", "m", &budget()).await.unwrap_err();
+    let err = sns.publish("s", "m", &budget(20)).await.unwrap_err();
     assert!(!err.is_retryable(), "{err}");
 }
 
@@ -246,7 +205,7 @@ async fn notifier_fans_out_to_slack_from_ssm_and_to_sns() {
         Arc::new(Secrets::new(&sdk)),
     );
 
-    let report = notifier.notify(&notification(), &budget()).await;
+    let report = notifier.notify(&notification(), &budget(20)).await;
     assert!(
         matches!(report.slack, ChannelOutcome::Delivered),
         "{report:?}"
@@ -267,7 +226,7 @@ async fn notifier_fans_out_to_slack_from_ssm_and_to_sns() {
     let routed =
         notification().routed_to(Some(SecretRef::parse(&sink.webhook_url("prod")).unwrap()));
     notifier
-        .notify(&routed, &budget())
+        .notify(&routed, &budget(20))
         .await
         .into_result()
         .unwrap();
@@ -285,7 +244,7 @@ async fn with_no_channel_configured_the_notifier_is_a_dry_run() {
         Arc::new(Secrets::new(&sdk)),
     );
     assert!(notifier.is_dry_run());
-    let report = notifier.notify(&notification(), &budget()).await;
+    let report = notifier.notify(&notification(), &budget(20)).await;
     assert!(matches!(report.slack, ChannelOutcome::NotConfigured));
     assert!(report.into_result().is_ok());
 }
@@ -293,7 +252,7 @@ async fn with_no_channel_configured_the_notifier_is_a_dry_run() {
 /// The value `secrets` resolves for `reference` now, as text.
 async fn read(secrets: &Secrets, reference: &SecretRef) -> String {
     secrets
-        .resolve(reference, &budget())
+        .resolve(reference, &budget(20))
         .await
         .unwrap()
         .expose()
@@ -373,14 +332,14 @@ async fn a_webhook_slack_calls_gone_is_read_again_at_once_and_the_post_lands() {
         Arc::new(Secrets::new(&sdk)),
     );
     notifier
-        .notify(&notification(), &budget())
+        .notify(&notification(), &budget(20))
         .await
         .into_result()
         .unwrap();
 
     put_secure(&sdk, "/ops/slack/webhook", &sink.webhook_url("new")).await;
     sink.script([standins::Reply::Status(404, "no_service")]);
-    let report = notifier.notify(&notification(), &budget()).await;
+    let report = notifier.notify(&notification(), &budget(20)).await;
     assert!(
         matches!(report.slack, ChannelOutcome::Delivered),
         "{report:?}"

@@ -4,15 +4,11 @@
 
 use std::time::Duration;
 
-use shared::Deadline;
 use shared::versioned::{Documents, Updated};
 use standins::Moto;
+use standins::rig::budget;
 
 const KEPT: Duration = Duration::from_secs(3600);
-
-fn deadline() -> Deadline {
-    Deadline::after(Duration::from_secs(20))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn merges_from_containers_writing_at_once_are_all_kept() {
@@ -26,7 +22,7 @@ async fn merges_from_containers_writing_at_once_are_all_kept() {
     let writes = containers.iter().enumerate().map(|(i, c)| async move {
         c.update(
             "live/prod-api/exec-1",
-            &deadline(),
+            &budget(20),
             |seen: Option<&Vec<usize>>| {
                 let mut marks = seen.cloned().unwrap_or_default();
                 (!marks.contains(&i)).then(|| {
@@ -40,7 +36,7 @@ async fn merges_from_containers_writing_at_once_are_all_kept() {
     });
     futures_util::future::join_all(writes).await;
     let stored = containers[0]
-        .read::<Vec<usize>>("live/prod-api/exec-1", &deadline())
+        .read::<Vec<usize>>("live/prod-api/exec-1", &budget(20))
         .await
         .unwrap()
         .unwrap();
@@ -60,11 +56,11 @@ async fn a_merge_that_changes_nothing_writes_nothing() {
     let moto = Moto::start();
     let table = moto.create_idempotency_table().await;
     let docs = Documents::new("pipeline-notifier", &moto.sdk_config().await, &table, KEPT);
-    docs.update("k", &deadline(), |_: Option<&u32>| Some(1))
+    docs.update("k", &budget(20), |_: Option<&u32>| Some(1))
         .await
         .unwrap();
     let again = docs
-        .update("k", &deadline(), |seen: Option<&u32>| {
+        .update("k", &budget(20), |seen: Option<&u32>| {
             (seen != Some(&1)).then_some(1)
         })
         .await
@@ -82,7 +78,7 @@ async fn a_missing_table_is_an_error_the_caller_sees() {
         KEPT,
     );
     let e = docs
-        .update("k", &deadline(), |_: Option<&u32>| Some(1))
+        .update("k", &budget(20), |_: Option<&u32>| Some(1))
         .await
         .unwrap_err();
     assert!(e.to_string().contains("DynamoDB"), "{e}");

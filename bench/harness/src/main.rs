@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use standins::ecs::EcsWorld;
-use standins::{FunctionProcess, Moto, Outcome, RecordingStub, RuntimeApi, SlackSink, Target};
+use standins::{FunctionProcess, Moto, Outcome, RecordingStub, Rig, RuntimeApi, SlackSink, Target};
 use tokio::process::Command;
 
 type Fallible<T> = Result<T, Box<dyn std::error::Error>>;
@@ -736,10 +736,9 @@ async fn main() -> Fallible<()> {
         .collect();
     let paths = Paths { root: root.clone() };
 
-    let moto = Moto::start();
-    let stub = RecordingStub::start().await;
-    stub.forward_unknown_to(moto.endpoint());
-    let sink = SlackSink::start().await;
+    let Rig {
+        moto, stub, sink, ..
+    } = Rig::start().await;
     let target = Target::start().await;
     let mut subjects = subjects(&paths, &moto, &stub, &sink, &target).await?;
     let bundle = [
@@ -769,10 +768,10 @@ async fn main() -> Fallible<()> {
         }
     }
     if let Some(count) = number("--soak") {
-        // As deployed: every side effect claimed in the idempotency table.
-        let table = moto.create_idempotency_table().await;
+        // As deployed: every side effect claimed in the idempotency table (the rig's).
         for s in &mut subjects {
-            s.env.push(("IDEMPOTENCY_TABLE".into(), table.clone()));
+            s.env
+                .push(("IDEMPOTENCY_TABLE".into(), standins::rig::TABLE.into()));
         }
         let mut rows = Vec::new();
         let mut n = 0u64;

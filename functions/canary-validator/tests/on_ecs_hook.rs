@@ -2,13 +2,33 @@
 //! return value on every path, bakes carried across invocations in sealed `hookDetails`, and
 //! each piece of news posted once per deployment.
 
-mod common;
+mod fakes;
 
 use canary_validator::bake;
 use canary_validator::checks::parse_book;
-use common::fakes::{Found, Test, budget, handler_with, http, notes, reports};
+use canary_validator::deployment::{Deployments, Lookup};
+use fakes::{handler_with, http, reports};
 use serde_json::{Value, json};
 use shared::budget::now_millis;
+use shared::notifier::Notification;
+use shared::{Deadline, Error};
+use standins::rig::budget;
+
+/// ECS-native hooks never look a CodeDeploy deployment up; asked, CodeDeploy would not know it.
+struct NoDeployment;
+
+impl Deployments for NoDeployment {
+    async fn lookup(&self, _: &str, _: &Deadline) -> Result<Lookup, Error> {
+        Ok(Lookup::Unknown("DeploymentDoesNotExistException".into()))
+    }
+}
+
+type Test = fakes::Test<NoDeployment>;
+
+/// What was posted.
+fn notes(h: &Test) -> Vec<Notification> {
+    h.ports.answerer.notifier().0.lock().unwrap().clone()
+}
 
 const GREEN: &str = "arn:aws:ecs:us-west-2:123456789012:service-revision/prod/prod-api/222";
 const BLUE: &str = "arn:aws:ecs:us-west-2:123456789012:service-revision/prod/prod-api/111";
@@ -40,7 +60,7 @@ fn ecs_book() -> Value {
 fn ecs_handler(status: u16) -> Test {
     handler_with(
         ecs_book(),
-        Found::Unknown,
+        NoDeployment,
         status,
         false,
         &[("NOTIFY_ON", "ALL")],
@@ -51,7 +71,7 @@ fn ecs_handler(status: u16) -> Test {
 async fn an_ecs_hook_is_answered_by_return_value_without_a_codedeploy_report() {
     let h = ecs_handler(200);
     let out = h
-        .handle(&ecs_event("POST_TEST_TRAFFIC_SHIFT", 0), budget())
+        .handle(&ecs_event("POST_TEST_TRAFFIC_SHIFT", 0), budget(10))
         .await
         .unwrap();
     assert_eq!(out, json!({"hookStatus": "SUCCEEDED"}));
@@ -62,7 +82,7 @@ async fn an_ecs_hook_is_answered_by_return_value_without_a_codedeploy_report() {
     );
     let failing = ecs_handler(500);
     let out = failing
-        .handle(&ecs_event("POST_TEST_TRAFFIC_SHIFT", 0), budget())
+        .handle(&ecs_event("POST_TEST_TRAFFIC_SHIFT", 0), budget(10))
         .await
         .unwrap();
     assert_eq!(out, json!({"hookStatus": "FAILED"}));
@@ -77,7 +97,7 @@ async fn an_ecs_hook_is_answered_by_return_value_without_a_codedeploy_report() {
 async fn a_bake_longer_than_the_invocation_continues_with_sealed_state() {
     let h = ecs_handler(200);
     let event = ecs_event("POST_PRODUCTION_TRAFFIC_SHIFT", 100);
-    let out = h.handle(&event, budget()).await.unwrap();
+    let out = h.handle(&event, budget(10)).await.unwrap();
     assert_eq!(out["hookStatus"], "IN_PROGRESS", "{out}");
     assert_eq!(out["callBackDelay"], 20);
     let state = &out["hookDetails"][bake::DETAILS_KEY];
@@ -97,7 +117,7 @@ async fn a_bake_longer_than_the_invocation_continues_with_sealed_state() {
     let mut again = event.clone();
     again["executionId"] = json!("exec-2");
     again["hookDetails"] = out["hookDetails"].clone();
-    let second = h.handle(&again, budget()).await.unwrap();
+    let second = h.handle(&again, budget(10)).await.unwrap();
     assert_eq!(second["hookStatus"], "IN_PROGRESS");
     assert_eq!(second["hookDetails"][bake::DETAILS_KEY]["invocations"], 2);
     assert_eq!(
@@ -121,13 +141,13 @@ async fn a_verdict_is_posted_once_per_deployment_whatever_the_execution_id() {
     for execution in ["exec-1", "exec-2"] {
         let mut event = ecs_event("POST_TEST_TRAFFIC_SHIFT", 0);
         event["executionId"] = json!(execution);
-        let out = h.handle(&event, budget()).await.unwrap();
+        let out = h.handle(&event, budget(10)).await.unwrap();
         assert_eq!(out, json!({"hookStatus": "FAILED"}));
     }
     assert_eq!(notes(&h).len(), 1);
     let mut next_deployment = ecs_event("POST_TEST_TRAFFIC_SHIFT", 0);
     next_deployment["resourceArn"] = json!(DEPLOYMENT.replace("EZe5", "NEXT"));
-    h.handle(&next_deployment, budget()).await.unwrap();
+    h.handle(&next_deployment, budget(10)).await.unwrap();
     assert_eq!(notes(&h).len(), 2, "another deployment's verdict is news");
 }
 
@@ -142,7 +162,7 @@ async fn a_rollback_is_posted_once_though_both_traffic_shift_hooks_are_called() 
     let mut production_shift = ecs_event("PRODUCTION_TRAFFIC_SHIFT", 0);
     production_shift["executionId"] = json!("exec-production-shift");
     for event in [test_shift, production_shift] {
-        let out = h.handle(&event, budget()).await.unwrap();
+        let out = h.handle(&event, budget(10)).await.unwrap();
         assert_eq!(out, json!({"hookStatus": "SUCCEEDED"}));
     }
     assert_eq!(notes(&h).len(), 1, "{:?}", notes(&h));
@@ -155,7 +175,7 @@ async fn a_rollback_is_posted_once_though_both_traffic_shift_hooks_are_called() 
 async fn tampered_or_foreign_bake_state_restarts_the_bake_from_zero() {
     let h = ecs_handler(200);
     let event = ecs_event("POST_PRODUCTION_TRAFFIC_SHIFT", 100);
-    let out = h.handle(&event, budget()).await.unwrap();
+    let out = h.handle(&event, budget(10)).await.unwrap();
     let sealed = out["hookDetails"][bake::DETAILS_KEY].clone();
     let restarted = |answer: &Value| {
         assert_eq!(answer["hookStatus"], "IN_PROGRESS", "{answer}");
@@ -168,7 +188,7 @@ async fn tampered_or_foreign_bake_state_restarts_the_bake_from_zero() {
     tampered["hookDetails"] = out["hookDetails"].clone();
     tampered["hookDetails"][bake::DETAILS_KEY]["started_ms"] = json!(0);
     tampered["hookDetails"][bake::DETAILS_KEY]["passed"] = json!([0, 1]);
-    let state = restarted(&h.handle(&tampered, budget()).await.unwrap());
+    let state = restarted(&h.handle(&tampered, budget(10)).await.unwrap());
     assert_eq!(state["passed"], json!([0]), "only what ran again passed");
     assert_eq!(
         state["held_since_ms"], sealed["held_since_ms"],
@@ -177,7 +197,7 @@ async fn tampered_or_foreign_bake_state_restarts_the_bake_from_zero() {
     let mut foreign = event.clone();
     foreign["resourceArn"] = json!(DEPLOYMENT.replace("EZe5", "OTHER"));
     foreign["hookDetails"] = out["hookDetails"].clone();
-    restarted(&h.handle(&foreign, budget()).await.unwrap());
+    restarted(&h.handle(&foreign, budget(10)).await.unwrap());
     let subjects: Vec<String> = notes(&h).iter().map(|n| n.subject.clone()).collect();
     assert_eq!(
         subjects,
@@ -194,26 +214,20 @@ async fn tampered_or_foreign_bake_state_restarts_the_bake_from_zero() {
 /// `MAX_BAKE` from the first invocation that could check its state.
 #[tokio::test]
 async fn an_untrusted_state_never_extends_max_bake() {
-    let h = handler_with(
-        ecs_book(),
-        Found::Unknown,
-        200,
-        false,
-        &[("MAX_BAKE", "45m")],
-    );
+    let h = handler_with(ecs_book(), NoDeployment, 200, false, &[("MAX_BAKE", "45m")]);
     let event = ecs_event("POST_PRODUCTION_TRAFFIC_SHIFT", 100);
-    let out = h.handle(&event, budget()).await.unwrap();
+    let out = h.handle(&event, budget(10)).await.unwrap();
     let now = now_millis();
     let mut long_ago = event.clone();
     long_ago["hookDetails"] = out["hookDetails"].clone();
     long_ago["hookDetails"][bake::DETAILS_KEY]["held_since_ms"] = json!(now - 46 * 60 * 1000);
-    let answer = h.handle(&long_ago, budget()).await.unwrap();
+    let answer = h.handle(&long_ago, budget(10)).await.unwrap();
     assert_eq!(answer, json!({"hookStatus": "FAILED"}));
     assert!(notes(&h).last().unwrap().body().contains("MAX_BAKE"));
     let mut future = event.clone();
     future["hookDetails"] = out["hookDetails"].clone();
     future["hookDetails"][bake::DETAILS_KEY]["held_since_ms"] = json!(now + 24 * 3600 * 1000);
-    let answer = h.handle(&future, budget()).await.unwrap();
+    let answer = h.handle(&future, budget(10)).await.unwrap();
     assert_eq!(answer["hookStatus"], "IN_PROGRESS");
     let held = answer["hookDetails"][bake::DETAILS_KEY]["held_since_ms"]
         .as_u64()
@@ -228,7 +242,7 @@ async fn an_untrusted_state_never_extends_max_bake() {
 async fn without_a_service_deployment_no_bake_state_is_carried() {
     let h = ecs_handler(200);
     let first = h
-        .handle(&ecs_event("POST_PRODUCTION_TRAFFIC_SHIFT", 100), budget())
+        .handle(&ecs_event("POST_PRODUCTION_TRAFFIC_SHIFT", 100), budget(10))
         .await
         .unwrap();
     for unusable in [
@@ -238,7 +252,7 @@ async fn without_a_service_deployment_no_bake_state_is_carried() {
         let mut event = ecs_event("POST_PRODUCTION_TRAFFIC_SHIFT", 100);
         event["resourceArn"] = unusable;
         event["hookDetails"] = first["hookDetails"].clone();
-        let out = h.handle(&event, budget()).await.unwrap();
+        let out = h.handle(&event, budget(10)).await.unwrap();
         assert_eq!(out, json!({"hookStatus": "FAILED"}));
         assert!(
             notes(&h).last().unwrap().body().contains("resourceArn"),
@@ -248,7 +262,7 @@ async fn without_a_service_deployment_no_bake_state_is_carried() {
     }
     let mut quick = ecs_event("POST_TEST_TRAFFIC_SHIFT", 0);
     quick.as_object_mut().unwrap().remove("resourceArn");
-    let out = h.handle(&quick, budget()).await.unwrap();
+    let out = h.handle(&quick, budget(10)).await.unwrap();
     assert_eq!(
         out,
         json!({"hookStatus": "SUCCEEDED"}),
@@ -258,13 +272,7 @@ async fn without_a_service_deployment_no_bake_state_is_carried() {
 
 #[tokio::test]
 async fn a_bake_past_max_bake_fails() {
-    let h = handler_with(
-        ecs_book(),
-        Found::Unknown,
-        200,
-        false,
-        &[("MAX_BAKE", "45m")],
-    );
+    let h = handler_with(ecs_book(), NoDeployment, 200, false, &[("MAX_BAKE", "45m")]);
     let mut event = ecs_event("POST_PRODUCTION_TRAFFIC_SHIFT", 100);
     let book = parse_book(&ecs_book().to_string()).unwrap();
     let set = &book.ecs_services["prod-api"].stages["POST_PRODUCTION_TRAFFIC_SHIFT"];
@@ -283,18 +291,12 @@ async fn a_bake_past_max_bake_fails() {
         step: "100",
     };
     event["hookDetails"] = bake::seal(&serde_json::Map::new(), &state, binding, None).unwrap();
-    let out = h.handle(&event, budget()).await.unwrap();
+    let out = h.handle(&event, budget(10)).await.unwrap();
     assert_eq!(out, json!({"hookStatus": "FAILED"}));
     assert!(notes(&h)[0].body().contains("MAX_BAKE"));
-    let too_long = handler_with(
-        ecs_book(),
-        Found::Unknown,
-        200,
-        false,
-        &[("MAX_BAKE", "10m")],
-    );
+    let too_long = handler_with(ecs_book(), NoDeployment, 200, false, &[("MAX_BAKE", "10m")]);
     let out = too_long
-        .handle(&ecs_event("POST_PRODUCTION_TRAFFIC_SHIFT", 100), budget())
+        .handle(&ecs_event("POST_PRODUCTION_TRAFFIC_SHIFT", 100), budget(10))
         .await
         .unwrap();
     assert_eq!(
@@ -308,12 +310,12 @@ async fn a_bake_past_max_bake_fails() {
 async fn each_linear_step_bakes_afresh() {
     let h = ecs_handler(200);
     let step_one = ecs_event("POST_PRODUCTION_TRAFFIC_SHIFT", 10);
-    let out = h.handle(&step_one, budget()).await.unwrap();
+    let out = h.handle(&step_one, budget(10)).await.unwrap();
     assert_eq!(out["hookStatus"], "IN_PROGRESS");
     // ECS hands the last step's hookDetails back at the next step.
     let mut step_two = ecs_event("POST_PRODUCTION_TRAFFIC_SHIFT", 20);
     step_two["hookDetails"] = out["hookDetails"].clone();
-    let next = h.handle(&step_two, budget()).await.unwrap();
+    let next = h.handle(&step_two, budget(10)).await.unwrap();
     assert_eq!(next["hookStatus"], "IN_PROGRESS", "{next}");
     let state = &next["hookDetails"][bake::DETAILS_KEY];
     assert_eq!(state["invocations"], 1, "a new bake, not the old one's");
@@ -322,9 +324,9 @@ async fn each_linear_step_bakes_afresh() {
 
 #[tokio::test]
 async fn a_rollback_is_not_held_up_by_a_broken_configuration() {
-    let broken = handler_with(json!([]), Found::Unknown, 200, false, &[]);
+    let broken = handler_with(json!([]), NoDeployment, 200, false, &[]);
     let out = broken
-        .handle(&ecs_event("PRODUCTION_TRAFFIC_SHIFT", 0), budget())
+        .handle(&ecs_event("PRODUCTION_TRAFFIC_SHIFT", 0), budget(10))
         .await
         .unwrap();
     assert_eq!(out, json!({"hookStatus": "SUCCEEDED"}));
@@ -334,7 +336,7 @@ async fn a_rollback_is_not_held_up_by_a_broken_configuration() {
 async fn a_rollback_invocation_succeeds_at_once_and_is_notified() {
     let h = ecs_handler(0);
     let out = h
-        .handle(&ecs_event("PRODUCTION_TRAFFIC_SHIFT", 0), budget())
+        .handle(&ecs_event("PRODUCTION_TRAFFIC_SHIFT", 0), budget(10))
         .await
         .unwrap();
     assert_eq!(out, json!({"hookStatus": "SUCCEEDED"}));
@@ -349,13 +351,13 @@ async fn a_rollback_invocation_succeeds_at_once_and_is_notified() {
 async fn ecs_hooks_always_answer_a_valid_status() {
     let panicking = ecs_handler(0);
     let out = panicking
-        .handle(&ecs_event("POST_TEST_TRAFFIC_SHIFT", 0), budget())
+        .handle(&ecs_event("POST_TEST_TRAFFIC_SHIFT", 0), budget(10))
         .await
         .unwrap();
     assert_eq!(out, json!({"hookStatus": "FAILED"}));
     let no_stage = ecs_handler(200);
     let out = no_stage
-        .handle(&ecs_event("PRE_SCALE_UP", 0), budget())
+        .handle(&ecs_event("PRE_SCALE_UP", 0), budget(10))
         .await
         .unwrap();
     assert_eq!(out, json!({"hookStatus": "FAILED"}));
@@ -366,19 +368,19 @@ async fn ecs_hooks_always_answer_a_valid_status() {
     );
     let mut named = ecs_event("POST_TEST_TRAFFIC_SHIFT", 0);
     named["hookDetails"] = json!({"checkSet": "typo"});
-    let out = no_stage.handle(&named, budget()).await.unwrap();
+    let out = no_stage.handle(&named, budget(10)).await.unwrap();
     assert_eq!(out, json!({"hookStatus": "FAILED"}));
     let unreadable = no_stage
         .handle(
             &json!({"lifecycleStage": "POST_TEST_TRAFFIC_SHIFT"}),
-            budget(),
+            budget(10),
         )
         .await
         .unwrap();
     assert_eq!(unreadable, json!({"hookStatus": "FAILED"}));
-    let broken = handler_with(json!([]), Found::Unknown, 200, false, &[]);
+    let broken = handler_with(json!([]), NoDeployment, 200, false, &[]);
     let out = broken
-        .handle(&ecs_event("POST_TEST_TRAFFIC_SHIFT", 0), budget())
+        .handle(&ecs_event("POST_TEST_TRAFFIC_SHIFT", 0), budget(10))
         .await
         .unwrap();
     assert_eq!(out, json!({"hookStatus": "FAILED"}));

@@ -11,36 +11,32 @@ use common::{
     deployment, ecs_deployment_arn, ecs_hook_event, hook_event, known_deployments, sample,
 };
 use serde_json::json;
-use standins::{FunctionProcess, Moto, Outcome, RecordingStub, RuntimeApi, SlackSink, Target};
+use standins::{FunctionProcess, Moto, Outcome, RecordingStub, Rig, RuntimeApi, SlackSink, Target};
 
 fn binary() -> PathBuf {
-    std::env::var_os("CANARY_VALIDATOR_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_canary-validator")))
+    standins::runtime_api::binary_under_test(
+        "CANARY_VALIDATOR_BIN",
+        env!("CARGO_BIN_EXE_canary-validator"),
+    )
 }
 
 const TOKEN: &str = "Bearer e2e-t0ken-NOT-FOR-LOGS";
 
 #[tokio::test]
 async fn the_binary_reports_every_hook_once_and_in_time() {
-    let moto = Moto::start();
-    let stub = RecordingStub::start().await;
-    stub.forward_unknown_to(moto.endpoint());
+    let Rig {
+        moto, stub, sink, ..
+    } = Rig::start().await;
     known_deployments(&stub);
     stub.fixture(
         "GetDeployment",
         json!({"deploymentId": "d-HANG"}),
         deployment("d-HANG", "hang-dg"),
     );
-    let sink = SlackSink::start().await;
     let target = Target::start().await;
     moto.put_alarm("prod-api-5xx").await;
-    moto.aws_json(
-        "ssm",
-        "AmazonSSM.PutParameter",
-        &json!({"Name": "/canary/e2e-token", "Value": TOKEN, "Type": "SecureString"}),
-    )
-    .await;
+    moto.put_parameter("/canary/e2e-token", TOKEN, "SecureString")
+        .await;
     let checks = json!({
         "default": [{"type": "http", "name": "health", "url": target.url("/error"), "attempts": 1}],
         "deployment_groups": {
@@ -217,18 +213,12 @@ async fn the_binary_with_a_broken_configuration_still_reports_failed() {
 /// a timeout — rolls the deployment back. The loop below plays ECS's part.
 #[tokio::test]
 async fn the_binary_answers_ecs_native_hooks_and_bakes_across_invocations() {
-    let moto = Moto::start();
-    let stub = RecordingStub::start().await;
-    stub.forward_unknown_to(moto.endpoint());
-    let sink = SlackSink::start().await;
+    let Rig {
+        moto, stub, sink, ..
+    } = Rig::start().await;
     let target = Target::start().await;
     moto.put_alarm("prod-api-5xx").await;
-    moto.aws_json(
-        "secretsmanager",
-        "secretsmanager.CreateSecret",
-        &json!({"Name": "canary/hook-state-key", "SecretString": STATE_KEY}),
-    )
-    .await;
+    keep_state_key(&moto).await;
     let checks = json!({"ecs_services": {
         "prod/prod-api": {
             "POST_TEST_TRAFFIC_SHIFT": [{"type": "http", "name": "health", "url": target.url("/healthy"), "attempts": 1}],
@@ -431,6 +421,16 @@ async fn the_binary_answers_ecs_native_hooks_and_bakes_across_invocations() {
 
 const STATE_KEY: &str = "e2e-state-key-NOT-FOR-LOGS";
 
+/// The key that seals the bake state, where `HOOK_STATE_KEY` names it (Secrets Manager).
+async fn keep_state_key(moto: &Moto) {
+    moto.aws_json(
+        "secretsmanager",
+        "secretsmanager.CreateSecret",
+        &json!({"Name": "canary/hook-state-key", "SecretString": STATE_KEY}),
+    )
+    .await;
+}
+
 /// The ECS developer guide ("Lambda hooks for Amazon ECS service deployments") calls
 /// `executionId` the identifier of "this hook execution" and promises only that `hookDetails`
 /// persists between invocations of the same hook within a deployment. So, with an 18 s bake
@@ -445,18 +445,12 @@ const STATE_KEY: &str = "e2e-state-key-NOT-FOR-LOGS";
 async fn a_bake_resumes_with_a_new_execution_id_on_every_callback_and_altered_state_never_shortens_it()
  {
     const BAKE: Duration = Duration::from_secs(18);
-    let moto = Moto::start();
-    let stub = RecordingStub::start().await;
-    stub.forward_unknown_to(moto.endpoint());
-    let sink = SlackSink::start().await;
+    let Rig {
+        moto, stub, sink, ..
+    } = Rig::start().await;
     let target = Target::start().await;
     moto.put_alarm("prod-api-5xx").await;
-    moto.aws_json(
-        "secretsmanager",
-        "secretsmanager.CreateSecret",
-        &json!({"Name": "canary/hook-state-key", "SecretString": STATE_KEY}),
-    )
-    .await;
+    keep_state_key(&moto).await;
     let checks = json!({"ecs_services": {"prod/prod-api": {"POST_PRODUCTION_TRAFFIC_SHIFT": [
         {"type": "http", "name": "health", "url": target.url("/healthy"), "attempts": 1},
         {"type": "alarms", "name": "bake", "alarms": ["prod-api-5xx"], "bake": "18s", "poll": "5s"}
@@ -669,25 +663,15 @@ async fn a_hanging_slack_does_not_delay_the_ecs_answer_past_the_deadline() {
 /// line, an answer (`hookDetails` among them), a post or a request to AWS.
 #[tokio::test]
 async fn at_debug_no_planted_secret_reaches_a_log_an_answer_a_post_or_a_report() {
-    let moto = Moto::start();
-    let stub = RecordingStub::start().await;
-    stub.forward_unknown_to(moto.endpoint());
+    let Rig {
+        moto, stub, sink, ..
+    } = Rig::start().await;
     known_deployments(&stub);
-    let sink = SlackSink::start().await;
     let target = Target::start().await;
     moto.put_alarm("prod-api-5xx").await;
-    moto.aws_json(
-        "ssm",
-        "AmazonSSM.PutParameter",
-        &json!({"Name": "/canary/e2e-token", "Value": TOKEN, "Type": "SecureString"}),
-    )
-    .await;
-    moto.aws_json(
-        "secretsmanager",
-        "secretsmanager.CreateSecret",
-        &json!({"Name": "canary/hook-state-key", "SecretString": STATE_KEY}),
-    )
-    .await;
+    moto.put_parameter("/canary/e2e-token", TOKEN, "SecureString")
+        .await;
+    keep_state_key(&moto).await;
     let checks = json!({
         "deployment_groups": {"prod-api-dg": [
             {"type": "http", "name": "health", "url": target.url("/error"), "attempts": 1,

@@ -5,21 +5,19 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::{hook_event, known_deployments};
 use serde_json::{Value, json};
-use shared::Deadline;
 use shared::clients::Clients;
-use shared::retry::Backoff;
-use shared::slack::SlackClient;
+use standins::rig::{Rig, TABLE, budget, quick_slack};
 use standins::{Moto, RecordingStub, SelfSignedTls, SlackSink, Target};
 
 type Validator = canary_validator::app::App;
 
 const HOOK_STATUS: &str = "PutLifecycleEventHookExecutionStatus";
 
+/// The shared rig when a scenario needs AWS beyond CodeDeploy, and a target for the checks.
 struct World {
     stub: RecordingStub,
     sink: SlackSink,
@@ -27,22 +25,22 @@ struct World {
     moto: Option<Moto>,
 }
 
-/// The idempotency store, as the template creates it: every side effect is claimed there.
-const TABLE: &str = standins::moto::IDEMPOTENCY_TABLE;
-
 impl World {
-    /// `with_moto` for alarms and SSM; HTTP-only scenarios skip its start-up.
+    /// `with_moto` for alarms and SSM (the shared rig); HTTP-only scenarios skip its start-up
+    /// and have no idempotency table.
     async fn start(with_moto: bool) -> Self {
-        let stub = RecordingStub::start().await;
-        let moto = with_moto.then(Moto::start);
-        if let Some(m) = &moto {
-            stub.forward_unknown_to(m.endpoint());
-            m.create_idempotency_table().await;
-        }
+        let (stub, sink, moto) = if with_moto {
+            let Rig {
+                moto, stub, sink, ..
+            } = Rig::start().await;
+            (stub, sink, Some(moto))
+        } else {
+            (RecordingStub::start().await, SlackSink::start().await, None)
+        };
         known_deployments(&stub);
         Self {
             stub,
-            sink: SlackSink::start().await,
+            sink,
             target: Target::start().await,
             moto,
         }
@@ -52,6 +50,7 @@ impl World {
         self.moto.as_ref().expect("started with moto")
     }
 
+    /// The validator as `main.rs` builds it, with an SDK that retries and gives up sooner.
     async fn validator(&self, checks: Value, extra: &[(&str, &str)]) -> Validator {
         let sdk = standins::moto::sdk_config_for(&self.stub.endpoint())
             .await
@@ -67,28 +66,17 @@ impl World {
                     .build(),
             )
             .build();
-        let mut env: HashMap<String, String> = HashMap::from([
-            ("HOOK".into(), "AfterAllowTraffic".into()),
-            ("CHECKS".into(), checks.to_string()),
-            ("SLACK_WEBHOOK_URL".into(), self.sink.webhook_url("deploys")),
-            ("REPORT_MARGIN".into(), "1s".into()),
-        ]);
+        let mut base = vec![
+            ("HOOK", "AfterAllowTraffic".to_owned()),
+            ("CHECKS", checks.to_string()),
+            ("SLACK_WEBHOOK_URL", self.sink.webhook_url("deploys")),
+            ("REPORT_MARGIN", "1s".to_owned()),
+        ];
         if self.moto.is_some() {
-            env.insert("IDEMPOTENCY_TABLE".into(), TABLE.into());
+            base.push(("IDEMPOTENCY_TABLE", TABLE.to_owned()));
         }
-        for (k, v) in extra {
-            env.insert((*k).into(), (*v).into());
-        }
-        let slack = SlackClient::with_policy(
-            Backoff {
-                first: Duration::from_millis(20),
-                max: Duration::from_millis(100),
-                max_attempts: 3,
-            },
-            Duration::from_secs(2),
-        )
-        .unwrap();
-        canary_validator::app::build(&env, &Clients::new(sdk, slack)).unwrap()
+        let env = standins::rig::env(base, extra);
+        canary_validator::app::build(&env, &Clients::new(sdk, quick_slack())).unwrap()
     }
 
     /// The statuses recorded for `hook_execution_id`.
@@ -108,10 +96,6 @@ fn http(url: String, extra: Value) -> Value {
         check[k] = v.clone();
     }
     check
-}
-
-fn budget(secs: u64) -> Deadline {
-    Deadline::after(Duration::from_secs(secs))
 }
 
 #[tokio::test]
@@ -507,13 +491,7 @@ async fn checks_and_header_secrets_are_read_from_ssm_and_never_shown() {
             "SecureString",
         ),
     ] {
-        w.moto()
-            .aws_json(
-                "ssm",
-                "AmazonSSM.PutParameter",
-                &json!({"Name": name, "Value": value, "Type": kind}),
-            )
-            .await;
+        w.moto().put_parameter(name, &value, kind).await;
     }
     let v = w
         .validator(

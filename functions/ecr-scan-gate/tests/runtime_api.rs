@@ -10,20 +10,20 @@ use std::time::Duration;
 use common::{basic_finding, create_repository, push_image, sample, scan_result};
 use serde_json::json;
 use standins::ecr::{ScanOf, event_time, now_secs};
-use standins::{FunctionProcess, Moto, Outcome, RecordingStub, RuntimeApi, SlackSink};
+use standins::{FunctionProcess, Outcome, RecordingStub, Rig, RuntimeApi, SlackSink};
 
 fn binary() -> PathBuf {
-    std::env::var_os("ECR_SCAN_GATE_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_ecr-scan-gate")))
+    standins::runtime_api::binary_under_test(
+        "ECR_SCAN_GATE_BIN",
+        env!("CARGO_BIN_EXE_ecr-scan-gate"),
+    )
 }
 
 #[tokio::test]
 async fn the_binary_gates_a_pipeline_job_and_judges_scan_events() {
-    let moto = Moto::start();
-    let stub = RecordingStub::start().await;
-    stub.forward_unknown_to(moto.endpoint());
-    let sink = SlackSink::start().await;
+    let Rig {
+        moto, stub, sink, ..
+    } = Rig::start().await;
     create_repository(&moto, "prod-api", false).await;
     let digest = push_image(&moto, "prod-api", "1.42.0", "e2e").await;
     let findings = vec![basic_finding("CVE-2024-0001", "CRITICAL")];
@@ -158,10 +158,9 @@ async fn the_binary_gates_a_pipeline_job_and_judges_scan_events() {
 /// it; an index with two platforms is judged on both and promoted as the index.
 #[tokio::test]
 async fn the_binary_never_passes_an_early_look_and_judges_an_index_whole() {
-    let moto = Moto::start();
-    let stub = RecordingStub::start().await;
-    stub.forward_unknown_to(moto.endpoint());
-    let sink = SlackSink::start().await;
+    let Rig {
+        moto, stub, sink, ..
+    } = Rig::start().await;
     create_repository(&moto, "prod-api", false).await;
     let digest = push_image(&moto, "prod-api", "1.42.0", "late-findings").await;
     let enhanced_scan = |findings| ScanOf {
@@ -277,17 +276,11 @@ async fn the_binary_never_passes_an_early_look_and_judges_an_index_whole() {
 /// an answer, a post or a request to AWS (the job failure messages among them).
 #[tokio::test]
 async fn at_debug_no_planted_secret_reaches_a_log_an_answer_a_post_or_a_job_result() {
-    let moto = Moto::start();
-    let stub = RecordingStub::start().await;
-    stub.forward_unknown_to(moto.endpoint());
-    let sink = SlackSink::start().await;
+    let Rig {
+        moto, stub, sink, ..
+    } = Rig::start().await;
     // The webhook where the stack as tested keeps it (SlackWebhookParameterName): SSM.
-    moto.aws_json(
-        "ssm",
-        "AmazonSSM.PutParameter",
-        &json!({"Name": "/ops/slack/webhook", "Value": sink.webhook_url("security"), "Type": "SecureString"}),
-    )
-    .await;
+    let webhook = standins::rig::webhook_in_ssm(&moto, &sink, "security").await;
     create_repository(&moto, "prod-api", false).await;
     let digest = push_image(&moto, "prod-api", "1.42.0", "planted").await;
     for id in [
@@ -298,7 +291,7 @@ async fn at_debug_no_planted_secret_reaches_a_log_an_answer_a_post_or_a_job_resu
         scan_result(&moto, "prod-api", id, "COMPLETE", findings, false).await;
     }
     let mut env = standins::planted::debug_env(&stub.endpoint());
-    env.push(("SLACK_WEBHOOK_URL".into(), "ssm:/ops/slack/webhook".into()));
+    env.push(("SLACK_WEBHOOK_URL".into(), webhook));
     // Asked for TRACE, where lambda_runtime would log each event whole, artifactCredentials
     // and all: the function serves it as DEBUG (shared::telemetry).
     env.push(("AWS_LAMBDA_LOG_LEVEL".into(), "TRACE".into()));

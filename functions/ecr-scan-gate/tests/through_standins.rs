@@ -3,8 +3,7 @@
 
 mod common;
 
-use std::collections::HashMap;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use common::{
     basic_finding, call as ecr, create_repository, enhanced_finding, push_image, sample,
@@ -14,66 +13,11 @@ use ecr_scan_gate::event::ImageRef;
 use ecr_scan_gate::registry::{Ecr, Listed, Promotion, Registry, Scan, Subject};
 use ecr_scan_gate::{Config, Gate};
 use serde_json::{Value, json};
-use shared::clients::Clients;
 use shared::jobs::JobReporter;
 use shared::notifier::Notifier;
-use shared::slack::SlackClient;
 use shared::{Deadline, Error};
-use standins::{Moto, RecordingStub, Reply, SlackSink};
-
-struct Rig {
-    moto: Moto,
-    stub: RecordingStub,
-    sink: SlackSink,
-    stub_sdk: aws_config::SdkConfig,
-}
-
-/// The idempotency store, as the template creates it: every side effect is claimed there.
-const TABLE: &str = standins::moto::IDEMPOTENCY_TABLE;
-
-async fn rig() -> Rig {
-    let moto = Moto::start();
-    let stub = RecordingStub::start().await;
-    stub.forward_unknown_to(moto.endpoint());
-    let stub_sdk = standins::moto::sdk_config_for(&stub.endpoint()).await;
-    moto.create_idempotency_table().await;
-    Rig {
-        moto,
-        stub,
-        sink: SlackSink::start().await,
-        stub_sdk,
-    }
-}
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-fn budget() -> Deadline {
-    Deadline::after(Duration::from_secs(30))
-}
-
-fn env(rig: &Rig, extra: &[(&str, &str)]) -> HashMap<String, String> {
-    let mut env: HashMap<String, String> = HashMap::from([
-        ("SLACK_WEBHOOK_URL".into(), rig.sink.webhook_url("security")),
-        ("IDEMPOTENCY_TABLE".into(), TABLE.into()),
-    ]);
-    env.extend(
-        extra
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-    );
-    env
-}
-
-/// Every call the gate makes goes through the recording stub (which forwards what it does
-/// not answer itself to moto), so the stub sees all of them.
-fn clients(rig: &Rig) -> Clients {
-    Clients::new(rig.stub_sdk.clone(), SlackClient::new().unwrap())
-}
+use standins::Reply;
+use standins::rig::{Rig, budget, now_secs};
 
 /// The gate with a registry that misbehaves on purpose, otherwise wired as in production.
 fn handler_with<R: Registry + Sync>(
@@ -81,8 +25,8 @@ fn handler_with<R: Registry + Sync>(
     registry: R,
     extra: &[(&str, &str)],
 ) -> Gate<R, JobReporter, Notifier> {
-    let env = env(rig, extra);
-    let clients = clients(rig);
+    let env = rig.env("security", extra);
+    let clients = rig.clients();
     Gate::new(
         Config::from_env(&env).map_err(|e| e.to_string()),
         ecr_scan_gate::app::ports(&env, &clients).with_registry(registry),
@@ -92,7 +36,7 @@ fn handler_with<R: Registry + Sync>(
 
 /// The gate exactly as `main.rs` builds it.
 fn handler(rig: &Rig, extra: &[(&str, &str)]) -> ecr_scan_gate::app::App {
-    ecr_scan_gate::app::build(&env(rig, extra), &clients(rig))
+    ecr_scan_gate::app::build(&rig.env("security", extra), &rig.clients())
 }
 
 fn job(file: &str, params: Value) -> Value {
@@ -142,7 +86,7 @@ async fn vulnerable_image(rig: &Rig, repository: &str, tag: &str) -> String {
 
 #[tokio::test]
 async fn all_three_entry_points_reach_the_same_fail_verdict() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let digest = vulnerable_image(&rig, "prod-api", "1.42.0").await;
     let h = handler(&rig, &[]);
 
@@ -152,21 +96,21 @@ async fn all_three_entry_points_reach_the_same_fail_verdict() {
                 scan_event("ecr-image-scan.json", &digest),
                 json!({"CRITICAL": 1, "HIGH": 1, "LOW": 1}),
             ),
-            budget(),
-            now(),
+            budget(30),
+            now_secs(),
         )
         .await
         .unwrap();
     let enhanced = h
         .handle(
             &scan_event("inspector2-scan.json", &digest),
-            budget(),
-            now(),
+            budget(30),
+            now_secs(),
         )
         .await
         .unwrap();
     let job = h
-        .handle(&job_for_prod_api(), budget(), now())
+        .handle(&job_for_prod_api(), budget(30), now_secs())
         .await
         .unwrap();
     assert_eq!(basic["verdict"], "FAIL");
@@ -205,7 +149,7 @@ async fn all_three_entry_points_reach_the_same_fail_verdict() {
 
 #[tokio::test]
 async fn a_clean_image_passes_with_output_variables_and_the_pass_tag() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     create_repository(&rig.moto, "prod-api", false).await;
     let digest = push_image(&rig.moto, "prod-api", "1.42.0", "clean").await;
     scan_result(
@@ -220,7 +164,7 @@ async fn a_clean_image_passes_with_output_variables_and_the_pass_tag() {
     let h = handler(&rig, &[("PASS_TAG", "scan-passed"), ("NOTIFY_ON", "ALL")]);
 
     let out = h
-        .handle(&job_for_prod_api(), budget(), now())
+        .handle(&job_for_prod_api(), budget(30), now_secs())
         .await
         .unwrap();
     assert_eq!(out["verdict"], "PASS");
@@ -250,7 +194,7 @@ async fn a_clean_image_passes_with_output_variables_and_the_pass_tag() {
 
 #[tokio::test]
 async fn an_unfinished_scan_continues_and_then_fails_closed_after_max_wait() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     create_repository(&rig.moto, "prod-api", false).await;
     push_image(&rig.moto, "prod-api", "1.42.0", "slow").await;
     scan_result(
@@ -264,11 +208,11 @@ async fn an_unfinished_scan_continues_and_then_fails_closed_after_max_wait() {
     .await;
     let h = handler(&rig, &[("MAX_WAIT", "30m")]);
     let params = json!({"repository": "prod-api", "tag": "1.42.0"});
-    let started = now();
+    let started = now_secs();
 
     h.handle(
         &job("codepipeline-job.json", params.clone()),
-        budget(),
+        budget(30),
         started,
     )
     .await
@@ -281,7 +225,9 @@ async fn an_unfinished_scan_continues_and_then_fails_closed_after_max_wait() {
     let mut again = job("codepipeline-job.json", params);
     again["CodePipeline.job"]["data"]["continuationToken"] = json!(token);
     again["CodePipeline.job"]["id"] = json!("continued-1");
-    h.handle(&again, budget(), started + 10 * 60).await.unwrap();
+    h.handle(&again, budget(30), started + 10 * 60)
+        .await
+        .unwrap();
     assert_eq!(
         rig.stub.accepted("PutJobSuccessResult").len(),
         2,
@@ -289,7 +235,9 @@ async fn an_unfinished_scan_continues_and_then_fails_closed_after_max_wait() {
     );
 
     again["CodePipeline.job"]["id"] = json!("continued-2");
-    h.handle(&again, budget(), started + 31 * 60).await.unwrap();
+    h.handle(&again, budget(30), started + 31 * 60)
+        .await
+        .unwrap();
     let failure = &rig.stub.accepted("PutJobFailureResult")[0];
     assert!(
         failure["failureDetails"]["message"]
@@ -307,7 +255,7 @@ async fn an_unfinished_scan_continues_and_then_fails_closed_after_max_wait() {
 
 #[tokio::test]
 async fn findings_on_several_pages_all_count() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     create_repository(&rig.moto, "prod-api", false).await;
     let digest = push_image(&rig.moto, "prod-api", "1.42.0", "paged").await;
     let page = |findings: Vec<Value>, next: Option<&str>| {
@@ -337,10 +285,10 @@ async fn findings_on_several_pages_all_count() {
         json!({"nextToken": "p3"}),
         page(vec![basic_finding("CVE-3", "CRITICAL")], None),
     );
-    let h = handler_with(&rig, Ecr::new(&rig.stub_sdk), &[]);
+    let h = handler_with(&rig, Ecr::new(&rig.sdk), &[]);
 
     let out = h
-        .handle(&job_for_prod_api(), budget(), now())
+        .handle(&job_for_prod_api(), budget(30), now_secs())
         .await
         .unwrap();
     assert_eq!(
@@ -357,7 +305,7 @@ async fn findings_on_several_pages_all_count() {
 
 #[tokio::test]
 async fn waivers_from_ssm_and_ignore_unfixed_let_an_image_pass_and_say_why() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     create_repository(&rig.moto, "prod-api", false).await;
     let digest = push_image(&rig.moto, "prod-api", "1.42.0", "waived").await;
     let findings = vec![
@@ -375,11 +323,7 @@ async fn waivers_from_ssm_and_ignore_unfixed_let_an_image_pass_and_say_why() {
     .await;
     let waivers = json!([{"id": "CVE-2024-2222", "repository": "prod-*", "expires": "2099-12-31", "reason": "not reachable from the network"}]);
     rig.moto
-        .aws_json(
-            "ssm",
-            "AmazonSSM.PutParameter",
-            &json!({"Name": "/ops/ecr/waivers", "Value": waivers.to_string(), "Type": "String"}),
-        )
+        .put_parameter("/ops/ecr/waivers", &waivers.to_string(), "String")
         .await;
     let h = handler(
         &rig,
@@ -393,8 +337,8 @@ async fn waivers_from_ssm_and_ignore_unfixed_let_an_image_pass_and_say_why() {
     let out = h
         .handle(
             &scan_event("inspector2-scan.json", &digest),
-            budget(),
-            now(),
+            budget(30),
+            now_secs(),
         )
         .await
         .unwrap();
@@ -414,7 +358,7 @@ async fn waivers_from_ssm_and_ignore_unfixed_let_an_image_pass_and_say_why() {
 /// is what tells a team its exceptions need renewing before the gate starts failing.
 #[tokio::test]
 async fn an_expired_waiver_counts_again_and_is_counted() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     create_repository(&rig.moto, "prod-api", false).await;
     let digest = push_image(&rig.moto, "prod-api", "1.42.0", "expired").await;
     scan_result(
@@ -428,12 +372,16 @@ async fn an_expired_waiver_counts_again_and_is_counted() {
     .await;
     let waivers = json!([{"id": "CVE-2024-1111", "repository": "prod-*", "expires": "2020-01-31", "reason": "patched upstream soon"}]).to_string();
     let h = handler(&rig, &[("WAIVERS", &waivers)]);
-    let (metrics, _) = shared::metrics::Metrics::from_env("ecr-scan-gate", &[("METRICS", "on")]);
-    let (out, lines) = metrics
-        .capture(h.handle(&scan_event("ecr-image-scan.json", &digest), budget(), now()))
-        .await;
+    let (out, emf) = standins::emf::captured(
+        "ecr-scan-gate",
+        h.handle(
+            &scan_event("ecr-image-scan.json", &digest),
+            budget(30),
+            now_secs(),
+        ),
+    )
+    .await;
     assert_eq!(out.unwrap()["verdict"], "FAIL");
-    let emf = standins::emf::parse(&lines);
     assert_eq!(emf.sum("WaiversExpired", &[]), 1.0);
     assert_eq!(emf.sum("Findings", &[("Severity", "CRITICAL")]), 1.0);
     assert_eq!(emf.sum("Verdicts", &[("Verdict", "FAIL")]), 1.0);
@@ -441,7 +389,7 @@ async fn an_expired_waiver_counts_again_and_is_counted() {
 
 #[tokio::test]
 async fn an_immutable_tag_conflict_is_reported_not_crashed_on() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     create_repository(&rig.moto, "prod-api", true).await;
     push_image(&rig.moto, "prod-api", "scan-passed", "older").await;
     let digest = push_image(&rig.moto, "prod-api", "1.42.0", "newer").await;
@@ -459,8 +407,8 @@ async fn an_immutable_tag_conflict_is_reported_not_crashed_on() {
     let out = h
         .handle(
             &scan_event("ecr-image-scan-no-findings.json", &digest),
-            budget(),
-            now(),
+            budget(30),
+            now_secs(),
         )
         .await
         .unwrap();
@@ -471,7 +419,7 @@ async fn an_immutable_tag_conflict_is_reported_not_crashed_on() {
 
 #[tokio::test]
 async fn an_unusable_scan_fails_closed_with_its_status() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     create_repository(&rig.moto, "prod-api", false).await;
     push_image(&rig.moto, "prod-api", "1.42.0", "weird").await;
     scan_result(
@@ -484,7 +432,7 @@ async fn an_unusable_scan_fails_closed_with_its_status() {
     )
     .await;
     let h = handler(&rig, &[]);
-    h.handle(&job_for_prod_api(), budget(), now())
+    h.handle(&job_for_prod_api(), budget(30), now_secs())
         .await
         .unwrap();
     let message = rig.stub.accepted("PutJobFailureResult")[0]["failureDetails"]["message"]
@@ -499,23 +447,29 @@ async fn an_unusable_scan_fails_closed_with_its_status() {
 
 #[tokio::test]
 async fn a_redelivered_job_is_answered_once_and_a_second_report_is_tolerated_without_the_store() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     vulnerable_image(&rig, "prod-api", "1.42.0").await;
     let event = job(
         "codepipeline-job.json",
         json!({"repository": "prod-api", "tag": "1.42.0"}),
     );
     let h = handler(&rig, &[]);
-    h.handle(&event, budget(), now()).await.unwrap();
+    h.handle(&event, budget(30), now_secs()).await.unwrap();
     let elsewhere = handler(&rig, &[]);
-    let again = elsewhere.handle(&event, budget(), now()).await.unwrap();
+    let again = elsewhere
+        .handle(&event, budget(30), now_secs())
+        .await
+        .unwrap();
     assert_eq!(again["outcome"], "duplicate", "{again}");
     assert_eq!(rig.stub.job_results().len(), 1);
     assert_eq!(rig.sink.delivered().len(), 1, "one FAIL post");
 
     // A container without the store answers again; CodePipeline's refusal counts as done.
     let unguarded = handler(&rig, &[("IDEMPOTENCY_TABLE", "")]);
-    let third = unguarded.handle(&event, budget(), now()).await.unwrap();
+    let third = unguarded
+        .handle(&event, budget(30), now_secs())
+        .await
+        .unwrap();
     assert_eq!(third["reported"], "AlreadyReported");
     assert_eq!(rig.stub.job_results().len(), 1);
 }
@@ -524,22 +478,22 @@ async fn a_redelivered_job_is_answered_once_and_a_second_report_is_tolerated_wit
 /// container) posts it; after that, a duplicate delivery is skipped.
 #[tokio::test]
 async fn a_scan_event_whose_post_failed_for_now_is_posted_once_by_the_retry() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let digest = vulnerable_image(&rig, "prod-api", "1.42.0").await;
     let event = scan_event("ecr-image-scan.json", &digest);
     rig.sink.script([Reply::Hang]);
     let failed = handler(&rig, &[])
-        .handle(&event, Deadline::after(Duration::from_secs(3)), now())
+        .handle(&event, Deadline::after(Duration::from_secs(3)), now_secs())
         .await
         .unwrap_err();
     assert!(failed.is_retryable(), "{failed}");
     let retried = handler(&rig, &[])
-        .handle(&event, budget(), now())
+        .handle(&event, budget(30), now_secs())
         .await
         .unwrap();
     assert_eq!(retried["verdict"], "FAIL", "{retried}");
     let duplicate = handler(&rig, &[])
-        .handle(&event, budget(), now())
+        .handle(&event, budget(30), now_secs())
         .await
         .unwrap();
     assert_eq!(duplicate["outcome"], "skipped", "{duplicate}");
@@ -555,12 +509,12 @@ async fn a_scan_event_whose_post_failed_for_now_is_posted_once_by_the_retry() {
 
 #[tokio::test]
 async fn bad_user_parameters_fail_the_job_with_the_reason() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let h = handler(&rig, &[]);
     h.handle(
         &sample("codepipeline-job-bad-parameters.json"),
-        budget(),
-        now(),
+        budget(30),
+        now_secs(),
     )
     .await
     .unwrap();
@@ -606,9 +560,9 @@ impl Registry for Broken {
 
 #[tokio::test]
 async fn a_panic_while_judging_still_fails_the_job() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let h = handler_with(&rig, Broken { hang: false }, &[]);
-    h.handle(&job_for_prod_api(), budget(), now())
+    h.handle(&job_for_prod_api(), budget(30), now_secs())
         .await
         .unwrap();
     let failure = &rig.stub.accepted("PutJobFailureResult")[0];
@@ -622,13 +576,13 @@ async fn a_panic_while_judging_still_fails_the_job() {
 
 #[tokio::test]
 async fn a_hanging_scan_read_still_gets_an_answer_before_the_deadline() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let h = handler_with(&rig, Broken { hang: true }, &[]);
     let started = Instant::now();
     h.handle(
         &job_for_prod_api(),
         Deadline::after(Duration::from_secs(8)),
-        now(),
+        now_secs(),
     )
     .await
     .unwrap();
@@ -652,7 +606,7 @@ fn rfc3339(secs: i64) -> String {
 /// An `Inspector2 Scan` event for `digest`, sent now, counting `counts`.
 fn inspector_event(digest: &str, counts: Value) -> Value {
     let mut e = counting(scan_event("inspector2-scan.json", digest), counts);
-    e["time"] = json!(rfc3339(now()));
+    e["time"] = json!(rfc3339(now_secs()));
     e
 }
 
@@ -664,7 +618,7 @@ fn enhanced_answer(digest: &str, findings: Vec<Value>) -> Value {
         "ACTIVE",
         findings,
         true,
-        now() - 120,
+        now_secs() - 120,
     )
 }
 
@@ -701,7 +655,7 @@ fn tagged(rig: &Rig, tag: &str) -> bool {
 /// invocation and fails the image once the finding is readable, never passing it first.
 #[tokio::test]
 async fn a_finding_the_event_counted_is_waited_for_and_fails_the_image() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let digest = image_with_findings_to_come(&rig).await;
     rig.stub.fixture_after(
         Duration::from_secs(3),
@@ -720,8 +674,8 @@ async fn a_finding_the_event_counted_is_waited_for_and_fails_the_image() {
     let out = h
         .handle(
             &inspector_event(&digest, json!({"CRITICAL": 1, "TOTAL": 1})),
-            budget(),
-            now(),
+            budget(30),
+            now_secs(),
         )
         .await
         .unwrap();
@@ -748,7 +702,7 @@ async fn a_finding_the_event_counted_is_waited_for_and_fails_the_image() {
 /// retries of an asynchronous event), and that delivery decides on what is readable then.
 #[tokio::test]
 async fn an_early_look_is_never_passed_and_the_retried_event_fails_naming_the_finding() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let digest = image_with_findings_to_come(&rig).await;
     let h = handler(
         &rig,
@@ -760,7 +714,7 @@ async fn an_early_look_is_never_passed_and_the_retried_event_fails_naming_the_fi
     );
     let event = inspector_event(&digest, json!({"CRITICAL": 1, "TOTAL": 1}));
     let early = h
-        .handle(&event, Deadline::after(Duration::from_secs(12)), now())
+        .handle(&event, Deadline::after(Duration::from_secs(12)), now_secs())
         .await
         .unwrap_err();
     assert!(early.is_retryable(), "{early}");
@@ -778,7 +732,7 @@ async fn an_early_look_is_never_passed_and_the_retried_event_fails_naming_the_fi
         findings_for(&digest),
         enhanced_answer(&digest, vec![critical_finding()]),
     );
-    let retried = h.handle(&event, budget(), now()).await.unwrap();
+    let retried = h.handle(&event, budget(30), now_secs()).await.unwrap();
     assert_eq!(retried["verdict"], "FAIL", "{retried}");
     assert!(!tagged(&rig, "scan-passed"));
     let posts = rig.sink.delivered();
@@ -795,18 +749,18 @@ async fn an_early_look_is_never_passed_and_the_retried_event_fails_naming_the_fi
 /// the findings API still shows less waits instead of passing.
 #[tokio::test]
 async fn a_job_never_passes_below_what_the_images_scan_event_counted() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let digest = image_with_findings_to_come(&rig).await;
     let h = handler(&rig, &[("FINDINGS_SETTLE", "0s")]);
     let event = inspector_event(&digest, json!({"CRITICAL": 1, "TOTAL": 1}));
     let early = h
-        .handle(&event, Deadline::after(Duration::from_secs(12)), now())
+        .handle(&event, Deadline::after(Duration::from_secs(12)), now_secs())
         .await
         .unwrap_err();
     assert!(early.is_retryable(), "{early}");
 
     let out = h
-        .handle(&job_for_prod_api(), budget(), now())
+        .handle(&job_for_prod_api(), budget(30), now_secs())
         .await
         .unwrap();
     assert_eq!(out["result"], "continue", "{out}");
@@ -828,7 +782,7 @@ async fn a_job_never_passes_below_what_the_images_scan_event_counted() {
     let mut again = job_for_prod_api();
     again["CodePipeline.job"]["id"] = json!("continued-after-the-findings");
     again["CodePipeline.job"]["data"]["continuationToken"] = waiting["continuationToken"].clone();
-    let decided = h.handle(&again, budget(), now()).await.unwrap();
+    let decided = h.handle(&again, budget(30), now_secs()).await.unwrap();
     assert_eq!(decided["verdict"], "FAIL", "{decided}");
 }
 
@@ -836,15 +790,15 @@ async fn a_job_never_passes_below_what_the_images_scan_event_counted() {
 /// Lambda's retries after the event: the image is failed closed, and a person is told why.
 #[tokio::test]
 async fn findings_that_never_match_the_event_fail_closed_with_the_reason() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let digest = image_with_findings_to_come(&rig).await;
     let h = handler(
         &rig,
         &[("PASS_TAG", "scan-passed"), ("FINDINGS_SETTLE", "0s")],
     );
     let mut event = inspector_event(&digest, json!({"CRITICAL": 1, "TOTAL": 1}));
-    event["time"] = json!(rfc3339(now() - 300));
-    let out = h.handle(&event, budget(), now()).await.unwrap();
+    event["time"] = json!(rfc3339(now_secs() - 300));
+    let out = h.handle(&event, budget(30), now_secs()).await.unwrap();
     assert_eq!(out["verdict"], "FAIL", "{out}");
     assert!(!tagged(&rig, "scan-passed"));
     let post = rig.sink.delivered()[0].to_string();
@@ -858,7 +812,7 @@ async fn findings_that_never_match_the_event_fail_closed_with_the_reason() {
 /// again until FINDINGS_SETTLE has passed, and a scan event waits within its invocation.
 #[tokio::test]
 async fn a_fresh_enhanced_scan_waits_to_settle_in_a_pipeline_and_from_its_event() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     create_repository(&rig.moto, "prod-api", false).await;
     let digest = push_image(&rig.moto, "prod-api", "1.42.0", "fresh").await;
     rig.stub.fixture(
@@ -870,12 +824,12 @@ async fn a_fresh_enhanced_scan_waits_to_settle_in_a_pipeline_and_from_its_event(
             "ACTIVE",
             vec![critical_finding()],
             true,
-            now(),
+            now_secs(),
         ),
     );
     let h = handler(&rig, &[("FINDINGS_SETTLE", "3s")]);
     let job_out = h
-        .handle(&job_for_prod_api(), budget(), now())
+        .handle(&job_for_prod_api(), budget(30), now_secs())
         .await
         .unwrap();
     assert_eq!(job_out["result"], "continue", "{job_out}");
@@ -883,8 +837,8 @@ async fn a_fresh_enhanced_scan_waits_to_settle_in_a_pipeline_and_from_its_event(
     let event_out = h
         .handle(
             &inspector_event(&digest, json!({"CRITICAL": 1, "TOTAL": 1})),
-            budget(),
-            now(),
+            budget(30),
+            now_secs(),
         )
         .await
         .unwrap();
@@ -922,7 +876,7 @@ async fn multi_platform_image(rig: &Rig, arm_findings: Vec<Value>) -> (String, V
             status: "COMPLETE",
             findings,
             enhanced: false,
-            completed_at: now() - 120,
+            completed_at: now_secs() - 120,
         }
         .answer(&rig.stub);
     }
@@ -935,11 +889,11 @@ async fn multi_platform_image(rig: &Rig, arm_findings: Vec<Value>) -> (String, V
 /// what the pipeline deploys.
 #[tokio::test]
 async fn an_image_index_is_judged_on_every_platform_and_promoted_as_the_index() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let (index, platforms) = multi_platform_image(&rig, vec![]).await;
     let h = handler(&rig, &[("PASS_TAG", "scan-passed"), ("NOTIFY_ON", "ALL")]);
     let out = h
-        .handle(&job_for_prod_api(), budget(), now())
+        .handle(&job_for_prod_api(), budget(30), now_secs())
         .await
         .unwrap();
     assert_eq!(out["verdict"], "PASS", "{out}");
@@ -987,11 +941,11 @@ async fn an_image_index_is_judged_on_every_platform_and_promoted_as_the_index() 
 
 #[tokio::test]
 async fn an_image_index_fails_when_one_platform_fails_and_says_which() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     multi_platform_image(&rig, vec![basic_finding("CVE-2024-0001", "CRITICAL")]).await;
     let h = handler(&rig, &[("PASS_TAG", "scan-passed")]);
     let out = h
-        .handle(&job_for_prod_api(), budget(), now())
+        .handle(&job_for_prod_api(), budget(30), now_secs())
         .await
         .unwrap();
     assert_eq!(out["verdict"], "FAIL", "{out}");
@@ -1009,7 +963,7 @@ async fn an_image_index_fails_when_one_platform_fails_and_says_which() {
 
 fn platform_event(digest: &str, counts: Value) -> Value {
     let mut event = counting(scan_event("ecr-image-scan.json", digest), counts);
-    event["time"] = json!(rfc3339(now()));
+    event["time"] = json!(rfc3339(now_secs()));
     event["detail"]["image-tags"] = json!([]);
     event["id"] = json!(format!("event-for-{digest}"));
     event
@@ -1021,21 +975,25 @@ fn platform_event(digest: &str, counts: Value) -> Value {
 /// never a platform, and tells the verdict once.
 #[tokio::test]
 async fn a_platform_scan_event_judges_and_promotes_its_index_once() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let (index, platforms) = multi_platform_image(&rig, vec![]).await;
     let h = handler(&rig, &[("PASS_TAG", "scan-passed"), ("NOTIFY_ON", "ALL")]);
     let first = h
         .handle(
             &platform_event(&platforms[0], json!({"LOW": 1})),
-            budget(),
-            now(),
+            budget(30),
+            now_secs(),
         )
         .await
         .unwrap();
     assert_eq!(first["verdict"], "PENDING", "{first}");
     assert!(rig.stub.accepted("PutImage").is_empty());
     let second = h
-        .handle(&platform_event(&platforms[1], json!({})), budget(), now())
+        .handle(
+            &platform_event(&platforms[1], json!({})),
+            budget(30),
+            now_secs(),
+        )
         .await
         .unwrap();
     assert_eq!(second["verdict"], "PASS", "{second}");
@@ -1055,7 +1013,7 @@ async fn a_platform_scan_event_judges_and_promotes_its_index_once() {
     // A redelivery of the first platform's event now finds the index told.
     let mut again = platform_event(&platforms[0], json!({"LOW": 1}));
     again["id"] = json!("a-second-delivery-of-the-first-platforms-event");
-    let third = h.handle(&again, budget(), now()).await.unwrap();
+    let third = h.handle(&again, budget(30), now_secs()).await.unwrap();
     assert_eq!(third["verdict"], "PASS", "{third}");
     assert_eq!(rig.stub.accepted("PutImage").len(), 1);
     assert_eq!(rig.sink.delivered().len(), 1, "one PASS post for the index");
@@ -1066,7 +1024,7 @@ async fn a_platform_scan_event_judges_and_promotes_its_index_once() {
 /// what each event said is kept for every later look at the image.
 #[tokio::test]
 async fn a_platforms_event_never_passes_the_index_below_what_another_platforms_event_counted() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let (_, platforms) = multi_platform_image(&rig, vec![]).await;
     let h = handler(&rig, &[("PASS_TAG", "scan-passed"), ("NOTIFY_ON", "ALL")]);
     // amd64's event counts a CRITICAL its (stubbed) findings do not show; its invocation ends
@@ -1075,13 +1033,17 @@ async fn a_platforms_event_never_passes_the_index_below_what_another_platforms_e
         .handle(
             &platform_event(&platforms[0], json!({"CRITICAL": 1})),
             Deadline::after(Duration::from_secs(12)),
-            now(),
+            now_secs(),
         )
         .await
         .unwrap_err();
     assert!(early.is_retryable(), "{early}");
     let other = h
-        .handle(&platform_event(&platforms[1], json!({})), budget(), now())
+        .handle(
+            &platform_event(&platforms[1], json!({})),
+            budget(30),
+            now_secs(),
+        )
         .await
         .unwrap();
     assert_eq!(other["verdict"], "PENDING", "{other}");
@@ -1097,12 +1059,12 @@ async fn a_platforms_event_never_passes_the_index_below_what_another_platforms_e
 /// attestation and acknowledged, never posted as a FAIL.
 #[tokio::test]
 async fn an_attestations_failed_scan_is_acknowledged_not_posted() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let (_, digests) = multi_platform_image(&rig, vec![]).await;
     let mut event = platform_event(&digests[2], json!({}));
     event["detail"]["scan-status"] = json!("FAILED");
     let out = handler(&rig, &[])
-        .handle(&event, budget(), now())
+        .handle(&event, budget(30), now_secs())
         .await
         .unwrap();
     assert_eq!(out["outcome"], "skipped", "{out}");
@@ -1113,7 +1075,7 @@ async fn an_attestations_failed_scan_is_acknowledged_not_posted() {
 /// platform of an index pushed later: it is judged and told, never tagged.
 #[tokio::test]
 async fn an_untagged_image_no_index_lists_is_judged_but_not_tagged() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     create_repository(&rig.moto, "prod-api", false).await;
     let (_, platforms) =
         standins::ecr::push_index(&rig.moto, "prod-api", "9.9.9", &[("linux/amd64", "lone")]).await;
@@ -1133,12 +1095,16 @@ async fn an_untagged_image_no_index_lists_is_judged_but_not_tagged() {
             "COMPLETE",
             vec![],
             false,
-            now() - 120,
+            now_secs() - 120,
         ),
     );
     let h = handler(&rig, &[("PASS_TAG", "scan-passed"), ("NOTIFY_ON", "ALL")]);
     let out = h
-        .handle(&platform_event(&platforms[0], json!({})), budget(), now())
+        .handle(
+            &platform_event(&platforms[0], json!({})),
+            budget(30),
+            now_secs(),
+        )
         .await
         .unwrap();
     assert_eq!(out["verdict"], "PASS", "{out}");
@@ -1150,16 +1116,16 @@ async fn an_untagged_image_no_index_lists_is_judged_but_not_tagged() {
 /// re-scan with a newer vulnerability database) that finds less replaces it.
 #[tokio::test]
 async fn a_rescan_that_finds_less_replaces_what_the_earlier_event_said() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let digest = image_with_findings_to_come(&rig).await;
     let h = handler(&rig, &[("FINDINGS_SETTLE", "0s")]);
     let mut first = inspector_event(&digest, json!({"CRITICAL": 1, "TOTAL": 1}));
-    first["time"] = json!(rfc3339(now() - 300));
-    let failed = h.handle(&first, budget(), now()).await.unwrap();
+    first["time"] = json!(rfc3339(now_secs() - 300));
+    let failed = h.handle(&first, budget(30), now_secs()).await.unwrap();
     assert_eq!(failed["verdict"], "FAIL", "{failed}");
     let mut rescan = inspector_event(&digest, json!({"TOTAL": 0}));
     rescan["id"] = json!("the-rescan");
-    let passed = h.handle(&rescan, budget(), now()).await.unwrap();
+    let passed = h.handle(&rescan, budget(30), now_secs()).await.unwrap();
     assert_eq!(passed["verdict"], "PASS", "{passed}");
 }
 
@@ -1168,7 +1134,7 @@ async fn a_rescan_that_finds_less_replaces_what_the_earlier_event_said() {
 /// decides it.
 #[tokio::test]
 async fn an_index_whose_other_platforms_were_scanned_long_ago_passes_on_one_event() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     create_repository(&rig.moto, "prod-api", false).await;
     let (index, platforms) = standins::ecr::push_index(
         &rig.moto,
@@ -1177,7 +1143,10 @@ async fn an_index_whose_other_platforms_were_scanned_long_ago_passes_on_one_even
         &[("linux/amd64", "old-amd64"), ("linux/arm64", "new-arm64")],
     )
     .await;
-    for (digest, completed_at) in [(&platforms[0], now() - 3600), (&platforms[1], now() - 30)] {
+    for (digest, completed_at) in [
+        (&platforms[0], now_secs() - 3600),
+        (&platforms[1], now_secs() - 30),
+    ] {
         standins::ecr::ScanOf {
             repository: "prod-api",
             digest,
@@ -1190,7 +1159,11 @@ async fn an_index_whose_other_platforms_were_scanned_long_ago_passes_on_one_even
     }
     let h = handler(&rig, &[("PASS_TAG", "scan-passed")]);
     let out = h
-        .handle(&platform_event(&platforms[1], json!({})), budget(), now())
+        .handle(
+            &platform_event(&platforms[1], json!({})),
+            budget(30),
+            now_secs(),
+        )
         .await
         .unwrap();
     assert_eq!(out["verdict"], "PASS", "{out}");
@@ -1202,7 +1175,7 @@ async fn an_index_whose_other_platforms_were_scanned_long_ago_passes_on_one_even
 /// (manifests come back as stored) to read the index and to tag it.
 #[tokio::test]
 async fn an_index_is_read_and_tagged_when_ecr_refuses_index_media_types() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let (index, _) = multi_platform_image(&rig, vec![]).await;
     rig.stub.fixture_error(
         "BatchGetImage",
@@ -1218,7 +1191,7 @@ async fn an_index_is_read_and_tagged_when_ecr_refuses_index_media_types() {
     );
     let h = handler(&rig, &[("PASS_TAG", "scan-passed")]);
     let out = h
-        .handle(&job_for_prod_api(), budget(), now())
+        .handle(&job_for_prod_api(), budget(30), now_secs())
         .await
         .unwrap();
     assert_eq!(out["verdict"], "PASS", "{out}");
@@ -1238,11 +1211,15 @@ async fn an_index_is_read_and_tagged_when_ecr_refuses_index_media_types() {
 /// event arrived) is told to a person, never only logged.
 #[tokio::test]
 async fn a_scan_event_that_cannot_be_judged_is_told_not_dropped() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     create_repository(&rig.moto, "prod-api", false).await;
     let gone = format!("sha256:{}", "0".repeat(64));
     let out = handler(&rig, &[])
-        .handle(&scan_event("ecr-image-scan.json", &gone), budget(), now())
+        .handle(
+            &scan_event("ecr-image-scan.json", &gone),
+            budget(30),
+            now_secs(),
+        )
         .await
         .unwrap();
     assert_eq!(out["verdict"], "FAIL", "{out}");
@@ -1254,9 +1231,9 @@ async fn a_scan_event_that_cannot_be_judged_is_told_not_dropped() {
 /// stand-in does too, so a gate that tried would be seen failing here.
 #[tokio::test]
 async fn the_stand_in_refuses_to_scan_an_index_as_ecr_does() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let (index, _) = multi_platform_image(&rig, vec![]).await;
-    let sdk = aws_sdk_ecr::Client::new(&rig.stub_sdk);
+    let sdk = aws_sdk_ecr::Client::new(&rig.sdk);
     let refused = sdk
         .start_image_scan()
         .repository_name("prod-api")
@@ -1276,11 +1253,11 @@ async fn the_stand_in_refuses_to_scan_an_index_as_ecr_does() {
 /// the reason at once instead of waiting for CodePipeline's timeout, and a person hears it.
 #[tokio::test]
 async fn a_broken_configuration_fails_each_job_with_the_reason_and_notifies() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let topic = rig.moto.create_topic("ops-alerts").await;
     let h = handler(&rig, &[("MAX_CRITICAL", "none"), ("SNS_TOPIC_ARN", &topic)]);
     let out = h
-        .handle(&job_for_prod_api(), budget(), now())
+        .handle(&job_for_prod_api(), budget(30), now_secs())
         .await
         .unwrap();
     assert_eq!(out["result"], "failed", "{out}");
@@ -1306,11 +1283,15 @@ async fn a_broken_configuration_fails_each_job_with_the_reason_and_notifies() {
 /// per container rather than once per pushed image.
 #[tokio::test]
 async fn a_broken_configuration_is_posted_once_for_a_burst_of_scan_events() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let h = handler(&rig, &[("MAX_CRITICAL", "none")]);
     for digest in ["sha256:aaaa", "sha256:bbbb"] {
         let out = h
-            .handle(&scan_event("ecr-image-scan.json", digest), budget(), now())
+            .handle(
+                &scan_event("ecr-image-scan.json", digest),
+                budget(30),
+                now_secs(),
+            )
             .await
             .unwrap();
         assert_eq!(out["outcome"], "not-judged", "{out}");
@@ -1324,7 +1305,7 @@ async fn a_broken_configuration_is_posted_once_for_a_burst_of_scan_events() {
 /// timeout: the refusal reaches a person even for a PASS that `NOTIFY_ON=FAIL` keeps quiet.
 #[tokio::test]
 async fn a_refused_job_result_is_notified_even_for_a_pass() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     create_repository(&rig.moto, "prod-api", false).await;
     let digest = push_image(&rig.moto, "prod-api", "1.42.0", "clean").await;
     for id in [
@@ -1341,7 +1322,7 @@ async fn a_refused_job_result_is_notified_even_for_a_pass() {
     );
     let h = handler(&rig, &[]);
     let out = h
-        .handle(&job_for_prod_api(), budget(), now())
+        .handle(&job_for_prod_api(), budget(30), now_secs())
         .await
         .unwrap();
     assert_eq!(out["reported"], "NotReported", "{out}");
@@ -1377,7 +1358,7 @@ fn job_for_prod_api() -> Value {
 /// a basic scan once and waits for it, rather than waiting out MAX_WAIT for nothing.
 #[tokio::test]
 async fn with_no_scan_the_gate_starts_one_and_waits() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     image_without_a_scan(&rig).await;
     // moto counts a pushed image as scanned today, so its StartImageScan answers the daily
     // limit; the success answer (its documented shape) comes from a fixture.
@@ -1388,7 +1369,7 @@ async fn with_no_scan_the_gate_starts_one_and_waits() {
     );
     let h = handler(&rig, &[]);
     let out = h
-        .handle(&job_for_prod_api(), budget(), now())
+        .handle(&job_for_prod_api(), budget(30), now_secs())
         .await
         .unwrap();
     assert_eq!(out["result"], "continue", "{out}");
@@ -1403,7 +1384,7 @@ async fn with_no_scan_the_gate_starts_one_and_waits() {
 /// out MAX_WAIT.
 #[tokio::test]
 async fn with_no_scan_and_none_startable_the_job_fails_fast_with_advice() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     image_without_a_scan(&rig).await;
     rig.stub.fixture_error(
         "StartImageScan",
@@ -1413,7 +1394,7 @@ async fn with_no_scan_and_none_startable_the_job_fails_fast_with_advice() {
     );
     let h = handler(&rig, &[]);
     let out = h
-        .handle(&job_for_prod_api(), budget(), now())
+        .handle(&job_for_prod_api(), budget(30), now_secs())
         .await
         .unwrap();
     assert_eq!(out["result"], "failed", "{out}");
@@ -1429,7 +1410,7 @@ async fn with_no_scan_and_none_startable_the_job_fails_fast_with_advice() {
 /// Each way tagging can fail is told as what it is, not as an immutable-tag conflict.
 #[tokio::test]
 async fn each_promotion_error_is_told_apart() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     create_repository(&rig.moto, "prod-api", false).await;
     let digest = push_image(&rig.moto, "prod-api", "1.42.0", "clean").await;
     for id in [
@@ -1451,8 +1432,8 @@ async fn each_promotion_error_is_told_apart() {
     );
     h.handle(
         &scan_event("ecr-image-scan-no-findings.json", &digest),
-        budget(),
-        now(),
+        budget(30),
+        now_secs(),
     )
     .await
     .unwrap();
@@ -1468,7 +1449,7 @@ async fn each_promotion_error_is_told_apart() {
         "ThrottlingException",
         "Rate exceeded",
     );
-    h.handle(&job_for_prod_api(), budget(), now())
+    h.handle(&job_for_prod_api(), budget(30), now_secs())
         .await
         .unwrap();
     assert!(
@@ -1484,7 +1465,7 @@ async fn each_promotion_error_is_told_apart() {
     );
     let mut again = job_for_prod_api();
     again["CodePipeline.job"]["id"] = json!("22222222-2222-3333-4444-555555555555");
-    h.handle(&again, budget(), now()).await.unwrap();
+    h.handle(&again, budget(30), now_secs()).await.unwrap();
     assert!(
         posted(2).contains("ImageNotFound: Requested image not found"),
         "{}",
@@ -1497,13 +1478,13 @@ async fn each_promotion_error_is_told_apart() {
 /// queue. So the invocation still succeeds, and a person is told the stage is waiting.
 #[tokio::test]
 async fn a_job_result_that_cannot_be_sent_is_told_and_never_fails_the_invocation() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let digest = vulnerable_image(&rig, "prod-api", "1.42.0").await;
     assert!(!digest.is_empty());
     rig.stub.throttle("PutJobFailureResult", 100);
     let h = handler(&rig, &[]);
     let out = h
-        .handle(&job_for_prod_api(), budget(), now())
+        .handle(&job_for_prod_api(), budget(30), now_secs())
         .await
         .expect("never an invocation error on the job path");
     assert_eq!(out["reported"], "NotReported", "{out}");
@@ -1520,11 +1501,11 @@ async fn a_job_result_that_cannot_be_sent_is_told_and_never_fails_the_invocation
 /// as scanned today): the refusal means a scan is already on its way, so the job waits.
 #[tokio::test]
 async fn with_no_scan_found_but_one_started_today_the_job_waits() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     image_without_a_scan(&rig).await;
     let h = handler(&rig, &[]);
     let out = h
-        .handle(&job_for_prod_api(), budget(), now())
+        .handle(&job_for_prod_api(), budget(30), now_secs())
         .await
         .unwrap();
     assert_eq!(out["result"], "continue", "{out}");
@@ -1569,10 +1550,10 @@ impl Registry for PanicsWhileTagging {
 /// the dead-letter queue).
 #[tokio::test]
 async fn a_panic_outside_the_evaluation_still_fails_the_job_and_acknowledges() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let h = handler_with(&rig, PanicsWhileTagging, &[("PASS_TAG", "scan-passed")]);
     let out = h
-        .handle(&job_for_prod_api(), budget(), now())
+        .handle(&job_for_prod_api(), budget(30), now_secs())
         .await
         .expect("never an invocation error on the job path");
     assert_eq!(out["outcome"], "unanswered", "{out}");

@@ -10,20 +10,20 @@ use std::time::Duration;
 
 use common::{EcsWorld, sample, stopped_task};
 use serde_json::json;
-use standins::{FunctionProcess, Moto, Outcome, RecordingStub, RuntimeApi, SlackSink};
+use standins::{FunctionProcess, Outcome, Rig, RuntimeApi};
 
 fn binary() -> PathBuf {
-    std::env::var_os("MIGRATION_RUNNER_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_migration-runner")))
+    standins::runtime_api::binary_under_test(
+        "MIGRATION_RUNNER_BIN",
+        env!("CARGO_BIN_EXE_migration-runner"),
+    )
 }
 
 #[tokio::test]
 async fn the_binary_runs_a_migration_once_answers_its_job_and_reports_its_end() {
-    let moto = Moto::start();
-    let stub = RecordingStub::start().await;
-    stub.forward_unknown_to(moto.endpoint());
-    let sink = SlackSink::start().await;
+    let Rig {
+        moto, stub, sink, ..
+    } = Rig::start().await;
     let world = EcsWorld::create(&moto, "prod").await;
 
     let api = RuntimeApi::start().await;
@@ -141,21 +141,15 @@ async fn the_binary_runs_a_migration_once_answers_its_job_and_reports_its_end() 
 /// to AWS (RunTask's among them).
 #[tokio::test]
 async fn at_debug_no_planted_secret_reaches_a_log_an_answer_a_post_or_a_launch() {
-    let moto = Moto::start();
-    let stub = RecordingStub::start().await;
-    stub.forward_unknown_to(moto.endpoint());
-    let sink = SlackSink::start().await;
+    let Rig {
+        moto, stub, sink, ..
+    } = Rig::start().await;
     // The webhook where the stack as tested keeps it (SlackWebhookParameterName): SSM.
-    moto.aws_json(
-        "ssm",
-        "AmazonSSM.PutParameter",
-        &json!({"Name": "/ops/slack/webhook", "Value": sink.webhook_url("deploys"), "Type": "SecureString"}),
-    )
-    .await;
+    let webhook = standins::rig::webhook_in_ssm(&moto, &sink, "deploys").await;
     let world = EcsWorld::create(&moto, "prod").await;
     let mut env = standins::planted::debug_env(&stub.endpoint());
     env.extend(world.env());
-    env.push(("SLACK_WEBHOOK_URL".into(), "ssm:/ops/slack/webhook".into()));
+    env.push(("SLACK_WEBHOOK_URL".into(), webhook));
     let api = RuntimeApi::start().await;
     let mut function = FunctionProcess::spawn(&binary(), &api, &env);
     let mut answers = Vec::new();
@@ -214,10 +208,9 @@ async fn at_debug_no_planted_secret_reaches_a_log_an_answer_a_post_or_a_launch()
 /// launches nothing.
 #[tokio::test]
 async fn bad_payloads_end_cleanly_launch_nothing_and_the_process_lives_on() {
-    let moto = Moto::start();
-    let stub = RecordingStub::start().await;
-    stub.forward_unknown_to(moto.endpoint());
-    let sink = SlackSink::start().await;
+    let Rig {
+        moto, stub, sink, ..
+    } = Rig::start().await;
     let world = EcsWorld::create(&moto, "prod").await;
     let api = RuntimeApi::start().await;
     let mut env = standins::moto::aws_env(&stub.endpoint());

@@ -8,7 +8,7 @@ mod common;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use common::{EcsWorld, register, sample, stopped_task, task_definition};
 use migration_runner::app::Runner;
@@ -16,67 +16,49 @@ use migration_runner::ecs::{CloudWatchLogs, Cluster, Ecs, Launch, RunOutcome};
 use migration_runner::task::{Task, TaskDefinition};
 use migration_runner::{Config, Invocation};
 use serde_json::{Value, json};
-use shared::clients::Clients;
 use shared::config::Loaded;
 use shared::jobs::JobReporter;
 use shared::notifier::Notifier;
-use shared::slack::SlackClient;
 use shared::{Deadline, Error};
-use standins::{Moto, RecordingStub, Reply, SlackSink};
+use standins::Reply;
+use standins::rig::now_secs;
 
+/// The shared rig, with the ECS world (cluster, network, task family, log group) in its moto.
 struct Rig {
-    moto: Moto,
-    stub: RecordingStub,
-    sink: SlackSink,
+    base: standins::Rig,
     world: EcsWorld,
-    sdk: aws_config::SdkConfig,
 }
 
-/// The idempotency store, as the template creates it: every side effect is claimed there.
-const TABLE: &str = standins::moto::IDEMPOTENCY_TABLE;
+impl Rig {
+    async fn start() -> Self {
+        let base = standins::Rig::start().await;
+        let world = EcsWorld::create(&base.moto, "prod").await;
+        Self { base, world }
+    }
 
-async fn rig() -> Rig {
-    let moto = Moto::start();
-    let stub = RecordingStub::start().await;
-    stub.forward_unknown_to(moto.endpoint());
-    let world = EcsWorld::create(&moto, "prod").await;
-    let sdk = standins::moto::sdk_config_for(&stub.endpoint()).await;
-    moto.create_idempotency_table().await;
-    Rig {
-        moto,
-        stub,
-        sink: SlackSink::start().await,
-        world,
-        sdk,
+    /// The runner's variables: the world's, the rig's (webhook `deploys`), then `extra`.
+    fn env(&self, extra: &[(&str, &str)]) -> HashMap<String, String> {
+        standins::rig::env(
+            self.world
+                .env()
+                .into_iter()
+                .chain(self.variables("deploys")),
+            extra,
+        )
     }
 }
 
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
+impl std::ops::Deref for Rig {
+    type Target = standins::Rig;
 
-fn env(rig: &Rig, extra: &[(&str, &str)]) -> HashMap<String, String> {
-    let mut env: HashMap<String, String> = rig.world.env().into_iter().collect();
-    env.insert("SLACK_WEBHOOK_URL".into(), rig.sink.webhook_url("deploys"));
-    env.insert("IDEMPOTENCY_TABLE".into(), TABLE.into());
-    env.extend(
-        extra
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-    );
-    env
-}
-
-fn clients(rig: &Rig) -> Clients {
-    Clients::new(rig.sdk.clone(), SlackClient::new().unwrap())
+    fn deref(&self) -> &standins::Rig {
+        &self.base
+    }
 }
 
 /// The runner exactly as `main.rs` builds it.
 fn runner(rig: &Rig, extra: &[(&str, &str)]) -> migration_runner::app::App {
-    migration_runner::app::build(&env(rig, extra), &clients(rig))
+    migration_runner::app::build(&rig.env(extra), &rig.clients())
 }
 
 fn invocation(request_id: &str, budget: Duration, now: i64) -> Invocation {
@@ -88,7 +70,7 @@ fn invocation(request_id: &str, budget: Duration, now: i64) -> Invocation {
 }
 
 fn quick(request_id: &str) -> Invocation {
-    invocation(request_id, Duration::from_secs(30), now())
+    invocation(request_id, Duration::from_secs(30), now_secs())
 }
 
 fn run_tasks(rig: &Rig) -> Vec<Value> {
@@ -155,7 +137,7 @@ async fn latest_definition(rig: &Rig) -> String {
 
 #[tokio::test]
 async fn a_launch_runs_the_latest_revision_with_network_overrides_tags_and_a_client_token() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let v2 = register(
         &rig.moto,
         &task_definition(&rig.world, &rig.world.image("v2"), false),
@@ -221,7 +203,7 @@ async fn a_launch_runs_the_latest_revision_with_network_overrides_tags_and_a_cli
 
 #[tokio::test]
 async fn a_redelivered_request_finds_its_own_task_instead_of_starting_another() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let app = runner(&rig, &[]);
     let first = app.handle(&json!({}), quick("req-1")).await.unwrap();
     // The same request again while its task runs: found by its trigger tag, no RunTask.
@@ -247,7 +229,7 @@ async fn a_redelivered_request_finds_its_own_task_instead_of_starting_another() 
 
 #[tokio::test]
 async fn a_second_migration_is_refused_while_one_runs() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let app = runner(&rig, &[]);
     let first = app.handle(&json!({}), quick("req-a")).await.unwrap();
     assert_eq!(first["outcome"], "launched");
@@ -271,7 +253,7 @@ async fn a_second_migration_is_refused_while_one_runs() {
 
 #[tokio::test]
 async fn a_command_override_is_refused_unless_allowed() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let app = runner(&rig, &[]);
     let out = app
         .handle(&sample("direct-invoke-command.json"), quick("r"))
@@ -300,7 +282,7 @@ async fn a_command_override_is_refused_unless_allowed() {
 
 #[tokio::test]
 async fn payloads_that_are_not_requests_launch_nothing_and_never_panic() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let app = runner(&rig, &[]);
     for payload in [
         json!([]),
@@ -321,7 +303,7 @@ async fn payloads_that_are_not_requests_launch_nothing_and_never_panic() {
 
 #[tokio::test]
 async fn a_direct_invocation_that_waits_returns_the_outcome_with_the_log_tail() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let app = runner(&rig, &[]);
     // A task the stub reports stopped as soon as it is described: the arn is moto's.
     let launched = app.handle(&json!({}), quick("first")).await.unwrap();
@@ -356,12 +338,12 @@ async fn a_direct_invocation_that_waits_returns_the_outcome_with_the_log_tail() 
 
 #[tokio::test]
 async fn a_wait_that_outlasts_the_invocation_returns_running_with_the_arn() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let app = runner(&rig, &[("REPORT_MARGIN", "1s")]);
     let out = app
         .handle(
             &json!({"wait": true}),
-            invocation("w", Duration::from_secs(8), now()),
+            invocation("w", Duration::from_secs(8), now_secs()),
         )
         .await
         .unwrap();
@@ -374,7 +356,7 @@ async fn a_wait_that_outlasts_the_invocation_returns_running_with_the_arn() {
 
 #[tokio::test]
 async fn a_push_runs_exactly_the_pushed_image_by_digest_once() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let extra = [
         ("TRIGGER_REPOSITORY", "prod-api"),
         ("TRIGGER_TAG", "1.*"),
@@ -426,7 +408,7 @@ async fn a_push_runs_exactly_the_pushed_image_by_digest_once() {
 
 #[tokio::test]
 async fn pushes_of_other_repositories_tags_or_failed_pushes_are_ignored() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let app = runner(
         &rig,
         &[("TRIGGER_REPOSITORY", "prod-api"), ("TRIGGER_TAG", "1.*")],
@@ -454,7 +436,7 @@ async fn pushes_of_other_repositories_tags_or_failed_pushes_are_ignored() {
 
 #[tokio::test]
 async fn a_push_while_a_migration_runs_is_refused_and_a_person_is_told() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let app = runner(&rig, &[("TRIGGER_REPOSITORY", "prod-api")]);
     app.handle(&json!({}), quick("manual")).await.unwrap();
     let out = app
@@ -500,7 +482,7 @@ async fn stopped_event(
 
 #[tokio::test]
 async fn a_failed_migration_is_reported_once_with_exit_codes_and_the_log_tail() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let topic = rig.moto.create_topic("ops-alerts").await;
     let app = runner(&rig, &[("SNS_TOPIC_ARN", topic.as_str())]);
     let (event, arn) = stopped_event(
@@ -554,7 +536,7 @@ async fn a_failed_migration_is_reported_once_with_exit_codes_and_the_log_tail() 
 
 #[tokio::test]
 async fn a_deprovisioning_event_with_exit_codes_reports_nothing() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let app = runner(&rig, &[]);
     let mut event = sample("ecs-task-deprovisioning.json");
     event["detail"]["clusterArn"] = json!(rig.world.cluster_arn());
@@ -565,7 +547,7 @@ async fn a_deprovisioning_event_with_exit_codes_reports_nothing() {
 
 #[tokio::test]
 async fn a_succeeded_migration_is_posted_only_when_notify_on_is_all() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let quiet = runner(&rig, &[]);
     let (event, _) = stopped_event(
         &rig,
@@ -590,7 +572,7 @@ async fn a_succeeded_migration_is_posted_only_when_notify_on_is_all() {
 /// it; a duplicate, on any container, is skipped; an earlier RUNNING version is ignored.
 #[tokio::test]
 async fn a_stopped_task_is_told_once_across_a_failed_post_a_retry_and_duplicates() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let app = runner(&rig, &[]);
     let (event, _) = stopped_event(
         &rig,
@@ -600,7 +582,7 @@ async fn a_stopped_task_is_told_once_across_a_failed_post_a_retry_and_duplicates
     )
     .await;
     rig.sink.script([Reply::Hang]);
-    let short = invocation("first", Duration::from_secs(3), now());
+    let short = invocation("first", Duration::from_secs(3), now_secs());
     let failed = app.handle(&event, short).await.unwrap_err();
     assert!(failed.is_retryable(), "{failed}");
 
@@ -638,7 +620,7 @@ async fn a_stopped_task_is_told_once_across_a_failed_post_a_retry_and_duplicates
 
 #[tokio::test]
 async fn a_task_that_could_not_pull_its_image_is_a_failure_that_says_so() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let app = runner(&rig, &[]);
     let (mut event, _) = stopped_event(&rig, &app, &[("migrate", None)], "TaskFailedToStart").await;
     event["detail"]["stoppedReason"] = json!(
@@ -659,7 +641,7 @@ async fn a_task_that_could_not_pull_its_image_is_a_failure_that_says_so() {
 
 #[tokio::test]
 async fn tasks_of_another_starter_are_acknowledged_and_ignored() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let app = runner(&rig, &[]);
     let mut event = sample("ecs-task-stopped.json");
     event["detail"]["startedBy"] = json!("ecs-svc/123");
@@ -672,7 +654,7 @@ async fn tasks_of_another_starter_are_acknowledged_and_ignored() {
 
 #[tokio::test]
 async fn a_pipeline_job_launches_continues_and_succeeds_with_output_variables() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let app = runner(&rig, &[]);
     let first = job("codepipeline-job.json");
     let out = app.handle(&first, quick("i1")).await.unwrap();
@@ -735,7 +717,7 @@ async fn a_pipeline_job_launches_continues_and_succeeds_with_output_variables() 
 
 #[tokio::test]
 async fn a_failed_migration_fails_the_job_with_the_log_tail_and_its_stopped_event_tells_people() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let app = runner(&rig, &[("LOG_TAIL_LINES", "2")]);
     let first = job("codepipeline-job.json");
     app.handle(&first, quick("i1")).await.unwrap();
@@ -803,10 +785,10 @@ async fn a_failed_migration_fails_the_job_with_the_log_tail_and_its_stopped_even
 
 #[tokio::test]
 async fn a_continued_job_finds_the_task_its_first_invocation_launched() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let app = runner(&rig, &[("MAX_RUNTIME", "10m")]);
     let first = job("codepipeline-job.json");
-    let started = now();
+    let started = now_secs();
     app.handle(&first, invocation("i1", Duration::from_secs(30), started))
         .await
         .unwrap();
@@ -842,10 +824,10 @@ async fn a_continued_job_finds_the_task_its_first_invocation_launched() {
 
 #[tokio::test]
 async fn past_max_runtime_the_task_is_stopped_and_the_job_failed() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let app = runner(&rig, &[("MAX_RUNTIME", "10m")]);
     let first = job("codepipeline-job.json");
-    let started = now();
+    let started = now_secs();
     app.handle(&first, invocation("i1", Duration::from_secs(30), started))
         .await
         .unwrap();
@@ -875,10 +857,10 @@ async fn past_max_runtime_the_task_is_stopped_and_the_job_failed() {
 /// runner stops its task before the pipeline gives up on it.
 #[tokio::test]
 async fn a_task_is_stopped_before_the_pipeline_action_would_time_out() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let app = runner(&rig, &[("MAX_RUNTIME", "23h")]);
     let first = job("codepipeline-job.json");
-    let job_started = now();
+    let job_started = now_secs();
     app.handle(
         &first,
         invocation("i1", Duration::from_secs(30), job_started),
@@ -909,7 +891,7 @@ async fn a_task_is_stopped_before_the_pipeline_action_would_time_out() {
 
 #[tokio::test]
 async fn a_job_waits_for_a_running_migration_then_launches() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let app = runner(&rig, &[]);
     let other = app.handle(&json!({}), quick("manual")).await.unwrap();
     let first = job("codepipeline-job.json");
@@ -934,7 +916,7 @@ async fn a_job_waits_for_a_running_migration_then_launches() {
 
 #[tokio::test]
 async fn capacity_shortages_are_retried_and_other_placement_failures_fail_the_job() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let app = runner(&rig, &[]);
     rig.stub.fixture(
         "RunTask",
@@ -944,7 +926,7 @@ async fn capacity_shortages_are_retried_and_other_placement_failures_fail_the_jo
     let out = app
         .handle(
             &job("codepipeline-job.json"),
-            invocation("i1", Duration::from_secs(12), now()),
+            invocation("i1", Duration::from_secs(12), now_secs()),
         )
         .await
         .unwrap();
@@ -1011,7 +993,7 @@ async fn capacity_shortages_are_retried_and_other_placement_failures_fail_the_jo
 
 #[tokio::test]
 async fn bad_job_input_fails_the_job_clearly_and_launches_nothing() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let app = runner(&rig, &[]);
     let mut malformed = job("codepipeline-job.json");
     malformed["CodePipeline.job"]["data"]["actionConfiguration"]["configuration"]["UserParameters"] =
@@ -1045,7 +1027,7 @@ async fn bad_job_input_fails_the_job_clearly_and_launches_nothing() {
 
 #[tokio::test]
 async fn a_bad_configuration_fails_every_job_and_is_posted_once_for_events() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let app = runner(&rig, &[("STARTED_BY", "has spaces")]);
     let out = app
         .handle(&job("codepipeline-job.json"), quick("i"))
@@ -1118,8 +1100,8 @@ fn runner_with<C>(
     rig: &Rig,
     cluster: impl FnOnce(Ecs) -> C,
 ) -> Runner<C, CloudWatchLogs, JobReporter, Notifier> {
-    let env = env(rig, &[]);
-    let clients = clients(rig);
+    let env = rig.env(&[]);
+    let clients = rig.clients();
     let config: Loaded<Config> = Config::from_env(&env).map_err(|e| e.to_string());
     let ports = migration_runner::app::ports(&env, &clients);
     let ecs = Ecs::new(&clients.sdk);
@@ -1136,7 +1118,7 @@ fn faulty_runner(rig: &Rig, hang: bool) -> Runner<Faulty, CloudWatchLogs, JobRep
 
 #[tokio::test]
 async fn a_panic_while_launching_still_answers_the_job_exactly_once() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let app = faulty_runner(&rig, false);
     let out = app
         .handle(&job("codepipeline-job.json"), quick("i"))
@@ -1155,14 +1137,14 @@ async fn a_panic_while_launching_still_answers_the_job_exactly_once() {
 
 #[tokio::test]
 async fn a_hang_while_launching_still_answers_the_job_before_the_deadline() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let app = faulty_runner(&rig, true);
     let budget = Duration::from_secs(8);
     let started = std::time::Instant::now();
     let out = app
         .handle(
             &job("codepipeline-job.json"),
-            invocation("i", budget, now()),
+            invocation("i", budget, now_secs()),
         )
         .await
         .unwrap();
@@ -1226,7 +1208,7 @@ impl Cluster for Blind {
 
 #[tokio::test]
 async fn of_two_migrations_launched_at_once_the_later_stops_itself() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let first = runner(&rig, &[])
         .handle(&json!({}), quick("first"))
         .await
@@ -1271,7 +1253,7 @@ type Case = (&'static str, &'static [(&'static str, Option<i64>)], bool);
 
 #[tokio::test]
 async fn task_events_in_the_published_shape_are_judged_on_every_essential_container() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     // A migration with a non-essential log router beside it.
     let definition = register(
         &rig.moto,

@@ -2,60 +2,34 @@
 //! state in moto's DynamoDB, Slack's `chat.postMessage` / `chat.update` and threads in the
 //! sink (which enforces the Web API's rules: see its module notes).
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{Ending, execution_events};
 use pipeline_notifier::EventReply;
 use serde_json::Value;
 use shared::{Deadline, Error};
+use standins::codepipeline::{Ending, execution_events};
+use standins::rig::{Rig, TABLE, quick_slack};
 use standins::slack_sink::{
     ARCHIVED_CHANNEL, BOT_TOKEN, CHANNEL, CHANNEL_WITHOUT_BOT, OTHER_CHANNEL, SlackMessage,
 };
-use standins::{Moto, RecordingStub, Reply, SlackSink};
+use standins::{Reply, SlackSink};
 
-const TABLE: &str = standins::moto::IDEMPOTENCY_TABLE;
 const MENTION: &str = "<!subteam^S0PLATFORM>";
 
-struct Rig {
-    moto: Moto,
-    /// In front of moto, recording each call (and what the IAM check reads).
-    stub: RecordingStub,
-    sink: SlackSink,
-    sdk: aws_config::SdkConfig,
-    topic: String,
-}
-
-async fn rig() -> Rig {
-    let moto = Moto::start();
-    moto.create_idempotency_table().await;
-    let topic = moto.create_topic("ops-alerts").await;
-    let stub = RecordingStub::start().await;
-    stub.forward_unknown_to(moto.endpoint());
-    let sdk = standins::moto::sdk_config_for(&stub.endpoint()).await;
-    let sink = SlackSink::start().await;
-    Rig {
-        moto,
-        stub,
-        sink,
-        sdk,
-        topic,
-    }
-}
-
 /// One container's notifier, as `main.rs` builds it, in Web API mode unless `extra` says
-/// otherwise (an empty value removes a variable).
+/// otherwise (an empty value takes a variable away).
 fn container(rig: &Rig, extra: &[(&str, &str)]) -> pipeline_notifier::app::App {
-    let base = [
-        ("SLACK_BOT_TOKEN", BOT_TOKEN.into()),
-        ("SLACK_CHANNEL", CHANNEL.into()),
-        ("SLACK_API_URL", rig.sink.api_url()),
-        ("SLACK_WEBHOOK_URL", rig.sink.webhook_url("default")),
-        ("FAILURE_MENTION", MENTION.into()),
-        ("IDEMPOTENCY_TABLE", TABLE.into()),
-    ];
-    common::notifier(&rig.sdk, &base, extra)
+    let mut base = rig.variables("default");
+    base.extend([
+        ("SLACK_BOT_TOKEN".into(), BOT_TOKEN.into()),
+        ("SLACK_CHANNEL".into(), CHANNEL.into()),
+        ("SLACK_API_URL".into(), rig.sink.api_url()),
+        ("FAILURE_MENTION".into(), MENTION.into()),
+    ]);
+    pipeline_notifier::app::build(
+        &standins::rig::env(base, extra),
+        &rig.clients_with(quick_slack()),
+    )
 }
 
 /// Delivers `event` as Lambda's async invoke does: a retryable error is retried (twice).
@@ -106,7 +80,7 @@ fn only_top(sink: &SlackSink, channel: &str) -> SlackMessage {
 
 #[tokio::test]
 async fn an_execution_in_order_is_one_message_updated_to_green() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let h = container(&rig, &[]);
     let events = execution_events("exec-in-order", Ending::Succeeded);
     for e in &events {
@@ -149,7 +123,7 @@ async fn an_execution_in_order_is_one_message_updated_to_green() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shuffled_events_on_two_containers_at_once_end_in_the_same_one_message() {
-    let in_order = rig().await;
+    let in_order = Rig::start().await;
     let h = container(&in_order, &[]);
     for e in execution_events("exec-race", Ending::Succeeded) {
         deliver(&h, &e).await.unwrap();
@@ -157,7 +131,7 @@ async fn shuffled_events_on_two_containers_at_once_end_in_the_same_one_message()
     let expected = only_top(&in_order.sink, CHANNEL);
 
     for seed in [7, 1234] {
-        let rig = rig().await;
+        let rig = Rig::start().await;
         let (a, b) = (container(&rig, &[]), container(&rig, &[]));
         let events = shuffled(execution_events("exec-race", Ending::Succeeded), seed);
         let (left, right): (Vec<_>, Vec<_>) =
@@ -174,7 +148,7 @@ async fn shuffled_events_on_two_containers_at_once_end_in_the_same_one_message()
 
 #[tokio::test]
 async fn a_failure_turns_the_message_red_and_is_told_once_in_the_thread_and_channel() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let h = container(&rig, &[]);
     for e in execution_events("exec-fails", Ending::BuildFails) {
         deliver(&h, &e).await.unwrap();
@@ -207,7 +181,7 @@ async fn a_failure_turns_the_message_red_and_is_told_once_in_the_thread_and_chan
 
 #[tokio::test]
 async fn a_waiting_approval_shows_on_top_and_in_the_thread() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let h = container(&rig, &[]);
     for e in execution_events("exec-approval", Ending::AwaitingApproval) {
         deliver(&h, &e).await.unwrap();
@@ -227,7 +201,7 @@ async fn a_waiting_approval_shows_on_top_and_in_the_thread() {
 
 #[tokio::test]
 async fn a_duplicate_event_makes_no_extra_update() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let (a, b) = (container(&rig, &[]), container(&rig, &[]));
     let events = execution_events("exec-dup", Ending::Succeeded);
     for e in &events[..4] {
@@ -245,7 +219,7 @@ async fn a_duplicate_event_makes_no_extra_update() {
 
 #[tokio::test]
 async fn a_message_a_person_deleted_is_posted_again_and_then_updated() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let h = container(&rig, &[]);
     let events = execution_events("exec-deleted", Ending::Succeeded);
     for e in &events[..3] {
@@ -264,7 +238,7 @@ async fn a_message_a_person_deleted_is_posted_again_and_then_updated() {
 
 #[tokio::test]
 async fn slack_refusals_are_permanent_and_say_what_to_do() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let started = |id: &str| execution_events(id, Ending::Succeeded).remove(0);
     // (execution, settings, Slack's word, the advice the error gives)
     type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str, &'a str);
@@ -320,7 +294,7 @@ async fn slack_refusals_are_permanent_and_say_what_to_do() {
 
 #[tokio::test]
 async fn rate_limits_and_server_errors_are_waited_out_and_post_once() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let h = container(&rig, &[]);
     rig.sink.script([
         Reply::RateLimited {
@@ -343,7 +317,7 @@ async fn rate_limits_and_server_errors_are_waited_out_and_post_once() {
 
 #[tokio::test]
 async fn without_the_table_or_the_token_it_is_webhook_mode() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let event = execution_events("exec-webhook", Ending::Succeeded).remove(0);
     for extra in [[("IDEMPOTENCY_TABLE", "")], [("SLACK_BOT_TOKEN", "")]] {
         let h = container(&rig, &extra);
@@ -356,7 +330,7 @@ async fn without_the_table_or_the_token_it_is_webhook_mode() {
 
 #[tokio::test]
 async fn a_route_sends_a_pipeline_to_its_own_channel() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let routes = format!(r#"[{{"pipeline":"prod-*","channel":"{OTHER_CHANNEL}"}}]"#);
     let h = container(&rig, &[("SLACK_ROUTES", &routes)]);
     deliver(&h, &execution_events("exec-routed", Ending::Succeeded)[0])
@@ -368,7 +342,7 @@ async fn a_route_sends_a_pipeline_to_its_own_channel() {
 
 #[tokio::test]
 async fn events_notify_on_leaves_out_only_shape_the_message_once_it_exists() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let h = container(&rig, &[("NOTIFY_ON", "pipeline:FAILED,action:FAILED")]);
     let events = execution_events("exec-quiet", Ending::BuildFails);
     let (before, failure) = events.split_at(7);
@@ -402,8 +376,9 @@ async fn events_notify_on_leaves_out_only_shape_the_message_once_it_exists() {
 
 #[tokio::test]
 async fn slack_down_is_retried_by_lambda_without_publishing_to_sns_again() {
-    let rig = rig().await;
-    let h = container(&rig, &[("SNS_TOPIC_ARN", &rig.topic)]);
+    let rig = Rig::start().await;
+    let topic = rig.moto.create_topic("ops-alerts").await;
+    let h = container(&rig, &[("SNS_TOPIC_ARN", &topic)]);
     let failure = execution_events("exec-sns", Ending::BuildFails);
     for e in &failure[..7] {
         deliver(&h, e).await.unwrap();
@@ -441,7 +416,7 @@ async fn slack_down_is_retried_by_lambda_without_publishing_to_sns_again() {
 
 #[tokio::test]
 async fn a_failure_reply_is_posted_even_when_the_edit_is_refused() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let h = container(&rig, &[]);
     let failure = execution_events("exec-edit-refused", Ending::BuildFails);
     for e in &failure[..7] {

@@ -1,13 +1,11 @@
 //! Snapshots of the live message in each state an execution can be in, rendered from the
 //! state its events merge into, and the escaping of hostile names in it.
 
-mod common;
-
-use common::{Ending, execution_events};
 use pipeline_notifier::event::parse;
 use pipeline_notifier::live::state::{Execution, merge};
 use pipeline_notifier::live::view::render_live;
 use serde_json::{Value, json};
+use standins::codepipeline::{Ending, execution_events};
 
 fn fold(events: &[Value]) -> Execution {
     let mut state: Option<Execution> = None;

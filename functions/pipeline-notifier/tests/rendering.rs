@@ -29,7 +29,7 @@ const OPTIONS: RenderOptions = RenderOptions {
 
 #[test]
 fn every_sample_event_renders_the_expected_message() {
-    for name in common::sample_names() {
+    for name in standins::sample_names("pipeline-notifier") {
         let event = common::sample(&name);
         let snapshot = match parse(&event) {
             Ok(e) => {

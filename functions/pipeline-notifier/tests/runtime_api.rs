@@ -8,35 +8,28 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::json;
+use standins::codepipeline::{Ending, execution_events};
+use standins::rig::{TABLE, webhook_in_ssm};
 use standins::slack_sink::WEBHOOK_TOKEN;
-use standins::{FunctionProcess, Moto, Outcome, RecordingStub, Reply, RuntimeApi, SlackSink};
+use standins::{FunctionProcess, Outcome, Reply, Rig, RuntimeApi, SlackSink};
 
 fn binary() -> PathBuf {
-    std::env::var_os("PIPELINE_NOTIFIER_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_pipeline-notifier")))
-}
-
-async fn store_webhook(moto: &Moto, sink: &SlackSink) {
-    moto.aws_json(
-        "ssm",
-        "AmazonSSM.PutParameter",
-        &json!({"Name": "/ops/slack/webhook", "Value": sink.webhook_url("ops"), "Type": "SecureString"}),
+    standins::runtime_api::binary_under_test(
+        "PIPELINE_NOTIFIER_BIN",
+        env!("CARGO_BIN_EXE_pipeline-notifier"),
     )
-    .await;
 }
 
 #[tokio::test]
 async fn the_binary_posts_sample_events_and_acknowledges_what_it_cannot_use() {
-    let moto = Moto::start();
-    let sink = SlackSink::start().await;
-    store_webhook(&moto, &sink).await;
-    let api = RuntimeApi::start().await;
     // Through the recording stub, which forwards to moto: the IAM check sees the SSM read.
-    let stub = RecordingStub::start().await;
-    stub.forward_unknown_to(moto.endpoint());
+    let Rig {
+        moto, stub, sink, ..
+    } = Rig::start().await;
+    let webhook = webhook_in_ssm(&moto, &sink, "ops").await;
+    let api = RuntimeApi::start().await;
     let mut env = standins::moto::aws_env(&stub.endpoint());
-    env.push(("SLACK_WEBHOOK_URL".into(), "ssm:/ops/slack/webhook".into()));
+    env.push(("SLACK_WEBHOOK_URL".into(), webhook));
     env.push(("FAILURE_MENTION".into(), "<!here>".into()));
     let mut function = FunctionProcess::spawn(&binary(), &api, &env);
 
@@ -196,17 +189,15 @@ async fn the_binary_posts_sample_events_and_acknowledges_what_it_cannot_use() {
 /// process arrives while the claim is taken, waits for it, and finds it done.
 #[tokio::test]
 async fn one_event_delivered_to_two_processes_at_once_is_posted_and_published_once() {
-    let moto = Moto::start();
-    let sink = SlackSink::start().await;
-    store_webhook(&moto, &sink).await;
-    let table = moto.create_idempotency_table().await;
+    let Rig {
+        moto, stub, sink, ..
+    } = Rig::start().await;
+    let webhook = webhook_in_ssm(&moto, &sink, "ops").await;
     let topic = moto.create_topic("ops-alerts").await;
-    let stub = RecordingStub::start().await;
-    stub.forward_unknown_to(moto.endpoint());
     let mut env = standins::moto::aws_env(&stub.endpoint());
-    env.push(("SLACK_WEBHOOK_URL".into(), "ssm:/ops/slack/webhook".into()));
+    env.push(("SLACK_WEBHOOK_URL".into(), webhook));
     env.push(("SNS_TOPIC_ARN".into(), topic));
-    env.push(("IDEMPOTENCY_TABLE".into(), table));
+    env.push(("IDEMPOTENCY_TABLE".into(), TABLE.into()));
     let (api_a, api_b) = (RuntimeApi::start().await, RuntimeApi::start().await);
     let mut a = FunctionProcess::spawn(&binary(), &api_a, &env);
     let mut b = FunctionProcess::spawn(&binary(), &api_b, &env);
@@ -241,23 +232,16 @@ async fn one_event_delivered_to_two_processes_at_once_is_posted_and_published_on
 /// them reaches a log line, an answer, a post or a request to AWS.
 #[tokio::test]
 async fn at_debug_no_planted_secret_reaches_a_log_an_answer_a_post_or_a_publish() {
-    let moto = Moto::start();
-    let sink = SlackSink::start().await;
+    let Rig {
+        moto, stub, sink, ..
+    } = Rig::start().await;
     // The webhook where the stack as tested keeps it (SlackWebhookParameterName): SSM.
-    moto.aws_json(
-        "ssm",
-        "AmazonSSM.PutParameter",
-        &json!({"Name": "/ops/slack/webhook", "Value": sink.webhook_url("ops"), "Type": "SecureString"}),
-    )
-    .await;
+    let webhook = webhook_in_ssm(&moto, &sink, "ops").await;
     let topic = moto.create_topic("ops-alerts").await;
-    let table = moto.create_idempotency_table().await;
-    let stub = RecordingStub::start().await;
-    stub.forward_unknown_to(moto.endpoint());
     let mut env = standins::planted::debug_env(&stub.endpoint());
-    env.push(("SLACK_WEBHOOK_URL".into(), "ssm:/ops/slack/webhook".into()));
+    env.push(("SLACK_WEBHOOK_URL".into(), webhook));
     env.push(("SNS_TOPIC_ARN".into(), topic));
-    env.push(("IDEMPOTENCY_TABLE".into(), table));
+    env.push(("IDEMPOTENCY_TABLE".into(), TABLE.into()));
     let api = RuntimeApi::start().await;
     let mut function = FunctionProcess::spawn(&binary(), &api, &env);
     let mut answers = Vec::new();
@@ -368,17 +352,11 @@ async fn bad_payloads_end_cleanly_and_the_process_lives_on() {
 #[tokio::test]
 async fn in_web_api_mode_the_binary_keeps_one_live_message_and_never_shows_the_token() {
     use standins::slack_sink::{BOT_TOKEN, CHANNEL};
-    let moto = Moto::start();
-    let sink = SlackSink::start().await;
-    moto.aws_json(
-        "ssm",
-        "AmazonSSM.PutParameter",
-        &json!({"Name": "/ops/slack/bot-token", "Value": BOT_TOKEN, "Type": "SecureString"}),
-    )
-    .await;
-    let table = moto.create_idempotency_table().await;
-    let stub = RecordingStub::start().await;
-    stub.forward_unknown_to(moto.endpoint());
+    let Rig {
+        moto, stub, sink, ..
+    } = Rig::start().await;
+    moto.put_parameter("/ops/slack/bot-token", BOT_TOKEN, "SecureString")
+        .await;
     let mut env = standins::planted::debug_env(&stub.endpoint());
     for (k, v) in [
         ("SLACK_BOT_TOKEN", "ssm:/ops/slack/bot-token".to_owned()),
@@ -386,14 +364,14 @@ async fn in_web_api_mode_the_binary_keeps_one_live_message_and_never_shows_the_t
         ("SLACK_API_URL", sink.api_url()),
         ("SLACK_WEBHOOK_URL", sink.webhook_url("ops")),
         ("FAILURE_MENTION", "<!here>".to_owned()),
-        ("IDEMPOTENCY_TABLE", table),
+        ("IDEMPOTENCY_TABLE", TABLE.to_owned()),
     ] {
         env.push((k.to_owned(), v));
     }
     let api = RuntimeApi::start().await;
     let mut function = FunctionProcess::spawn(&binary(), &api, &env);
     let mut answers = Vec::new();
-    for event in common::execution_events("exec-binary", common::Ending::BuildFails) {
+    for event in execution_events("exec-binary", Ending::BuildFails) {
         let out = api
             .invoke(&mut function, &event, Duration::from_secs(20))
             .await;

@@ -9,141 +9,49 @@ use std::time::{Duration, Instant};
 use pipeline_notifier::EventReply;
 use serde_json::{Value, json};
 use shared::Deadline;
-use standins::{Moto, RecordingStub, Reply, SlackSink};
+use standins::Reply;
+use standins::rig::{budget, quick_slack};
 
+/// The shared rig, with the alerts topic and an inbox subscribed to it.
 struct Rig {
-    moto: Moto,
-    /// The front door for every call the notifier makes: it answers fixtures, forwards the
-    /// rest to moto, and records each call.
-    stub: RecordingStub,
-    sink: SlackSink,
-    sdk: aws_config::SdkConfig,
+    base: standins::Rig,
     topic: String,
     queue: String,
 }
 
-/// The idempotency store, as the template creates it: every side effect is claimed there.
-const TABLE: &str = standins::moto::IDEMPOTENCY_TABLE;
-
-async fn rig() -> Rig {
-    let moto = Moto::start();
-    let stub = RecordingStub::start().await;
-    stub.forward_unknown_to(moto.endpoint());
-    let sdk = standins::moto::sdk_config_for(&stub.endpoint()).await;
-    let sink = SlackSink::start().await;
-    // SNS and SQS speak the query protocol; create them through the SDK-free form API.
-    let topic = query(
-        &moto,
-        "sns",
-        &[("Action", "CreateTopic"), ("Name", "ops-alerts")],
-        "TopicArn",
-    )
-    .await;
-    let queue = query(
-        &moto,
-        "sqs",
-        &[
-            ("Action", "CreateQueue"),
-            ("QueueName", "pipeline-alerts-inbox"),
-        ],
-        "QueueUrl",
-    )
-    .await;
-    let queue_arn = format!(
-        "arn:aws:sqs:{}:{}:pipeline-alerts-inbox",
-        standins::moto::REGION,
-        standins::moto::ACCOUNT
-    );
-    query(
-        &moto,
-        "sns",
-        &[
-            ("Action", "Subscribe"),
-            ("TopicArn", &topic),
-            ("Protocol", "sqs"),
-            ("Endpoint", &queue_arn),
-        ],
-        "SubscriptionArn",
-    )
-    .await;
-    moto.create_idempotency_table().await;
-    Rig {
-        moto,
-        stub,
-        sink,
-        sdk,
-        topic,
-        queue,
+impl Rig {
+    async fn start() -> Self {
+        let base = standins::Rig::start().await;
+        let topic = base.moto.create_topic("ops-alerts").await;
+        let queue = standins::moto::inbox_for(&base.moto.sdk_config().await, &topic).await;
+        Self { base, topic, queue }
     }
 }
 
-async fn query(moto: &Moto, service: &str, form: &[(&str, &str)], field: &str) -> String {
-    let text = reqwest::Client::new()
-        .post(format!("{}/", moto.endpoint()))
-        .header("authorization", format!("AWS4-HMAC-SHA256 Credential=testing/20250101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0"))
-        .form(form)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let open = format!("<{field}>");
-    let start = text
-        .find(&open)
-        .map(|i| i + open.len())
-        .unwrap_or_else(|| panic!("no {field} in {text}"));
-    let end = text[start..].find('<').unwrap() + start;
-    text[start..end].replace("&amp;", "&")
+impl std::ops::Deref for Rig {
+    type Target = standins::Rig;
+
+    fn deref(&self) -> &standins::Rig {
+        &self.base
+    }
 }
 
+/// What SNS delivered to the topic.
 async fn sns_messages(rig: &Rig) -> Vec<Value> {
-    let text = reqwest::Client::new()
-        .post(format!("{}/", rig.moto.endpoint()))
-        .header("authorization", "AWS4-HMAC-SHA256 Credential=testing/20250101/us-east-1/sqs/aws4_request, SignedHeaders=host, Signature=0")
-        .form(&[("Action", "ReceiveMessage"), ("QueueUrl", rig.queue.as_str()), ("MaxNumberOfMessages", "10")])
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.split("<Body>")
-        .skip(1)
-        .filter_map(|chunk| chunk.split("</Body>").next())
-        .map(|body| {
-            let unescaped = body
-                .replace("&quot;", "\"")
-                .replace("&lt;", "<")
-                .replace("&gt;", ">")
-                .replace("&#39;", "'")
-                .replace("&amp;", "&");
-            serde_json::from_str(&unescaped).unwrap()
-        })
-        .collect()
+    standins::moto::received(&rig.moto.sdk_config().await, &rig.queue).await
 }
 
 /// The notifier exactly as `main.rs` builds it, every AWS call through the rig's stub.
 fn handler(rig: &Rig, extra: &[(&str, &str)]) -> pipeline_notifier::app::App {
-    let base = [
-        ("SLACK_WEBHOOK_URL", rig.sink.webhook_url("default")),
-        ("SNS_TOPIC_ARN", rig.topic.clone()),
-        ("FAILURE_MENTION", "<!subteam^S0PLATFORM>".into()),
-        ("IDEMPOTENCY_TABLE", TABLE.into()),
-    ];
-    common::notifier(&rig.sdk, &base, extra)
-}
-
-/// The metrics the function writes for one invocation, read the way CloudWatch would.
-async fn with_metrics<F: std::future::Future>(work: F) -> (F::Output, standins::emf::Emf) {
-    let (metrics, _) =
-        shared::metrics::Metrics::from_env("pipeline-notifier", &[("METRICS", "on")]);
-    let (out, lines) = metrics.capture(work).await;
-    (out, standins::emf::parse(&lines))
-}
-
-fn budget() -> Deadline {
-    Deadline::after(Duration::from_secs(20))
+    let mut base = rig.variables("default");
+    base.extend([
+        ("SNS_TOPIC_ARN".into(), rig.topic.clone()),
+        ("FAILURE_MENTION".into(), "<!subteam^S0PLATFORM>".into()),
+    ]);
+    pipeline_notifier::app::build(
+        &standins::rig::env(base, extra),
+        &rig.clients_with(quick_slack()),
+    )
 }
 
 fn event_for(file: &str, execution_id: &str) -> Value {
@@ -154,14 +62,17 @@ fn event_for(file: &str, execution_id: &str) -> Value {
 
 #[tokio::test]
 async fn action_failure_posts_once_to_slack_and_sns_using_the_execution_in_moto() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let execution = rig.moto.pipeline_with_execution("prod-api").await;
     let h = handler(&rig, &[]);
 
-    let (outcome, emf) = with_metrics(h.handle(
-        &event_for("action-failed-codebuild.json", &execution),
-        budget(),
-    ))
+    let (outcome, emf) = standins::emf::captured(
+        "pipeline-notifier",
+        h.handle(
+            &event_for("action-failed-codebuild.json", &execution),
+            budget(20),
+        ),
+    )
     .await;
     let outcome = outcome.unwrap();
     assert!(
@@ -201,10 +112,10 @@ async fn action_failure_posts_once_to_slack_and_sns_using_the_execution_in_moto(
 
 #[tokio::test]
 async fn source_revision_from_get_pipeline_execution_is_shown() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let stub = &rig.stub;
     // The fixture's commit message carries a mention that must arrive escaped.
-    let mut execution = common::api_fixture("get-pipeline-execution.json");
+    let mut execution = common::sample("api/get-pipeline-execution.json");
     execution["pipelineExecution"]["artifactRevisions"][0]["revisionSummary"] = json!(
         r#"{"ProviderType":"GitHub","CommitMessage":"Retry ECR pushes on 5xx <!channel>\n\nbody","AuthorName":"Ada"}"#
     );
@@ -214,7 +125,7 @@ async fn source_revision_from_get_pipeline_execution_is_shown() {
         execution,
     );
     let h = handler(&rig, &[]);
-    h.handle(&common::sample("pipeline-started.json"), budget())
+    h.handle(&common::sample("pipeline-started.json"), budget(20))
         .await
         .unwrap();
 
@@ -235,11 +146,11 @@ async fn source_revision_from_get_pipeline_execution_is_shown() {
 
 #[tokio::test]
 async fn a_failed_lookup_still_posts_without_the_revision() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let h = handler(&rig, &[]);
     // No such pipeline in moto: GetPipelineExecution answers PipelineNotFoundException.
     let outcome = h
-        .handle(&common::sample("pipeline-succeeded.json"), budget())
+        .handle(&common::sample("pipeline-succeeded.json"), budget(20))
         .await
         .unwrap();
     assert!(matches!(outcome, EventReply::Notified { .. }));
@@ -248,13 +159,13 @@ async fn a_failed_lookup_still_posts_without_the_revision() {
 
 #[tokio::test]
 async fn rate_limit_is_waited_out_and_the_message_posted_once() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     rig.sink.script([Reply::RateLimited {
         retry_after_secs: 1,
     }]);
     let h = handler(&rig, &[]);
     let started = Instant::now();
-    h.handle(&common::sample("approval-started.json"), budget())
+    h.handle(&common::sample("approval-started.json"), budget(20))
         .await
         .unwrap();
     assert!(started.elapsed() >= Duration::from_secs(1));
@@ -264,10 +175,10 @@ async fn rate_limit_is_waited_out_and_the_message_posted_once() {
 
 #[tokio::test]
 async fn a_server_error_is_retried_then_delivered() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     rig.sink.script([Reply::Status(500, "rollup_error")]);
     let h = handler(&rig, &[]);
-    h.handle(&common::sample("pipeline-superseded.json"), budget())
+    h.handle(&common::sample("pipeline-superseded.json"), budget(20))
         .await
         .unwrap();
     let statuses: Vec<u16> = rig.sink.requests().iter().map(|r| r.status).collect();
@@ -276,11 +187,11 @@ async fn a_server_error_is_retried_then_delivered() {
 
 #[tokio::test]
 async fn no_service_is_not_retried_and_is_acknowledged() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     rig.sink.script([Reply::Status(404, "no_service")]);
     let h = handler(&rig, &[("SNS_TOPIC_ARN", "")]);
     let err = h
-        .handle(&common::sample("pipeline-failed.json"), budget())
+        .handle(&common::sample("pipeline-failed.json"), budget(20))
         .await
         .unwrap_err();
     assert!(!err.is_retryable(), "{err}");
@@ -294,11 +205,12 @@ async fn no_service_is_not_retried_and_is_acknowledged() {
 
 #[tokio::test]
 async fn a_duplicate_delivery_is_posted_once() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let h = handler(&rig, &[]);
     let event = common::sample("action-failed-deploy.json");
-    h.handle(&event, budget()).await.unwrap();
-    let (again, emf) = with_metrics(h.handle(&event, budget())).await;
+    h.handle(&event, budget(20)).await.unwrap();
+    let (again, emf) =
+        standins::emf::captured("pipeline-notifier", h.handle(&event, budget(20))).await;
     let again = again.unwrap();
     assert!(matches!(again, EventReply::Skipped { .. }), "{again:?}");
     assert_eq!(emf.sum("Events", &[("Outcome", "duplicate")]), 1.0);
@@ -308,7 +220,7 @@ async fn a_duplicate_delivery_is_posted_once() {
 
 #[tokio::test]
 async fn routes_filters_and_notify_on_decide_where_and_whether_to_post() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let routes = format!(
         r#"[{{"pipeline":"prod-*","webhook":"{}"}}]"#,
         rig.sink.webhook_url("prod")
@@ -317,7 +229,7 @@ async fn routes_filters_and_notify_on_decide_where_and_whether_to_post() {
         &rig,
         &[("SLACK_ROUTES", &routes), ("PIPELINE_FILTER", "prod-*")],
     );
-    h.handle(&common::sample("pipeline-succeeded.json"), budget())
+    h.handle(&common::sample("pipeline-succeeded.json"), budget(20))
         .await
         .unwrap();
     assert!(
@@ -325,8 +237,11 @@ async fn routes_filters_and_notify_on_decide_where_and_whether_to_post() {
         "routed to the prod webhook"
     );
 
-    let (skipped, emf) =
-        with_metrics(h.handle(&common::sample("stage-started.json"), budget())).await;
+    let (skipped, emf) = standins::emf::captured(
+        "pipeline-notifier",
+        h.handle(&common::sample("stage-started.json"), budget(20)),
+    )
+    .await;
     let skipped = skipped.unwrap();
     assert_eq!(emf.sum("Events", &[("Outcome", "skipped")]), 1.0);
     assert_eq!(
@@ -338,7 +253,7 @@ async fn routes_filters_and_notify_on_decide_where_and_whether_to_post() {
     );
     let mut other = common::sample("pipeline-failed.json");
     other["detail"]["pipeline"] = json!("sandbox");
-    let filtered = h.handle(&other, budget()).await.unwrap();
+    let filtered = h.handle(&other, budget(20)).await.unwrap();
     assert!(
         matches!(filtered, EventReply::Skipped { ref reason, .. } if reason.contains("PIPELINE_FILTER"))
     );
@@ -347,7 +262,7 @@ async fn routes_filters_and_notify_on_decide_where_and_whether_to_post() {
 
 #[tokio::test]
 async fn events_that_are_not_for_us_are_acknowledged_without_posting() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     let h = handler(&rig, &[]);
     for input in [
         common::sample("not-codepipeline.json"),
@@ -355,7 +270,7 @@ async fn events_that_are_not_for_us_are_acknowledged_without_posting() {
         json!("not even an object"),
         json!({}),
     ] {
-        let outcome = h.handle(&input, budget()).await.unwrap();
+        let outcome = h.handle(&input, budget(20)).await.unwrap();
         assert!(matches!(outcome, EventReply::Ignored { .. }), "{outcome:?}");
     }
     assert!(rig.sink.requests().is_empty());
@@ -363,7 +278,7 @@ async fn events_that_are_not_for_us_are_acknowledged_without_posting() {
 
 #[tokio::test]
 async fn slack_hanging_past_the_deadline_returns_a_retryable_error_in_time() {
-    let rig = rig().await;
+    let rig = Rig::start().await;
     rig.sink.script(std::iter::repeat_n(Reply::Hang, 10));
     let h = handler(&rig, &[("SNS_TOPIC_ARN", "")]);
     let started = Instant::now();

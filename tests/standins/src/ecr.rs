@@ -109,11 +109,10 @@ impl ScanOf<'_> {
     }
 }
 
-/// Now, as an EventBridge event's `time` (RFC 3339), and in seconds.
-pub fn now_secs() -> i64 {
-    (shared::telemetry::now_millis() / 1000) as i64
-}
+/// Now, in seconds (the rig's clock).
+pub use crate::rig::now_secs;
 
+/// A time in seconds as an EventBridge event's `time` (RFC 3339).
 pub fn event_time(secs: i64) -> String {
     shared::telemetry::rfc3339(u64::try_from(secs).unwrap_or(0) * 1000)
 }

@@ -58,6 +58,14 @@ pub fn parse(logs: &[String]) -> Emf {
     Emf { lines }
 }
 
+/// Runs `work` as `function` with metrics on, and reads the metrics it wrote the way
+/// CloudWatch would ([`parse`]).
+pub async fn captured<F: std::future::Future>(function: &'static str, work: F) -> (F::Output, Emf) {
+    let (metrics, _) = shared::metrics::Metrics::from_env(function, &[("METRICS", "on")]);
+    let (output, lines) = metrics.capture(work).await;
+    (output, parse(&lines))
+}
+
 /// Panics naming the first rule `line` breaks.
 pub fn check(line: &Value) {
     let fail = |rule: &str| panic!("EMF: {rule}: {line}");

@@ -148,6 +148,17 @@ impl Moto {
         format!("arn:aws:sns:{REGION}:{ACCOUNT}:{name}")
     }
 
+    /// An SSM parameter (`kind`: `String` or `SecureString`), where a stack keeps configuration
+    /// and secrets; an existing one is overwritten.
+    pub async fn put_parameter(&self, name: &str, value: &str, kind: &str) {
+        self.aws_json(
+            "ssm",
+            "AmazonSSM.PutParameter",
+            &serde_json::json!({"Name": name, "Value": value, "Type": kind, "Overwrite": true}),
+        )
+        .await;
+    }
+
     /// The idempotency table as `template.yaml` declares it (partition key `id`, on-demand,
     /// TTL on `expires_at`); returns its name. moto enforces the conditional writes the store
     /// relies on; it does not expire items, which the store's own reads account for.
@@ -368,6 +379,47 @@ pub fn aws_env(endpoint: &str) -> Vec<(String, String)> {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect()
+}
+
+/// An SQS queue (`<topic>-inbox`) subscribed to the topic `topic_arn`, so a test can read
+/// back what SNS delivered ([`received`]); returns the queue's URL.
+pub async fn inbox_for(sdk: &SdkConfig, topic_arn: &str) -> String {
+    let name = format!("{}-inbox", topic_arn.rsplit(':').next().unwrap_or("topic"));
+    let queue_url = aws_sdk_sqs::Client::new(sdk)
+        .create_queue()
+        .queue_name(&name)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("SQS CreateQueue {name}: {e}"))
+        .queue_url
+        .expect("a queue URL");
+    aws_sdk_sns::Client::new(sdk)
+        .subscribe()
+        .topic_arn(topic_arn)
+        .protocol("sqs")
+        .endpoint(format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("SNS Subscribe {name}: {e}"));
+    queue_url
+}
+
+/// What SNS delivered to the inbox `queue_url` since it was last read: each message's SNS
+/// envelope (`Subject`, `Message`, ...), at most ten.
+pub async fn received(sdk: &SdkConfig, queue_url: &str) -> Vec<serde_json::Value> {
+    let out = aws_sdk_sqs::Client::new(sdk)
+        .receive_message()
+        .queue_url(queue_url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("SQS ReceiveMessage: {e}"));
+    out.messages
+        .unwrap_or_default()
+        .iter()
+        .map(|m| serde_json::from_str(m.body().unwrap_or_default()).expect("an SNS envelope"))
+        .collect()
 }
 
 #[cfg(test)]

@@ -167,12 +167,8 @@ pub fn arb_object() -> impl Strategy<Value = Map<String, Value>> {
 /// The sample events of `function` (`events/<function>/*.json`, not the recorded API answers),
 /// each with a few parts replaced, removed or retyped.
 pub fn mutated_samples(function: &str) -> impl Strategy<Value = Value> {
-    let dir = crate::workspace_root().join("events").join(function);
-    let mut samples: Vec<Value> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .filter_map(Result::ok)
-        .map(|entry| entry.path())
-        .filter(|path| path.extension().is_some_and(|x| x == "json"))
+    let mut samples: Vec<Value> = crate::sample_paths(function)
+        .into_iter()
         .map(|path| {
             let text = std::fs::read_to_string(&path)
                 .unwrap_or_else(|e| panic!("{}: {e}", path.display()));

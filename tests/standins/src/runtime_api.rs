@@ -236,6 +236,14 @@ async fn init_error() -> StatusCode {
     StatusCode::ACCEPTED
 }
 
+/// The function binary a test runs: the one the variable `override_var` names (the release
+/// bootstrap, say), else `built`, the test build's own (`env!("CARGO_BIN_EXE_<name>")`).
+pub fn binary_under_test(override_var: &str, built: &str) -> std::path::PathBuf {
+    std::env::var_os(override_var)
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(built))
+}
+
 /// A function binary running against a [`RuntimeApi`], with its log lines kept.
 pub struct FunctionProcess {
     child: Child,

@@ -1,6 +1,5 @@
-//! Helpers for this function's tests: sample events, a recording stub that knows the sample
-//! deployments, and hand-written fakes of every port ([`fakes`]).
-#![allow(dead_code)]
+//! Helpers for the tests through the stand-ins: sample events, and a recording stub that
+//! knows the sample deployments. (The tests on fakes of every port use `tests/fakes`.)
 
 use serde_json::{Value, json};
 use standins::RecordingStub;
@@ -70,5 +69,3 @@ pub fn ecs_hook_event(execution_id: &str, stage: &str, service: &str, green_weig
 pub fn ecs_deployment_arn(service: &str, id: &str) -> String {
     format!("arn:aws:ecs:us-east-1:123456789012:service-deployment/prod/{service}/{id}")
 }
-
-pub mod fakes;

@@ -1,5 +1,4 @@
 //! Helpers for this function's tests: sample events, and images with scan results in moto.
-#![allow(dead_code)]
 
 use serde_json::Value;
 

@@ -1,11 +1,12 @@
-//! Hand-written fakes for the validator's ports, and a validator built on them: the deployment
-//! look-up, quiet alarms, a probe with one answer, a recording hook reporter and notifier.
+//! Hand-written fakes for the validator's ports, and a validator built on them: quiet alarms,
+//! a probe with one answer, a recording hook reporter and notifier. The deployment look-up is
+//! each test file's own (CodeDeploy hooks look deployments up; ECS-native hooks never do).
 
 use std::sync::Mutex;
 use std::time::Duration;
 
 use canary_validator::alarms::{AlarmState, Alarms};
-use canary_validator::deployment::{Deployment, Deployments, Lookup};
+use canary_validator::deployment::Deployments;
 use canary_validator::probe::{Probe, ProbeRequest, ProbeResponse};
 use canary_validator::{Config, Ports, Validator};
 use serde_json::{Value, json};
@@ -14,28 +15,6 @@ use shared::jobs::Reported;
 use shared::notifier::{ChannelOutcome, DeliveryReport, Notification, Notify};
 use shared::report::Answerer;
 use shared::{Deadline, Error};
-
-pub enum Found {
-    Group(&'static str),
-    Unknown,
-    Unreachable,
-}
-
-pub struct FakeDeployments(pub Found);
-
-impl Deployments for FakeDeployments {
-    async fn lookup(&self, _: &str, _: &Deadline) -> Result<Lookup, Error> {
-        match self.0 {
-            Found::Group(g) => Ok(Lookup::Found(Deployment {
-                application: "prod-api".into(),
-                group: g.into(),
-                ..Deployment::default()
-            })),
-            Found::Unknown => Ok(Lookup::Unknown("DeploymentDoesNotExistException".into())),
-            Found::Unreachable => Err(Error::OutOfTime("looking up the deployment")),
-        }
-    }
-}
 
 pub struct QuietAlarms;
 
@@ -107,43 +86,31 @@ impl Notify for Notes {
     }
 }
 
-pub type Test = Validator<FakeDeployments, QuietAlarms, FixedProbe, Hooks, Notes>;
+/// A validator on fakes, deployments looked up through `D`.
+pub type Test<D> = Validator<D, QuietAlarms, FixedProbe, Hooks, Notes>;
 
-/// A validator for the `AfterAllowTraffic` hook.
-pub fn handler(checks: Value, found: Found, status: u16, already: bool) -> Test {
-    handler_with(
-        checks,
-        found,
-        status,
-        already,
-        &[("HOOK", "AfterAllowTraffic")],
-    )
-}
-
-pub fn handler_with(
+/// A validator whose checks are `checks`, whose probe answers `status`, whose hook reporter
+/// answers "already reported" when `already`, with `extra` variables.
+pub fn handler_with<D: Deployments>(
     checks: Value,
-    found: Found,
+    deployments: D,
     status: u16,
     already: bool,
     extra: &[(&str, &str)],
-) -> Test {
-    let checks = checks.to_string();
-    let mut env: std::collections::HashMap<String, String> = [
-        ("CHECKS".to_owned(), checks),
-        ("REPORT_MARGIN".to_owned(), "1s".to_owned()),
-    ]
-    .into();
-    env.extend(
-        extra
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+) -> Test<D> {
+    let env = standins::rig::env(
+        [
+            ("CHECKS", checks.to_string()),
+            ("REPORT_MARGIN", "1s".into()),
+        ],
+        extra,
     );
     let config = Config::from_env(&env).map_err(|e| e.to_string());
     Validator::new(
         config,
         None,
         Ports {
-            deployments: FakeDeployments(found),
+            deployments,
             alarms: QuietAlarms,
             probe: FixedProbe(status),
             hooks: Hooks {
@@ -164,16 +131,7 @@ pub fn http() -> Value {
     json!({"type": "http", "url": "https://test.internal/health", "attempts": 1})
 }
 
-pub fn budget() -> Deadline {
-    Deadline::after(Duration::from_secs(10))
-}
-
 /// The statuses reported, by hook execution id.
-pub fn reports(h: &Test) -> Vec<(String, HookStatus)> {
+pub fn reports<D>(h: &Test<D>) -> Vec<(String, HookStatus)> {
     h.ports.hooks.reports.lock().unwrap().clone()
-}
-
-/// What was posted.
-pub fn notes(h: &Test) -> Vec<Notification> {
-    h.ports.answerer.notifier().0.lock().unwrap().clone()
 }
