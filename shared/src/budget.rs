@@ -14,11 +14,15 @@ pub const FALLBACK_RESERVE: Duration = Duration::from_secs(2);
 /// Kept back from work done under a claim, so the claim can be marked done or released.
 pub const RECORD_RESERVE: Duration = Duration::from_millis(500);
 /// Kept back to return the answer itself: an ECS-native hook's status is its return value,
-/// and a timeout rolls the deployment back; an event's outcome is logged on return.
+/// and a timeout rolls the deployment back; an event's outcome is logged on return; a job's
+/// answering path ends before the guard around it fires.
 pub const ANSWER_RESERVE: Duration = Duration::from_millis(500);
 /// Kept back from the work before a notice (reading what happened), so telling it still has
 /// time.
 pub const NOTIFY_RESERVE: Duration = Duration::from_secs(1);
+/// The most the calls of one claim to the idempotency table may take (never more than half
+/// of what is left): the store must never be why a job or a hook goes unanswered.
+pub const CLAIM_CALL_BUDGET: Duration = Duration::from_secs(5);
 /// The most a nice-to-have look-up (a pipeline's revision) may take from the budget for
 /// posting.
 pub const LOOKUP_BUDGET: Duration = Duration::from_secs(5);

@@ -76,13 +76,22 @@ fn shared_tls() -> Result<&'static rustls::ClientConfig, crate::Error> {
         let builder = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| format!("cannot set up TLS: {e}"))?;
+        let compiled_in = || rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
         let config = match TrustRoots::in_use() {
-            TrustRoots::CompiledIn => builder.with_root_certificates(rustls::RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-            }),
-            TrustRoots::Platform => builder
-                .with_platform_verifier()
-                .map_err(|e| format!("cannot set up TLS (the trust store): {e}"))?,
+            TrustRoots::CompiledIn => builder.with_root_certificates(compiled_in()),
+            TrustRoots::Platform => match builder.clone().with_platform_verifier() {
+                Ok(config) => config,
+                // A trust store named but missing or empty (a typo in SSL_CERT_FILE, a layer
+                // not attached) would otherwise stop the function at init: every event would
+                // fail, retry and end in the dead-letter queue, and no hook would be answered.
+                // Mozilla's roots still reach AWS and Slack; only the private CA is missing.
+                Err(e) => {
+                    tracing::error!(error = %e, "the trust store SSL_CERT_FILE/SSL_CERT_DIR names holds no usable certificate; trusting the compiled-in public roots instead (a private or proxy CA will not be trusted)");
+                    builder.with_root_certificates(compiled_in())
+                }
+            },
         };
         Ok(config.with_no_client_auth())
     })

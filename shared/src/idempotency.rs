@@ -32,7 +32,7 @@ use aws_config::SdkConfig;
 use aws_sdk_dynamodb::Client;
 use sha2::{Digest, Sha256};
 
-use crate::budget::RECORD_RESERVE;
+use crate::budget::{CLAIM_CALL_BUDGET, RECORD_RESERVE};
 pub use crate::budget::{millis, now_millis as now_ms};
 use crate::config::Environment;
 use crate::deadline::Deadline;
@@ -261,10 +261,15 @@ impl Idempotency {
             return Claim::Won(Ticket { key, owner: None });
         };
         let owner = invocation_id();
+        // The lease covers the whole invocation, but asking may take only a short part of it:
+        // a DynamoDB that is slow to answer (the SDK's four attempts of up to ten seconds)
+        // would otherwise leave a job no time to be answered, or a hook none to be checked.
+        // Past it, the claim is won on memory alone, as for any store fault.
+        let ask_by = deadline.half_left().capped(CLAIM_CALL_BUDGET);
         // A claim that loses to a release between its put and a read of the item (the
         // fallback below) tries once more.
         for _ in 0..2 {
-            let found = match table.put_claim(&key, &owner, deadline).await {
+            let found = match table.put_claim(&key, &owner, deadline, &ask_by).await {
                 Ok(Put::Won) => {
                     return Claim::Won(Ticket {
                         key,
@@ -274,7 +279,7 @@ impl Idempotency {
                 Ok(Put::Lost(Some(item))) => Ok(live(item).map(Found::from)),
                 // A store that ignores ReturnValuesOnConditionCheckFailure (some emulators of
                 // DynamoDB) refuses without the item: then it is read.
-                Ok(Put::Lost(None)) => table.read(&key, deadline).await,
+                Ok(Put::Lost(None)) => table.read(&key, &ask_by).await,
                 Err(e) => return self.unguarded(key, "claim", &e),
             };
             match found {

@@ -186,6 +186,28 @@ async fn a_claim_whose_answer_was_lost_is_recognised_as_our_own_on_the_sdks_retr
     );
 }
 
+/// DynamoDB in a brownout, answering a claim only after half a minute: the claim gives up
+/// asking after CLAIM_CALL_BUDGET (5 s) and is won on memory, as for any store fault, so the
+/// invocation keeps the time to answer its job or check its hook (the SDK alone would keep
+/// asking until the deadline: four attempts of up to ten seconds).
+#[tokio::test]
+async fn a_claim_stops_asking_a_slow_store_long_before_the_deadline() {
+    let moto = Moto::start();
+    let table = moto.create_idempotency_table().await;
+    let stub = standins::RecordingStub::start().await;
+    stub.forward_unknown_to(moto.endpoint());
+    stub.delay_answers("PutItem", Duration::from_secs(30), 1);
+    let store = store_behind(&stub, &table).await;
+    let started = Instant::now();
+    let claim = store.claim("event-1", &deadline(20)).await;
+    assert!(matches!(claim, Claim::Won(_)), "{claim:?}");
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_secs(10),
+        "most of the invocation is left for its work: asked for {waited:?}"
+    );
+}
+
 fn operations(stub: &standins::RecordingStub, operation: &str) -> usize {
     stub.calls()
         .iter()

@@ -232,7 +232,7 @@ impl<C: Cluster + Sync, L: LogTail + Sync, J, N> Runner<C, L, J, N> {
                 since,
                 tries,
                 ..
-            } if now - since >= max => {
+            } if now.saturating_sub(since) >= max => {
                 // A launch whose invocation ran out of time may have started the task after all.
                 let trigger = Trigger::Job(origin.clone());
                 match self.own_task(config, &trigger, deadline).await {

@@ -14,12 +14,30 @@ pub struct ClusterLocation<'a> {
     pub cluster: &'a str,
 }
 
-/// Passwords replaced by `****`: a URL's (`postgres://app:s3cret@db/…`) and a `password=`
-/// value (libpq's `password=…`, `PGPASSWORD=…`, `?password=…`). Migration tools print
-/// connection strings, and the tail goes to Slack, SNS and the pipeline's failure message.
+/// Keys whose value is a credential, lower-case, matched anywhere in a line (so
+/// `PGPASSWORD=` and `db_password=` are caught by `password=`); the value runs to the next
+/// space, quote, `&` or `;`.
+const VALUE_AFTER: &[&str] = &[
+    "password=",
+    "passwd=",
+    "pwd=",
+    "secret=",
+    "secret_access_key=",
+    "token=",
+    "api_key=",
+    "apikey=",
+    "bearer ",
+];
+
+/// Credentials replaced by `****`: a URL's password (`postgres://app:s3cret@db/…`), the
+/// value after a credential-named key (libpq's `password=…`, `PGPASSWORD=…`, `?password=…`,
+/// `AWS_SECRET_ACCESS_KEY=…`, `AWS_SESSION_TOKEN=…`, `client_secret=…`, `api_key=…`) and a
+/// bearer token (`Authorization: Bearer …`). Migration tools print connection strings and,
+/// in debug, their environment; the tail goes to Slack, SNS and the pipeline's failure
+/// message.
 pub fn redact_credentials(line: &str) -> std::borrow::Cow<'_, str> {
     let lower = line.to_ascii_lowercase();
-    if !lower.contains("://") && !lower.contains("password=") {
+    if !lower.contains("://") && !VALUE_AFTER.iter().any(|key| lower.contains(key)) {
         return std::borrow::Cow::Borrowed(line);
     }
     // Byte ranges to blank out; every bound is at an ASCII delimiter, so on a char boundary.
@@ -40,18 +58,29 @@ pub fn redact_credentials(line: &str) -> std::borrow::Cow<'_, str> {
         }
         from = segment_end.max(start);
     }
-    let mut from = 0;
-    while let Some(found) = lower[from..].find("password=") {
-        let start = from + found + "password=".len();
-        let end = line[start..]
-            .find(|c: char| ends_value(c) || c == '&' || c == ';')
-            .map_or(line.len(), |e| start + e);
-        if end > start {
-            secrets.push((start, end));
+    for key in VALUE_AFTER {
+        let mut from = 0;
+        while let Some(found) = lower[from..].find(key) {
+            let start = from + found + key.len();
+            let end = line[start..]
+                .find(|c: char| ends_value(c) || c == '&' || c == ';')
+                .map_or(line.len(), |e| start + e);
+            if end > start {
+                secrets.push((start, end));
+            }
+            from = end.max(start);
         }
-        from = end.max(start);
     }
     secrets.sort_unstable();
+    // Overlapping ranges (`password=` inside `db_password=`) merge into the widest.
+    let mut merged: Vec<(usize, usize)> = Vec::with_capacity(secrets.len());
+    for (start, end) in secrets {
+        match merged.last_mut() {
+            Some(last) if start < last.1 => last.1 = last.1.max(end),
+            _ => merged.push((start, end)),
+        }
+    }
+    let secrets = merged;
     let mut out = String::with_capacity(line.len());
     let mut kept_to = 0;
     for (start, end) in secrets {
@@ -369,6 +398,32 @@ mod tests {
         );
         let m = failure_message(&failed(vec!["DSN=mysql://root:hunter2@db/x".into()]), 5000);
         assert!(!m.contains("hunter2"), "{m}");
+    }
+
+    #[test]
+    fn tokens_keys_and_bearer_credentials_are_redacted_from_the_tail() {
+        for (line, secret) in [
+            (
+                "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG",
+                "wJalrXUtnFEMI",
+            ),
+            (
+                "export AWS_SESSION_TOKEN=IQoJb3JpZ2luX2Vj",
+                "IQoJb3JpZ2luX2Vj",
+            ),
+            ("oauth client_secret=c2VjcmV0&grant=x", "c2VjcmV0"),
+            ("GET /x?api_key=abc123 200", "abc123"),
+            ("Authorization: Bearer eyJhbGciOi.payload.sig", "eyJhbGciOi"),
+            ("DB_PASSWORD=p4ss;host=db", "p4ss"),
+        ] {
+            let redacted = redact_credentials(line);
+            assert!(!redacted.contains(secret), "{line} -> {redacted}");
+            assert!(redacted.contains("****"), "{redacted}");
+        }
+        assert_eq!(
+            redact_credentials("applying 0042_add_invoice_index ... ok"),
+            "applying 0042_add_invoice_index ... ok"
+        );
     }
 
     #[test]

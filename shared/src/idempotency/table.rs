@@ -61,11 +61,12 @@ impl Table {
         &self,
         key: &str,
         owner: &str,
-        deadline: &Deadline,
+        lease: &Deadline,
+        ask_by: &Deadline,
     ) -> Result<Put, Error> {
         let now = now_ms();
         let lease_until = now
-            .saturating_add(millis(deadline.remaining()))
+            .saturating_add(millis(lease.remaining()))
             .saturating_add(millis(self.lease_grace));
         let call = self
             .client
@@ -87,7 +88,7 @@ impl Table {
             // condition saw it: no second round trip, and no release can slip in between.
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send();
-        match bounded(deadline, "claiming in the idempotency store", call).await? {
+        match bounded(ask_by, "claiming in the idempotency store", call).await? {
             Ok(_) => Ok(Put::Won),
             Err(e) => match e.as_service_error() {
                 Some(PutItemError::ConditionalCheckFailedException(refused)) => {

@@ -12,12 +12,12 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::budget::FALLBACK_RESERVE;
+use crate::budget::{ANSWER_RESERVE, FALLBACK_RESERVE};
 use crate::deadline::Deadline;
 use crate::error::Error;
 use crate::guard::{Guarded, guarded};
 use crate::idempotency::Once;
-use crate::jobs::{FailureKind, JobOutcome, ReportJob};
+use crate::jobs::{FailureKind, JobOutcome, ReportJob, Reported};
 use crate::notifier::{Notification, Notify};
 use crate::report::{Answerer, ReportNotice};
 
@@ -231,6 +231,17 @@ where
     if reported.is_err() {
         crate::metrics::count(&crate::metrics::REPORT_FAILURES, &[]);
     }
+    if let Ok(Reported::AlreadyReported) = reported {
+        // An answer landed before the guard fired (a success, say, and then a slow post):
+        // CodePipeline keeps it, so "the job is failed" would be false, and would reach
+        // on-call through SNS while Slack is the thing that is down.
+        tracing::warn!(job_id, reason = %why, "the answering path did not finish, but the job already has its answer; not telling a failure");
+        return JobReply::Unanswered {
+            job_id: job_id.to_owned(),
+            reason: why,
+            failed_job: true,
+        };
+    }
     let consequence = match &reported {
         Ok(_) => "the job is failed".to_owned(),
         Err(e) => format!(
@@ -243,7 +254,7 @@ where
     );
     if let Err(e) = answerer
         .notifier()
-        .notify(&notice, &deadline)
+        .notify(&notice, &deadline.less(ANSWER_RESERVE))
         .await
         .into_result()
     {
@@ -303,8 +314,16 @@ where
         // The job's event carries artifactCredentials: never let it reach the DLQ.
         lambda_retries: false,
     };
+    // Reporting and notifying end before the guard around them fires, so a slow post is
+    // cut short by its own deadline, never taken for an unanswered job.
     let answered = answerer
-        .answer_job(jobs, job_id, outcome, notice, &deadline)
+        .answer_job(
+            jobs,
+            job_id,
+            outcome,
+            notice,
+            &deadline.less(ANSWER_RESERVE),
+        )
         .await?;
     Ok(JobReply::Reported {
         result,
@@ -312,4 +331,136 @@ where
         reported: answered.reported_name(),
         notified: answered.notified,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::idempotency::Idempotency;
+    use crate::message::{Message, Mrkdwn};
+    use crate::notifier::{ChannelOutcome, DeliveryReport};
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    struct PassingJob;
+
+    impl Job for PassingJob {
+        type Request = String;
+        type Evaluation = ();
+        type Detail = ();
+        const WHO: &'static str = "the test job";
+        const IF_UNREPORTED: &'static str = "the action waits";
+
+        fn job_id(request: &String) -> &str {
+            request
+        }
+        fn subject(&self, request: &String) -> String {
+            format!("CodePipeline job {request}")
+        }
+        fn report_margin(&self) -> Duration {
+            Duration::from_secs(1)
+        }
+        async fn evaluate(&self, _: &String, _: &Deadline, _: i64) {}
+        fn unfinished(&self, _: &String, _: Unfinished, _: i64) {}
+        async fn conclude(&self, _: &String, _: (), _: &Deadline, _: i64) -> JobAnswer<()> {
+            JobAnswer {
+                outcome: JobOutcome::Succeeded {
+                    summary: "PASS".into(),
+                    output_variables: BTreeMap::new(),
+                },
+                notification: notice("PASS"),
+                wanted: true,
+                detail: (),
+            }
+        }
+        fn unanswered(&self, _: &String, why: String) -> Notification {
+            notice(&why)
+        }
+    }
+
+    fn notice(text: &str) -> Notification {
+        Notification::new("test", Message::new(Mrkdwn::from_untrusted(text)))
+    }
+
+    /// CodePipeline as it behaves: the first result for a job is kept, any later one is
+    /// refused with InvalidJobStateException (read as AlreadyReported).
+    #[derive(Default)]
+    struct Pipeline {
+        results: Mutex<Vec<&'static str>>,
+    }
+
+    impl ReportJob for Pipeline {
+        async fn report(
+            &self,
+            _: &str,
+            outcome: JobOutcome,
+            _: &Deadline,
+        ) -> Result<Reported, Error> {
+            let mut results = self.results.lock().unwrap();
+            results.push(match outcome {
+                JobOutcome::Succeeded { .. } => "success",
+                JobOutcome::Failed { .. } => "failure",
+                JobOutcome::InProgress { .. } => "continue",
+            });
+            Ok(if results.len() == 1 {
+                Reported::Recorded
+            } else {
+                Reported::AlreadyReported
+            })
+        }
+    }
+
+    /// A Slack that never answers: each post takes all the time it is given, and returns a
+    /// moment after it (a request in flight is cut at its deadline, then its error read).
+    #[derive(Default)]
+    struct HangingSlack {
+        posted: Mutex<Vec<String>>,
+    }
+
+    impl Notify for HangingSlack {
+        async fn notify(&self, n: &Notification, deadline: &Deadline) -> DeliveryReport {
+            self.posted
+                .lock()
+                .unwrap()
+                .push(n.slack.text.text().to_owned());
+            tokio::time::sleep(deadline.remaining() + Duration::from_millis(100)).await;
+            DeliveryReport {
+                slack: ChannelOutcome::Failed(Error::OutOfTime("posting")),
+                sns: ChannelOutcome::NotConfigured,
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_job_that_succeeded_is_never_told_as_failed_when_its_post_hangs() {
+        let pipeline = Pipeline::default();
+        let answerer = Answerer::new(HangingSlack::default(), Idempotency::in_memory("test"));
+        let invocation = Invocation {
+            request_id: "r-1".into(),
+            deadline: Deadline::after(Duration::from_secs(4)),
+            now: 0,
+        };
+        let reply = answer(
+            &PassingJob,
+            &pipeline,
+            &answerer,
+            "job-1".into(),
+            invocation,
+        )
+        .await;
+        assert_eq!(*pipeline.results.lock().unwrap(), ["success"]);
+        let posted = answerer.notifier().posted.lock().unwrap().clone();
+        assert_eq!(posted.len(), 1, "only the verdict was posted: {posted:?}");
+        assert!(posted[0].contains("PASS"), "{posted:?}");
+        assert!(
+            matches!(
+                reply,
+                JobReply::Reported {
+                    result: "succeeded",
+                    ..
+                }
+            ),
+            "{reply:?}"
+        );
+    }
 }

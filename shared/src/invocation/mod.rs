@@ -80,13 +80,15 @@ where
         let answered = metrics
             .around(Box::pin(app.answer(&event.payload, invocation)))
             .await;
-        settle(answered).map(|v| {
-            // A permanent error is acknowledged; the runtime's reply says so rather than null.
-            if v.is_null() {
-                serde_json::json!({"outcome": "failed-permanently"})
-            } else {
-                v
-            }
+        // A permanent error is acknowledged; the reply says so, and why, for a caller that
+        // invoked the function directly and reads it (Lambda drops it for an event).
+        let permanent = match &answered {
+            Err(e) if !e.is_retryable() => Some(e.to_string()),
+            _ => None,
+        };
+        settle(answered).map(|v| match permanent {
+            Some(reason) => serde_json::json!({"outcome": "failed-permanently", "reason": reason}),
+            None => v,
         })
     }))
     .await
