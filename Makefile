@@ -129,6 +129,7 @@ docs-check: venv
 
 validate: venv
 	sam validate --lint --template template.yaml --region us-east-1
+	python scripts/adoption-check
 	python scripts/metrics-check
 	python scripts/name-limits
 
@@ -202,10 +203,12 @@ package: venv build
 REMAKE := $(MAKE)
 # The first deploy asks for the stack's parameters and saves them in samconfig.toml (commit
 # it); later ones deploy from there. GUIDED=1 asks again, CONFIRM=0 skips the change-set
-# question (CI), CONFIG_ENV picks a samconfig environment. scripts/deploy says how the
-# architecture is kept in step with the stack's.
+# question (CI), CONFIG_ENV picks a samconfig environment, and FUNCTIONS="ecr-scan-gate …"
+# deploys only those functions (asked again with the others switched off, and saved).
+# scripts/deploy says how the architecture is kept in step with the stack's.
 deploy: package
-	BUILT_ARCH=$(ARCH) CONFIG_ENV=$(CONFIG_ENV) GUIDED=$(GUIDED) CONFIRM=$(CONFIRM) MAKE="$(REMAKE)" scripts/deploy
+	BUILT_ARCH=$(ARCH) CONFIG_ENV=$(CONFIG_ENV) GUIDED=$(GUIDED) CONFIRM=$(CONFIRM) MAKE="$(REMAKE)" \
+	  DEPLOY_FUNCTIONS="$(if $(filter command line,$(origin FUNCTIONS)),$(FUNCTIONS))" scripts/deploy
 
 clean:
 	cargo clean
