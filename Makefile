@@ -39,7 +39,7 @@ HOST_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64)
 SAM_BUILD := $(CURDIR)/.aws-sam/build
 PACKAGED_BINS := $(CURDIR)/target/packaged-bins.env
 
-.PHONY: help venv test test-repeat lint deny audit soak unit iam docs docs-check validate readme-blocks e2e-release demo build package deploy clean bench bench-quick bench-subjects
+.PHONY: help venv test test-repeat lint deny audit soak unit iam docs docs-check validate readme-blocks e2e-release demo build package deploy clean bench bench-chart bench-quick bench-subjects
 
 help:
 	@echo "make demo      run the suite locally against moto, the recording stub and a Slack sink"
@@ -51,6 +51,7 @@ help:
 	@echo "make soak      10,000 invocations of each function on one process: memory and descriptors must stay flat"
 	@echo "make audit     security advisories for every crate in Cargo.lock (needs a network: the RustSec database)"
 	@echo "make bench     cold start, warm latency, peak memory and size of every function beside the floor and a Python peer"
+	@echo "make bench-chart   redraw bench/results/latest.svg from bench/results/latest.md (measures nothing)"
 	@echo "make docs      rewrite the README's variable and parameter tables from the code and template.yaml"
 	@echo "make venv      create .venv/ with moto, aws-sam-cli and cargo-lambda (done on demand)"
 
@@ -160,12 +161,21 @@ bench-subjects: venv build $(BENCH_STAMP)
 	cargo lambda build --release --locked $(if $(filter arm64,$(ARCH)),--arm64) --bin bench-floor
 	$(DEBUG_BUILD)
 
+# A full run writes bench/results/latest.md and latest.svg and rewrites the results block in
+# docs/performance.md (it fails, before measuring, if that page lacks the block's markers).
 bench: bench-subjects
 	"$(DEBUG_BIN)/bench"
 
+# The chart alone, redrawn from the table of the last full run (bench/results/latest.md):
+# the harness is built as the tests build it (the debug build every target shares), nothing
+# is measured.
+bench-chart:
+	$(DEBUG_BUILD)
+	"$(DEBUG_BIN)/bench" --chart-only
+
 # Not in `make test`: SOAK_N invocations of each function on one warm process, as deployed
 # (with the idempotency table); its peak memory and open descriptors must stay flat (growth
-# past 10% fails). A run of 10,000 or more rewrites the README's soak table.
+# past 10% fails). A run of 10,000 or more rewrites the soak table in docs/performance.md.
 SOAK_N ?= 10000
 soak: bench-subjects
 	"$(DEBUG_BIN)/bench" --soak $(SOAK_N)

@@ -13,12 +13,19 @@
 //! Usage: bench [--quick] [--cold N] [--warm N] [--out DIR] [--platform-roots] [--env NAME=VALUE]...
 //! `--quick` (in `make test`): one cold start and a few warm invocations each, so the harness
 //! cannot rot; its numbers mean nothing. `--env` adds a variable to every subject.
+//! `bench --soak N` (`make soak`): N invocations of each function on one process.
+//!
+//! Writes latest.md (the table) and latest.svg (the chart) to DIR (default bench/results); a
+//! full run into bench/results also rewrites the table's block in docs/performance.md (as
+//! `--soak` of 10,000 or more does soak.md's), and fails, before measuring, if that page lacks
+//! the block's markers. `bench --chart-only [--out DIR]` (`make bench-chart`) measures
+//! nothing: it redraws DIR/latest.svg from DIR/latest.md.
 //!
 //! The environment is Lambda's, where neither `SSL_CERT_FILE` nor `SSL_CERT_DIR` is set, so
 //! the functions trust their compiled-in roots (shared::http::TrustRoots). `--platform-roots`
 //! measures the other case, a person's own trust store: `SSL_CERT_FILE` names this machine's
 //! bundle, as it would a file holding a proxy's CA, and the platform verifier parses it at
-//! init (about 1.2 ms here, README, "Performance").
+//! init (about 1.2 ms here, docs/performance.md).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -89,6 +96,12 @@ fn ms(d: Option<Duration>) -> String {
         Some(d) => format!("{:.1} ms", d.as_secs_f64() * 1e3),
         None => "–".into(),
     }
+}
+
+/// Peak RSS as the table prints it (and the chart reads it back).
+fn peak_rss_text(kib: Option<u64>) -> String {
+    kib.map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
+        .unwrap_or_else(|| "–".into())
 }
 
 fn mib(bytes: u64) -> String {
@@ -525,9 +538,8 @@ fn table(
     roots: &str,
 ) -> String {
     let mut out = String::new();
-    out.push_str(
-        "| subject | init p50 | first response min / p50 / p90 | warm p50 / p99 | peak RSS | binary | zip |\n|---|---|---|---|---|---|---|\n",
-    );
+    out.push_str(TABLE_HEADER);
+    out.push_str("\n|---|---|---|---|---|---|---|\n");
     for r in rows {
         let s = &r.samples;
         let (binary, zip) = match r.size {
@@ -546,9 +558,7 @@ fn table(
             ms(percentile(&s.first_response, 90.0)),
             ms(percentile(&s.warm, 50.0)),
             ms(percentile(&s.warm, 99.0)),
-            s.peak_rss_kib
-                .map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
-                .unwrap_or_else(|| "–".into()),
+            peak_rss_text(s.peak_rss_kib),
             binary,
             zip,
         ));
@@ -595,9 +605,15 @@ fn table(
     out
 }
 
-/// Each function's p50 of `measure` over the floor's, on one line (empty without a floor).
+/// Each function's p50 of `measure` over the floor's, on one line (empty without a floor): of
+/// the p50s as printed, so the ratios are those of the table's numbers (and the chart's).
 fn ratio_line(rows: &[Row], label: &str, measure: fn(&Samples) -> &[Duration]) -> String {
-    let p50 = |r: &Row| percentile(measure(&r.samples), 50.0);
+    let p50 = |r: &Row| {
+        printed(&ms(percentile(measure(&r.samples), 50.0)), "ms")
+            .ok()
+            .flatten()
+            .filter(|v| *v > 0.0)
+    };
     let Some(floor) = rows
         .iter()
         .find(|r| r.name.starts_with("floor"))
@@ -611,75 +627,476 @@ fn ratio_line(rows: &[Row], label: &str, measure: fn(&Samples) -> &[Duration]) -
         .filter(|r| !r.name.starts_with("floor") && !r.name.starts_with("Python"))
     {
         if let Some(v) = p50(r) {
-            line.push_str(&format!(
-                " {} {:.1}×;",
-                r.name,
-                v.as_secs_f64() / floor.as_secs_f64()
-            ));
+            line.push_str(&format!(" {} {:.1}×;", r.name, v / floor));
         }
     }
     line.push('\n');
     line
 }
 
-/// Two bar charts side by side: cold start (first response p50) and peak memory.
-fn chart(rows: &[Row]) -> String {
-    let bar_h = 22.0;
-    let label_w = 300.0;
-    let bar_w = 260.0;
-    let height = 60.0 + bar_h * 1.4 * rows.len() as f64;
+/// The table's header; `--chart-only` finds the table in a latest.md by it.
+const TABLE_HEADER: &str = "| subject | init p50 | first response min / p50 / p90 | warm p50 / p99 | peak RSS | binary | zip |";
+
+/// Where a full run's table goes (and a long soak's): the performance page, between markers
+/// `<!-- {name}: bench/results/{file} -->` and `<!-- /{name} -->`.
+const PERFORMANCE_DOC: &str = "docs/performance.md";
+
+/// What the chart draws of one subject: the numbers the table prints (init p50, first
+/// response p50, peak RSS), read back from their printed form, so the chart a run draws and
+/// the one `--chart-only` redraws from its latest.md are the same file.
+#[derive(Debug, Clone, PartialEq)]
+struct ChartRow {
+    name: String,
+    init_ms: Option<f64>,
+    first_response_ms: Option<f64>,
+    peak_rss_mib: Option<f64>,
+}
+
+/// "2.52 ms" → 2.52, "47.9 MiB" → 47.9, "–" → none; anything else is an error.
+fn printed(cell: &str, unit: &str) -> Result<Option<f64>, String> {
+    let cell = cell.trim();
+    if cell == "–" {
+        return Ok(None);
+    }
+    cell.strip_suffix(unit)
+        .and_then(|n| n.trim().parse::<f64>().ok())
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .map(Some)
+        .ok_or_else(|| format!("`{cell}` is not a number of {unit}"))
+}
+
+fn chart_rows(rows: &[Row]) -> Vec<ChartRow> {
+    rows.iter()
+        .map(|r| {
+            let s = &r.samples;
+            let ms_p50 = |v: &[Duration]| printed(&ms(percentile(v, 50.0)), "ms").ok().flatten();
+            ChartRow {
+                name: r.name.to_owned(),
+                init_ms: ms_p50(&s.init),
+                first_response_ms: ms_p50(&s.first_response),
+                peak_rss_mib: printed(&peak_rss_text(s.peak_rss_kib), "MiB")
+                    .ok()
+                    .flatten(),
+            }
+        })
+        .collect()
+}
+
+/// The table in a latest.md, as chart rows (`--chart-only`).
+fn parse_table(md: &str) -> Result<Vec<ChartRow>, String> {
+    let mut lines = md.lines().skip_while(|l| l.trim() != TABLE_HEADER);
+    if lines.next().is_none() {
+        return Err(format!("no results table (its header is `{TABLE_HEADER}`)"));
+    }
+    if !lines.next().is_some_and(|l| l.starts_with("|---")) {
+        return Err("the results table's header is not followed by |---|".into());
+    }
+    let mut rows = Vec::new();
+    for line in lines.take_while(|l| l.starts_with('|')) {
+        let cells: Vec<&str> = line
+            .trim()
+            .trim_matches('|')
+            .split('|')
+            .map(str::trim)
+            .collect();
+        let [name, init, first, _warm, peak, ..] = cells[..] else {
+            return Err(format!("a row with fewer than five cells: {line}"));
+        };
+        let Some(first_p50) = first.split(" / ").nth(1) else {
+            return Err(format!("{name}: no p50 in `{first}`"));
+        };
+        let cell = |text: &str, unit: &str| printed(text, unit).map_err(|e| format!("{name}: {e}"));
+        rows.push(ChartRow {
+            name: name.to_owned(),
+            init_ms: cell(init, "ms")?,
+            first_response_ms: cell(first_p50, "ms")?,
+            peak_rss_mib: cell(peak, "MiB")?,
+        });
+    }
+    if rows.is_empty() {
+        return Err("the results table has no rows".into());
+    }
+    Ok(rows)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    Floor,
+    Function,
+    Peer,
+}
+
+fn kind(name: &str) -> Kind {
+    if name.starts_with("floor") {
+        Kind::Floor
+    } else if name.starts_with("Python") {
+        Kind::Peer
+    } else {
+        Kind::Function
+    }
+}
+
+/// "floor (lambda_runtime echo)" → ("floor", Some("lambda_runtime echo")).
+fn short_name(name: &str) -> (&str, Option<&str>) {
+    match name.split_once(" (") {
+        Some((short, rest)) => (short, Some(rest.strip_suffix(')').unwrap_or(rest))),
+        None => (name, None),
+    }
+}
+
+/// A value as the table prints it: milliseconds under 10 to two decimals, the rest to one.
+fn value_text(v: f64, unit: &str) -> String {
+    if unit == "ms" && v < 10.0 {
+        format!("{v:.2} {unit}")
+    } else {
+        format!("{v:.1} {unit}")
+    }
+}
+
+fn times(x: f64) -> String {
+    if x < 10.0 {
+        format!("{x:.1}×")
+    } else {
+        format!("{x:.0}×")
+    }
+}
+
+struct Measure {
+    title: &'static str,
+    unit: &'static str,
+    value: fn(&ChartRow) -> Option<f64>,
+}
+
+const MEASURES: [Measure; 3] = [
+    Measure {
+        title: "Init p50: spawn to the first GET /next",
+        unit: "ms",
+        value: |r| r.init_ms,
+    },
+    Measure {
+        title: "First response p50: spawn to the first answer, the function's own calls included",
+        unit: "ms",
+        value: |r| r.first_response_ms,
+    },
+    Measure {
+        title: "Peak memory: VmHWM after the warm run",
+        unit: "MiB",
+        value: |r| r.peak_rss_mib,
+    },
+];
+
+/// A bar as drawn: its row, its length along the panel's axis, the text beside it.
+#[derive(Debug)]
+struct Bar {
+    row: usize,
+    width: f64,
+    fill: &'static str,
+    label: String,
+}
+
+#[derive(Debug)]
+struct Panel {
+    caption: &'static str,
+    x0: f64,
+    width: f64,
+    /// Gridlines with a label (x from the panel's left), then gridlines without.
+    ticks: Vec<(f64, String)>,
+    minor: Vec<f64>,
+    axis_label: String,
+    bars: Vec<Bar>,
+    /// Text in a row where no bar is drawn: off this panel's scale, or no value.
+    notes: Vec<(usize, String)>,
+}
+
+const CHART_W: f64 = 900.0;
+const NAME_END: f64 = 130.0;
+const RUST_X: f64 = 140.0;
+const RUST_W: f64 = 280.0;
+const LOG_X: f64 = 570.0;
+const LOG_W: f64 = 200.0;
+const ROW_H: f64 = 22.0;
+
+fn fill(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Floor => "#8c8c8c",
+        Kind::Function => "#3e6fb0",
+        Kind::Peer => "#c0504d",
+    }
+}
+
+/// A linear axis from 0 with 3 to 12 steps of 1, 2 or 5 × 10ⁿ, the tightest over `max`.
+fn linear_axis(max: f64) -> (f64, usize) {
+    let mut best: Option<(f64, usize)> = None;
+    for exp in -3..=6 {
+        for m in [1.0, 2.0, 5.0] {
+            let step = m * 10f64.powi(exp);
+            let n = (max / step - 1e-9).ceil().max(1.0) as usize;
+            if (3..=12).contains(&n)
+                && best.is_none_or(|(s, k)| (n as f64 * step) < s * k as f64 - 1e-12)
+            {
+                best = Some((step, n));
+            }
+        }
+    }
+    best.unwrap_or((max.max(1e-9), 1))
+}
+
+fn tick_text(v: f64, step: f64) -> String {
+    let decimals = (-step.log10().floor()).max(0.0) as usize;
+    let text = format!("{v:.decimals$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_owned()
+    } else {
+        text
+    }
+}
+
+/// The floor and the functions on a linear axis from 0, each bar with its value and its
+/// multiple of the floor; the peer's value written in its row, off this scale.
+fn rust_panel(rows: &[ChartRow], m: &Measure) -> Panel {
+    let floor = rows
+        .iter()
+        .find(|r| kind(&r.name) == Kind::Floor)
+        .and_then(m.value);
+    let max = rows
+        .iter()
+        .filter(|r| kind(&r.name) != Kind::Peer)
+        .filter_map(m.value)
+        .fold(0.0_f64, f64::max);
+    let (step, n) = linear_axis(max);
+    let top = step * n as f64;
+    let mut panel = Panel {
+        caption: "floor and functions · linear scale from 0",
+        x0: RUST_X,
+        width: RUST_W,
+        ticks: (0..=n)
+            .map(|i| {
+                let v = step * i as f64;
+                (v / top * RUST_W, tick_text(v, step))
+            })
+            .collect(),
+        minor: Vec::new(),
+        axis_label: m.unit.to_owned(),
+        bars: Vec::new(),
+        notes: Vec::new(),
+    };
+    for (row, r) in rows.iter().enumerate() {
+        let k = kind(&r.name);
+        match (m.value)(r) {
+            None => panel.notes.push((row, "no value".into())),
+            Some(v) if k == Kind::Peer => panel
+                .notes
+                .push((row, format!("{}, off this scale →", value_text(v, m.unit)))),
+            Some(v) => {
+                let label = match floor {
+                    Some(f) if k != Kind::Floor && f > 0.0 => {
+                        format!("{} · {}", value_text(v, m.unit), times(v / f))
+                    }
+                    _ => value_text(v, m.unit),
+                };
+                panel.bars.push(Bar {
+                    row,
+                    width: (v / top * RUST_W).max(1.0),
+                    fill: fill(k),
+                    label,
+                });
+            }
+        }
+    }
+    panel
+}
+
+/// Every subject, the peer included, on a log axis of whole decades; bars start at the
+/// lowest decade. The peer's bar also says its multiple of the floor.
+fn log_panel(rows: &[ChartRow], m: &Measure) -> Panel {
+    let floor = rows
+        .iter()
+        .find(|r| kind(&r.name) == Kind::Floor)
+        .and_then(m.value);
+    let values: Vec<f64> = rows
+        .iter()
+        .filter_map(m.value)
+        .filter(|v| *v > 0.0)
+        .collect();
+    let lo = values
+        .iter()
+        .fold(f64::INFINITY, |a, v| a.min(v.log10()))
+        .floor();
+    let hi = values
+        .iter()
+        .fold(f64::NEG_INFINITY, |a, v| a.max(v.log10()))
+        .ceil();
+    let (lo, hi) = if values.is_empty() {
+        (0.0, 1.0)
+    } else {
+        (lo, hi.max(lo + 1.0))
+    };
+    let x = |v: f64| (v.log10() - lo) / (hi - lo) * LOG_W;
+    let decades = (lo as i32)..=(hi as i32);
+    let mut panel = Panel {
+        caption: "with the Python peer · log scale",
+        x0: LOG_X,
+        width: LOG_W,
+        ticks: decades
+            .clone()
+            .map(|e| {
+                let v = 10f64.powi(e);
+                (x(v), tick_text(v, v))
+            })
+            .collect(),
+        minor: decades
+            .filter(|e| *e < hi as i32)
+            .flat_map(|e| (2..=9).map(move |k| f64::from(k) * 10f64.powi(e)))
+            .map(x)
+            .collect(),
+        axis_label: format!("{} (log)", m.unit),
+        bars: Vec::new(),
+        notes: Vec::new(),
+    };
+    for (row, r) in rows.iter().enumerate() {
+        let k = kind(&r.name);
+        match (m.value)(r) {
+            Some(v) if v > 0.0 => {
+                let label = match floor {
+                    Some(f) if k == Kind::Peer && f > 0.0 => {
+                        format!("{} · {}", value_text(v, m.unit), times(v / f))
+                    }
+                    _ => value_text(v, m.unit),
+                };
+                panel.bars.push(Bar {
+                    row,
+                    width: x(v).max(1.0),
+                    fill: fill(k),
+                    label,
+                });
+            }
+            Some(v) => panel.notes.push((row, value_text(v, m.unit))),
+            None => panel.notes.push((row, "no value".into())),
+        }
+    }
+    panel
+}
+
+/// Per measure, the Rust-only panel and the one with the peer.
+fn chart_layout(rows: &[ChartRow]) -> Vec<(&'static Measure, Panel, Panel)> {
+    MEASURES
+        .iter()
+        .map(|m| (m, rust_panel(rows, m), log_panel(rows, m)))
+        .collect()
+}
+
+fn esc(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// `make bench`'s chart (bench/results/latest.svg): for init, first response and peak
+/// memory, the floor and the four functions on a linear scale of their own (each bar with its
+/// value and its multiple of the floor), beside every subject with the Python peer on a log
+/// scale. A function of the rows alone: the same rows draw the same bytes.
+fn chart(rows: &[ChartRow]) -> String {
+    let layout = chart_layout(rows);
+    let block_h = 42.0 + ROW_H * rows.len() as f64 + 36.0;
+    let top = 99.0;
+    let height = top + block_h * layout.len() as f64 + 10.0;
+    let details: Vec<String> = rows
+        .iter()
+        .filter_map(|r| match short_name(&r.name) {
+            (short, Some(detail)) => Some(format!("{short}: {detail}")),
+            _ => None,
+        })
+        .collect();
     let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n",
-        label_w + 2.0 * (bar_w + 90.0)
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{CHART_W}\" height=\"{height:.0}\" viewBox=\"0 0 {CHART_W} {height:.0}\" font-family=\"Helvetica, Arial, sans-serif\" font-size=\"12\" fill=\"#222\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
     );
-    type Measure = Box<dyn Fn(&Row) -> Option<f64>>;
-    let panels: [(&str, Measure, &str); 2] = [
-        (
-            "cold start, first response p50 (ms)",
-            Box::new(|r: &Row| {
-                percentile(&r.samples.first_response, 50.0).map(|d| d.as_secs_f64() * 1e3)
-            }),
-            "ms",
-        ),
-        (
-            "peak RSS (MiB)",
-            Box::new(|r: &Row| r.samples.peak_rss_kib.map(|k| k as f64 / 1024.0)),
-            "MiB",
-        ),
+    let title = "Cold start and memory: each function against the floor";
+    svg.push_str(&format!(
+        "<title>{title}</title>\n<text x=\"20\" y=\"28\" font-size=\"16\" font-weight=\"bold\">{title}</text>\n"
+    ));
+    let lines = [
+        "Left: the floor (the lambda_runtime minimum) and the four functions, linear from 0; each bar says its value and its multiple of the floor.".to_owned(),
+        "Right: the same beside the Python peer, on a log scale (each labelled gridline 10× the last).".to_owned(),
+        format!("{}.", details.join("; ")),
     ];
-    for (i, (title, value, unit)) in panels.iter().enumerate() {
-        let x0 = label_w + i as f64 * (bar_w + 90.0);
-        let max = rows
-            .iter()
-            .filter_map(value)
-            .fold(0.0_f64, f64::max)
-            .max(1e-9);
+    for (i, line) in lines.iter().enumerate() {
         svg.push_str(&format!(
-            "<text x=\"{x0}\" y=\"20\" font-weight=\"bold\">{title}</text>\n"
+            "<text x=\"20\" y=\"{}\" font-size=\"11\" fill=\"#555\">{}</text>\n",
+            48 + 15 * i,
+            esc(line)
         ));
-        for (j, r) in rows.iter().enumerate() {
-            let y = 36.0 + j as f64 * bar_h * 1.4;
-            if i == 0 {
+    }
+    for (b, (measure, rust, log)) in layout.iter().enumerate() {
+        let y0 = top + b as f64 * block_h;
+        let rows_top = y0 + 42.0;
+        let rows_bottom = rows_top + ROW_H * rows.len() as f64;
+        svg.push_str(&format!(
+            "<text x=\"20\" y=\"{:.1}\" font-size=\"13\" font-weight=\"bold\">{} ({})</text>\n",
+            y0 + 16.0,
+            esc(measure.title),
+            measure.unit
+        ));
+        for (row, r) in rows.iter().enumerate() {
+            svg.push_str(&format!(
+                "<text x=\"{NAME_END}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>\n",
+                rows_top + row as f64 * ROW_H + 15.0,
+                esc(short_name(&r.name).0)
+            ));
+        }
+        for panel in [rust, log] {
+            let x0 = panel.x0;
+            svg.push_str(&format!(
+                "<text x=\"{x0}\" y=\"{:.1}\" font-size=\"11\" fill=\"#555\">{}</text>\n",
+                y0 + 34.0,
+                panel.caption
+            ));
+            for x in &panel.minor {
                 svg.push_str(&format!(
-                    "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\n",
-                    label_w - 10.0,
-                    y + bar_h * 0.7,
-                    r.name.replace('&', "&amp;").replace('<', "&lt;")
+                    "<line x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"{rows_top:.1}\" y2=\"{rows_bottom:.1}\" stroke=\"#f0f0f0\"/>\n",
+                    x0 + x
                 ));
             }
-            if let Some(v) = value(r) {
-                let w = (v / max * bar_w).max(1.0);
-                let fill = if r.name.starts_with("Python") {
-                    "#c0504d"
-                } else if r.name.starts_with("floor") {
-                    "#9e9e9e"
-                } else {
-                    "#4f81bd"
-                };
+            for (x, _) in &panel.ticks {
                 svg.push_str(&format!(
-                    "<rect x=\"{x0}\" y=\"{y}\" width=\"{w:.1}\" height=\"{bar_h}\" fill=\"{fill}\"/>\n<text x=\"{:.1}\" y=\"{}\">{v:.1} {unit}</text>\n",
-                    x0 + w + 4.0,
-                    y + bar_h * 0.7
+                    "<line x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"{rows_top:.1}\" y2=\"{1:.1}\" stroke=\"#d0d0d0\"/>\n",
+                    x0 + x,
+                    rows_bottom + 4.0
+                ));
+            }
+            svg.push_str(&format!(
+                "<line x1=\"{x0}\" x2=\"{:.1}\" y1=\"{rows_bottom:.1}\" y2=\"{rows_bottom:.1}\" stroke=\"#888\"/>\n",
+                x0 + panel.width
+            ));
+            for (x, text) in &panel.ticks {
+                svg.push_str(&format!(
+                    "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" fill=\"#555\" text-anchor=\"middle\">{text}</text>\n",
+                    x0 + x,
+                    rows_bottom + 15.0
+                ));
+            }
+            svg.push_str(&format!(
+                "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" fill=\"#555\">{}</text>\n",
+                x0 + panel.width + 18.0,
+                rows_bottom + 15.0,
+                panel.axis_label
+            ));
+            for bar in &panel.bars {
+                let y = rows_top + bar.row as f64 * ROW_H + 3.0;
+                svg.push_str(&format!(
+                    "<rect x=\"{x0}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"16\" fill=\"{}\"/>\n<text x=\"{:.1}\" y=\"{:.1}\">{}</text>\n",
+                    bar.width,
+                    bar.fill,
+                    x0 + bar.width + 5.0,
+                    y + 12.0,
+                    esc(&bar.label)
+                ));
+            }
+            for (row, text) in &panel.notes {
+                svg.push_str(&format!(
+                    "<text x=\"{:.1}\" y=\"{:.1}\" font-style=\"italic\" fill=\"#777\">{}</text>\n",
+                    x0 + 5.0,
+                    rows_top + *row as f64 * ROW_H + 15.0,
+                    esc(text)
                 ));
             }
         }
@@ -688,21 +1105,38 @@ fn chart(rows: &[Row]) -> String {
     svg
 }
 
-/// The README shows the latest full run: the block between the bench markers is replaced.
-fn update_readme(readme: &Path, report: &str) -> Fallible<()> {
-    update_readme_block(readme, "bench results", "latest.md", report)
-}
-
-/// Rewrites the README between `<!-- {name}: bench/results/{file} -->` and `<!-- /{name} -->`.
-fn update_readme_block(readme: &Path, name: &str, file: &str, report: &str) -> Fallible<()> {
-    let start = format!("<!-- {name}: bench/results/{file} -->\n");
+/// Rewrites `doc` (relative to `root`) between `<!-- {name}: bench/results/{file} -->` and
+/// `<!-- /{name} -->`; with `report` none, only checks that the markers are there (before a
+/// run, so a long one does not end in this error).
+fn update_block(
+    root: &Path,
+    doc: &str,
+    name: &str,
+    file: &str,
+    report: Option<&str>,
+) -> Fallible<()> {
+    let start = format!("<!-- {name}: bench/results/{file} -->");
     let end = format!("<!-- /{name} -->");
-    let text = std::fs::read_to_string(readme)?;
-    let (Some(a), Some(b)) = (text.find(&start), text.find(&end)) else {
-        return Err(format!("README.md has no {name} block").into());
+    let missing = |why: String| -> Box<dyn std::error::Error> {
+        format!(
+            "{doc} {why}: the harness writes bench/results/{file} there, between the markers `{start}` (on a line of its own) and `{end}`"
+        )
+        .into()
     };
-    let updated = format!("{}{start}{}\n{}", &text[..a], report.trim(), &text[b..]);
-    std::fs::write(readme, updated)?;
+    let path = root.join(doc);
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| missing(format!("cannot be read ({e})")))?;
+    let start = format!("{start}\n");
+    let Some(a) = text.find(&start) else {
+        return Err(missing("has no start marker".into()));
+    };
+    let Some(b) = text[a..].find(&end).map(|b| a + b) else {
+        return Err(missing("has no end marker after its start marker".into()));
+    };
+    if let Some(report) = report {
+        let updated = format!("{}{start}{}\n{}", &text[..a], report.trim(), &text[b..]);
+        std::fs::write(&path, updated)?;
+    }
     Ok(())
 }
 
@@ -734,6 +1168,27 @@ async fn main() -> Fallible<()> {
         .filter_map(|w| w[1].split_once('='))
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
+    if args.iter().any(|a| a == "--chart-only") {
+        let md = out_dir.join("latest.md");
+        let text = std::fs::read_to_string(&md)
+            .map_err(|e| format!("--chart-only: cannot read {}: {e}", md.display()))?;
+        let rows = parse_table(&text).map_err(|e| format!("{}: {e}", md.display()))?;
+        let svg = out_dir.join("latest.svg");
+        std::fs::write(&svg, chart(&rows))?;
+        println!("bench: drew {} from {}", svg.display(), md.display());
+        return Ok(());
+    }
+    // A full run (a long soak) rewrites its block in the performance page: the markers are
+    // looked for now, not after the run.
+    let results = out_dir == root.join("bench/results");
+    let soak_doc = results && number("--soak").is_some_and(|n| n >= 10_000);
+    let bench_doc = results && !quick && number("--soak").is_none();
+    if soak_doc {
+        update_block(&root, PERFORMANCE_DOC, "soak results", "soak.md", None)?;
+    }
+    if bench_doc {
+        update_block(&root, PERFORMANCE_DOC, "bench results", "latest.md", None)?;
+    }
     let paths = Paths { root: root.clone() };
 
     let Rig {
@@ -783,8 +1238,14 @@ async fn main() -> Fallible<()> {
         let report = soak_table(&rows);
         std::fs::create_dir_all(&out_dir)?;
         std::fs::write(out_dir.join("soak.md"), &report)?;
-        if out_dir == root.join("bench/results") && count >= 10_000 {
-            update_readme_block(&root.join("README.md"), "soak results", "soak.md", &report)?;
+        if soak_doc {
+            update_block(
+                &root,
+                PERFORMANCE_DOC,
+                "soak results",
+                "soak.md",
+                Some(&report),
+            )?;
         }
         println!("\n{report}");
         let problems: Vec<String> = rows
@@ -842,9 +1303,15 @@ async fn main() -> Fallible<()> {
     let report = table(&rows, cold, warm, latency, roots);
     std::fs::create_dir_all(&out_dir)?;
     std::fs::write(out_dir.join("latest.md"), &report)?;
-    std::fs::write(out_dir.join("latest.svg"), chart(&rows))?;
-    if !quick && out_dir == root.join("bench/results") {
-        update_readme(&root.join("README.md"), &report)?;
+    std::fs::write(out_dir.join("latest.svg"), chart(&chart_rows(&rows)))?;
+    if bench_doc {
+        update_block(
+            &root,
+            PERFORMANCE_DOC,
+            "bench results",
+            "latest.md",
+            Some(&report),
+        )?;
     }
     println!("\n{report}");
     println!(
@@ -856,4 +1323,222 @@ async fn main() -> Fallible<()> {
         return Err(format!("{failed} invocation(s) did not answer").into());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rows like the latest full run's (bench/results/latest.md).
+    fn real_like() -> Vec<ChartRow> {
+        let row = |name: &str, init, first, rss| ChartRow {
+            name: name.into(),
+            init_ms: Some(init),
+            first_response_ms: Some(first),
+            peak_rss_mib: Some(rss),
+        };
+        vec![
+            row("floor (lambda_runtime echo)", 1.64, 2.02, 3.4),
+            row("pipeline-notifier", 2.52, 8.99, 9.6),
+            row("ecr-scan-gate", 2.80, 9.64, 9.9),
+            row("canary-validator", 2.93, 9.58, 10.2),
+            row("migration-runner", 3.16, 15.4, 10.5),
+            row(
+                "Python peer (awslambdaric + boto3 + urllib)",
+                240.0,
+                226.6,
+                48.0,
+            ),
+        ]
+    }
+
+    #[test]
+    fn a_chart_tells_the_rust_functions_apart_from_each_other_and_the_floor() {
+        let rows = real_like();
+        let svg = chart(&rows);
+        assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"900\""));
+        assert!(svg.contains(">Cold start and memory: each function against the floor</text>"));
+        let layout = chart_layout(&rows);
+        let titles: Vec<&str> = layout.iter().map(|(m, ..)| m.title).collect();
+        assert_eq!(
+            titles.len(),
+            3,
+            "init, first response, peak memory: {titles:?}"
+        );
+        for (measure, rust, log) in &layout {
+            let title = measure.title;
+            assert!(svg.contains(&format!("{} ({})</text>", esc(title), measure.unit)));
+            // The Rust-only panel: the floor and the four functions, no peer.
+            let kinds: Vec<Kind> = rust.bars.iter().map(|b| kind(&rows[b.row].name)).collect();
+            assert_eq!(
+                kinds,
+                [
+                    Kind::Floor,
+                    Kind::Function,
+                    Kind::Function,
+                    Kind::Function,
+                    Kind::Function
+                ],
+                "{title}"
+            );
+            let widths: Vec<f64> = rust
+                .bars
+                .iter()
+                .filter(|b| kind(&rows[b.row].name) == Kind::Function)
+                .map(|b| b.width)
+                .collect();
+            let (short, long) = widths
+                .iter()
+                .fold((f64::MAX, 0.0_f64), |(a, b), w| (a.min(*w), b.max(*w)));
+            assert!(
+                long - short >= 20.0,
+                "{title}: the functions' bars are {widths:?} px, shortest and longest under 20 px apart"
+            );
+            assert!(
+                short - rust.bars[0].width >= 20.0,
+                "{title}: the floor's bar ({} px) is within 20 px of the shortest function's ({short} px)",
+                rust.bars[0].width
+            );
+            assert!(long <= RUST_W, "{title}: a bar runs past its axis");
+            assert!(rust.caption.contains("linear scale from 0"));
+            assert_eq!(rust.ticks[0], (0.0, "0".to_owned()), "{title}: from 0");
+            // The panel with the peer: every subject, on a log scale that says so.
+            assert_eq!(log.bars.len(), rows.len(), "{title}");
+            assert!(log.caption.contains("log scale") && log.axis_label.contains("(log)"));
+            assert!(svg.contains(&format!(">{}</text>", log.axis_label)));
+            // Every bar is labelled with its value; the functions with their multiple too.
+            for bar in rust.bars.iter().chain(&log.bars) {
+                let r = &rows[bar.row];
+                let value = value_text((measure.value)(r).unwrap(), measure.unit);
+                assert!(
+                    bar.label.starts_with(&value),
+                    "{title}: {} labelled {:?}, not {value}",
+                    r.name,
+                    bar.label
+                );
+                assert!(
+                    svg.contains(&format!(">{}</text>", esc(&bar.label))),
+                    "{title}: {} has no label {:?} in the SVG",
+                    r.name,
+                    bar.label
+                );
+            }
+            for bar in rust.bars.iter().skip(1) {
+                assert!(
+                    bar.label.contains(" · ") && bar.label.ends_with('×'),
+                    "{:?}",
+                    bar.label
+                );
+            }
+        }
+        let init = &layout[0].1;
+        assert_eq!(init.bars[0].label, "1.64 ms");
+        assert_eq!(init.bars[1].label, "2.52 ms · 1.5×");
+        assert_eq!(init.bars[4].label, "3.16 ms · 1.9×");
+        assert_eq!(layout[0].2.bars[5].label, "240.0 ms · 146×");
+        assert_eq!(layout[2].1.bars[4].label, "10.5 MiB · 3.1×");
+        assert_eq!(
+            layout[2].1.notes,
+            [(5, "48.0 MiB, off this scale →".to_owned())]
+        );
+        assert_eq!(svg, chart(&rows), "the same rows draw the same bytes");
+    }
+
+    #[test]
+    fn a_chart_redrawn_from_latest_md_is_the_chart_the_run_drew() {
+        let ms = |v: &[f64]| -> Vec<Duration> {
+            v.iter().map(|m| Duration::from_secs_f64(m / 1e3)).collect()
+        };
+        let row = |name, init: &[f64], first: &[f64], rss| Row {
+            name,
+            samples: Samples {
+                init: ms(init),
+                first_response: ms(first),
+                warm: ms(&[0.4, 0.5]),
+                peak_rss_kib: rss,
+                failures: Vec::new(),
+            },
+            size: Some((1 << 20, 1 << 19)),
+        };
+        let rows = vec![
+            row(
+                "floor (lambda_runtime echo)",
+                &[1.6413, 1.7],
+                &[2.0149, 2.3],
+                Some(3482),
+            ),
+            row(
+                "pipeline-notifier",
+                &[2.5151, 2.6],
+                &[8.994, 9.1],
+                Some(9830),
+            ),
+            row(
+                "migration-runner",
+                &[3.1649, 3.3],
+                &[9.99951, 15.4],
+                Some(10_752),
+            ),
+            row("canary-validator", &[], &[], None),
+            row(
+                "Python peer (awslambdaric + boto3 + urllib)",
+                &[213.74, 250.0],
+                &[226.55, 240.0],
+                Some(49_050),
+            ),
+        ];
+        let md = table(&rows, 2, 2, (None, None), "roots");
+        let parsed = parse_table(&md).expect("latest.md parses");
+        assert_eq!(parsed, chart_rows(&rows));
+        assert_eq!(parsed[3].init_ms, None);
+        assert_eq!(chart(&parsed), chart(&chart_rows(&rows)));
+        assert!(
+            parse_table("no table here")
+                .unwrap_err()
+                .contains(TABLE_HEADER)
+        );
+    }
+
+    #[test]
+    fn results_go_to_the_performance_page_or_the_run_fails_naming_it() {
+        let root = std::env::temp_dir().join(format!("bench-doc-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("docs")).unwrap();
+        let doc = root.join(PERFORMANCE_DOC);
+        let _ = std::fs::remove_file(&doc);
+        let err = update_block(&root, PERFORMANCE_DOC, "bench results", "latest.md", None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("docs/performance.md cannot be read"),
+            "{err}"
+        );
+        std::fs::write(&doc, "# Performance\n\nno markers\n").unwrap();
+        let err = update_block(&root, PERFORMANCE_DOC, "bench results", "latest.md", None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("docs/performance.md has no start marker"),
+            "{err}"
+        );
+        assert!(
+            err.contains("`<!-- bench results: bench/results/latest.md -->`")
+                && err.contains("`<!-- /bench results -->`"),
+            "{err}"
+        );
+        let page = "# Performance\n<!-- bench results: bench/results/latest.md -->\nold\n<!-- /bench results -->\nafter\n";
+        std::fs::write(&doc, page).unwrap();
+        update_block(
+            &root,
+            PERFORMANCE_DOC,
+            "bench results",
+            "latest.md",
+            Some("| new |\n"),
+        )
+        .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&doc).unwrap(),
+            "# Performance\n<!-- bench results: bench/results/latest.md -->\n| new |\n<!-- /bench results -->\nafter\n"
+        );
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 }
