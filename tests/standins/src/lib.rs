@@ -14,6 +14,7 @@ pub mod ecs;
 pub mod emf;
 pub mod lambda_logs;
 pub mod moto;
+pub mod picture;
 pub mod planted;
 pub mod props;
 pub mod rig;
