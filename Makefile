@@ -52,7 +52,7 @@ help:
 	@echo "make audit     security advisories for every crate in Cargo.lock (needs a network: the RustSec database)"
 	@echo "make bench     cold start, warm latency, peak memory and size of every function beside the floor and a Python peer"
 	@echo "make bench-chart   redraw bench/results/latest.svg from bench/results/latest.md (measures nothing)"
-	@echo "make docs      rewrite the README's variable and parameter tables from the code and template.yaml"
+	@echo "make docs      rewrite the documentation's variable and parameter tables from the code and template.yaml"
 	@echo "make venv      create .venv/ with moto, aws-sam-cli and cargo-lambda (done on demand)"
 
 venv: $(STAMP)
@@ -110,9 +110,11 @@ unit: venv
 iam: venv
 	python scripts/iam-check "$(CALL_LOG)"
 
-# The README's tables come from each function's declared variable list (what its loader reads,
-# with those defaults) and template.yaml's parameters: `docs` writes them, `docs-check` (in
-# `make test`) fails when they, the template's Environment blocks or events/env.json disagree.
+# The documentation's tables (README.md, docs/*.md, functions/*/README.md) come from each
+# function's declared variable list (what its loader reads, with those defaults) and
+# template.yaml's parameters: `docs` writes them, `docs-check` (in `make test`) fails when
+# they, the template's Environment blocks or events/env.json disagree, when a page names a
+# test that does not exist, or when a relative link in a page leads nowhere.
 VARIABLES_JSON := $(CURDIR)/target/variables.json
 
 docs: venv
@@ -127,6 +129,7 @@ docs-check: venv
 	"$(DEBUG_BIN)/docs" > "$(VARIABLES_JSON)"
 	python scripts/readme-tables --check "$(VARIABLES_JSON)"
 	python scripts/tests-named
+	python scripts/docs-links
 
 validate: venv
 	sam validate --lint --template template.yaml --region us-east-1
@@ -185,7 +188,8 @@ soak: bench-subjects
 bench-quick: bench-subjects
 	"$(DEBUG_BIN)/bench" --quick --out "$(CURDIR)/target/bench-quick"
 
-# The README's shell blocks, run as a new user would (scripts/readme-blocks says how).
+# The shell blocks of every page (README.md, docs/*.md, functions/*/README.md), run as a new
+# user would (scripts/readme-blocks says how).
 readme-blocks: venv
 	python scripts/readme-blocks
 

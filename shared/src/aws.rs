@@ -37,7 +37,7 @@ pub async fn load_sdk_config() -> Result<SdkConfig, crate::Error> {
     // link of each default chain, which would answer from there anyway. Naming that link
     // skips building the rest at init (a web-identity STS client, the IMDS and profile
     // providers): 1.4M of the 17.7M instructions before the first Runtime API request
-    // (README, Performance). Anywhere the variables are missing, the default chains as before.
+    // (docs/performance.md). Anywhere the variables are missing, the default chains as before.
     let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
     if set("AWS_ACCESS_KEY_ID") && set("AWS_SECRET_ACCESS_KEY") {
         loader = loader.credentials_provider(EnvironmentVariableCredentialsProvider::new());

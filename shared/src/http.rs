@@ -1,8 +1,7 @@
 //! One TLS set-up and one HTTP stack per process, for Slack, the AWS SDK and any other client.
 //!
 //! The SDK's own HTTPS client is a second hyper/rustls stack beside reqwest's, which reads
-//! and parses the trust store at init on its own. Measured with `make bench` (README,
-//! Performance), dropping it cut the notifier's init from 6.5 to 4.5 ms and its peak memory
+//! and parses the trust store at init on its own. Measured with `make bench` (docs/performance.md), dropping it cut the notifier's init from 6.5 to 4.5 ms and its peak memory
 //! by about 1 MiB. So the SDK is built without its default client
 //! (`default-https-client` is off in the workspace's Cargo.toml) and is handed
 //! [`for_sdk`], a reqwest client sending its requests. Every client here is built on one
@@ -37,7 +36,7 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Lambda sets neither `SSL_CERT_FILE` nor `SSL_CERT_DIR`, and there the roots are Mozilla's,
 /// compiled in (`webpki-roots`), the same program Amazon Linux's `ca-certificates` follows.
 /// Reading and PEM-decoding the image's 220 KB bundle instead was 62% of the instructions
-/// a function spent before its first Runtime API request (README, Performance), about 1.2 ms
+/// a function spent before its first Runtime API request (docs/performance.md), about 1.2 ms
 /// of every cold start. A person who needs other roots (a TLS-inspecting proxy's CA, a
 /// private CA in front of a service the canary validator probes) sets either variable, and
 /// then the platform's verifier reads them, as the SDK's and reqwest's own clients would:

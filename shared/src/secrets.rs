@@ -112,7 +112,7 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(5 * 60);
 /// Failures are not cached, so a transient fault is retried next time.
 pub struct Secrets {
     // Each client is built at its first use: the first client of an SDK crate parses that
-    // crate's endpoint rules (about a tenth of init each, README, Performance), and most
+    // crate's endpoint rules (about a tenth of init each, docs/performance.md), and most
     // containers read only one of the two services, some neither.
     sdk: aws_config::SdkConfig,
     ssm: OnceLock<aws_sdk_ssm::Client>,

@@ -386,7 +386,7 @@ pub fn render_configuration_error(why: &str) -> Notification {
                 .plain(why),
         ))
         .block(Block::Context(vec![Mrkdwn::from_untrusted(
-            "Fix the function's environment (see the README's configuration reference); this is posted once per container.",
+            "Fix the function's environment (see functions/pipeline-notifier/README.md, Configuration); this is posted once per container.",
         )]));
     Notification::new("[CONFIG] pipeline-notifier is misconfigured", message)
 }

@@ -1,17 +1,17 @@
 //! The one list of what a function may read from its environment: the loader takes defaults
-//! from it and `make docs` writes the README's tables from it, so the code and the README
+//! from it and `make docs` writes the documentation's tables from it, so the code and the docs
 //! cannot disagree.
 
-/// One configuration variable, as a function's loader reads it and the README documents it.
+/// One configuration variable, as a function's loader reads it and its page documents it.
 /// Each function declares its list once; the loader takes defaults from it and refuses to read
-/// a variable missing from it, and `make docs` writes the README's tables from it (`make test`
+/// a variable missing from it, and `make docs` writes the tables from it (`make test`
 /// fails when they differ).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Var {
     pub name: &'static str,
     /// The value used when the variable is unset or blank, in the variable's own syntax.
     pub default: Option<&'static str>,
-    /// What the README says when there is no default: "**required**", "unset (no Slack)".
+    /// What the tables say when there is no default: "**required**", "unset (no Slack)".
     pub unset: &'static str,
     pub example: &'static str,
     /// Markdown, one paragraph.
@@ -85,7 +85,7 @@ pub const SHARED_VARIABLES: &[Var] = &[
         "IDEMPOTENCY_TABLE",
         "duplicates are caught only within one warm container",
         "`ops-idempotency`",
-        "The DynamoDB table (partition key `id`, TTL on `expires_at`) in which each side effect — a post, a publish, a task launch, a report — is claimed before it happens and marked done after, so an event delivered twice is acted on once, whichever container it lands on (README: \"Once across containers\", and what it does not promise). The template creates it and sets this. Unset, each container remembers only what it did itself.",
+        "The DynamoDB table (partition key `id`, TTL on `expires_at`) in which each side effect — a post, a publish, a task launch, a report — is claimed before it happens and marked done after, so an event delivered twice is acted on once, whichever container it lands on (docs/operating.md: \"Once across containers\", and what it does not promise). The template creates it and sets this. Unset, each container remembers only what it did itself.",
     ),
     Var::optional(
         "AWS_LAMBDA_LOG_FORMAT",
