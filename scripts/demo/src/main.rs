@@ -91,8 +91,48 @@ async fn main() -> Fallible<()> {
     if migration_bin.exists() {
         migration::run(&migration_bin, &moto, &stub, &sink).await?;
     }
+    adopt_one_at_a_time();
     println!("\nDone. Everything above ran against local servers; nothing left this machine.");
     Ok(())
+}
+
+/// What a team that wants only one of the above deploys, read from the template's Rules by
+/// scripts/samconfig (the same reading `make deploy` uses), so it cannot drift from them.
+fn adopt_one_at_a_time() {
+    println!("\n== Adopt one function at a time");
+    let root = standins::workspace_root();
+    let read = std::process::Command::new("python3")
+        .arg(root.join("scripts/samconfig"))
+        .arg("requirements")
+        .output();
+    let listed = match read {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).into_owned(),
+        _ => {
+            println!("(scripts/samconfig could not read template.yaml's Rules; see README.md)");
+            return;
+        }
+    };
+    println!(
+        "Each function deploys on its own (template.yaml has a switch per function; the others'\n\
+         settings are never asked for). Its page says what it decides, how to wire it in, and\n\
+         shows the messages it posts, drawn from the renderings above:"
+    );
+    for line in listed.lines() {
+        let mut fields = line.split('\t');
+        let (Some(function), Some(switch)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        let needs = fields.next().unwrap_or_default().trim();
+        let needs = if needs.is_empty() {
+            "no setting of its own".to_owned()
+        } else {
+            needs.split(' ').collect::<Vec<_>>().join(", ")
+        };
+        println!(
+            "  {function:<18} make deploy FUNCTIONS={function}   needs: {needs}  ({switch})\n  {:<18} functions/{function}/README.md, pictures in functions/{function}/pictures/",
+            ""
+        );
+    }
 }
 
 async fn shared_mechanisms(
