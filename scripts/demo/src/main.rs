@@ -114,7 +114,7 @@ fn adopt_one_at_a_time() {
     };
     println!(
         "Each function deploys on its own (template.yaml has a switch per function; the others'\n\
-         settings are never asked for). Its page says what it decides, how to wire it in, and\n\
+         settings are never required). Its page says what it decides, how to wire it in, and\n\
          shows the messages it posts, drawn from the renderings above:"
     );
     for line in listed.lines() {
