@@ -6,13 +6,15 @@ use std::time::Duration;
 use shared::config::{ConfigError, Document, Environment, SHARED_VARIABLES, Var, Vars};
 pub use shared::notifier::NotifyOn;
 
-use crate::policy::{Severity, Waiver, is_date};
+use crate::policy::{POLICY_EXPECTED, Rule, Severity, Waiver, is_date, parse_policy};
 
 #[derive(Debug, Clone)]
 pub struct Config {
     pub max: BTreeMap<Severity, u32>,
     pub ignore_unfixed: bool,
     pub waivers: Document<Vec<Waiver>>,
+    /// Rules over what findings carry; `None`: the MAX_* thresholds and IGNORE_UNFIXED.
+    pub policy: Option<Document<Vec<Rule>>>,
     pub max_wait: Duration,
     /// Enhanced (Inspector) findings keep arriving for a while after a scan reports
     /// complete; nothing decides until this long after completion.
@@ -50,6 +52,12 @@ pub const VARIABLES: &[Var] = &[
         "none",
         "`[{\"id\":\"CVE-2024-1234\",\"repository\":\"prod-*\",\"expires\":\"2026-12-31\",\"reason\":\"not reachable\"}]` or `ssm:/ops/ecr/waivers`",
         "Time-limited exceptions. Valid through `expires` (UTC). An expired waiver no longer applies and the report says so; one ending within 7 days is flagged.",
+    ),
+    Var::optional(
+        "POLICY",
+        "none (the `MAX_*` thresholds and `IGNORE_UNFIXED`)",
+        "`{\"rules\":[{\"name\":\"exploitable-high\",\"action\":\"block\",\"when\":{\"severity_at_least\":\"HIGH\",\"exploit_available\":true,\"fix_available\":true}}]}` or `ssm:/ops/ecr/policy`",
+        "Rules over what each finding carries (severity, exploit and fix available, Inspector score, CVSS, EPSS, package, id, repository), read top-down, the first that matches deciding the finding: `block` (more than `max`, default 0, fails the image), `warn` (reported, never fails) or `allow`. Replaces `MAX_*` and `IGNORE_UNFIXED`; waivers and Inspector's suppressions apply first. A policy that cannot be read fails every judgement closed.",
     ),
     Var::defaulted(
         "MAX_WAIT",
@@ -168,6 +176,7 @@ impl Config {
         let waivers = vars
             .document("WAIVERS", WAIVERS_EXPECTED, parse_waivers)?
             .unwrap_or(Document::Inline(Vec::new()));
+        let policy = vars.document("POLICY", POLICY_EXPECTED, parse_policy)?;
         let notify_on = NotifyOn::from_vars(&vars)?;
         let pass_tag = vars.optional("PASS_TAG")?;
         if let Some(tag) = &pass_tag
@@ -186,6 +195,7 @@ impl Config {
             max,
             ignore_unfixed: vars.with_default("IGNORE_UNFIXED", vars.flag("IGNORE_UNFIXED")?)?,
             waivers,
+            policy,
             max_wait: shared::jobs::within_action_timeout(
                 "MAX_WAIT",
                 vars.with_default("MAX_WAIT", vars.duration("MAX_WAIT")?)?,
@@ -204,6 +214,30 @@ impl Config {
 mod tests {
     use super::*;
     use shared::secrets::SecretRef;
+
+    #[test]
+    fn an_inline_policy_is_checked_at_init_and_a_stored_one_is_read_later() {
+        let good = r#"{"rules": [{"name": "no-critical", "action": "block", "when": {"severity_at_least": "CRITICAL"}}]}"#;
+        assert!(matches!(
+            Config::from_env(&[("POLICY", good)]).unwrap().policy,
+            Some(Document::Inline(rules)) if rules.len() == 1
+        ));
+        let bad =
+            Config::from_env(&[("POLICY", r#"{"rules": [{"name": "x", "action": "deny"}]}"#)])
+                .unwrap_err();
+        assert_eq!(bad.variable, "POLICY");
+        assert!(matches!(
+            Config::from_env(&[("POLICY", "ssm:/ops/ecr/policy")])
+                .unwrap()
+                .policy,
+            Some(Document::Stored(_))
+        ));
+        let env: [(&str, &str); 0] = [];
+        assert!(
+            Config::from_env(&env).unwrap().policy.is_none(),
+            "the thresholds, as before"
+        );
+    }
 
     #[test]
     fn defaults_block_critical_and_high_only() {

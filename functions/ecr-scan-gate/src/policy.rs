@@ -1,11 +1,16 @@
-//! The gate's policy: thresholds by severity, unfixed findings, time-limited waivers.
-//! Pure functions of the findings and today's date, so every entry point reaches the same
-//! verdict for the same image.
+//! The gate's policy: Inspector's triage, time-limited waivers, then rules (a `POLICY`
+//! document, or the `MAX_*` thresholds and `IGNORE_UNFIXED` written as rules). Pure functions
+//! of the findings and today's date, so every entry point reaches the same verdict for the
+//! same image.
+
+mod rules;
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use shared::glob::Glob;
+
+pub use rules::{Action, MAX_RULES, POLICY_EXPECTED, Rule, When, parse_policy, threshold_rules};
 
 /// Severities in order of how bad they are. ECR basic scanning uses the first six;
 /// Inspector adds UNTRIAGED. A finding nobody has rated (UNDEFINED, UNTRIAGED) and anything
@@ -69,6 +74,41 @@ pub struct Finding {
     pub url: Option<String>,
     /// From enhanced scanning's `fixAvailable`: `Some(false)` for `NO`; unknown otherwise.
     pub fix_available: Option<bool>,
+    /// Inspector's triage of an enhanced finding (`ACTIVE`, `SUPPRESSED`, `CLOSED`); none for
+    /// basic scanning.
+    pub status: Option<String>,
+    /// Enhanced scanning's `exploitAvailable`; unknown for basic scanning.
+    pub exploit_available: Option<bool>,
+    /// Inspector's score, in tenths (7.5 → 75).
+    pub score: Option<u16>,
+    /// The CVSS base score, in tenths.
+    pub cvss: Option<u16>,
+    /// EPSS, in ten-thousandths: Inspector's own findings carry it, ECR's do not.
+    pub epss: Option<u16>,
+}
+
+impl Finding {
+    /// A finding with only what every scan gives; the rest unknown.
+    pub fn new(id: impl Into<String>, severity: Severity) -> Self {
+        Self {
+            id: id.into(),
+            severity,
+            package: None,
+            version: None,
+            fixed_in: None,
+            url: None,
+            fix_available: None,
+            status: None,
+            exploit_available: None,
+            score: None,
+            cvss: None,
+            epss: None,
+        }
+    }
+
+    fn triage(&self) -> &str {
+        self.status.as_deref().unwrap_or("ACTIVE")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -112,6 +152,17 @@ pub struct Policy {
     pub max: BTreeMap<Severity, u32>,
     pub ignore_unfixed: bool,
     pub waivers: Vec<Waiver>,
+    /// The `POLICY` document's rules; when absent, `max` and `ignore_unfixed` are the rules.
+    pub rules: Option<Vec<Rule>>,
+}
+
+/// A rule that decided more findings than it allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Breach {
+    pub rule: String,
+    pub max: u32,
+    /// The findings it decided, worst first.
+    pub findings: Vec<Finding>,
 }
 
 pub type Counts = BTreeMap<Severity, u32>;
@@ -130,15 +181,36 @@ pub struct Evaluation {
     /// Waivers in use that end within a week.
     pub expiring_soon: Vec<Waiver>,
     pub ignored_unfixed: Vec<Finding>,
+    /// Suppressed in Inspector (a suppression rule): triage the gate honours as a waiver.
+    pub suppressed: Vec<Finding>,
+    /// Closed in Inspector (no longer present): not counted.
+    pub closed: u32,
+    /// Allowed by a `POLICY` rule, with its name.
+    pub allowed: Vec<(Finding, String)>,
+    /// `POLICY` block rules over their maximum: each fails the image, naming its findings.
+    pub breaches: Vec<Breach>,
+    /// Warn rules over their maximum: reported, never failing the image.
+    pub warnings: Vec<Breach>,
+    /// Waivers for this repository that matched no finding: stale, or a typo.
+    pub unused_waivers: Vec<Waiver>,
 }
 
 impl Evaluation {
     pub fn passes(&self) -> bool {
-        self.broken.is_empty()
+        self.broken.is_empty() && self.breaches.is_empty()
     }
 }
 
-/// `today` and `soon` (today + 7 days) are `YYYY-MM-DD`.
+fn worst_first(a: &Finding, b: &Finding) -> std::cmp::Ordering {
+    a.severity
+        .judged_as()
+        .cmp(&b.severity.judged_as())
+        .then_with(|| a.id.cmp(&b.id))
+}
+
+/// `today` and `soon` (today + 7 days) are `YYYY-MM-DD`. In order: Inspector's triage
+/// (CLOSED is gone, SUPPRESSED is waived), the gate's own waivers, then the first rule that
+/// matches decides each finding; a block rule deciding more than its maximum fails the image.
 pub fn evaluate(
     policy: &Policy,
     repository: &str,
@@ -146,47 +218,99 @@ pub fn evaluate(
     today: &str,
     soon: &str,
 ) -> Evaluation {
+    let thresholds;
+    let rules = match &policy.rules {
+        Some(rules) => rules.as_slice(),
+        None => {
+            thresholds = threshold_rules(&policy.max, policy.ignore_unfixed);
+            thresholds.as_slice()
+        }
+    };
     let mut e = Evaluation::default();
+    let mut decided: Vec<Vec<Finding>> = vec![Vec::new(); rules.len()];
+    let mut waivers_used = vec![false; policy.waivers.len()];
     for f in findings {
         *e.before.entry(f.severity.clone()).or_default() += 1;
-        if policy.ignore_unfixed && f.fix_available == Some(false) {
-            e.ignored_unfixed.push(f.clone());
-            continue;
+        match f.triage() {
+            "CLOSED" => {
+                e.closed += 1;
+                continue;
+            }
+            "SUPPRESSED" => {
+                e.suppressed.push(f.clone());
+                continue;
+            }
+            // ACTIVE, or a status this gate does not know: it counts.
+            _ => {}
         }
-        let matching: Vec<&Waiver> = policy
+        let matching: Vec<(usize, &Waiver)> = policy
             .waivers
             .iter()
-            .filter(|w| w.covers(f, repository))
+            .enumerate()
+            .filter(|(_, w)| w.covers(f, repository))
             .collect();
-        if let Some(w) = matching.iter().find(|w| w.expires.as_str() >= today) {
+        for (i, _) in &matching {
+            waivers_used[*i] = true;
+        }
+        if let Some((_, w)) = matching.iter().find(|(_, w)| w.expires.as_str() >= today) {
             if w.expires.as_str() <= soon && !e.expiring_soon.contains(w) {
                 e.expiring_soon.push((*w).clone());
             }
             e.waived.push((f.clone(), (*w).clone()));
             continue;
         }
-        if let Some(w) = matching.first() {
+        if let Some((_, w)) = matching.first() {
             e.expired.push((f.clone(), (*w).clone()));
+        }
+        match rules.iter().position(|r| r.decides(f, repository)) {
+            Some(i) if rules[i].action == Action::Allow => {
+                if rules[i].name == "IGNORE_UNFIXED" && policy.rules.is_none() {
+                    e.ignored_unfixed.push(f.clone());
+                } else {
+                    e.allowed.push((f.clone(), rules[i].name.clone()));
+                }
+                continue;
+            }
+            Some(i) => decided[i].push(f.clone()),
+            // No rule speaks of it: it counts, and nothing fails for it.
+            None => {}
         }
         *e.after.entry(f.severity.clone()).or_default() += 1;
         e.counted.push(f.clone());
     }
-    e.counted.sort_by(|a, b| {
-        a.severity
-            .judged_as()
-            .cmp(&b.severity.judged_as())
-            .then_with(|| a.id.cmp(&b.id))
-    });
-    let mut judged: Counts = BTreeMap::new();
-    for (sev, n) in &e.after {
-        *judged.entry(sev.judged_as()).or_default() += n;
-    }
-    for (sev, max) in &policy.max {
-        let n = judged.get(sev).copied().unwrap_or(0);
-        if n > *max {
-            e.broken.push((sev.clone(), n, *max));
+    e.counted.sort_by(worst_first);
+    for (rule, mut findings) in rules.iter().zip(decided) {
+        let (max, warn) = match rule.action {
+            Action::Block { max } => (max, false),
+            Action::Warn { max } => (max, true),
+            Action::Allow => continue,
+        };
+        let n = u32::try_from(findings.len()).unwrap_or(u32::MAX);
+        if n <= max {
+            continue;
+        }
+        findings.sort_by(worst_first);
+        match (&rule.threshold, warn) {
+            (Some(severity), _) => e.broken.push((severity.clone(), n, max)),
+            (None, false) => e.breaches.push(Breach {
+                rule: rule.name.clone(),
+                max,
+                findings,
+            }),
+            (None, true) => e.warnings.push(Breach {
+                rule: rule.name.clone(),
+                max,
+                findings,
+            }),
         }
     }
+    e.unused_waivers = policy
+        .waivers
+        .iter()
+        .zip(waivers_used)
+        .filter(|(w, used)| !used && w.repository.as_ref().is_none_or(|g| g.matches(repository)))
+        .map(|(w, _)| w.clone())
+        .collect();
     e
 }
 
@@ -230,13 +354,9 @@ mod tests {
 
     fn finding(id: &str, severity: &str) -> Finding {
         Finding {
-            id: id.into(),
-            severity: Severity::parse(severity),
             package: Some("openssl".into()),
             version: Some("3.0.1".into()),
-            fixed_in: None,
-            url: None,
-            fix_available: None,
+            ..Finding::new(id, Severity::parse(severity))
         }
     }
 
@@ -419,5 +539,219 @@ mod tests {
         assert!(!is_date("2026-13-01"));
         assert!(!is_date("26-01-31"));
         assert!(!is_date("2026/01/31"));
+    }
+
+    fn enhanced(id: &str, severity: &str, exploit: bool, fix: bool) -> Finding {
+        Finding {
+            status: Some("ACTIVE".into()),
+            exploit_available: Some(exploit),
+            fix_available: Some(fix),
+            ..finding(id, severity)
+        }
+    }
+
+    fn with_rules(json: &str) -> Policy {
+        Policy {
+            rules: Some(parse_policy(json).expect("a valid policy")),
+            ..Policy::default()
+        }
+    }
+
+    const EXPLOITABLE_HIGH: &str = r#"{"rules": [
+        {"name": "no-critical", "action": "block", "when": {"severity_at_least": "CRITICAL"}},
+        {"name": "exploitable-high", "action": "block",
+         "when": {"severity_at_least": "HIGH", "exploit_available": true, "fix_available": true}}
+    ]}"#;
+
+    #[test]
+    fn the_same_findings_are_judged_under_three_policies() {
+        let findings = [
+            enhanced("CVE-1", "HIGH", false, true),
+            enhanced("CVE-2", "MEDIUM", true, true),
+            enhanced("CVE-3", "LOW", false, false),
+        ];
+        // The thresholds (no CRITICAL, no HIGH): the HIGH blocks, named after MAX_HIGH.
+        let thresholds = evaluate(&default_policy(), "app", &findings, TODAY, SOON);
+        assert_eq!(thresholds.broken, vec![(Severity::High, 1, 0)]);
+        // Block a HIGH only with an exploit and a fix: this HIGH has no exploit.
+        let risk = evaluate(&with_rules(EXPLOITABLE_HIGH), "app", &findings, TODAY, SOON);
+        assert!(risk.passes(), "{risk:?}");
+        // The same rule in warn mode, reaching MEDIUM: reported, never failing.
+        let warn = with_rules(
+            r#"{"rules": [{"name": "exploitable-medium", "action": "warn",
+                "when": {"severity_at_least": "MEDIUM", "exploit_available": true}}]}"#,
+        );
+        let warned = evaluate(&warn, "app", &findings, TODAY, SOON);
+        assert!(warned.passes());
+        assert_eq!(warned.warnings.len(), 1);
+        assert_eq!(warned.warnings[0].rule, "exploitable-medium");
+        assert_eq!(warned.warnings[0].findings[0].id, "CVE-2");
+    }
+
+    #[test]
+    fn an_exploitable_fixable_high_blocks_where_a_plain_high_passes() {
+        let policy = with_rules(EXPLOITABLE_HIGH);
+        let plain = evaluate(
+            &policy,
+            "app",
+            &[enhanced("CVE-1", "HIGH", false, true)],
+            TODAY,
+            SOON,
+        );
+        assert!(plain.passes());
+        let exploitable = evaluate(
+            &policy,
+            "app",
+            &[enhanced("CVE-2", "HIGH", true, true)],
+            TODAY,
+            SOON,
+        );
+        assert!(!exploitable.passes());
+        assert_eq!(exploitable.breaches[0].rule, "exploitable-high");
+        assert_eq!(exploitable.breaches[0].findings[0].id, "CVE-2");
+    }
+
+    #[test]
+    fn missing_data_never_lets_a_finding_through() {
+        // Basic scanning says nothing of exploits: a block rule on them still blocks...
+        let policy = with_rules(EXPLOITABLE_HIGH);
+        let basic = evaluate(&policy, "app", &[finding("CVE-1", "HIGH")], TODAY, SOON);
+        assert!(
+            !basic.passes(),
+            "unknown exploitability is not 'no exploit'"
+        );
+        // ...and an allow rule on them does not allow.
+        let allow = with_rules(
+            r#"{"rules": [
+                {"name": "no-exploit", "action": "allow", "when": {"exploit_available": false}},
+                {"name": "no-high", "action": "block", "when": {"severity_at_least": "HIGH"}}
+            ]}"#,
+        );
+        let e = evaluate(&allow, "app", &[finding("CVE-1", "HIGH")], TODAY, SOON);
+        assert_eq!(e.breaches[0].rule, "no-high");
+        assert!(e.allowed.is_empty());
+    }
+
+    #[test]
+    fn a_suppressed_finding_never_blocks_and_a_closed_one_is_not_counted() {
+        let mut suppressed = finding("CVE-1", "CRITICAL");
+        suppressed.status = Some("SUPPRESSED".into());
+        let mut closed = finding("CVE-2", "CRITICAL");
+        closed.status = Some("CLOSED".into());
+        for policy in [default_policy(), with_rules(EXPLOITABLE_HIGH)] {
+            let e = evaluate(
+                &policy,
+                "app",
+                &[suppressed.clone(), closed.clone()],
+                TODAY,
+                SOON,
+            );
+            assert!(e.passes(), "{e:?}");
+            assert_eq!(e.suppressed, vec![suppressed.clone()]);
+            assert_eq!(e.closed, 1);
+            assert!(e.counted.is_empty());
+        }
+        // A status Inspector may add later counts, as ACTIVE does.
+        let mut odd = finding("CVE-3", "CRITICAL");
+        odd.status = Some("REOPENED".into());
+        assert!(!evaluate(&default_policy(), "app", &[odd], TODAY, SOON).passes());
+    }
+
+    #[test]
+    fn the_first_matching_rule_decides_a_finding() {
+        let policy = with_rules(
+            r#"{"rules": [
+                {"name": "kernel-headers", "action": "allow", "when": {"package": "linux-libc-*"}},
+                {"name": "no-high", "action": "block", "when": {"severity_at_least": "HIGH"}}
+            ]}"#,
+        );
+        let mut headers = finding("CVE-1", "CRITICAL");
+        headers.package = Some("linux-libc-dev".into());
+        let e = evaluate(
+            &policy,
+            "app",
+            &[headers.clone(), finding("CVE-2", "LOW")],
+            TODAY,
+            SOON,
+        );
+        assert!(e.passes());
+        assert_eq!(e.allowed, vec![(headers, "kernel-headers".into())]);
+        assert_eq!(e.counted.len(), 1, "the LOW no rule speaks of still counts");
+    }
+
+    #[test]
+    fn a_waiver_that_matched_nothing_is_named() {
+        let waiver = |id: &str, repository: Option<&str>| Waiver {
+            id: id.into(),
+            repository: repository.map(|r| serde_json::from_value(serde_json::json!(r)).unwrap()),
+            expires: "2026-12-31".into(),
+            reason: "r".into(),
+        };
+        let policy = Policy {
+            waivers: vec![
+                waiver("CVE-1", None),
+                waiver("CVE-9", None),
+                waiver("CVE-8", Some("other-*")),
+            ],
+            ..default_policy()
+        };
+        let e = evaluate(&policy, "app", &[finding("CVE-1", "HIGH")], TODAY, SOON);
+        let unused: Vec<&str> = e.unused_waivers.iter().map(|w| w.id.as_str()).collect();
+        assert_eq!(
+            unused,
+            ["CVE-9"],
+            "another repository's waiver is not this image's business"
+        );
+    }
+
+    #[test]
+    fn a_policy_that_cannot_be_read_says_why_without_its_text() {
+        for (bad, why) in [
+            (r#"{"rules": []}"#, "no rules"),
+            (
+                r#"{"rules": [{"name": "x", "action": "block", "when": {"sevrity": "HIGH"}}]}"#,
+                "unknown field",
+            ),
+            (
+                r#"{"rules": [{"name": "x", "action": "deny"}]}"#,
+                "not block, warn or allow",
+            ),
+            (
+                r#"{"rules": [{"name": "x", "action": "allow", "max": 2}]}"#,
+                "no max",
+            ),
+            (
+                r#"{"rules": [{"name": "x", "action": "block", "when": {"score_at_least": 11}}]}"#,
+                "between 0 and 10",
+            ),
+            (
+                r#"{"rules": [{"name": "x", "action": "block", "when": {"severity_at_least": "UNTRIAGED"}}]}"#,
+                "not CRITICAL",
+            ),
+            (
+                r#"{"rules": [{"name": "x", "action": "block"}, {"name": "x", "action": "warn"}]}"#,
+                "two rules",
+            ),
+            ("not json s3cr3t", "invalid policy JSON"),
+        ] {
+            let err = parse_policy(bad).unwrap_err();
+            assert!(err.contains(why), "{bad}: {err}");
+            assert!(!err.contains("s3cr3t"), "{err}");
+        }
+    }
+
+    #[test]
+    fn scores_compare_in_tenths() {
+        let policy = with_rules(
+            r#"{"rules": [{"name": "hot", "action": "block", "when": {"score_at_least": 8.8, "cvss_at_least": 7.5}}]}"#,
+        );
+        let scored = |score: u16, cvss: u16| Finding {
+            score: Some(score),
+            cvss: Some(cvss),
+            ..finding("CVE-1", "MEDIUM")
+        };
+        assert!(!evaluate(&policy, "app", &[scored(88, 75)], TODAY, SOON).passes());
+        assert!(evaluate(&policy, "app", &[scored(87, 99)], TODAY, SOON).passes());
+        assert!(evaluate(&policy, "app", &[scored(99, 74)], TODAY, SOON).passes());
     }
 }

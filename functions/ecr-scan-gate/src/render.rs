@@ -45,7 +45,22 @@ fn finding_line(f: &Finding) -> Mrkdwn {
     if let Some(fix) = &f.fixed_in {
         m = m.plain(" → fixed in ").plain(fix);
     }
+    if f.exploit_available == Some(true) {
+        m = m.plain(" · exploit available");
+    }
     m
+}
+
+/// Which `POLICY` rule blocked a finding, when one did.
+fn blocked_by<'e>(e: &'e Evaluation, f: &Finding) -> Option<&'e str> {
+    e.breaches
+        .iter()
+        .find(|b| {
+            b.findings
+                .iter()
+                .any(|x| x.id == f.id && x.package == f.package)
+        })
+        .map(|b| b.rule.as_str())
 }
 
 pub fn render(
@@ -88,6 +103,18 @@ pub fn render(
                 Mrkdwn::new().plain("Not decided yet: ").plain(reason),
             ));
         }
+        Verdict::Pass { evaluation, .. } if !evaluation.warnings.is_empty() => {
+            let mut m = Mrkdwn::new().plain(
+                "Within policy, with warnings: these rules are in warn mode and would have blocked",
+            );
+            for w in &evaluation.warnings {
+                m = m
+                    .newline()
+                    .plain("• ")
+                    .plain(&crate::verdict::breach_line(w));
+            }
+            message = message.block(Block::section(m));
+        }
         Verdict::Pass { .. } => {
             message = message.block(Block::section(
                 Mrkdwn::new().plain("Within policy: no threshold exceeded."),
@@ -124,6 +151,9 @@ pub fn render(
                 Mrkdwn::new().bold(&format!("Worst findings ({} counted)", e.counted.len()));
             for f in e.counted.iter().take(10) {
                 m = m.newline().append(&finding_line(f));
+                if let Some(rule) = blocked_by(e, f) {
+                    m = m.plain(" — blocked by rule ").code(rule);
+                }
             }
             message = message.block(Block::section(m));
         }
@@ -152,6 +182,66 @@ pub fn render(
                     .bold(&w.id)
                     .plain(&format!(" ends on {}", w.expires)),
             );
+        }
+        if !e.suppressed.is_empty() {
+            let ids: Vec<&str> = e.suppressed.iter().take(5).map(|f| f.id.as_str()).collect();
+            waivers.push(Mrkdwn::new().plain(&format!(
+                "{} finding(s) suppressed in Inspector, not counted: {}{}",
+                e.suppressed.len(),
+                ids.join(", "),
+                if e.suppressed.len() > ids.len() {
+                    ", …"
+                } else {
+                    ""
+                }
+            )));
+        }
+        if e.closed > 0 {
+            waivers.push(Mrkdwn::new().plain(&format!(
+                "{} finding(s) closed in Inspector, not counted",
+                e.closed
+            )));
+        }
+        let mut allowed: Vec<(&str, usize)> = Vec::new();
+        for (_, rule) in &e.allowed {
+            match allowed.iter_mut().find(|(r, _)| r == rule) {
+                Some((_, n)) => *n += 1,
+                None => allowed.push((rule, 1)),
+            }
+        }
+        for (rule, n) in allowed {
+            waivers.push(
+                Mrkdwn::new()
+                    .plain(&format!("{n} finding(s) allowed by rule "))
+                    .code(rule),
+            );
+        }
+        if !e.warnings.is_empty() && matches!(verdict, Verdict::Fail { .. }) {
+            for w in &e.warnings {
+                waivers.push(
+                    Mrkdwn::new()
+                        .plain("⚠️ Warn rule would also block: ")
+                        .plain(&crate::verdict::breach_line(w)),
+                );
+            }
+        }
+        if !e.unused_waivers.is_empty() {
+            // One line: a long waiver list is mostly other images' business.
+            let ids: Vec<&str> = e
+                .unused_waivers
+                .iter()
+                .take(5)
+                .map(|w| w.id.as_str())
+                .collect();
+            waivers.push(Mrkdwn::new().plain(&format!(
+                "Waivers that matched no finding of this image (stale, or a typo in the id): {}{}",
+                ids.join(", "),
+                if e.unused_waivers.len() > ids.len() {
+                    format!(" and {} more", e.unused_waivers.len() - ids.len())
+                } else {
+                    String::new()
+                }
+            )));
         }
         if !e.ignored_unfixed.is_empty() {
             waivers.push(Mrkdwn::new().plain(&format!(

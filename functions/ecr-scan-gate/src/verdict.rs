@@ -62,6 +62,9 @@ impl Verdict {
 pub const VERDICTS: metrics::Metric = metrics::Metric::count("Verdicts");
 const FINDINGS: metrics::Metric = metrics::Metric::count("Findings");
 const WAIVERS_EXPIRED: metrics::Metric = metrics::Metric::count("WaiversExpired");
+/// A warn rule over its maximum: what a rule being rolled out would have blocked.
+const POLICY_WARNINGS: metrics::Metric =
+    metrics::Metric::count("PolicyWarnings").with_rollup(&["Rule"]);
 
 /// `Verdicts` {Verdict}, and for a judged image `Findings` {Severity} that still count
 /// after waivers and `WaiversExpired`.
@@ -84,6 +87,13 @@ pub fn record_verdict(verdict: &Verdict) {
         }
         if !e.expired.is_empty() {
             metrics::record(&WAIVERS_EXPIRED, &[], e.expired.len() as f64);
+        }
+        for w in &e.warnings {
+            metrics::record(
+                &POLICY_WARNINGS,
+                &[("Rule", &w.rule)],
+                w.findings.len() as f64,
+            );
         }
     }
 }
@@ -203,8 +213,9 @@ pub fn decide(scan: Scan, image: Judged, policy: &Policy, look: &Look) -> Verdic
         } => Verdict::Fail {
             image: None,
             reasons: vec![format!(
-                "scan status {status}{}",
-                description.map(|d| format!(": {d}")).unwrap_or_default()
+                "scan status {status}{}. {}",
+                description.map(|d| format!(": {d}")).unwrap_or_default(),
+                what_to_do(&status)
             )],
             evaluation: None,
         },
@@ -255,7 +266,7 @@ pub fn decide(scan: Scan, image: Judged, policy: &Policy, look: &Look) -> Verdic
             if evaluation.passes() {
                 return Verdict::Pass { image, evaluation };
             }
-            let reasons = evaluation
+            let mut reasons: Vec<String> = evaluation
                 .broken
                 .iter()
                 .map(|(sev, n, max)| {
@@ -279,12 +290,63 @@ pub fn decide(scan: Scan, image: Judged, policy: &Policy, look: &Look) -> Verdic
                     )
                 })
                 .collect();
+            reasons.extend(evaluation.breaches.iter().map(breach_line));
             Verdict::Fail {
                 image: Some(image),
                 reasons,
                 evaluation: Some(evaluation),
             }
         }
+    }
+}
+
+/// "rule `exploitable-high` allows 0 and decided 2 (CVE-1 HIGH, CVE-2 HIGH)": the rule, its
+/// maximum, and the first findings it decided, worst first. Also for a warn rule's report.
+pub fn breach_line(b: &crate::policy::Breach) -> String {
+    let ids: Vec<String> = b
+        .findings
+        .iter()
+        .take(5)
+        .map(|f| format!("{} {}", f.id, f.severity.name()))
+        .collect();
+    format!(
+        "rule {} allows {} and decided {} ({}{})",
+        b.rule,
+        b.max,
+        b.findings.len(),
+        ids.join(", "),
+        if b.findings.len() > ids.len() {
+            ", …"
+        } else {
+            ""
+        }
+    )
+}
+
+/// What a scan status the gate cannot judge from means, and what a person can do about it
+/// (the statuses of ECR's ImageScanStatus, ECR API reference; their meanings from ECR's user
+/// guide, "Troubleshooting image scanning issues", and ECR Public's ImageScanStatus). The
+/// image still fails closed: no judgement is possible.
+pub fn what_to_do(status: &str) -> &'static str {
+    match status {
+        "FAILED" => {
+            "the scan failed; start it again (basic scanning: aws ecr start-image-scan; enhanced: push the image again)"
+        }
+        "UNSUPPORTED_IMAGE" => {
+            "ECR cannot scan this image: its operating system, media type or package manager is not supported (for example a scratch image)"
+        }
+        "SCAN_ELIGIBILITY_EXPIRED" => {
+            "Inspector stopped scanning this image: it was not pushed or pulled within the registry's scan duration. Push or pull it to start again, or lengthen the duration in Inspector's ECR settings"
+        }
+        "FINDINGS_UNAVAILABLE" => {
+            "ECR has no findings for this image (it may have been scanned before enhanced scanning covered it); push it again for a new scan"
+        }
+        "LIMIT_EXCEEDED" => {
+            "a scan limit was reached (basic scanning starts one scan per image per day); try again after it resets"
+        }
+        "IMAGE_ARCHIVED" => "archived images cannot be scanned; restore the image, then scan it",
+        "NO_SCAN" => "no scan could be started; see the description",
+        _ => "a scan status this gate does not know, so it cannot judge the image",
     }
 }
 
@@ -391,15 +453,7 @@ mod tests {
     }
 
     fn finding(id: &str, severity: Severity) -> Finding {
-        Finding {
-            id: id.into(),
-            severity,
-            package: None,
-            version: None,
-            fixed_in: None,
-            url: None,
-            fix_available: None,
-        }
+        Finding::new(id, severity)
     }
 
     fn critical() -> Finding {
@@ -421,7 +475,7 @@ mod tests {
     }
 
     #[test]
-    fn unusable_scans_fail_closed_with_their_status() {
+    fn unusable_scans_fail_closed_with_their_status_and_what_to_do() {
         let v = decide(
             Scan::Unusable {
                 status: "UNSUPPORTED_IMAGE".into(),
@@ -431,14 +485,44 @@ mod tests {
             &policy(),
             &at(0),
         );
+        let Verdict::Fail {
+            image: None,
+            reasons,
+            evaluation: None,
+        } = v
+        else {
+            panic!("not failed closed: {v:?}");
+        };
         assert_eq!(
-            v,
-            Verdict::Fail {
-                image: None,
-                reasons: vec!["scan status UNSUPPORTED_IMAGE: not a Linux image".into()],
-                evaluation: None
-            }
+            reasons,
+            vec![format!(
+                "scan status UNSUPPORTED_IMAGE: not a Linux image. {}",
+                what_to_do("UNSUPPORTED_IMAGE")
+            )]
         );
+    }
+
+    /// Every status of ECR's ImageScanStatus (ECR API reference) that cannot be judged has
+    /// its own explanation; COMPLETE and ACTIVE are judged, IN_PROGRESS and PENDING waited for.
+    #[test]
+    fn every_scan_status_ecr_can_answer_is_explained() {
+        let unknown = what_to_do("SOMETHING_NEW");
+        let mut said = std::collections::HashSet::new();
+        for status in [
+            "FAILED",
+            "UNSUPPORTED_IMAGE",
+            "SCAN_ELIGIBILITY_EXPIRED",
+            "FINDINGS_UNAVAILABLE",
+            "LIMIT_EXCEEDED",
+            "IMAGE_ARCHIVED",
+        ] {
+            let advice = what_to_do(status);
+            assert_ne!(advice, unknown, "{status}");
+            assert!(
+                said.insert(advice),
+                "{status} shares another status's words"
+            );
+        }
     }
 
     #[test]

@@ -26,13 +26,12 @@ const WAIVERS: &str = r#"[
 
 fn finding(id: &str, severity: &str, package: &str, version: &str, fix: Option<&str>) -> Finding {
     Finding {
-        id: id.into(),
-        severity: Severity::parse(severity),
         package: Some(package.into()),
         version: Some(version.into()),
         fixed_in: fix.map(str::to_owned),
         url: Some(format!("https://security-tracker.debian.org/tracker/{id}")),
         fix_available: Some(fix.is_some()),
+        ..Finding::new(id, Severity::parse(severity))
     }
 }
 
@@ -51,6 +50,7 @@ fn policy(config: &Config) -> Policy {
         max: config.max.clone(),
         ignore_unfixed: config.ignore_unfixed,
         waivers: waivers.clone(),
+        rules: None,
     }
 }
 

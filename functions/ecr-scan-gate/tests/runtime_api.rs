@@ -270,6 +270,124 @@ async fn the_binary_never_passes_an_early_look_and_judges_an_index_whole() {
     function.stop().await;
 }
 
+/// A team's risk policy, through the binary: "block a HIGH only when an exploit exists and a
+/// fix is available" passes an image whose HIGH has no exploit and fails one whose HIGH has
+/// both, naming the rule; a CRITICAL suppressed in Inspector does not block; a rule in warn
+/// mode reports what it would block, as a metric too, and passes. The findings are in the
+/// shape the ECR API reference publishes for enhanced scanning.
+#[tokio::test]
+async fn the_binary_judges_risk_under_a_policy_document() {
+    let Rig {
+        moto, stub, sink, ..
+    } = Rig::start().await;
+    create_repository(&moto, "prod-api", false).await;
+    let finding = standins::ecr::published_enhanced_finding;
+    let mut images = Vec::new();
+    for (tag, findings) in [
+        (
+            "3.0.0",
+            vec![
+                finding("CVE-2025-1000", "HIGH", "ACTIVE", "NO", "YES", 7.5),
+                finding("CVE-2025-1001", "CRITICAL", "SUPPRESSED", "YES", "YES", 9.8),
+                finding("CVE-2025-1002", "MEDIUM", "ACTIVE", "YES", "NO", 5.3),
+            ],
+        ),
+        (
+            "3.1.0",
+            vec![finding(
+                "CVE-2025-2000",
+                "HIGH",
+                "ACTIVE",
+                "YES",
+                "YES",
+                8.1,
+            )],
+        ),
+    ] {
+        let digest = push_image(&moto, "prod-api", tag, tag).await;
+        ScanOf {
+            repository: "prod-api",
+            digest: &digest,
+            status: "ACTIVE",
+            findings,
+            enhanced: true,
+            completed_at: now_secs() - 120,
+        }
+        .answer(&stub);
+        images.push(digest);
+    }
+    let policy = json!({"rules": [
+        {"name": "no-critical", "action": "block", "when": {"severity_at_least": "CRITICAL"}},
+        {"name": "exploitable-high", "action": "block",
+         "when": {"severity_at_least": "HIGH", "exploit_available": true, "fix_available": true}},
+        {"name": "exploitable-medium", "action": "warn",
+         "when": {"severity_at_least": "MEDIUM", "exploit_available": true}}
+    ]});
+
+    let api = RuntimeApi::start().await;
+    let mut env = standins::moto::aws_env(&stub.endpoint());
+    env.extend([
+        ("SLACK_WEBHOOK_URL".to_owned(), sink.webhook_url("security")),
+        ("NOTIFY_ON".to_owned(), "ALL".to_owned()),
+        ("FINDINGS_SETTLE".to_owned(), "0s".to_owned()),
+        ("POLICY".to_owned(), policy.to_string()),
+    ]);
+    let mut function = FunctionProcess::spawn(&binary(), &api, &env);
+    let mut verdicts = Vec::new();
+    for tag in ["3.0.0", "3.1.0"] {
+        let mut job = sample("codepipeline-job.json");
+        job["CodePipeline.job"]["id"] = json!(format!("risk-{tag}"));
+        job["CodePipeline.job"]["data"]["actionConfiguration"]["configuration"]["UserParameters"] =
+            json!(json!({"repository": "prod-api", "tag": tag}).to_string());
+        let answer = api
+            .invoke(&mut function, &job, Duration::from_secs(30))
+            .await;
+        verdicts.push(answer);
+    }
+    assert!(
+        matches!(&verdicts[0].outcome, Outcome::Response(v) if v["verdict"] == "PASS"),
+        "the HIGH without an exploit passes; the suppressed CRITICAL does not block: {:?}",
+        verdicts[0]
+    );
+    assert!(
+        matches!(&verdicts[1].outcome, Outcome::Response(v) if v["verdict"] == "FAIL"),
+        "{:?}",
+        verdicts[1]
+    );
+    let failure = &stub.accepted("PutJobFailureResult")[0];
+    assert_eq!(failure["jobId"], "risk-3.1.0");
+    let message = failure["failureDetails"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("exploitable-high") && message.contains("CVE-2025-2000"),
+        "the failure names the rule and what it blocked: {message}"
+    );
+    assert_eq!(
+        stub.accepted("PutJobSuccessResult")[0]["jobId"],
+        "risk-3.0.0"
+    );
+
+    let posts = sink.delivered();
+    let pass = posts[0].to_string();
+    assert!(
+        pass.contains("suppressed in Inspector") && pass.contains("CVE-2025-1001"),
+        "{pass}"
+    );
+    assert!(
+        pass.contains("warn mode") && pass.contains("exploitable-medium"),
+        "the warn rule reports what it would block: {pass}"
+    );
+    let fail = posts[1].to_string();
+    assert!(fail.contains("blocked by rule"), "{fail}");
+
+    let lines = function.stop().await;
+    let emf = standins::emf::parse(&lines);
+    assert_eq!(
+        emf.sum("PolicyWarnings", &[("Rule", "exploitable-medium")]),
+        1.0
+    );
+    assert_eq!(emf.sum("Verdicts", &[("Verdict", "PASS")]), 1.0);
+}
+
 /// Planted at TRACE, served as DEBUG (every crate's debug output on): the function's AWS
 /// secret key and session token, the job's `artifactCredentials`, and the webhook kept in SSM. Through a
 /// failed job, a scan event and a job with bad parameters, none of them reaches a log line,

@@ -354,6 +354,49 @@ async fn waivers_from_ssm_and_ignore_unfixed_let_an_image_pass_and_say_why() {
     );
 }
 
+/// A policy kept in SSM that cannot be used (a rule with an unknown field) fails the
+/// judgement closed, saying why (which field) without the document's text.
+#[tokio::test]
+async fn a_stored_policy_that_cannot_be_read_fails_closed_and_says_why() {
+    let rig = Rig::start().await;
+    create_repository(&rig.moto, "prod-api", false).await;
+    let digest = push_image(&rig.moto, "prod-api", "1.42.0", "policy").await;
+    scan_result(
+        &rig.moto,
+        "prod-api",
+        json!({"imageDigest": digest}),
+        "ACTIVE",
+        vec![enhanced_finding("CVE-2024-2222", "HIGH", "YES")],
+        true,
+    )
+    .await;
+    rig.moto
+        .put_parameter(
+            "/ops/ecr/policy",
+            r#"{"rules": [{"name": "x", "action": "block", "when": {"sevrity": "LOW"}}]}"#,
+            "String",
+        )
+        .await;
+    let h = handler(
+        &rig,
+        &[("POLICY", "ssm:/ops/ecr/policy"), ("NOTIFY_ON", "ALL")],
+    );
+    let out = h
+        .handle(
+            &scan_event("inspector2-scan.json", &digest),
+            budget(30),
+            now_secs(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out["verdict"], "FAIL", "{out}");
+    let text = rig.sink.delivered()[0].to_string();
+    assert!(
+        text.contains("POLICY") && text.contains("unknown field") && !text.contains("LOW"),
+        "{text}"
+    );
+}
+
 /// An expired waiver no longer hides its finding, and the metrics say so: `WaiversExpired`
 /// is what tells a team its exceptions need renewing before the gate starts failing.
 #[tokio::test]

@@ -134,6 +134,59 @@ pub fn enhanced_finding(id: &str, severity: &str, fix_available: &str) -> Value 
     })
 }
 
+/// One enhanced finding in the shape the ECR API reference publishes for
+/// DescribeImageScanFindings (`EnhancedImageScanFinding`, with its `PackageVulnerabilityDetails`,
+/// `ScoreDetails` and `Resource`), every field present: what Inspector's triage and risk look
+/// like to the gate. `status` is Inspector's (ACTIVE, SUPPRESSED, CLOSED); `exploit` and
+/// `fix` are `YES` / `NO` (`fix` also `PARTIAL`).
+pub fn published_enhanced_finding(
+    id: &str,
+    severity: &str,
+    status: &str,
+    exploit: &str,
+    fix: &str,
+    score: f64,
+) -> Value {
+    json!({
+        "awsAccountId": crate::moto::ACCOUNT,
+        "description": format!("{id} in libssl3: a flaw an attacker can reach over TLS."),
+        "findingArn": format!("arn:aws:inspector2:us-east-1:{}:finding/{}", crate::moto::ACCOUNT, id.to_ascii_lowercase()),
+        "firstObservedAt": 1_764_000_000.0,
+        "lastObservedAt": 1_764_600_000.0,
+        "packageVulnerabilityDetails": {
+            "cvss": [{"baseScore": score, "scoringVector": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", "source": "NVD", "version": "3.1"}],
+            "referenceUrls": [format!("https://nvd.nist.gov/vuln/detail/{id}")],
+            "relatedVulnerabilities": [],
+            "source": "NVD",
+            "sourceUrl": format!("https://nvd.nist.gov/vuln/detail/{id}"),
+            "vendorCreatedAt": 1_700_000_000.0,
+            "vendorSeverity": severity,
+            "vendorUpdatedAt": 1_700_100_000.0,
+            "vulnerabilityId": id,
+            "vulnerablePackages": [{
+                "arch": "X86_64", "epoch": 0, "name": "libssl3", "packageManager": "OS",
+                "release": "1", "sourceLayerHash": "sha256:5e2b…", "version": "3.0.2",
+                "fixedInVersion": if fix == "NO" { "NotAvailable" } else { "3.0.13" }
+            }]
+        },
+        "remediation": {"recommendation": {"text": "Upgrade libssl3 to 3.0.13"}},
+        "resources": [{
+            "details": {"awsEcrContainerImage": {"architecture": "amd64", "imageHash": "sha256:…", "platform": "DEBIAN_12", "registry": crate::moto::ACCOUNT, "repositoryName": "prod-api"}},
+            "id": "arn:aws:ecr:us-east-1:123456789012:repository/prod-api/sha256:…",
+            "type": "AWS_ECR_CONTAINER_IMAGE"
+        }],
+        "score": score,
+        "scoreDetails": {"cvss": {"adjustments": [], "score": score, "scoreSource": "NVD", "scoringVector": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", "version": "3.1"}},
+        "severity": severity,
+        "status": status,
+        "title": format!("{id} - libssl3"),
+        "type": "PACKAGE_VULNERABILITY",
+        "updatedAt": 1_764_600_000.0,
+        "exploitAvailable": exploit,
+        "fixAvailable": fix
+    })
+}
+
 /// Makes moto answer DescribeImageScanFindings for `image_id` with this status and these
 /// findings. moto keys a configured result by how the image is asked for (tag or digest) and
 /// the gate asks by digest (it resolves a tag once, then judges that digest), so a result

@@ -19,31 +19,53 @@ fn basic_finding(f: aws_sdk_ecr::types::ImageScanFinding) -> Finding {
             .and_then(|a| a.value())
             .map(str::to_owned)
     };
+    let severity = Severity::parse(
+        f.severity
+            .as_ref()
+            .map(|s| s.as_str())
+            .unwrap_or("UNDEFINED"),
+    );
     Finding {
-        id: f.name.clone().unwrap_or_else(|| "(unnamed)".into()),
-        severity: Severity::parse(
-            f.severity
-                .as_ref()
-                .map(|s| s.as_str())
-                .unwrap_or("UNDEFINED"),
-        ),
         package: attr("package_name"),
         version: attr("package_version"),
-        fixed_in: None,
         url: f.uri.clone(),
-        fix_available: None,
+        // Basic scanning's CVSS2 score, when ECR gives one.
+        cvss: attr("CVSS2_SCORE").as_deref().and_then(tenths),
+        ..Finding::new(
+            f.name.clone().unwrap_or_else(|| "(unnamed)".into()),
+            severity,
+        )
     }
 }
 
 fn enhanced_finding(f: aws_sdk_ecr::types::EnhancedImageScanFinding) -> Finding {
     let details = f.package_vulnerability_details.as_ref();
     let package = details.and_then(|d| d.vulnerable_packages().first());
+    // The CVSS base score Inspector used for its score, else the highest a source gave.
+    let cvss = f
+        .score_details
+        .as_ref()
+        .and_then(|d| d.cvss.as_ref())
+        .map(|c| c.score)
+        .or_else(|| {
+            details
+                .map(|d| d.cvss())
+                .and_then(|all| all.iter().map(|c| c.base_score).reduce(f64::max))
+        });
+    let id = details
+        .and_then(|d| d.vulnerability_id.clone())
+        .or(f.title.clone())
+        .unwrap_or_else(|| "(unnamed)".into());
     Finding {
-        id: details
-            .and_then(|d| d.vulnerability_id.clone())
-            .or(f.title.clone())
-            .unwrap_or_else(|| "(unnamed)".into()),
-        severity: Severity::parse(f.severity.as_deref().unwrap_or("UNDEFINED")),
+        status: f.status.as_deref().map(|s| s.trim().to_ascii_uppercase()),
+        exploit_available: match f.exploit_available.as_deref() {
+            Some("YES") => Some(true),
+            Some("NO") => Some(false),
+            _ => None,
+        },
+        // 0 is the SDK's stand-in for "no score" (the field is a plain double).
+        score: (f.score > 0.0).then(|| tenths_of(f.score)).flatten(),
+        cvss: cvss.and_then(tenths_of),
         package: package.and_then(|p| p.name.clone()),
         version: package.and_then(|p| p.version.clone()),
         fixed_in: package
@@ -55,7 +77,20 @@ fn enhanced_finding(f: aws_sdk_ecr::types::EnhancedImageScanFinding) -> Finding 
             Some("YES" | "PARTIAL") => Some(true),
             _ => None,
         },
+        ..Finding::new(
+            id,
+            Severity::parse(f.severity.as_deref().unwrap_or("UNDEFINED")),
+        )
     }
+}
+
+/// A 0–10 score in tenths; anything else is no score.
+fn tenths_of(score: f64) -> Option<u16> {
+    (score.is_finite() && (0.0..=10.0).contains(&score)).then(|| (score * 10.0).round() as u16)
+}
+
+fn tenths(text: &str) -> Option<u16> {
+    text.trim().parse::<f64>().ok().and_then(tenths_of)
 }
 
 impl Ecr {
