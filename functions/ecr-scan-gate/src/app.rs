@@ -223,10 +223,12 @@ where
     }
 }
 
-/// Whether a verdict is posted (`NOTIFY_ON`): a FAIL always, a PASS with `ALL`.
+/// Whether a verdict is posted (`NOTIFY_ON`): a FAIL always, a PASS with `ALL`, and a PASS
+/// with warnings always (a rule in warn mode is being rolled out: its reports are the point).
 pub(crate) fn wants(config: &Config, verdict: &Verdict) -> bool {
     match verdict {
         Verdict::Fail { .. } => true,
+        Verdict::Pass { evaluation, .. } if !evaluation.warnings.is_empty() => true,
         Verdict::Pass { .. } => config.notify_on == NotifyOn::All,
         Verdict::Pending { .. } => false,
     }

@@ -57,7 +57,7 @@ pub const VARIABLES: &[Var] = &[
         "POLICY",
         "none (the `MAX_*` thresholds and `IGNORE_UNFIXED`)",
         "`{\"rules\":[{\"name\":\"exploitable-high\",\"action\":\"block\",\"when\":{\"severity_at_least\":\"HIGH\",\"exploit_available\":true,\"fix_available\":true}}]}` or `ssm:/ops/ecr/policy`",
-        "Rules over what each finding carries (severity, exploit and fix available, Inspector score, CVSS, EPSS, package, id, repository), read top-down, the first that matches deciding the finding: `block` (more than `max`, default 0, fails the image), `warn` (reported, never fails) or `allow`. Replaces `MAX_*` and `IGNORE_UNFIXED`; waivers and Inspector's suppressions apply first. A policy that cannot be read fails every judgement closed.",
+        "Rules over what each finding carries (severity, exploit and fix available, Inspector score, CVSS, package, id, repository), read top-down: the first `block` (more than `max`, default 0, fails the image) or `allow` rule that matches decides the finding; a `warn` rule reports what it would block and passes the finding on. Read before `MAX_*` and `IGNORE_UNFIXED`, which judge what it does not decide; waivers and Inspector's suppressions apply first. A policy that cannot be read fails every judgement closed.",
     ),
     Var::defaulted(
         "MAX_WAIT",

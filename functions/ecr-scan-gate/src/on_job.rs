@@ -283,8 +283,21 @@ fn final_outcome(verdict: &Verdict, subject: &str) -> JobOutcome {
                     .collect();
                 vars.insert("PLATFORMS".into(), names.join(","));
             }
+            let warned: Vec<&str> = evaluation
+                .warnings
+                .iter()
+                .map(|w| w.rule.as_str())
+                .collect();
             JobOutcome::Succeeded {
-                summary: format!("PASS {subject}: {}", counts_line(&evaluation.after)),
+                summary: format!(
+                    "PASS {subject}: {}{}",
+                    counts_line(&evaluation.after),
+                    if warned.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; warn rules that would block: {}", warned.join(", "))
+                    }
+                ),
                 output_variables: vars,
             }
         }

@@ -85,6 +85,8 @@ pub struct Finding {
     pub cvss: Option<u16>,
     /// EPSS, in ten-thousandths: Inspector's own findings carry it, ECR's do not.
     pub epss: Option<u16>,
+    /// Every vulnerable package an enhanced finding names (`package` is the first).
+    pub packages: Vec<String>,
 }
 
 impl Finding {
@@ -103,6 +105,7 @@ impl Finding {
             score: None,
             cvss: None,
             epss: None,
+            packages: Vec::new(),
         }
     }
 
@@ -193,6 +196,8 @@ pub struct Evaluation {
     pub warnings: Vec<Breach>,
     /// Waivers for this repository that matched no finding: stale, or a typo.
     pub unused_waivers: Vec<Waiver>,
+    /// Findings no `POLICY` rule decided, judged by the thresholds instead.
+    pub by_thresholds: u32,
 }
 
 impl Evaluation {
@@ -218,19 +223,24 @@ pub fn evaluate(
     today: &str,
     soon: &str,
 ) -> Evaluation {
-    let thresholds;
-    let rules = match &policy.rules {
-        Some(rules) => rules.as_slice(),
-        None => {
-            thresholds = threshold_rules(&policy.max, policy.ignore_unfixed);
-            thresholds.as_slice()
-        }
-    };
+    // A POLICY's rules come first; a finding none of them decides falls to the thresholds
+    // (MAX_*, IGNORE_UNFIXED), so a policy that forgets a case never passes it unjudged. A
+    // policy that means "the rest is fine" says so with a last allow rule.
+    let mut rules: Vec<Rule> = policy.rules.clone().unwrap_or_default();
+    let written = rules.len();
+    rules.extend(threshold_rules(&policy.max, policy.ignore_unfixed));
+    let rules = rules.as_slice();
     let mut e = Evaluation::default();
     let mut decided: Vec<Vec<Finding>> = vec![Vec::new(); rules.len()];
     let mut waivers_used = vec![false; policy.waivers.len()];
     for f in findings {
         *e.before.entry(f.severity.clone()).or_default() += 1;
+        // A waiver whose finding Inspector suppressed or closed is not stale: it is in use.
+        for (i, w) in policy.waivers.iter().enumerate() {
+            if w.covers(f, repository) {
+                waivers_used[i] = true;
+            }
+        }
         match f.triage() {
             "CLOSED" => {
                 e.closed += 1;
@@ -249,9 +259,6 @@ pub fn evaluate(
             .enumerate()
             .filter(|(_, w)| w.covers(f, repository))
             .collect();
-        for (i, _) in &matching {
-            waivers_used[*i] = true;
-        }
         if let Some((_, w)) = matching.iter().find(|(_, w)| w.expires.as_str() >= today) {
             if w.expires.as_str() <= soon && !e.expiring_soon.contains(w) {
                 e.expiring_soon.push((*w).clone());
@@ -262,9 +269,26 @@ pub fn evaluate(
         if let Some((_, w)) = matching.first() {
             e.expired.push((f.clone(), (*w).clone()));
         }
-        match rules.iter().position(|r| r.decides(f, repository)) {
+        // A warn rule notes what it would block and lets the finding go on down the list: a
+        // rule being rolled out never loosens the gate. Block and allow rules decide.
+        let mut deciding = None;
+        for (i, rule) in rules.iter().enumerate() {
+            if !rule.decides(f, repository) {
+                continue;
+            }
+            if matches!(rule.action, Action::Warn { .. }) {
+                decided[i].push(f.clone());
+                continue;
+            }
+            deciding = Some(i);
+            break;
+        }
+        if deciding.is_some_and(|i| i >= written) && written > 0 {
+            e.by_thresholds += 1;
+        }
+        match deciding {
             Some(i) if rules[i].action == Action::Allow => {
-                if rules[i].name == "IGNORE_UNFIXED" && policy.rules.is_none() {
+                if rules[i].name == "IGNORE_UNFIXED" && i >= written {
                     e.ignored_unfixed.push(f.clone());
                 } else {
                     e.allowed.push((f.clone(), rules[i].name.clone()));
@@ -733,6 +757,18 @@ mod tests {
                 "two rules",
             ),
             ("not json s3cr3t", "invalid policy JSON"),
+            (
+                r#"{"rules": [{"name": "x", "action": "block", "when": {"exploit_available": "s3cr3t"}}]}"#,
+                "wrong type",
+            ),
+            (
+                r#"{"rules": [{"name": "x", "action": "block", "when": {"epss_at_least": 0.1}}]}"#,
+                "carry no EPSS",
+            ),
+            (
+                r#"{"rules": [{"name": "two words", "action": "block"}]}"#,
+                "characters from",
+            ),
         ] {
             let err = parse_policy(bad).unwrap_err();
             assert!(err.contains(why), "{bad}: {err}");
@@ -753,5 +789,89 @@ mod tests {
         assert!(!evaluate(&policy, "app", &[scored(88, 75)], TODAY, SOON).passes());
         assert!(evaluate(&policy, "app", &[scored(87, 99)], TODAY, SOON).passes());
         assert!(evaluate(&policy, "app", &[scored(99, 74)], TODAY, SOON).passes());
+    }
+
+    #[test]
+    fn a_warn_rule_never_loosens_the_gate() {
+        // Rolling out a warn rule above an existing block rule: the CRITICAL it notes is
+        // still blocked by the rule below it, on basic scanning (exploit unknown) too.
+        let policy = with_rules(
+            r#"{"rules": [
+                {"name": "exploitable-medium", "action": "warn",
+                 "when": {"severity_at_least": "MEDIUM", "exploit_available": true}},
+                {"name": "no-critical", "action": "block", "when": {"severity_at_least": "CRITICAL"}}
+            ]}"#,
+        );
+        for critical in [
+            enhanced("CVE-1", "CRITICAL", true, true),
+            finding("CVE-1", "CRITICAL"),
+        ] {
+            let e = evaluate(&policy, "app", &[critical], TODAY, SOON);
+            assert!(!e.passes(), "{e:?}");
+            assert_eq!(e.breaches[0].rule, "no-critical");
+            assert_eq!(e.warnings[0].rule, "exploitable-medium");
+        }
+    }
+
+    #[test]
+    fn a_finding_no_rule_decides_falls_to_the_thresholds() {
+        // A one-rule policy about exploitable HIGHs says nothing of a CRITICAL without an
+        // exploit: MAX_CRITICAL=0 still judges it.
+        let only_exploitable_high = r#"{"rules": [{"name": "exploitable-high", "action": "block",
+            "when": {"severity_at_least": "HIGH", "exploit_available": true}}]}"#;
+        let policy = Policy {
+            rules: Some(parse_policy(only_exploitable_high).unwrap()),
+            ..default_policy()
+        };
+        let critical = enhanced("CVE-1", "CRITICAL", false, true);
+        let e = evaluate(&policy, "app", std::slice::from_ref(&critical), TODAY, SOON);
+        assert_eq!(e.broken, vec![(Severity::Critical, 1, 0)]);
+        assert_eq!(e.by_thresholds, 1);
+        // A policy that means "the rest is fine" says so.
+        let relaxed = Policy {
+            rules: Some(
+                parse_policy(
+                    r#"{"rules": [
+                        {"name": "exploitable-high", "action": "block",
+                         "when": {"severity_at_least": "HIGH", "exploit_available": true}},
+                        {"name": "the-rest", "action": "allow"}
+                    ]}"#,
+                )
+                .unwrap(),
+            ),
+            ..default_policy()
+        };
+        assert!(evaluate(&relaxed, "app", &[critical], TODAY, SOON).passes());
+    }
+
+    #[test]
+    fn an_allow_rule_on_packages_needs_every_package_to_match() {
+        let policy = with_rules(
+            r#"{"rules": [
+                {"name": "kernel-headers", "action": "allow", "when": {"package": "linux-libc-*"}},
+                {"name": "no-high", "action": "block", "when": {"severity_at_least": "HIGH"}}
+            ]}"#,
+        );
+        let mut both = finding("CVE-1", "HIGH");
+        both.packages = vec!["linux-libc-dev".into(), "openssl".into()];
+        assert!(!evaluate(&policy, "app", &[both], TODAY, SOON).passes());
+        let mut headers_only = finding("CVE-2", "HIGH");
+        headers_only.packages = vec!["linux-libc-dev".into()];
+        assert!(evaluate(&policy, "app", &[headers_only], TODAY, SOON).passes());
+    }
+
+    #[test]
+    fn rule_ids_match_without_case() {
+        let policy = with_rules(
+            r#"{"rules": [{"name": "log4shell", "action": "block", "when": {"id": "cve-2021-44228"}}]}"#,
+        );
+        let e = evaluate(
+            &policy,
+            "app",
+            &[finding("CVE-2021-44228", "LOW")],
+            TODAY,
+            SOON,
+        );
+        assert!(!e.passes());
     }
 }

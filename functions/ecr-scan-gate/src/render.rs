@@ -209,6 +209,12 @@ pub fn render(
                 None => allowed.push((rule, 1)),
             }
         }
+        if e.by_thresholds > 0 {
+            waivers.push(Mrkdwn::new().plain(&format!(
+                "{} finding(s) no POLICY rule decided were judged by the MAX_* thresholds",
+                e.by_thresholds
+            )));
+        }
         for (rule, n) in allowed {
             waivers.push(
                 Mrkdwn::new()

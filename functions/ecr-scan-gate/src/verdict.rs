@@ -62,6 +62,9 @@ impl Verdict {
 pub const VERDICTS: metrics::Metric = metrics::Metric::count("Verdicts");
 const FINDINGS: metrics::Metric = metrics::Metric::count("Findings");
 const WAIVERS_EXPIRED: metrics::Metric = metrics::Metric::count("WaiversExpired");
+/// Findings Inspector's suppression rules took out of the count: a suppression rule is
+/// organisation-wide and never expires, so how much it hides is worth a graph.
+const FINDINGS_SUPPRESSED: metrics::Metric = metrics::Metric::count("FindingsSuppressed");
 /// A warn rule over its maximum: what a rule being rolled out would have blocked.
 const POLICY_WARNINGS: metrics::Metric =
     metrics::Metric::count("PolicyWarnings").with_rollup(&["Rule"]);
@@ -87,6 +90,9 @@ pub fn record_verdict(verdict: &Verdict) {
         }
         if !e.expired.is_empty() {
             metrics::record(&WAIVERS_EXPIRED, &[], e.expired.len() as f64);
+        }
+        if !e.suppressed.is_empty() {
+            metrics::record(&FINDINGS_SUPPRESSED, &[], e.suppressed.len() as f64);
         }
         for w in &e.warnings {
             metrics::record(
@@ -158,7 +164,14 @@ fn below_floor(findings: &[Finding], told: &Told) -> Vec<String> {
         by_rank
     };
     let floor = ranked(&mut told.counts.iter().map(|(s, n)| (s.clone(), *n)));
-    let readable = ranked(&mut findings.iter().map(|f| (f.severity.clone(), 1)));
+    // A CLOSED finding is an old one Inspector no longer sees: it cannot stand for one the
+    // event counted (an image pushed again while its old findings are closed would pass on
+    // them). SUPPRESSED ones are still there, and count.
+    let open: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| f.status.as_deref() != Some("CLOSED"))
+        .collect();
+    let readable = ranked(&mut open.iter().map(|f| (f.severity.clone(), 1)));
     let at = |counts: &Counts, s: &Severity| counts.get(s).copied().unwrap_or(0);
     let mut missing = Vec::new();
     let (mut told_so_far, mut shown) = (0, 0);
@@ -178,7 +191,7 @@ fn below_floor(findings: &[Finding], told: &Told) -> Vec<String> {
         .values()
         .sum::<u32>()
         .max(told.total.unwrap_or(0));
-    let shown_in_all = u32::try_from(findings.len()).unwrap_or(u32::MAX);
+    let shown_in_all = u32::try_from(open.len()).unwrap_or(u32::MAX);
     if missing.is_empty() && shown_in_all < told_in_all {
         missing.push(format!("{told_in_all} in all (readable: {shown_in_all})"));
     }
@@ -336,13 +349,16 @@ pub fn what_to_do(status: &str) -> &'static str {
             "ECR cannot scan this image: its operating system, media type or package manager is not supported (for example a scratch image)"
         }
         "SCAN_ELIGIBILITY_EXPIRED" => {
-            "Inspector stopped scanning this image: it was not pushed or pulled within the registry's scan duration. Push or pull it to start again, or lengthen the duration in Inspector's ECR settings"
+            "Inspector no longer scans this image: its scan duration (Inspector's ECR re-scan setting) ran out. Rebuild and push it (a new digest is scanned), or delete and push it again; a longer duration keeps future images eligible"
         }
         "FINDINGS_UNAVAILABLE" => {
             "ECR has no findings for this image (it may have been scanned before enhanced scanning covered it); push it again for a new scan"
         }
         "LIMIT_EXCEEDED" => {
-            "a scan limit was reached (basic scanning starts one scan per image per day); try again after it resets"
+            "ECR reports a scanning limit reached for this image; see the description, and try again later"
+        }
+        "IMAGE_SIZE_EXCEEDED" => {
+            "the image is larger than Inspector scans (a status Inspector reserves; not in ECR's list today); a smaller image can be judged"
         }
         "IMAGE_ARCHIVED" => "archived images cannot be scanned; restore the image, then scan it",
         "NO_SCAN" => "no scan could be started; see the description",
@@ -383,6 +399,9 @@ pub fn combine(index: Judged, platforms: Vec<(String, String, Verdict)>) -> Verd
     let mut failed_evaluation = None;
     let mut waiting = Vec::new();
     let mut worst_pass: Option<Evaluation> = None;
+    // Every platform's warnings, not only the shown platform's: a warn rule being rolled out
+    // must be seen wherever it would block.
+    let mut warnings: Vec<crate::policy::Breach> = Vec::new();
     for (platform, _, v) in platforms {
         match v {
             Verdict::Fail {
@@ -397,6 +416,18 @@ pub fn combine(index: Judged, platforms: Vec<(String, String, Verdict)>) -> Verd
             }
             Verdict::Pending { reason } => waiting.push(format!("{platform}: {reason}")),
             Verdict::Pass { evaluation, .. } => {
+                for w in &evaluation.warnings {
+                    match warnings.iter_mut().find(|x| x.rule == w.rule) {
+                        Some(x) => x.findings.extend(
+                            w.findings
+                                .iter()
+                                .filter(|f| !x.findings.iter().any(|y| y.id == f.id))
+                                .cloned()
+                                .collect::<Vec<_>>(),
+                        ),
+                        None => warnings.push(w.clone()),
+                    }
+                }
                 if worst_pass
                     .as_ref()
                     .is_none_or(|w| evaluation.counted.len() > w.counted.len())
@@ -419,7 +450,10 @@ pub fn combine(index: Judged, platforms: Vec<(String, String, Verdict)>) -> Verd
         };
     }
     match worst_pass {
-        Some(evaluation) => Verdict::Pass { image, evaluation },
+        Some(mut evaluation) => {
+            evaluation.warnings = warnings;
+            Verdict::Pass { image, evaluation }
+        }
         // `index::parse` refuses an index without platforms; answered closed regardless.
         None => Verdict::Fail {
             image: Some(image),

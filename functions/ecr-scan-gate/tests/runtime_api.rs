@@ -321,7 +321,8 @@ async fn the_binary_judges_risk_under_a_policy_document() {
         {"name": "exploitable-high", "action": "block",
          "when": {"severity_at_least": "HIGH", "exploit_available": true, "fix_available": true}},
         {"name": "exploitable-medium", "action": "warn",
-         "when": {"severity_at_least": "MEDIUM", "exploit_available": true}}
+         "when": {"severity_at_least": "MEDIUM", "exploit_available": true}},
+        {"name": "the-rest", "action": "allow"}
     ]});
 
     let api = RuntimeApi::start().await;

@@ -71,11 +71,28 @@ impl When {
             && at_least(f.score, self.score_at_least)
             && at_least(f.cvss, self.cvss_at_least)
             && at_least(f.epss, self.epss_at_least)
+            && self.package.as_ref().is_none_or(|g| {
+                let names: Vec<&str> = if f.packages.is_empty() {
+                    f.package.as_deref().into_iter().collect()
+                } else {
+                    f.packages.iter().map(String::as_str).collect()
+                };
+                if names.is_empty() {
+                    return unknown_meets;
+                }
+                // A finding in several packages is allowed only when all of them are the
+                // allowed kind, and blocked (or warned of) when any is.
+                if unknown_meets {
+                    names.iter().any(|p| g.matches(p))
+                } else {
+                    names.iter().all(|p| g.matches(p))
+                }
+            })
+            // Ids compare without case, as waivers do (CVE-2021-44228 is cve-2021-44228).
             && self
-                .package
+                .id
                 .as_ref()
-                .is_none_or(|g| known(f.package.as_deref().map(|p| g.matches(p))))
-            && self.id.as_ref().is_none_or(|g| g.matches(&f.id))
+                .is_none_or(|g| g.matches(&f.id.to_ascii_uppercase()))
             && self
                 .repository
                 .as_ref()
@@ -160,7 +177,7 @@ struct WhenText {
     cvss_at_least: Option<f64>,
     epss_at_least: Option<f64>,
     package: Option<Glob>,
-    id: Option<Glob>,
+    id: Option<String>,
     repository: Option<Glob>,
 }
 
@@ -187,12 +204,27 @@ fn fixed(
 /// the field, never the document's text.
 pub fn parse_policy(text: &str) -> Result<Vec<Rule>, String> {
     let document: Document = serde_json::from_str(text).map_err(|e| {
+        // serde's words for an unknown or missing field name the field only; for a wrong
+        // type they quote the value, which is the document's text: not repeated.
+        let words = e.to_string();
+        let why = match e.classify() {
+            serde_json::error::Category::Data
+                if words.starts_with("unknown field") || words.starts_with("missing field") =>
+            {
+                words
+                    .split(" at line")
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned()
+            }
+            serde_json::error::Category::Data => "a field has a value of the wrong type".into(),
+            serde_json::error::Category::Eof => "the document ends too soon".into(),
+            _ => "not valid JSON".into(),
+        };
         format!(
-            "invalid policy JSON at line {} column {}: {}",
+            "invalid policy JSON at line {} column {}: {why}",
             e.line(),
-            e.column(),
-            // serde's own words name the field ("unknown field `sevrity`"), not the value.
-            e.to_string().split(" at line").next().unwrap_or_default()
+            e.column()
         )
     })?;
     if document.rules.is_empty() {
@@ -207,8 +239,17 @@ pub fn parse_policy(text: &str) -> Result<Vec<Rule>, String> {
     let mut rules: Vec<Rule> = Vec::with_capacity(document.rules.len());
     for r in document.rules {
         let name = r.name.trim().to_owned();
-        if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
-            return Err("a rule's name must be 1 to 64 printable characters".into());
+        // Names become a metric dimension and a code span in Slack: plain ones only.
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        {
+            return Err(
+                "a rule's name must be 1 to 64 characters from A-Z, a-z, 0-9, '.', '_' and '-'"
+                    .into(),
+            );
         }
         if rules.iter().any(|other| other.name == name) {
             return Err(format!("two rules are named {name:?}"));
@@ -229,6 +270,13 @@ pub fn parse_policy(text: &str) -> Result<Vec<Rule>, String> {
             }
         };
         let w = r.when;
+        if w.epss_at_least.is_some() {
+            // ECR's findings carry no EPSS (Inspector's own ListFindings does): a condition
+            // on it would be "unknown" for every finding, met by every block rule.
+            return Err(format!(
+                "rule {name:?}: epss_at_least cannot be judged: ECR's findings carry no EPSS"
+            ));
+        }
         let severity_at_least = match w.severity_at_least.as_deref().map(Severity::parse) {
             None => None,
             Some(
@@ -253,7 +301,7 @@ pub fn parse_policy(text: &str) -> Result<Vec<Rule>, String> {
             cvss_at_least: fixed(&name, "cvss_at_least", w.cvss_at_least, 10.0, 10.0)?,
             epss_at_least: fixed(&name, "epss_at_least", w.epss_at_least, 1.0, 10_000.0)?,
             package: w.package,
-            id: w.id,
+            id: w.id.map(|id| Glob::new(id.to_ascii_uppercase())),
             repository: w.repository,
         };
         rules.push(Rule {

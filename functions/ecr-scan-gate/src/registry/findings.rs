@@ -47,11 +47,14 @@ fn enhanced_finding(f: aws_sdk_ecr::types::EnhancedImageScanFinding) -> Finding 
         .as_ref()
         .and_then(|d| d.cvss.as_ref())
         .map(|c| c.score)
+        .filter(|s| *s > 0.0)
         .or_else(|| {
             details
                 .map(|d| d.cvss())
                 .and_then(|all| all.iter().map(|c| c.base_score).reduce(f64::max))
-        });
+        })
+        // A plain double in the SDK: 0 is what an absent score reads as.
+        .filter(|s| *s > 0.0);
     let id = details
         .and_then(|d| d.vulnerability_id.clone())
         .or(f.title.clone())
@@ -67,6 +70,12 @@ fn enhanced_finding(f: aws_sdk_ecr::types::EnhancedImageScanFinding) -> Finding 
         score: (f.score > 0.0).then(|| tenths_of(f.score)).flatten(),
         cvss: cvss.and_then(tenths_of),
         package: package.and_then(|p| p.name.clone()),
+        packages: details
+            .map(|d| d.vulnerable_packages())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|p| p.name.clone())
+            .collect(),
         version: package.and_then(|p| p.version.clone()),
         fixed_in: package
             .and_then(|p| p.fixed_in_version.clone())
