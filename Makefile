@@ -147,9 +147,9 @@ e2e-release: venv package
 	env $$(cat "$(PACKAGED_BINS)") cargo test --workspace --locked --test runtime_api
 
 # `make bench` (bench/harness says what it measures): the release bootstraps `make build`
-# makes, the floor built the same way, and the Python peer in its own virtualenv. The harness
-# itself is a debug build shared with the tests; its Runtime API adds the same small cost to
-# every subject, the floor included.
+# makes, the floor and the policy case built the same way, and the Python peer in its own
+# virtualenv. The harness itself is a debug build shared with the tests; its Runtime API adds
+# the same small cost to every subject, the floor included.
 BENCH_VENV := $(CURDIR)/bench/.venv
 BENCH_STAMP := $(BENCH_VENV)/.installed
 
@@ -158,10 +158,14 @@ $(BENCH_STAMP): bench/python/requirements.txt
 	"$(BENCH_VENV)/bin/pip" install --quiet --disable-pip-version-check -r bench/python/requirements.txt
 	touch "$@"
 
-# The subjects run here, so they are built for this machine whatever ARCH says.
+# The subjects run here, so they are built for this machine whatever ARCH says. bench-policy
+# (the policy case: ecr-scan-gate's policy engine in-process, no Lambda runtime) is built the
+# same way as the floor, though it is never packaged: with `--bin`, like `build`, it reuses the
+# release artefacts `build` just made (seconds), where `cargo build --release -p` would compile
+# the SDK stack again for a second target directory (minutes on two cores).
 bench-subjects: override ARCH := $(HOST_ARCH)
 bench-subjects: venv build $(BENCH_STAMP)
-	cargo lambda build --release --locked $(if $(filter arm64,$(ARCH)),--arm64) --bin bench-floor
+	cargo lambda build --release --locked $(if $(filter arm64,$(ARCH)),--arm64) --bin bench-floor --bin bench-policy
 	$(DEBUG_BUILD)
 
 # A full run writes bench/results/latest.md and latest.svg and rewrites the results block in

@@ -10,6 +10,10 @@
 //! - peak memory: `VmHWM` from `/proc/<pid>/status` after the warm run, before exit;
 //! - size: the bootstrap and its deflated size (what the deployment zip holds).
 //!
+//! Then, after the functions, the policy case: `bench-policy` (bench/policy, built with the
+//! same release profile) times ecr-scan-gate's policy engine in-process, a 20-rule `POLICY`
+//! over 1,000 enhanced findings (target: judged in under 5 ms); its line goes under the table.
+//!
 //! Usage: bench [--quick] [--cold N] [--warm N] [--out DIR] [--platform-roots] [--env NAME=VALUE]...
 //! `--quick` (in `make test`): one cold start and a few warm invocations each, so the harness
 //! cannot rot; its numbers mean nothing. `--env` adds a variable to every subject.
@@ -1105,6 +1109,113 @@ fn chart(rows: &[ChartRow]) -> String {
     svg
 }
 
+/// What `bench-policy` prints: one JSON line, times in microseconds.
+#[derive(Debug, Clone, PartialEq)]
+struct PolicyCase {
+    rules: u64,
+    findings: u64,
+    parse_us_p50: f64,
+    evaluate_us_p50: f64,
+    evaluate_us_p99: f64,
+}
+
+/// The policy case's target (issue 32): the whole policy judged in under 5 ms.
+const POLICY_TARGET: Duration = Duration::from_millis(5);
+
+/// The last line `bench-policy` printed, read as its result; anything else is an error that
+/// says what was wrong.
+fn parse_policy_case(stdout: &str) -> Result<PolicyCase, String> {
+    let Some(line) = stdout.lines().rev().find(|l| !l.trim().is_empty()) else {
+        return Err("it printed nothing".into());
+    };
+    let v: Value = serde_json::from_str(line)
+        .map_err(|e| format!("its output is not a JSON line ({e}): {line}"))?;
+    let count = |key: &str| {
+        v[key]
+            .as_u64()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("no positive count `{key}` in {line}"))
+    };
+    let micros = |key: &str| {
+        v[key]
+            .as_f64()
+            .filter(|t| t.is_finite() && *t >= 0.0)
+            .ok_or_else(|| format!("no time `{key}` in {line}"))
+    };
+    Ok(PolicyCase {
+        rules: count("rules")?,
+        findings: count("findings")?,
+        parse_us_p50: micros("parse_us_p50")?,
+        evaluate_us_p50: micros("evaluate_us_p50")?,
+        evaluate_us_p99: micros("evaluate_us_p99")?,
+    })
+}
+
+/// 1000 → "1,000".
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The policy case's line under the table. A quick run says its numbers mean nothing, and
+/// nothing is asserted either way: the target is read, met or missed, not enforced.
+fn policy_line(case: &PolicyCase, quick: bool) -> String {
+    let us = |t: f64| Duration::from_secs_f64(t / 1e6);
+    let (p50, p99) = (us(case.evaluate_us_p50), us(case.evaluate_us_p99));
+    let verdict = if quick {
+        "quick mode: the numbers mean nothing"
+    } else if p99 < POLICY_TARGET {
+        "target < 5 ms: met"
+    } else if p50 < POLICY_TARGET {
+        "target < 5 ms: met at p50, missed at p99"
+    } else {
+        "target < 5 ms: missed"
+    };
+    let parse = if case.parse_us_p50 < 10.0 {
+        format!("{:.1} µs", case.parse_us_p50)
+    } else {
+        format!("{:.0} µs", case.parse_us_p50)
+    };
+    format!(
+        "ecr-scan-gate policy (bench/policy, in-process): {} rules over {} enhanced findings: evaluate p50 {}, p99 {} ({verdict}); parse p50 {parse}, once per refresh of POLICY, not per finding.",
+        case.rules,
+        thousands(case.findings),
+        ms(Some(p50)),
+        ms(Some(p99)),
+    )
+}
+
+/// Runs the policy case's release binary (`--quick` in quick mode) and reads its line.
+async fn policy_case(path: &Path, quick: bool) -> Fallible<PolicyCase> {
+    let mut cmd = Command::new(path);
+    if quick {
+        cmd.arg("--quick");
+    }
+    let output = cmd
+        .output()
+        .await
+        .map_err(|e| format!("the policy case: cannot run {}: {e}", path.display()))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        return Err(format!(
+            "the policy case: {} failed ({}): {}",
+            path.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        )
+        .into());
+    }
+    parse_policy_case(&stdout)
+        .map_err(|e| format!("the policy case: {}: {e}", path.display()).into())
+}
+
 /// Rewrites `doc` (relative to `root`) between `<!-- {name}: bench/results/{file} -->` and
 /// `<!-- /{name} -->`; with `report` none, only checks that the markers are there (before a
 /// run, so a long one does not end in this error).
@@ -1222,6 +1333,14 @@ async fn main() -> Fallible<()> {
             .into());
         }
     }
+    let policy_bin = paths.bootstrap("bench-policy");
+    if number("--soak").is_none() && !policy_bin.exists() {
+        return Err(format!(
+            "{} is missing: the policy case's binary; make bench-subjects builds it (cargo lambda build --release --bin bench-policy)",
+            policy_bin.display()
+        )
+        .into());
+    }
     if let Some(count) = number("--soak") {
         // As deployed: every side effect claimed in the idempotency table (the rig's).
         for s in &mut subjects {
@@ -1300,7 +1419,17 @@ async fn main() -> Fallible<()> {
     } else {
         "Trust store: none named, as on Lambda; the functions' compiled-in roots."
     };
-    let report = table(&rows, cold, warm, latency, roots);
+    let mut report = table(&rows, cold, warm, latency, roots);
+    // After the functions, so its CPU time does not fall on their measurements. If it fails,
+    // the functions' table is still printed before the error.
+    let policy = match policy_case(&policy_bin, quick).await {
+        Ok(policy) => policy,
+        Err(e) => {
+            println!("\n{report}");
+            return Err(e);
+        }
+    };
+    report.push_str(&format!("\n{}\n", policy_line(&policy, quick)));
     std::fs::create_dir_all(&out_dir)?;
     std::fs::write(out_dir.join("latest.md"), &report)?;
     std::fs::write(out_dir.join("latest.svg"), chart(&chart_rows(&rows)))?;
@@ -1497,6 +1626,48 @@ mod tests {
                 .unwrap_err()
                 .contains(TABLE_HEADER)
         );
+    }
+
+    #[test]
+    fn the_policy_case_line_reads_the_binary_output_or_says_what_is_wrong() {
+        let out = "{\"rules\":20,\"findings\":1000,\"parse_us_p50\":38.2,\"evaluate_us_p50\":412.7,\"evaluate_us_p99\":551.0}\n";
+        let case = parse_policy_case(out).expect("the binary's line parses");
+        assert_eq!(case.rules, 20);
+        assert_eq!(case.findings, 1000);
+        assert_eq!(
+            policy_line(&case, false),
+            "ecr-scan-gate policy (bench/policy, in-process): 20 rules over 1,000 enhanced findings: evaluate p50 0.41 ms, p99 0.55 ms (target < 5 ms: met); parse p50 38 µs, once per refresh of POLICY, not per finding."
+        );
+        assert!(policy_line(&case, true).contains("(quick mode: the numbers mean nothing)"));
+        let slow = PolicyCase {
+            evaluate_us_p50: 4200.0,
+            evaluate_us_p99: 6100.0,
+            ..case.clone()
+        };
+        assert!(
+            policy_line(&slow, false)
+                .contains("p99 6.10 ms (target < 5 ms: met at p50, missed at p99)")
+        );
+        for (bad, why) in [
+            ("", "printed nothing"),
+            ("\n  \n", "printed nothing"),
+            ("thread 'main' panicked", "not a JSON line"),
+            ("{\"rules\":20,\"findings\":1000}", "no time `parse_us_p50`"),
+            (
+                "{\"rules\":0,\"findings\":1000,\"parse_us_p50\":1,\"evaluate_us_p50\":1,\"evaluate_us_p99\":1}",
+                "no positive count `rules`",
+            ),
+            (
+                "{\"rules\":20,\"findings\":1000,\"parse_us_p50\":1,\"evaluate_us_p50\":-1,\"evaluate_us_p99\":1}",
+                "no time `evaluate_us_p50`",
+            ),
+        ] {
+            let err = parse_policy_case(bad).unwrap_err();
+            assert!(err.contains(why), "{bad:?}: {err}");
+        }
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_234_567), "1,234,567");
     }
 
     #[test]
