@@ -19,7 +19,7 @@ use crate::config::{Config, NotifyOn, parse_waivers};
 use crate::event::{Input, parse};
 use crate::floor::{self, Floors};
 use crate::policy::Policy;
-use crate::policy::parse_policy;
+use crate::policy::parse_policy_once;
 use crate::registry::{Ecr, Promotion, Registry};
 use crate::verdict::Verdict;
 
@@ -172,13 +172,14 @@ where
             .await
             .map_err(|e| e.into_error("waivers"))?
             .into_owned();
-        // Read for each judgement: a stored policy's text is kept for CONFIG_TTL, and one
-        // that cannot be read fails the judgement closed with the reason, as waivers do.
+        // Read for each judgement: a stored policy's text is kept for CONFIG_TTL and parsed
+        // when it changes; one that cannot be read fails the judgement closed with the
+        // reason, as waivers do.
         let rules = match &config.policy {
             None => None,
             Some(policy) => Some(
                 policy
-                    .load(self.ports.secrets.as_deref(), deadline, parse_policy)
+                    .load(self.ports.secrets.as_deref(), deadline, parse_policy_once)
                     .await
                     .map_err(|e| e.into_error("the policy (POLICY)"))?
                     .into_owned(),

@@ -10,7 +10,10 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use shared::glob::Glob;
 
-pub use rules::{Action, MAX_RULES, POLICY_EXPECTED, Rule, When, parse_policy, threshold_rules};
+pub use rules::{
+    Action, MAX_RULES, POLICY_EXPECTED, Rule, When, parse_policy, parse_policy_once,
+    threshold_rules,
+};
 
 /// Severities in order of how bad they are. ECR basic scanning uses the first six;
 /// Inspector adds UNTRIAGED. A finding nobody has rated (UNDEFINED, UNTRIAGED) and anything

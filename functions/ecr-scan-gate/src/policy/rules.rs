@@ -200,6 +200,24 @@ fn fixed(
     }
 }
 
+/// [`parse_policy`], once per text: a stored policy is read for each judgement (the secret
+/// reader keeps its text for CONFIG_TTL) and parsed again only when that text changed.
+pub fn parse_policy_once(text: &str) -> Result<Vec<Rule>, String> {
+    type Parsed = Option<(String, Result<Vec<Rule>, String>)>;
+    static LAST: std::sync::Mutex<Parsed> = std::sync::Mutex::new(None);
+    let Ok(mut last) = LAST.lock() else {
+        return parse_policy(text);
+    };
+    if let Some((seen, parsed)) = last.as_ref()
+        && seen == text
+    {
+        return parsed.clone();
+    }
+    let parsed = parse_policy(text);
+    *last = Some((text.to_owned(), parsed.clone()));
+    parsed
+}
+
 /// Parses and checks a policy document, wherever it came from. The reason names the rule and
 /// the field, never the document's text.
 pub fn parse_policy(text: &str) -> Result<Vec<Rule>, String> {
