@@ -21,6 +21,80 @@ pub struct Notification {
     pub slack_route: Option<SecretRef>,
     /// Slack has it another way (a live message through the Web API): SNS only.
     pub slack_elsewhere: bool,
+    /// What an SNS subscription's filter policy can select on.
+    pub attributes: Attributes,
+}
+
+/// How a notice reads at a glance, for an SNS subscription that wants only some of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Tone {
+    /// Something failed or was refused, and a person may need to act. The default: a notice
+    /// nobody classified is one a failures-only subscriber must still get.
+    #[default]
+    Failure,
+    Success,
+    /// News: a start, a wait for approval, a verdict not yet reached.
+    Info,
+}
+
+impl Tone {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Failure => "failure",
+            Self::Success => "success",
+            Self::Info => "info",
+        }
+    }
+}
+
+/// SNS message attributes of a notice, which a subscription's filter policy matches ("Amazon
+/// SNS message filtering": a subscriber with `{"severity": ["failure"]}` gets failures only).
+/// Every publish carries `severity`; `function`, `outcome` and what it is about (`pipeline`,
+/// `repository`, `service`, `application`) when known.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Attributes {
+    pub function: Option<&'static str>,
+    pub severity: Tone,
+    /// The state or verdict, as the function names it (`FAILED`, `PASS`, `Succeeded`).
+    pub outcome: Option<String>,
+    /// (`pipeline`, `prod-api`): the attribute's name and value.
+    pub about: Option<(&'static str, String)>,
+}
+
+impl Attributes {
+    pub fn new(function: &'static str, severity: Tone) -> Self {
+        Self {
+            function: Some(function),
+            severity,
+            ..Self::default()
+        }
+    }
+
+    pub fn outcome(mut self, outcome: impl Into<String>) -> Self {
+        self.outcome = Some(outcome.into());
+        self
+    }
+
+    pub fn about(mut self, kind: &'static str, name: impl Into<String>) -> Self {
+        self.about = Some((kind, name.into()));
+        self
+    }
+
+    /// As SNS takes them: non-empty string values only (SNS refuses an empty one).
+    pub fn pairs(&self) -> Vec<(&'static str, String)> {
+        let mut pairs = vec![("severity", self.severity.name().to_owned())];
+        if let Some(f) = self.function {
+            pairs.push(("function", f.to_owned()));
+        }
+        if let Some(o) = &self.outcome {
+            pairs.push(("outcome", o.clone()));
+        }
+        if let Some((kind, name)) = &self.about {
+            pairs.push((kind, name.clone()));
+        }
+        pairs.retain(|(_, v)| !v.trim().is_empty());
+        pairs
+    }
 }
 
 impl Notification {
@@ -30,7 +104,14 @@ impl Notification {
             slack: message,
             slack_route: None,
             slack_elsewhere: false,
+            attributes: Attributes::default(),
         }
+    }
+
+    /// What SNS subscribers can filter this notice on.
+    pub fn tagged(mut self, attributes: Attributes) -> Self {
+        self.attributes = attributes;
+        self
     }
 
     /// For SNS only: Slack gets this news another way.
@@ -279,7 +360,10 @@ impl Notifier {
         let Some(sns) = &self.sns else {
             return ChannelOutcome::NotConfigured;
         };
-        match sns.publish(&n.subject, &n.body(), deadline).await {
+        match sns
+            .publish(&n.subject, &n.body(), &n.attributes.pairs(), deadline)
+            .await
+        {
             Ok(id) => {
                 tracing::info!(topic = sns.topic_arn(), message_id = %id, "published to SNS");
                 ChannelOutcome::Delivered

@@ -7,6 +7,12 @@ use crate::text::truncate_bytes;
 
 pub const MAX_SUBJECT: usize = 100;
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+/// SNS takes at most 10 message attributes (SNS developer guide, "Amazon SNS message
+/// attributes").
+pub const MAX_ATTRIBUTES: usize = 10;
+/// Our own bound on an attribute's value: a name or a state, never a document. The
+/// attributes count towards the 256 KiB message limit.
+pub const MAX_ATTRIBUTE_VALUE: usize = 256;
 
 pub struct SnsPublisher {
     client: aws_sdk_sns::Client,
@@ -25,20 +31,37 @@ impl SnsPublisher {
         &self.topic_arn
     }
 
-    /// Publishes and returns SNS's message id.
+    /// Publishes with `attributes` (name, value) as String message attributes, for
+    /// subscriptions' filter policies, and returns SNS's message id.
     pub async fn publish(
         &self,
         subject: &str,
         message: &str,
+        attributes: &[(&str, String)],
         deadline: &Deadline,
     ) -> Result<String, Error> {
         let subject = sns_subject(subject);
-        let request = self
+        let mut request = self
             .client
             .publish()
             .topic_arn(&self.topic_arn)
             .set_subject((!subject.is_empty()).then_some(subject))
             .message(sns_message(message));
+        for (name, value) in attributes.iter().take(MAX_ATTRIBUTES) {
+            // A value is untrusted text (a pipeline's name): kept short, and never empty,
+            // which SNS refuses.
+            let value = truncate_bytes(value.trim(), MAX_ATTRIBUTE_VALUE);
+            if value.is_empty() {
+                continue;
+            }
+            if let Ok(attribute) = aws_sdk_sns::types::MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(value)
+                .build()
+            {
+                request = request.message_attributes(*name, attribute);
+            }
+        }
         let out = deadline
             .run(request.send())
             .await

@@ -4,8 +4,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_ssm::types::ParameterType;
+use serde_json::json;
 use shared::Deadline;
-use shared::notifier::{ChannelOutcome, Notification, Notifier, NotifierConfig, Notify};
+use shared::notifier::{
+    Attributes, ChannelOutcome, Notification, Notifier, NotifierConfig, Notify, Tone,
+};
 use shared::secrets::{SecretRef, Secrets};
 use shared::slack::{Block, Message, Mrkdwn, SlackClient};
 use shared::sns::SnsPublisher;
@@ -148,6 +151,7 @@ async fn sns_publish_lands_with_a_clean_subject() {
     sns.publish(
         "prod-api: FAILED\nat stage Deploy — ünïcode",
         "The Deploy stage failed.",
+        &[],
         &budget(20),
     )
     .await
@@ -167,8 +171,68 @@ async fn publishing_to_a_missing_topic_is_permanent() {
     let moto = Moto::start();
     let sdk = moto.sdk_config().await;
     let sns = SnsPublisher::new(&sdk, "arn:aws:sns:us-east-1:123456789012:nope");
-    let err = sns.publish("s", "m", &budget(20)).await.unwrap_err();
+    let err = sns.publish("s", "m", &[], &budget(20)).await.unwrap_err();
     assert!(!err.is_retryable(), "{err}");
+}
+
+/// A subscription whose filter policy asks for failures only gets failures, and a notice
+/// nobody classified (which counts as a failure), not successes or news: moto applies the
+/// filter policy as SNS does. Every publish carries `severity`, and the tags it was given.
+#[tokio::test]
+async fn a_subscription_filtered_to_failures_receives_only_failures() {
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    let (topic, everything) = topic_with_queue(&sdk).await;
+    let failures = standins::moto::filtered_inbox_for(
+        &sdk,
+        &topic,
+        "failures",
+        &json!({"severity": ["failure"]}),
+    )
+    .await;
+    let notifier = Notifier::new(
+        NotifierConfig {
+            slack_webhook: None,
+            sns_topic_arn: Some(topic.clone()),
+        },
+        &sdk,
+        SlackClient::new().unwrap(),
+        Arc::new(Secrets::new(&sdk)),
+    );
+    let tagged = |subject: &str, tone: Tone, outcome: &str| {
+        Notification::new(subject, Message::new(Mrkdwn::from_untrusted(subject))).tagged(
+            Attributes::new("pipeline-notifier", tone)
+                .outcome(outcome)
+                .about("pipeline", "prod-api"),
+        )
+    };
+    for n in [
+        tagged("prod-api FAILED", Tone::Failure, "FAILED"),
+        tagged("prod-api SUCCEEDED", Tone::Success, "SUCCEEDED"),
+        tagged("prod-api STARTED", Tone::Info, "STARTED"),
+        Notification::new("unclassified", Message::new(Mrkdwn::from_untrusted("?"))),
+    ] {
+        notifier
+            .notify(&n, &budget(20))
+            .await
+            .into_result()
+            .unwrap();
+    }
+
+    let got = received(&sdk, &failures).await;
+    let subjects: Vec<&str> = got.iter().filter_map(|m| m["Subject"].as_str()).collect();
+    assert_eq!(subjects.len(), 2, "{subjects:?}");
+    assert!(subjects.contains(&"prod-api FAILED") && subjects.contains(&"unclassified"));
+    let failed = got
+        .iter()
+        .find(|m| m["Subject"] == "prod-api FAILED")
+        .unwrap();
+    let attribute = |name: &str| failed["MessageAttributes"][name]["Value"].clone();
+    assert_eq!(attribute("severity"), "failure");
+    assert_eq!(attribute("function"), "pipeline-notifier");
+    assert_eq!(attribute("outcome"), "FAILED");
+    assert_eq!(attribute("pipeline"), "prod-api");
+    assert_eq!(received(&sdk, &everything).await.len(), 4);
 }
 
 fn notification() -> Notification {

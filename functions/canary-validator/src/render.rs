@@ -7,7 +7,7 @@ use std::time::Duration;
 use shared::console;
 use shared::hooks::HookStatus;
 use shared::invocation::ecs_hook::EcsStatus;
-use shared::notifier::Notification;
+use shared::notifier::{Attributes, Notification, Tone};
 use shared::slack::{Block, Button, Message, Mrkdwn};
 use shared::text::human_duration;
 
@@ -161,7 +161,17 @@ pub fn render_ecs(
         label: "Open service deployments".into(),
         url: link,
     }]));
-    Notification::new(format!("{} {word}: {target}", hook.stage), message)
+    let tone = match word {
+        "passed" => Tone::Success,
+        "baking" => Tone::Info,
+        // A verdict of FAILED, or a rollback under way: a deployment did not go through.
+        _ => Tone::Failure,
+    };
+    Notification::new(format!("{} {word}: {target}", hook.stage), message).tagged(
+        Attributes::new(crate::app::FUNCTION, tone)
+            .outcome(word)
+            .about("service", &target),
+    )
 }
 
 /// An ECS-native invocation whose payload cannot be read: it fails, so people must hear why.
@@ -174,6 +184,7 @@ pub fn render_unreadable_ecs(why: &str) -> Notification {
             "The hook answered FAILED, so ECS rolls the deployment back; the function's log has the invocation's request id",
         )]));
     Notification::new("ECS lifecycle hook FAILED: unreadable invocation", message)
+        .tagged(Attributes::new(crate::app::FUNCTION, Tone::Failure).outcome("FAILED"))
 }
 
 pub fn render(
@@ -225,7 +236,19 @@ pub fn render(
         label: "Open deployment".into(),
         url: link.clone(),
     }]));
-    Notification::new(format!("{hook_name} {word}: {target}"), message)
+    let tone = match status {
+        HookStatus::Succeeded => Tone::Success,
+        HookStatus::Failed => Tone::Failure,
+    };
+    let about = match &run.deployment {
+        Some(d) => ("application", d.application.clone()),
+        None => ("deployment", deployment_id.to_owned()),
+    };
+    Notification::new(format!("{hook_name} {word}: {target}"), message).tagged(
+        Attributes::new(crate::app::FUNCTION, tone)
+            .outcome(status.name())
+            .about(about.0, about.1),
+    )
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! ending soon, promotion, and a link to the image.
 
 use shared::console;
-use shared::notifier::Notification;
+use shared::notifier::{Attributes, Notification, Tone};
 use shared::slack::{Block, Button, Message, Mrkdwn};
 
 use crate::policy::{Evaluation, Finding, counts_line};
@@ -290,7 +290,16 @@ pub fn render(
             url,
         }]));
     }
-    Notification::new(format!("[{word}] image scan {label}"), message)
+    let tone = match verdict {
+        Verdict::Pass { .. } => Tone::Success,
+        Verdict::Fail { .. } => Tone::Failure,
+        Verdict::Pending { .. } => Tone::Info,
+    };
+    Notification::new(format!("[{word}] image scan {label}"), message).tagged(
+        Attributes::new(crate::app::FUNCTION, tone)
+            .outcome(word)
+            .about("repository", repository),
+    )
 }
 /// A failure that is not about findings (the gate could not judge, or could not answer):
 /// shown as a FAIL without an image, with the reason.

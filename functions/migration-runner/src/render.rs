@@ -3,7 +3,7 @@
 //! (Slack blocks and the SNS text) and as the CodePipeline failure message.
 
 use shared::console;
-use shared::notifier::Notification;
+use shared::notifier::{Attributes, Notification, Tone};
 use shared::slack::{Block, Button, MAX_SECTION_TEXT, Message, Mrkdwn};
 use shared::text::slack_len;
 
@@ -279,7 +279,16 @@ pub fn render_outcome(
             ]));
         }
     }
-    Notification::new(title, message.block(task_button(cluster_at, &o.task_arn)))
+    let (tone, outcome) = if o.succeeded() {
+        (Tone::Success, "succeeded")
+    } else {
+        (Tone::Failure, "failed")
+    };
+    Notification::new(title, message.block(task_button(cluster_at, &o.task_arn))).tagged(
+        Attributes::new(crate::app::FUNCTION, tone)
+            .outcome(outcome)
+            .about("family", &o.family),
+    )
 }
 
 /// A migration that did not run, or whose outcome could not be told: the headline, why, and
@@ -298,6 +307,7 @@ pub fn render_problem(
         message = message.block(task_button(cluster_at, arn));
     }
     Notification::new(title, message)
+        .tagged(Attributes::new(crate::app::FUNCTION, Tone::Failure).outcome("not-run"))
 }
 
 /// `NOTIFY_ON=ALL`: a migration launched by an event or an invocation.
@@ -319,7 +329,11 @@ pub fn render_started(
                 .plain("."),
         ))
         .block(task_button(cluster_at, task_arn));
-    Notification::new(title, message)
+    Notification::new(title, message).tagged(
+        Attributes::new(crate::app::FUNCTION, Tone::Info)
+            .outcome("started")
+            .about("family", family),
+    )
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use aws_smithy_types::DateTime;
 use aws_smithy_types::date_time::Format;
 use shared::console;
-use shared::notifier::Notification;
+use shared::notifier::{Attributes, Notification, Tone};
 use shared::slack::{Block, Button, Message, Mrkdwn};
 use shared::text::human_duration;
 
@@ -350,7 +350,16 @@ pub fn render(
         ))]));
 
     let subject = format!("[{}] {title}", e.state.name());
-    Notification::new(subject, message)
+    let tone = match story {
+        Story::Failure | Story::FailureAlreadyReported => Tone::Failure,
+        Story::Normal if e.state == State::Succeeded => Tone::Success,
+        _ => Tone::Info,
+    };
+    Notification::new(subject, message).tagged(
+        Attributes::new(crate::app::FUNCTION, tone)
+            .outcome(e.state.name())
+            .about("pipeline", &e.pipeline),
+    )
 }
 
 pub(crate) fn revision_line(r: &Revision) -> Mrkdwn {
@@ -389,4 +398,5 @@ pub fn render_configuration_error(why: &str) -> Notification {
             "Fix the function's environment (see functions/pipeline-notifier/README.md, Configuration); this is posted once per container.",
         )]));
     Notification::new("[CONFIG] pipeline-notifier is misconfigured", message)
+        .tagged(Attributes::new(crate::app::FUNCTION, Tone::Failure).outcome("CONFIG"))
 }

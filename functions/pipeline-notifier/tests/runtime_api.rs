@@ -226,6 +226,61 @@ async fn one_event_delivered_to_two_processes_at_once_is_posted_and_published_on
     b.stop().await;
 }
 
+/// An on-call e-mail subscribed with a filter policy for failures: through the binary, a
+/// pipeline that fails reaches it, one that starts or succeeds does not (moto applies the
+/// filter policy to the message attributes each publish carries, as SNS does); a subscriber
+/// without a filter gets all three.
+#[tokio::test]
+async fn an_sns_subscription_filtered_to_failures_receives_only_failures() {
+    let Rig { moto, stub, .. } = Rig::start().await;
+    let topic = moto.create_topic("ops-alerts").await;
+    let sdk = moto.sdk_config().await;
+    let everything = standins::moto::inbox_for(&sdk, &topic).await;
+    let failures = standins::moto::filtered_inbox_for(
+        &sdk,
+        &topic,
+        "oncall",
+        &json!({"severity": ["failure"], "function": ["pipeline-notifier"]}),
+    )
+    .await;
+    let mut env = standins::moto::aws_env(&stub.endpoint());
+    env.push(("SNS_TOPIC_ARN".into(), topic));
+    let api = RuntimeApi::start().await;
+    let mut function = FunctionProcess::spawn(&binary(), &api, &env);
+    for sample in [
+        "pipeline-started.json",
+        "pipeline-succeeded.json",
+        "pipeline-failed.json",
+    ] {
+        let answer = api
+            .invoke(
+                &mut function,
+                &common::sample(sample),
+                Duration::from_secs(20),
+            )
+            .await;
+        assert!(
+            matches!(&answer.outcome, Outcome::Response(v) if v["outcome"] == "notified"),
+            "{sample}: {answer:?}"
+        );
+    }
+    function.stop().await;
+
+    let oncall = standins::moto::received(&sdk, &failures).await;
+    assert_eq!(oncall.len(), 1, "{oncall:?}");
+    assert!(
+        oncall[0]["Subject"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("[FAILED]")
+    );
+    assert_eq!(
+        oncall[0]["MessageAttributes"]["pipeline"]["Value"],
+        "prod-api"
+    );
+    assert_eq!(standins::moto::received(&sdk, &everything).await.len(), 3);
+}
+
 /// Planted at DEBUG (every crate's debug output on): the function's AWS secret key and
 /// session token, and the webhook kept in SSM. Through a post, a publish, a webhook that
 /// has gone (404, so the secret is read again) and an event it does not understand, none of

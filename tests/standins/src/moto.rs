@@ -384,7 +384,31 @@ pub fn aws_env(endpoint: &str) -> Vec<(String, String)> {
 /// An SQS queue (`<topic>-inbox`) subscribed to the topic `topic_arn`, so a test can read
 /// back what SNS delivered ([`received`]); returns the queue's URL.
 pub async fn inbox_for(sdk: &SdkConfig, topic_arn: &str) -> String {
-    let name = format!("{}-inbox", topic_arn.rsplit(':').next().unwrap_or("topic"));
+    subscribed_inbox(sdk, topic_arn, "inbox", None).await
+}
+
+/// An SQS queue (`<topic>-<name>`) subscribed to `topic_arn` with `filter_policy` on the
+/// message attributes: moto delivers only what the policy matches, as SNS does ("Amazon SNS
+/// message filtering").
+pub async fn filtered_inbox_for(
+    sdk: &SdkConfig,
+    topic_arn: &str,
+    name: &str,
+    filter_policy: &serde_json::Value,
+) -> String {
+    subscribed_inbox(sdk, topic_arn, name, Some(filter_policy)).await
+}
+
+async fn subscribed_inbox(
+    sdk: &SdkConfig,
+    topic_arn: &str,
+    suffix: &str,
+    filter_policy: Option<&serde_json::Value>,
+) -> String {
+    let name = format!(
+        "{}-{suffix}",
+        topic_arn.rsplit(':').next().unwrap_or("topic")
+    );
     let queue_url = aws_sdk_sqs::Client::new(sdk)
         .create_queue()
         .queue_name(&name)
@@ -398,6 +422,11 @@ pub async fn inbox_for(sdk: &SdkConfig, topic_arn: &str) -> String {
         .topic_arn(topic_arn)
         .protocol("sqs")
         .endpoint(format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"))
+        .set_attributes(
+            filter_policy.map(|p| {
+                std::collections::HashMap::from([("FilterPolicy".to_owned(), p.to_string())])
+            }),
+        )
         .send()
         .await
         .unwrap_or_else(|e| panic!("SNS Subscribe {name}: {e}"));
