@@ -247,6 +247,9 @@ fn add_already_reported_note(notice: &mut ReportNotice) {
 fn add_unreported_warning(notice: &mut ReportNotice, error: &Error) {
     let headline = format!("Could not report the {}", notice.subject);
     let n = &mut notice.notification;
+    // A person must act now, whatever the verdict was: a failures-only subscriber gets it.
+    n.attributes.severity = crate::notifier::Tone::Failure;
+    n.attributes.outcome = Some("UNREPORTED".into());
     n.subject = format!("⚠️ {headline}");
     n.slack.text = Mrkdwn::from_untrusted(&n.subject);
     let warning = Block::section(
@@ -404,6 +407,23 @@ mod tests {
         assert!(posts[0].subject.contains("Could not report"));
         assert!(posts[0].body().contains("AccessDeniedException"));
         assert!(posts[0].body().contains("waits for CodePipeline's timeout"));
+    }
+
+    /// A PASS that could not be reported is a notice a person must act on: a subscriber that
+    /// takes failures only (an SNS filter policy on `severity`) gets it.
+    #[tokio::test]
+    async fn a_success_that_could_not_be_reported_is_tagged_a_failure() {
+        let a = Answerer::new(Posts::default(), Idempotency::in_memory("test"));
+        let mut notice = answer(true);
+        notice.notification = notice.notification.tagged(
+            crate::notifier::Attributes::new("ecr-scan-gate", crate::notifier::Tone::Success)
+                .outcome("PASS"),
+        );
+        let refused = |_| async { Err(Error::bad_input("refused")) };
+        a.answer(notice, refused, &deadline()).await.unwrap();
+        let posts = a.notifier().0.lock().unwrap();
+        assert_eq!(posts[0].attributes.severity, crate::notifier::Tone::Failure);
+        assert_eq!(posts[0].attributes.outcome.as_deref(), Some("UNREPORTED"));
     }
 
     #[tokio::test]

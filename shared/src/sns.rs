@@ -7,8 +7,8 @@ use crate::text::truncate_bytes;
 
 pub const MAX_SUBJECT: usize = 100;
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
-/// SNS takes at most 10 message attributes (SNS developer guide, "Amazon SNS message
-/// attributes").
+/// A bound of our own (the notices carry four); SQS subscribers with raw message delivery
+/// keep at most 10 (SNS developer guide, "Amazon SNS message attributes").
 pub const MAX_ATTRIBUTES: usize = 10;
 /// Our own bound on an attribute's value: a name or a state, never a document. The
 /// attributes count towards the 256 KiB message limit.
@@ -46,7 +46,8 @@ impl SnsPublisher {
             .publish()
             .topic_arn(&self.topic_arn)
             .set_subject((!subject.is_empty()).then_some(subject))
-            .message(sns_message(message));
+            // The attributes count towards SNS's 256 KiB (Publish, SNS API reference).
+            .message(sns_message_within(message, attributes_size(attributes)));
         for (name, value) in attributes.iter().take(MAX_ATTRIBUTES) {
             // A value is untrusted text (a pipeline's name): kept short, and never empty,
             // which SNS refuses.
@@ -96,7 +97,20 @@ pub fn sns_subject(text: &str) -> String {
 }
 
 pub fn sns_message(text: &str) -> String {
-    let message = truncate_bytes(text, MAX_MESSAGE_BYTES).into_owned();
+    sns_message_within(text, 0)
+}
+
+/// What the attributes take of the message's size: each name, its type and its value.
+fn attributes_size(attributes: &[(&str, String)]) -> usize {
+    attributes
+        .iter()
+        .take(MAX_ATTRIBUTES)
+        .map(|(name, value)| name.len() + "String".len() + value.len().min(MAX_ATTRIBUTE_VALUE))
+        .sum()
+}
+
+fn sns_message_within(text: &str, attributes: usize) -> String {
+    let message = truncate_bytes(text, MAX_MESSAGE_BYTES.saturating_sub(attributes)).into_owned();
     // SNS rejects an empty message.
     if message.is_empty() {
         "(empty)".to_owned()

@@ -290,10 +290,15 @@ pub fn render(
             url,
         }]));
     }
-    let tone = match verdict {
-        Verdict::Pass { .. } => Tone::Success,
-        Verdict::Fail { .. } => Tone::Failure,
-        Verdict::Pending { .. } => Tone::Info,
+    let tone = match (verdict, promotion.map(|(_, p)| p)) {
+        // The tag a deployment waits for was not written: someone fixes IAM or the tag.
+        (
+            Verdict::Pass { .. },
+            Some(Promotion::NotAllowed(_) | Promotion::TagTaken(_) | Promotion::Failed(_)),
+        ) => Tone::Failure,
+        (Verdict::Pass { .. }, _) => Tone::Success,
+        (Verdict::Fail { .. }, _) => Tone::Failure,
+        (Verdict::Pending { .. }, _) => Tone::Info,
     };
     Notification::new(format!("[{word}] image scan {label}"), message).tagged(
         Attributes::new(crate::app::FUNCTION, tone)
