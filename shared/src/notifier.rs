@@ -80,7 +80,8 @@ impl Attributes {
         self
     }
 
-    /// As SNS takes them: non-empty string values only (SNS refuses an empty one).
+    /// As (name, value) pairs; `SnsPublisher::publish` leaves out an empty value, which SNS
+    /// refuses.
     pub fn pairs(&self) -> Vec<(&'static str, String)> {
         let mut pairs = vec![("severity", self.severity.name().to_owned())];
         if let Some(f) = self.function {
@@ -92,7 +93,6 @@ impl Attributes {
         if let Some((kind, name)) = &self.about {
             pairs.push((kind, name.clone()));
         }
-        pairs.retain(|(_, v)| !v.trim().is_empty());
         pairs
     }
 }

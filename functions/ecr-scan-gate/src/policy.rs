@@ -238,11 +238,15 @@ pub fn evaluate(
     let mut waivers_used = vec![false; policy.waivers.len()];
     for f in findings {
         *e.before.entry(f.severity.clone()).or_default() += 1;
+        let matching: Vec<(usize, &Waiver)> = policy
+            .waivers
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| w.covers(f, repository))
+            .collect();
         // A waiver whose finding Inspector suppressed or closed is not stale: it is in use.
-        for (i, w) in policy.waivers.iter().enumerate() {
-            if w.covers(f, repository) {
-                waivers_used[i] = true;
-            }
+        for (i, _) in &matching {
+            waivers_used[*i] = true;
         }
         match f.triage() {
             "CLOSED" => {
@@ -256,12 +260,6 @@ pub fn evaluate(
             // ACTIVE, or a status this gate does not know: it counts.
             _ => {}
         }
-        let matching: Vec<(usize, &Waiver)> = policy
-            .waivers
-            .iter()
-            .enumerate()
-            .filter(|(_, w)| w.covers(f, repository))
-            .collect();
         if let Some((_, w)) = matching.iter().find(|(_, w)| w.expires.as_str() >= today) {
             if w.expires.as_str() <= soon && !e.expiring_soon.contains(w) {
                 e.expiring_soon.push((*w).clone());
