@@ -35,6 +35,9 @@ pub enum Tone {
     Success,
     /// News: a start, a wait for approval, a verdict not yet reached.
     Info,
+    /// Green again after failures: what a failures-only subscriber was told about is over,
+    /// so a filter for failures should take this too (`{"severity": ["failure", "recovery"]}`).
+    Recovery,
 }
 
 impl Tone {
@@ -43,6 +46,7 @@ impl Tone {
             Self::Failure => "failure",
             Self::Success => "success",
             Self::Info => "info",
+            Self::Recovery => "recovery",
         }
     }
 }

@@ -7,16 +7,19 @@ use shared::clients::Clients;
 use shared::config::{Environment, Loaded};
 use shared::invocation::{Function, Invocation};
 use shared::metrics;
-use shared::notifier::{Notifier, Notify};
+use shared::notifier::{ChannelOutcome, DeliveryReport, Notification, Notifier, Notify};
 use shared::report::Answerer;
 use shared::versioned::Documents;
 use shared::{Deadline, Error};
 
 use crate::config::Config;
+use crate::ecs_event::{self, is_ecs};
+use crate::ecs_lookup::DeploymentLookup;
 use crate::event::parse;
 use crate::live::{self, Live};
-use crate::lookup::{CodePipelineLookup, ExecutionLookup};
+use crate::lookup::{AwsLookup, ExecutionLookup};
 use crate::on_pipeline_event::{EventReply, count_event};
+use crate::recovery::{self, Subject};
 use crate::render::render_configuration_error;
 
 /// The function's name, as deployed: what its claims, documents and metrics are kept under.
@@ -24,13 +27,17 @@ pub const FUNCTION: &str = env!("CARGO_PKG_NAME");
 
 /// What the notifier talks to.
 pub struct Ports<L, N> {
-    /// `GetPipelineExecution`: the source revisions a message shows.
+    /// `GetPipelineExecution` (the source revisions a pipeline message shows) and the ECS
+    /// service deployment calls (the revisions and rollback an ECS message shows).
     pub lookup: L,
     /// Slack and SNS, the claims that post each event once across containers, and the
     /// configuration error told once per container.
     pub answerer: Answerer<N>,
     /// Web API mode's live messages; `None` in webhook mode.
     pub live: Option<Live>,
+    /// Each pipeline's and service's recent outcomes, for the recovery message; `None`
+    /// without `IDEMPOTENCY_TABLE`.
+    pub outcomes: Option<Documents>,
 }
 
 pub struct PipelineNotifier<L, N> {
@@ -38,7 +45,7 @@ pub struct PipelineNotifier<L, N> {
     pub ports: Ports<L, N>,
 }
 
-pub type App = PipelineNotifier<CodePipelineLookup, Notifier>;
+pub type App = PipelineNotifier<AwsLookup, Notifier>;
 
 /// The key under which a broken configuration is posted, once per container.
 const CONFIG_ERROR_KEY: &str = "configuration-error";
@@ -48,10 +55,21 @@ const CONFIG_ERROR_KEY: &str = "configuration-error";
 pub fn build<E: Environment + ?Sized>(env: &E, clients: &Clients) -> App {
     let config = Config::from_env(env).map_err(|e| e.to_string());
     let live = config.as_ref().ok().and_then(|c| live(c, env, clients));
+    let outcomes = Documents::from_env(FUNCTION, env, &clients.sdk, recovery::KEPT_FOR);
+    if outcomes.is_none()
+        && config
+            .as_ref()
+            .is_ok_and(|c| c.notify_on.tells_recoveries())
+    {
+        tracing::warn!(
+            "IDEMPOTENCY_TABLE is not set: recoveries (green again after a failure) cannot be told"
+        );
+    }
     let ports = Ports {
-        lookup: CodePipelineLookup::new(&clients.sdk),
+        lookup: AwsLookup::new(&clients.sdk),
         answerer: Answerer::new(clients.notifier(env), clients.idempotency(FUNCTION, env)),
         live,
+        outcomes,
     };
     PipelineNotifier::new(config, ports)
 }
@@ -97,7 +115,7 @@ impl<L, N> PipelineNotifier<L, N> {
 
 impl<L, N> Function for PipelineNotifier<L, N>
 where
-    L: ExecutionLookup + Sync,
+    L: ExecutionLookup + DeploymentLookup + Sync,
     N: Notify + Sync,
 {
     async fn answer(&self, event: &Value, invocation: Invocation) -> Result<Value, Error> {
@@ -109,7 +127,7 @@ where
 
 impl<L, N> PipelineNotifier<L, N>
 where
-    L: ExecutionLookup + Sync,
+    L: ExecutionLookup + DeploymentLookup + Sync,
     N: Notify + Sync,
 {
     /// One event, as its typed outcome (tests and [`Function::answer`]). `deadline` is the
@@ -124,8 +142,18 @@ where
                 return Err(self.misconfigured(why, &deadline).await);
             }
         };
+        if is_ecs(event) {
+            return match ecs_event::parse(event) {
+                Ok(e) => Box::pin(self.on_ecs_event(config, &e, &deadline)).await,
+                Err(why) => {
+                    tracing::warn!(reason = %why.0, "event ignored");
+                    count_event("ignored");
+                    Ok(EventReply::Ignored { reason: why.0 })
+                }
+            };
+        }
         match parse(event) {
-            Ok(e) => self.on_pipeline_event(config, &e, &deadline).await,
+            Ok(e) => Box::pin(self.on_pipeline_event(config, &e, &deadline)).await,
             Err(why) => {
                 tracing::warn!(reason = %why.0, "event ignored");
                 count_event("ignored");
@@ -151,5 +179,51 @@ where
         // dead-letter queue) for a redrive once the configuration is fixed, and the
         // function's Errors alarm fires too.
         Error::AwaitingConfiguration(why.to_owned())
+    }
+}
+
+impl<L, N> PipelineNotifier<L, N>
+where
+    L: Sync,
+    N: Notify + Sync,
+{
+    /// A message of its own about `subject` (an ECS event, a recovery): into the subject's
+    /// channel in Web API mode, else to its webhook; and to SNS.
+    pub(crate) async fn deliver(
+        &self,
+        config: &Config,
+        subject: Subject<'_>,
+        n: Notification,
+        deadline: &Deadline,
+    ) -> Result<(), Error> {
+        let notifier = self.ports.answerer.notifier();
+        let report = match (&self.ports.live, config.channel_for(subject)) {
+            (Some(live), Some(channel)) => {
+                let sns_only = n.clone().sns_only();
+                let (slack, report) = tokio::join!(
+                    live.post_standalone(channel, &n.slack, deadline),
+                    notifier.notify(&sns_only, deadline)
+                );
+                metrics::count(
+                    &metrics::NOTIFICATIONS,
+                    &[("Channel", "slack"), ("Outcome", slack.metric_outcome())],
+                );
+                DeliveryReport {
+                    slack,
+                    sns: report.sns,
+                }
+            }
+            _ => {
+                let routed = n.routed_to(config.webhook_for(subject).cloned());
+                notifier.notify(&routed, deadline).await
+            }
+        };
+        if matches!(
+            (&report.slack, &report.sns),
+            (ChannelOutcome::NotConfigured, ChannelOutcome::NotConfigured)
+        ) {
+            tracing::warn!("neither Slack nor SNS is configured: the message went nowhere");
+        }
+        report.into_result()
     }
 }

@@ -8,9 +8,11 @@ use shared::glob::Glob;
 use shared::secrets::SecretRef;
 use shared::slack::SlackApi;
 
+use crate::ecs_event::{ALL_ECS_STATES, EcsState};
 use crate::event::{ALL_STATES, Level, PipelineEvent, State};
+use crate::recovery::Subject;
 
-pub const DEFAULT_NOTIFY_ON: &str = "pipeline:STARTED,pipeline:SUCCEEDED,pipeline:FAILED,pipeline:STOPPED,pipeline:SUPERSEDED,action:FAILED,approval:STARTED";
+pub const DEFAULT_NOTIFY_ON: &str = "pipeline:STARTED,pipeline:SUCCEEDED,pipeline:FAILED,pipeline:STOPPED,pipeline:SUPERSEDED,action:FAILED,approval:STARTED,ecs:*";
 
 /// The notifier's variables: what the loader reads (with these defaults) and the README shows.
 pub const VARIABLES: &[Var] = &[
@@ -18,7 +20,7 @@ pub const VARIABLES: &[Var] = &[
         "NOTIFY_ON",
         DEFAULT_NOTIFY_ON,
         "`pipeline:*,action:FAILED`",
-        "Which events become messages, as `level:STATE` items. Levels: `pipeline`, `stage`, `action`, `approval` (the manual-approval action; it also matches `action:`). States: `STARTED`, `SUCCEEDED`, `RESUMED`, `FAILED`, `CANCELED`, `STOPPED`, `STOPPING`, `SUPERSEDED`, `ABANDONED`, or `*`.",
+        "Which events become messages, as `level:STATE` items. Levels: `pipeline`, `stage`, `action`, `approval` (the manual-approval action; it also matches `action:`). States: `STARTED`, `SUCCEEDED`, `RESUMED`, `FAILED`, `CANCELED`, `STOPPED`, `STOPPING`, `SUPERSEDED`, `ABANDONED`, or `*`. ECS services: `ecs:` with `IN_PROGRESS`, `ROLLING_BACK`, `COMPLETED`, `FAILED`, `TASK_START_IMPAIRED`, `TASK_PLACEMENT_FAILURE`, `TASK_CONFIGURATION_FAILURE`, or `*`. A pipeline or service green again after failing is told wherever its failures go unless the list has `recovery:off`.",
     ),
     Var::optional(
         "FAILURE_MENTION",
@@ -30,7 +32,7 @@ pub const VARIABLES: &[Var] = &[
         "SLACK_ROUTES",
         "unset",
         "`[{\"pipeline\":\"prod-*\",\"webhook\":\"ssm:/ops/slack/prod\"},{\"pipeline\":\"billing\",\"channel\":\"C0BILLING\"}]`",
-        "Route pipelines (glob: `*`, `?`) to another webhook (literal or reference) or, in Web API mode, another channel id; first match wins, `SLACK_CHANNEL` / `SLACK_WEBHOOK_URL` otherwise.",
+        "Route pipelines, or ECS services with `\"service\"` (a glob on the service's name, or on `cluster/service` when it has a `/`), to another webhook (literal or reference) or, in Web API mode, another channel id; first match wins, `SLACK_CHANNEL` / `SLACK_WEBHOOK_URL` otherwise.",
     ),
     Var::optional(
         "SLACK_BOT_TOKEN",
@@ -65,9 +67,14 @@ pub const VARIABLES: &[Var] = &[
 ];
 
 /// Which kinds of event become messages. `approval` is the manual-approval action; an
-/// approval event matches both `approval:STATE` and `action:STATE`.
+/// approval event matches both `approval:STATE` and `action:STATE`. `ecs:STATE` selects ECS
+/// service events; recoveries are told unless `recovery:off`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NotifyOn(HashSet<(Kind, State)>);
+pub struct NotifyOn {
+    pipelines: HashSet<(Kind, State)>,
+    ecs: HashSet<EcsState>,
+    recoveries: bool,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
@@ -78,18 +85,39 @@ pub enum Kind {
 impl NotifyOn {
     pub fn parse(items: &[String]) -> Result<Self, String> {
         let mut set = HashSet::new();
+        let mut ecs = HashSet::new();
+        let mut recoveries = true;
         for item in items {
             let (kind, state) = item
                 .split_once(':')
                 .ok_or_else(|| format!("item {item:?} is not level:STATE"))?;
             let kind = match kind.trim().to_ascii_lowercase().as_str() {
+                "ecs" => {
+                    let state = state.trim().to_ascii_uppercase();
+                    if state == "*" {
+                        ecs.extend(ALL_ECS_STATES);
+                    } else {
+                        ecs.insert(EcsState::parse(&state).ok_or_else(|| {
+                            format!("unknown ECS state {state:?} (IN_PROGRESS, ROLLING_BACK, COMPLETED, FAILED, TASK_START_IMPAIRED, TASK_PLACEMENT_FAILURE, TASK_CONFIGURATION_FAILURE)")
+                        })?);
+                    }
+                    continue;
+                }
+                "recovery" => {
+                    recoveries = match state.trim().to_ascii_lowercase().as_str() {
+                        "on" => true,
+                        "off" => false,
+                        other => return Err(format!("recovery:{other} is neither on nor off")),
+                    };
+                    continue;
+                }
                 "pipeline" => Kind::Level(Level::Pipeline),
                 "stage" => Kind::Level(Level::Stage),
                 "action" => Kind::Level(Level::Action),
                 "approval" => Kind::Approval,
                 other => {
                     return Err(format!(
-                        "unknown level {other:?} (pipeline, stage, action, approval)"
+                        "unknown level {other:?} (pipeline, stage, action, approval, ecs, recovery)"
                     ));
                 }
             };
@@ -101,17 +129,31 @@ impl NotifyOn {
                 set.insert((kind, s));
             }
         }
-        Ok(Self(set))
+        Ok(Self {
+            pipelines: set,
+            ecs,
+            recoveries,
+        })
     }
 
     pub fn wants(&self, event: &PipelineEvent) -> bool {
-        self.0.contains(&(Kind::Level(event.level), event.state))
-            || (event.is_approval() && self.0.contains(&(Kind::Approval, event.state)))
+        self.pipelines
+            .contains(&(Kind::Level(event.level), event.state))
+            || (event.is_approval() && self.pipelines.contains(&(Kind::Approval, event.state)))
+    }
+
+    pub fn wants_ecs(&self, state: EcsState) -> bool {
+        self.ecs.contains(&state)
+    }
+
+    /// Whether a pipeline or service green again after failing is told (unless `recovery:off`).
+    pub fn tells_recoveries(&self) -> bool {
+        self.recoveries
     }
 
     /// Whether failing actions get their own message, so a pipeline failure can be short.
     pub fn posts_action_failures(&self) -> bool {
-        self.0
+        self.pipelines
             .contains(&(Kind::Level(Level::Action), State::Failed))
     }
 }
@@ -125,16 +167,41 @@ pub enum Destination {
     Channel(String),
 }
 
+/// What a route matches: pipelines by name, or ECS services by name (or by
+/// `cluster/service` when the glob has a `/`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteFor {
+    Pipeline(Glob),
+    Service(Glob),
+}
+
+impl RouteFor {
+    fn matches(&self, subject: Subject<'_>) -> bool {
+        match (self, subject) {
+            (Self::Pipeline(g), Subject::Pipeline(p)) => g.matches(p),
+            (Self::Service(g), Subject::Service(qualified)) => {
+                if g.as_str().contains('/') {
+                    g.matches(qualified)
+                } else {
+                    g.matches(qualified.rsplit('/').next().unwrap_or(qualified))
+                }
+            }
+            _ => false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
-    pub pipeline: Glob,
+    pub matches: RouteFor,
     pub to: Destination,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRoute {
-    pipeline: Glob,
+    pipeline: Option<Glob>,
+    service: Option<Glob>,
     webhook: Option<String>,
     channel: Option<String>,
 }
@@ -187,6 +254,13 @@ fn check_delivered<E: Environment + ?Sized>(
         return Ok(delivered);
     }
     for item in notify_items {
+        // ECS events and recoveries do not go through the CodePipeline rule.
+        let kind = item
+            .split_once(':')
+            .map(|(k, _)| k.trim().to_ascii_lowercase());
+        if matches!(kind.as_deref(), Some("ecs" | "recovery")) {
+            continue;
+        }
         let state = item
             .split_once(':')
             .map(|(_, s)| s.trim().to_ascii_uppercase())
@@ -234,7 +308,7 @@ impl Config {
             ));
         }
 
-        let expected_routes = r#"a JSON list like [{"pipeline":"prod-*","webhook":"ssm:/ops/slack/prod"}] or [{"pipeline":"prod-*","channel":"C0PROD"}]"#;
+        let expected_routes = r#"a JSON list like [{"pipeline":"prod-*","webhook":"ssm:/ops/slack/prod"}] or [{"service":"prod/*","channel":"C0PROD"}]"#;
         let raw: Vec<RawRoute> = vars
             .json("SLACK_ROUTES", expected_routes)?
             .unwrap_or_default();
@@ -253,11 +327,15 @@ impl Config {
                     }
                     _ => Err("each route names a webhook or a channel, not both".into()),
                 };
-                to.map(|to| Route {
-                    pipeline: r.pipeline,
-                    to,
-                })
-                .map_err(|why: String| ConfigError::malformed("SLACK_ROUTES", expected_routes, why))
+                let matches = match (r.pipeline, r.service) {
+                    (Some(p), None) => Ok(RouteFor::Pipeline(p)),
+                    (None, Some(s)) => Ok(RouteFor::Service(s)),
+                    _ => Err("each route names a pipeline or a service, not both".to_owned()),
+                };
+                to.and_then(|to| matches.map(|matches| Route { matches, to }))
+                    .map_err(|why: String| {
+                        ConfigError::malformed("SLACK_ROUTES", expected_routes, why)
+                    })
             })
             .collect::<Result<Vec<_>, _>>()?;
 
@@ -322,27 +400,27 @@ impl Config {
         })
     }
 
-    /// The first route for `pipeline`, if any names it.
-    pub fn route_for(&self, pipeline: &str) -> Option<&Destination> {
+    /// The first route for `subject`, if any names it.
+    pub fn route_for(&self, subject: Subject<'_>) -> Option<&Destination> {
         self.routes
             .iter()
-            .find(|r| r.pipeline.matches(pipeline))
+            .find(|r| r.matches.matches(subject))
             .map(|r| &r.to)
     }
 
-    /// The webhook a route sends `pipeline` to, instead of `SLACK_WEBHOOK_URL`.
-    pub fn webhook_for(&self, pipeline: &str) -> Option<&SecretRef> {
-        match self.route_for(pipeline) {
+    /// The webhook a route sends `subject` to, instead of `SLACK_WEBHOOK_URL`.
+    pub fn webhook_for(&self, subject: Subject<'_>) -> Option<&SecretRef> {
+        match self.route_for(subject) {
             Some(Destination::Webhook(w)) => Some(w),
             _ => None,
         }
     }
 
-    /// The channel for `pipeline`'s live message, in Web API mode: its route's channel, or
+    /// The channel for `subject`'s messages in Web API mode: its route's channel, or
     /// `SLACK_CHANNEL` unless a route sends it to a webhook.
-    pub fn channel_for(&self, pipeline: &str) -> Option<&str> {
+    pub fn channel_for(&self, subject: Subject<'_>) -> Option<&str> {
         let web = self.web.as_ref()?;
-        match self.route_for(pipeline) {
+        match self.route_for(subject) {
             Some(Destination::Channel(c)) => Some(c),
             Some(Destination::Webhook(_)) => None,
             None => web.channel.as_deref(),
@@ -422,7 +500,9 @@ mod tests {
     #[test]
     fn wildcard_state_expands_to_every_state() {
         let on = NotifyOn::parse(&["stage:*".to_owned()]).unwrap();
-        assert_eq!(on.0.len(), ALL_STATES.len());
+        assert_eq!(on.pipelines.len(), ALL_STATES.len());
+        let ecs = NotifyOn::parse(&["ecs:*".to_owned()]).unwrap();
+        assert!(ALL_ECS_STATES.iter().all(|s| ecs.wants_ecs(*s)));
     }
 
     #[test]
@@ -446,11 +526,11 @@ mod tests {
         )];
         let c = Config::from_env(&env).unwrap();
         assert_eq!(
-            c.webhook_for("prod-api"),
+            c.webhook_for(Subject::Pipeline("prod-api")),
             Some(&SecretRef::Ssm("/ops/slack/prod".into()))
         );
         assert_eq!(
-            c.webhook_for("dev-api"),
+            c.webhook_for(Subject::Pipeline("dev-api")),
             Some(&SecretRef::Ssm("/ops/slack/all".into()))
         );
         let bad = [(
@@ -473,10 +553,16 @@ mod tests {
             ),
         ];
         let c = Config::from_env(&env).unwrap();
-        assert_eq!(c.channel_for("prod-api"), Some("C0PRODOPS01"));
-        assert_eq!(c.channel_for("billing"), Some("C0DEPLOYS01"));
         assert_eq!(
-            c.channel_for("legacy"),
+            c.channel_for(Subject::Pipeline("prod-api")),
+            Some("C0PRODOPS01")
+        );
+        assert_eq!(
+            c.channel_for(Subject::Pipeline("billing")),
+            Some("C0DEPLOYS01")
+        );
+        assert_eq!(
+            c.channel_for(Subject::Pipeline("legacy")),
             None,
             "a webhook route keeps webhook mode"
         );
@@ -500,7 +586,60 @@ mod tests {
         );
         let no_token = [("SLACK_CHANNEL", "C0DEPLOYS01")];
         let c = Config::from_env(&no_token).unwrap();
-        assert!(c.web.is_none() && c.channel_for("any").is_none());
+        assert!(c.web.is_none() && c.channel_for(Subject::Pipeline("any")).is_none());
+    }
+
+    #[test]
+    fn ecs_states_and_recovery_are_notify_on_items_the_codepipeline_rule_does_not_check() {
+        let env = [
+            ("NOTIFY_ON", "pipeline:FAILED,ecs:FAILED,ecs:ROLLING_BACK"),
+            ("DELIVERED_STATES", "FAILED"),
+        ];
+        let c = Config::from_env(&env).unwrap();
+        assert!(c.notify_on.wants_ecs(EcsState::Failed));
+        assert!(!c.notify_on.wants_ecs(EcsState::Completed));
+        assert!(c.notify_on.tells_recoveries(), "on unless turned off");
+        let off = [("NOTIFY_ON", "pipeline:FAILED,recovery:off")];
+        assert!(!Config::from_env(&off).unwrap().notify_on.tells_recoveries());
+        for bad in ["ecs:EXPLODED", "recovery:maybe"] {
+            let env = [("NOTIFY_ON", bad)];
+            assert_eq!(
+                Config::from_env(&env).unwrap_err().variable,
+                "NOTIFY_ON",
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn services_are_routed_by_the_same_routes_as_pipelines() {
+        let env = [(
+            "SLACK_ROUTES",
+            r#"[{"service":"prod/*","webhook":"ssm:/ops/slack/prod"},{"service":"checkout","webhook":"ssm:/ops/slack/shop"},{"pipeline":"checkout","webhook":"ssm:/ops/slack/ci"}]"#,
+        )];
+        let c = Config::from_env(&env).unwrap();
+        let hook = |s| c.webhook_for(s).cloned();
+        assert_eq!(
+            hook(Subject::Service("prod/api")),
+            Some(SecretRef::Ssm("/ops/slack/prod".into()))
+        );
+        assert_eq!(
+            hook(Subject::Service("staging/checkout")),
+            Some(SecretRef::Ssm("/ops/slack/shop".into()))
+        );
+        assert_eq!(
+            hook(Subject::Pipeline("checkout")),
+            Some(SecretRef::Ssm("/ops/slack/ci".into()))
+        );
+        assert_eq!(hook(Subject::Service("staging/api")), None);
+        let both = [(
+            "SLACK_ROUTES",
+            r#"[{"pipeline":"a","service":"b","webhook":"x"}]"#,
+        )];
+        assert_eq!(
+            Config::from_env(&both).unwrap_err().variable,
+            "SLACK_ROUTES"
+        );
     }
 
     #[test]

@@ -132,6 +132,42 @@ pub fn revision(
     }
 }
 
+/// Both look-ups the notifier makes, as its one `lookup` port.
+pub struct AwsLookup {
+    pipelines: CodePipelineLookup,
+    services: crate::ecs_lookup::EcsLookup,
+}
+
+impl AwsLookup {
+    pub fn new(sdk: &aws_config::SdkConfig) -> Self {
+        Self {
+            pipelines: CodePipelineLookup::new(sdk),
+            services: crate::ecs_lookup::EcsLookup::new(sdk),
+        }
+    }
+}
+
+impl ExecutionLookup for AwsLookup {
+    fn execution(
+        &self,
+        pipeline: &str,
+        execution_id: &str,
+        deadline: &Deadline,
+    ) -> impl Future<Output = Result<ExecutionInfo, Error>> + Send {
+        self.pipelines.execution(pipeline, execution_id, deadline)
+    }
+}
+
+impl crate::ecs_lookup::DeploymentLookup for AwsLookup {
+    fn deployment(
+        &self,
+        e: &crate::ecs_event::EcsEvent,
+        deadline: &Deadline,
+    ) -> impl Future<Output = Result<crate::ecs_lookup::DeploymentInfo, Error>> + Send {
+        self.services.deployment(e, deadline)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

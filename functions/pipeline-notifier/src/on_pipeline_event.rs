@@ -10,10 +10,11 @@ use shared::{Deadline, Error};
 
 use crate::app::PipelineNotifier;
 use crate::config::Config;
-use crate::event::PipelineEvent;
+use crate::event::{Level, PipelineEvent, State};
 use crate::live::{Live, LiveEvent, Reply};
 use crate::lookup::ExecutionLookup;
-use crate::render::{RenderOptions, render};
+use crate::recovery::{Cause, Change, Outcome, Place, Subject};
+use crate::render::{RenderOptions, epoch, render};
 
 /// What an event came to, as the invocation's result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -64,7 +65,8 @@ where
     L: ExecutionLookup + Sync,
     N: Notify + Sync,
 {
-    /// One parsed event, under a working configuration.
+    /// One parsed event, under a working configuration: told as `NOTIFY_ON` says, then
+    /// recorded among the pipeline's outcomes, which may make a recovery due.
     pub(crate) async fn on_pipeline_event(
         &self,
         config: &Config,
@@ -72,6 +74,45 @@ where
         deadline: &Deadline,
     ) -> Result<EventReply, Error> {
         metrics::context("Pipeline", &e.pipeline);
+        if !config.watches(&e.pipeline) {
+            tracing::info!(event_id = %e.id, pipeline = %e.pipeline, "event skipped: pipeline not in PIPELINE_FILTER");
+            count_event("skipped");
+            return Ok(EventReply::Skipped {
+                event_id: e.id.clone(),
+                reason: "pipeline not in PIPELINE_FILTER".into(),
+            });
+        }
+        let told = Box::pin(self.tell(config, e, deadline)).await;
+        let recorded = match outcome_change(e) {
+            Some(change) => {
+                let place = Place {
+                    region: &e.region,
+                    account: e.account.as_deref(),
+                };
+                Box::pin(self.record_outcome(
+                    config,
+                    Subject::Pipeline(&e.pipeline),
+                    &change,
+                    &place,
+                    deadline,
+                ))
+                .await
+            }
+            None => Ok(()),
+        };
+        // The event's own message first: a retry for the recovery finds it claimed.
+        let reply = told?;
+        recorded?;
+        Ok(reply)
+    }
+
+    /// The event's own message, as `NOTIFY_ON` selects it.
+    async fn tell(
+        &self,
+        config: &Config,
+        e: &PipelineEvent,
+        deadline: &Deadline,
+    ) -> Result<EventReply, Error> {
         let skip = |reason: &str, outcome: &str| {
             tracing::info!(event_id = %e.id, pipeline = %e.pipeline, state = e.state.name(), level = e.level.name(), reason, "event skipped");
             count_event(outcome);
@@ -80,10 +121,8 @@ where
                 reason: reason.to_owned(),
             })
         };
-        if !config.watches(&e.pipeline) {
-            return skip("pipeline not in PIPELINE_FILTER", "skipped");
-        }
-        if let (Some(live), Some(channel)) = (&self.ports.live, config.channel_for(&e.pipeline)) {
+        let subject = Subject::Pipeline(&e.pipeline);
+        if let (Some(live), Some(channel)) = (&self.ports.live, config.channel_for(subject)) {
             // Every event shapes the live message, whatever NOTIFY_ON selects. Boxed: the
             // live message's future is large, and on the stack it overflows a test thread's
             // 2 MiB in a debug build.
@@ -135,7 +174,7 @@ where
             }
         };
         let notification = render(e, info.as_ref(), &render_options(config))
-            .routed_to(config.webhook_for(&e.pipeline).cloned());
+            .routed_to(config.webhook_for(Subject::Pipeline(&e.pipeline)).cloned());
         let delivered = self
             .ports
             .answerer
@@ -244,6 +283,45 @@ where
         Ok(Some(EventReply::Notified {
             event_id: e.id.clone(),
         }))
+    }
+}
+
+/// What `e` tells the pipeline's outcomes: how an execution ended, or why it failed.
+fn outcome_change(e: &PipelineEvent) -> Option<Change> {
+    let at = e
+        .time
+        .as_deref()
+        .and_then(epoch)
+        .unwrap_or_else(shared::budget::now_secs);
+    match (e.level, e.state) {
+        (Level::Pipeline, State::Succeeded | State::Failed) => Some(Change::Ended(Outcome {
+            run: e.execution_id.clone(),
+            failed: e.state == State::Failed,
+            at,
+        })),
+        (Level::Action, State::Failed) if !e.is_approval() => {
+            let mut what = format!(
+                "{} in stage {}",
+                e.action.as_deref().unwrap_or("an action"),
+                e.stage.as_deref().unwrap_or("?")
+            );
+            if let Some(provider) = e.action_type.as_ref().and_then(|t| t.provider.as_deref()) {
+                what.push_str(&format!(" ({provider})"));
+            }
+            if let Some(summary) = e
+                .result
+                .as_ref()
+                .and_then(|r| r.summary.as_deref())
+                .and_then(|s| s.lines().map(str::trim).find(|l| !l.is_empty()))
+            {
+                what.push_str(&format!(": {summary}"));
+            }
+            Some(Change::Cause(Cause {
+                run: e.execution_id.clone(),
+                what,
+            }))
+        }
+        _ => None,
     }
 }
 

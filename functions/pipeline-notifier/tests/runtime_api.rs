@@ -589,3 +589,251 @@ async fn at_log_level_warn_lambda_keeps_the_warnings_errors_and_metrics() {
         "the line the failed-delivery alarm reads"
     );
 }
+
+/// The ECS service-deployment calls answered as ECS answers them (shapes from the ECS API
+/// reference, in `events/pipeline-notifier/api/`): the deployment of `default/servicetest`
+/// that the circuit breaker rolled back from task definition :42 to :41.
+fn describe_the_rolled_back_deployment(stub: &standins::RecordingStub) {
+    let api = |name: &str| common::sample(&format!("api/{name}"));
+    stub.fixture(
+        "ListServiceDeployments",
+        json!({"cluster": "default", "service": "servicetest"}),
+        api("list-service-deployments.json"),
+    );
+    stub.fixture(
+        "DescribeServiceDeployments",
+        json!({}),
+        api("describe-service-deployments.json"),
+    );
+    stub.fixture(
+        "DescribeServiceRevisions",
+        json!({}),
+        api("describe-service-revisions.json"),
+    );
+}
+
+/// The done-when of ECS deployments: the `ECS Deployment State Change` FAILED event exactly
+/// as the ECS developer guide publishes it (circuit breaker reason), through the binary, is
+/// posted once, with the on-call mention, the service and cluster, the revisions before and
+/// after with their images, and the rollback ECS made; its redelivery posts nothing.
+#[tokio::test]
+async fn the_published_circuit_breaker_failure_is_posted_once_with_the_service_the_revisions_and_the_rollback()
+ {
+    let Rig {
+        moto, stub, sink, ..
+    } = Rig::start().await;
+    let webhook = webhook_in_ssm(&moto, &sink, "ops").await;
+    describe_the_rolled_back_deployment(&stub);
+    let mut env = standins::moto::aws_env(&stub.endpoint());
+    env.push(("SLACK_WEBHOOK_URL".into(), webhook));
+    env.push(("FAILURE_MENTION".into(), "<!here>".into()));
+    env.push(("IDEMPOTENCY_TABLE".into(), TABLE.into()));
+    let api = RuntimeApi::start().await;
+    let mut function = FunctionProcess::spawn(&binary(), &api, &env);
+
+    let event = common::sample("ecs-deployment-failed.json");
+    let first = api
+        .invoke(&mut function, &event, Duration::from_secs(20))
+        .await;
+    assert!(
+        matches!(&first.outcome, Outcome::Response(v) if v["outcome"] == "notified"),
+        "{first:?}"
+    );
+    let again = api
+        .invoke(&mut function, &event, Duration::from_secs(20))
+        .await;
+    assert!(
+        matches!(&again.outcome, Outcome::Response(v) if v["outcome"] == "skipped"),
+        "a redelivery: {again:?}"
+    );
+    function.stop().await;
+
+    let posted = sink.delivered();
+    assert_eq!(posted.len(), 1, "posted once: {posted:?}");
+    let text = posted[0].to_string();
+    assert!(
+        posted[0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("<!here> ❌ servicetest: deployment failed and was rolled back"),
+        "{}",
+        posted[0]["text"]
+    );
+    for shown in [
+        "*Cluster*\\ndefault",
+        "ECS deployment circuit breaker: task failed to start.",
+        "`servicetest:41`",
+        "`servicetest:42`",
+        "servicetest:1.42.0@sha256:9f8e7d6c5b4a",
+        "*Rolled back to* `servicetest:41`",
+        "Circuit breaker: 3 failed tasks (threshold 3)",
+        "ecs/v2/clusters/default/services/servicetest/deployments",
+    ] {
+        assert!(text.contains(shown), "{shown} missing from {text}");
+    }
+    let asked: Vec<String> = stub
+        .calls()
+        .iter()
+        .filter(|c| c.service.starts_with("AmazonEC2ContainerService"))
+        .map(|c| c.operation.clone())
+        .collect();
+    assert_eq!(
+        asked,
+        [
+            "ListServiceDeployments",
+            "DescribeServiceDeployments",
+            "DescribeServiceRevisions"
+        ],
+        "described once, for the first delivery only"
+    );
+}
+
+/// The other published ECS events, each through the binary: a deployment starting (when ECS
+/// cannot describe it, the message goes without its revisions), a rollback under way, a
+/// release that reached steady state, a service whose tasks keep failing to start (told
+/// once an hour however often ECS repeats it), a placement failure, and a steady state,
+/// which is not news.
+#[tokio::test]
+async fn published_ecs_events_tell_a_start_a_rollback_a_release_and_a_service_in_trouble() {
+    let Rig {
+        moto, stub, sink, ..
+    } = Rig::start().await;
+    let webhook = webhook_in_ssm(&moto, &sink, "ops").await;
+    let mut env = standins::moto::aws_env(&stub.endpoint());
+    env.push(("SLACK_WEBHOOK_URL".into(), webhook));
+    env.push(("IDEMPOTENCY_TABLE".into(), TABLE.into()));
+    let api = RuntimeApi::start().await;
+    let mut function = FunctionProcess::spawn(&binary(), &api, &env);
+    // The guide's deployment examples share one event id; EventBridge gives each event its
+    // own, which is what the claims go by.
+    let published = |name: &str, id: &str| {
+        let mut event = common::sample(name);
+        event["id"] = json!(id);
+        event
+    };
+    let mut invoke = async |event: serde_json::Value| match api
+        .invoke(&mut function, &event, Duration::from_secs(20))
+        .await
+        .outcome
+    {
+        Outcome::Response(v) => v["outcome"].as_str().unwrap_or_default().to_owned(),
+        other => format!("{other:?}"),
+    };
+    // Nothing describes the deployment yet: ECS's calls fail, the start is told without.
+    assert_eq!(
+        invoke(published("ecs-deployment-in-progress.json", "e-start")).await,
+        "notified"
+    );
+    describe_the_rolled_back_deployment(&stub);
+    assert_eq!(
+        invoke(published("ecs-deployment-rollback.json", "e-rollback")).await,
+        "notified"
+    );
+    assert_eq!(
+        invoke(published("ecs-deployment-completed.json", "e-completed")).await,
+        "notified"
+    );
+    let impaired = common::sample("ecs-service-task-start-impaired.json");
+    assert_eq!(invoke(impaired.clone()).await, "notified");
+    let mut repeated = impaired;
+    repeated["id"] = json!("57c9506e-9d21-294c-d2fe-e8738da7e680");
+    assert_eq!(invoke(repeated).await, "skipped", "told once an hour");
+    assert_eq!(
+        invoke(common::sample("ecs-service-task-placement-failure.json")).await,
+        "notified"
+    );
+    assert_eq!(
+        invoke(common::sample("ecs-service-steady-state.json")).await,
+        "ignored"
+    );
+    function.stop().await;
+
+    let titles: Vec<String> = sink
+        .delivered()
+        .iter()
+        .map(|p| p["text"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        titles,
+        [
+            "🚀 servicetest: deployment started",
+            "↩️ servicetest: deployment failed, rolling back",
+            "↩️ servicetest: rolled back to the previous revision",
+            "⚠️ servicetest: tasks keep failing to start",
+            "⚠️ servicetest: tasks cannot be placed",
+        ]
+    );
+    let placement = sink.delivered()[4].to_string();
+    assert!(placement.contains("RESOURCE:FARGATE"), "{placement}");
+}
+
+/// The done-when of "back to green": with successes muted (`NOTIFY_ON=pipeline:FAILED`), a
+/// pipeline whose build failed and whose next execution succeeded gets exactly one
+/// "green again" message, saying what broke and which execution fixed it, although its
+/// events land on two containers and the success reaches both at once; a redelivery tells
+/// nothing more. The outcomes live in DynamoDB (moto), merged under a version check.
+#[tokio::test]
+async fn a_pipeline_green_again_is_told_once_across_two_containers_with_successes_muted() {
+    let Rig {
+        moto, stub, sink, ..
+    } = Rig::start().await;
+    let webhook = webhook_in_ssm(&moto, &sink, "ops").await;
+    let mut env = standins::moto::aws_env(&stub.endpoint());
+    env.push(("SLACK_WEBHOOK_URL".into(), webhook));
+    env.push(("IDEMPOTENCY_TABLE".into(), TABLE.into()));
+    env.push(("NOTIFY_ON".into(), "pipeline:FAILED".into()));
+    let (api_a, api_b) = (RuntimeApi::start().await, RuntimeApi::start().await);
+    let mut a = FunctionProcess::spawn(&binary(), &api_a, &env);
+    let mut b = FunctionProcess::spawn(&binary(), &api_b, &env);
+
+    let red = execution_events("exec-red", Ending::BuildFails);
+    let green = execution_events("exec-green", Ending::Succeeded);
+    for (i, event) in red.iter().enumerate() {
+        let (api, f) = if i % 2 == 0 {
+            (&api_a, &mut a)
+        } else {
+            (&api_b, &mut b)
+        };
+        let answer = api.invoke(f, event, Duration::from_secs(20)).await;
+        assert!(matches!(answer.outcome, Outcome::Response(_)), "{answer:?}");
+    }
+    let (last, earlier) = green.split_last().expect("events");
+    for event in earlier {
+        let answer = api_a.invoke(&mut a, event, Duration::from_secs(20)).await;
+        assert!(matches!(answer.outcome, Outcome::Response(_)), "{answer:?}");
+    }
+    // The success delivered to both containers at once (EventBridge delivers at least once).
+    let (first, second) = tokio::join!(
+        api_a.invoke(&mut a, last, Duration::from_secs(20)),
+        api_b.invoke(&mut b, last, Duration::from_secs(20))
+    );
+    for answer in [&first, &second] {
+        assert!(matches!(answer.outcome, Outcome::Response(_)), "{answer:?}");
+    }
+    let again = api_b.invoke(&mut b, last, Duration::from_secs(20)).await;
+    assert!(matches!(again.outcome, Outcome::Response(_)), "{again:?}");
+    a.stop().await;
+    b.stop().await;
+
+    let titles: Vec<String> = sink
+        .delivered()
+        .iter()
+        .map(|p| p["text"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        titles,
+        ["❌ prod-api failed", "💚 prod-api is green again"],
+        "the failure, then one recovery; no success message"
+    );
+    let recovered = sink.delivered()[1].to_string();
+    for shown in [
+        "BuildImage in stage Build (CodeBuild): Build terminated with state: FAILED",
+        "exec-green",
+        "exec-red",
+    ] {
+        assert!(
+            recovered.contains(shown),
+            "{shown} missing from {recovered}"
+        );
+    }
+}

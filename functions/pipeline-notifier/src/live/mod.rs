@@ -129,6 +129,40 @@ impl Live {
         }
     }
 
+    /// A message of its own in `channel` (an ECS event, a recovery), outside any execution's
+    /// live message.
+    pub async fn post_standalone(
+        &self,
+        channel: &str,
+        message: &Message,
+        deadline: &Deadline,
+    ) -> ChannelOutcome {
+        let token = match self.secrets.resolve(&self.token, deadline).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(token = %self.token.describe(), error = %e, "cannot read the Slack bot token");
+                return ChannelOutcome::Failed(e);
+            }
+        };
+        let posted = self
+            .call(self.slack.post_message(
+                &self.api,
+                &token,
+                &WebPost {
+                    channel,
+                    message,
+                    thread_ts: None,
+                    reply_broadcast: false,
+                },
+                deadline,
+            ))
+            .await;
+        match posted {
+            Ok(_) => ChannelOutcome::Delivered,
+            Err(e) => ChannelOutcome::Failed(e),
+        }
+    }
+
     async fn deliver_with<L: ExecutionLookup>(
         &self,
         ev: &LiveEvent<'_>,
