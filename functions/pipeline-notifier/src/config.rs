@@ -12,7 +12,7 @@ use crate::ecs_event::{ALL_ECS_STATES, EcsState};
 use crate::event::{ALL_STATES, Level, PipelineEvent, State};
 use crate::recovery::Subject;
 
-pub const DEFAULT_NOTIFY_ON: &str = "pipeline:STARTED,pipeline:SUCCEEDED,pipeline:FAILED,pipeline:STOPPED,pipeline:SUPERSEDED,action:FAILED,approval:STARTED,ecs:*";
+pub const DEFAULT_NOTIFY_ON: &str = "pipeline:STARTED,pipeline:SUCCEEDED,pipeline:FAILED,pipeline:STOPPED,pipeline:SUPERSEDED,action:FAILED,approval:STARTED,ecs:IN_PROGRESS,ecs:COMPLETED,ecs:FAILED,ecs:TASK_START_IMPAIRED,ecs:TASK_PLACEMENT_FAILURE,ecs:TASK_CONFIGURATION_FAILURE";
 
 /// The notifier's variables: what the loader reads (with these defaults) and the README shows.
 pub const VARIABLES: &[Var] = &[
@@ -254,17 +254,17 @@ fn check_delivered<E: Environment + ?Sized>(
         return Ok(delivered);
     }
     for item in notify_items {
-        // ECS events and recoveries do not go through the CodePipeline rule.
-        let kind = item
+        let (kind, state) = item
             .split_once(':')
-            .map(|(k, _)| k.trim().to_ascii_lowercase());
-        if matches!(kind.as_deref(), Some("ecs" | "recovery")) {
+            .map(|(k, s)| (k.trim().to_ascii_lowercase(), s.trim().to_ascii_uppercase()))
+            .unwrap_or_default();
+        // ECS events and recoveries do not go through the CodePipeline rule's states, and it
+        // delivers a pipeline's own SUCCEEDED and FAILED whatever it names (the recovery
+        // message needs them).
+        let always = kind == "pipeline" && (state == "SUCCEEDED" || state == "FAILED");
+        if kind == "ecs" || kind == "recovery" || always {
             continue;
         }
-        let state = item
-            .split_once(':')
-            .map(|(_, s)| s.trim().to_ascii_uppercase())
-            .unwrap_or_default();
         if state != "*" && !delivered.contains(&state) {
             return Err(ConfigError::malformed(
                 "NOTIFY_ON",
@@ -452,6 +452,12 @@ mod tests {
             ("NOTIFY_ON", "pipeline:FAILED,stage:CANCELED"),
             ("DELIVERED_STATES", "STARTED,SUCCEEDED,FAILED"),
         ];
+        // The rule delivers a pipeline's own outcome whatever PipelineEventStates says.
+        let outcomes = [
+            ("NOTIFY_ON", "pipeline:SUCCEEDED,pipeline:FAILED"),
+            ("DELIVERED_STATES", "STARTED"),
+        ];
+        assert!(Config::from_env(&outcomes).is_ok());
         let err = Config::from_env(&narrowed).unwrap_err();
         assert_eq!(err.variable, "NOTIFY_ON");
         assert!(err.to_string().contains("CANCELED"), "{err}");

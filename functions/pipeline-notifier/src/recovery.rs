@@ -256,7 +256,11 @@ pub fn render_recovery(subject: Subject<'_>, r: &Recovery, place: &Place<'_>) ->
             .markup("> ")
             .plain(cause);
     }
-    let short = |run: &str| run.chars().take(12).collect::<String>();
+    // An execution id is shown as the pipeline messages show it; a deployment id whole.
+    let short = |run: &str| match subject {
+        Subject::Pipeline(_) => crate::render::short_execution(run),
+        Subject::Service(_) => run.to_owned(),
+    };
     let first_url = match subject {
         Subject::Pipeline(p) => console::codepipeline_execution(place.region, p, &r.first_failed),
         Subject::Service(_) => url.clone(),

@@ -119,7 +119,7 @@ pub(crate) fn short_execution(id: &str) -> String {
     id.chars().take(8).collect()
 }
 
-pub(crate) fn epoch(ts: &str) -> Option<i64> {
+pub fn epoch(ts: &str) -> Option<i64> {
     DateTime::from_str(ts, Format::DateTime)
         .ok()
         .map(|d| d.secs())

@@ -1,6 +1,7 @@
 //! The pictures on this function's page (`pictures/*.svg`) are its own messages as rendered
 //! now: the webhook messages of a run starting, an action failing (with the
-//! `FAILURE_MENTION`) and an approval waiting, and the live message of Web API mode.
+//! `FAILURE_MENTION`), an approval waiting, an ECS deployment rolled back, a pipeline green
+//! again, and the live message of Web API mode.
 //! `UPDATE_PICTURES=1` redraws them after a change.
 
 mod common;
@@ -8,10 +9,15 @@ mod common;
 use std::path::Path;
 
 use pipeline_notifier::Config;
-use pipeline_notifier::event::parse;
+use pipeline_notifier::ecs_render::{EcsRenderOptions, render_ecs};
+use pipeline_notifier::event::{State, parse};
 use pipeline_notifier::live::state::{Execution, merge};
 use pipeline_notifier::live::view::render_live;
 use pipeline_notifier::lookup::{ExecutionInfo, revision};
+use pipeline_notifier::recovery::{
+    self, Cause, Change, Outcome, Outcomes, Place, Subject, render_recovery,
+};
+use pipeline_notifier::render::epoch;
 use pipeline_notifier::render::{RenderOptions, render};
 use serde_json::Value;
 use standins::codepipeline::{Ending, execution_events};
@@ -64,6 +70,62 @@ fn webhook_message(sample: &str) -> Value {
     render(&event, Some(&info()), &options).slack.to_payload()
 }
 
+/// The ECS guide's circuit-breaker failure, as ECS describes the deployment it rolled back.
+fn ecs_rolled_back() -> Value {
+    let event = pipeline_notifier::ecs_event::parse(&common::sample("ecs-deployment-failed.json"))
+        .expect("an ECS event");
+    let options = EcsRenderOptions {
+        failure_mention: Some("<!subteam^S0PLATFORM|@platform-oncall>"),
+    };
+    render_ecs(&event, Some(&common::ecs_deployment(true)), &options)
+        .slack
+        .to_payload()
+}
+
+/// The sample pipeline green again: the scripted failing run, then a run that succeeded,
+/// merged as the outcomes document merges them.
+fn green_again() -> Value {
+    let outcomes = [
+        execution_events("3f2a0c1e-red", Ending::BuildFails),
+        execution_events("7d41c2e9-green", Ending::Succeeded),
+    ];
+    let mut doc = Outcomes::default();
+    for (run, events) in ["3f2a0c1e-red", "7d41c2e9-green"].iter().zip(&outcomes) {
+        let last = parse(events.last().expect("events")).expect("a pipeline event");
+        let at = last.time.as_deref().and_then(epoch).expect("a time");
+        let mut changes = vec![Change::Ended(Outcome {
+            run: (*run).into(),
+            failed: last.state == State::Failed,
+            at: at
+                + if last.state == State::Failed {
+                    0
+                } else {
+                    1_800
+                },
+        })];
+        if last.state == State::Failed {
+            changes.insert(
+                0,
+                Change::Cause(Cause {
+                    run: (*run).into(),
+                    what: "BuildImage in stage Build (CodeBuild): Build terminated with state: FAILED. Phase: BUILD, Code: COMMAND_EXECUTION_ERROR".into(),
+                }),
+            );
+        }
+        for change in &changes {
+            doc = recovery::merge(Some(&doc), change).unwrap_or(doc);
+        }
+    }
+    let recovery = doc.due().expect("a recovery");
+    let place = Place {
+        region: "eu-west-1",
+        account: Some("123456789012"),
+    };
+    render_recovery(Subject::Pipeline("prod-api"), &recovery, &place)
+        .slack
+        .to_payload()
+}
+
 #[test]
 fn the_pictures_are_the_messages_as_rendered_now() {
     check(
@@ -80,6 +142,11 @@ fn the_pictures_are_the_messages_as_rendered_now() {
                 "approval.svg",
                 picture::draw(APP, &[webhook_message("approval-started.json")]),
             ),
+            (
+                "ecs-rolled-back.svg",
+                picture::draw(APP, &[ecs_rolled_back()]),
+            ),
+            ("green-again.svg", picture::draw(APP, &[green_again()])),
         ],
         "the_pictures_are_the_messages_as_rendered_now",
     );

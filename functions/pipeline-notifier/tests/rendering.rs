@@ -3,8 +3,12 @@
 
 mod common;
 
+use pipeline_notifier::ecs_event::EcsState;
+use pipeline_notifier::ecs_lookup::DeploymentInfo;
+use pipeline_notifier::ecs_render::{EcsRenderOptions, render_ecs};
 use pipeline_notifier::event::parse;
 use pipeline_notifier::lookup::{ExecutionInfo, revision};
+use pipeline_notifier::recovery::{Place, Recovery, Subject, render_recovery};
 use pipeline_notifier::render::{RenderOptions, render};
 use serde_json::{Value, json};
 use shared::text::slack_len;
@@ -27,10 +31,62 @@ const OPTIONS: RenderOptions = RenderOptions {
     action_failures_posted: true,
 };
 
+const ECS_OPTIONS: EcsRenderOptions = EcsRenderOptions {
+    failure_mention: Some("<!subteam^S0PLATFORM>"),
+};
+
+/// The sample ECS events' deployment as ECS describes it: rolled back, except while it is
+/// still rolling out.
+fn ecs_info(state: EcsState) -> Option<DeploymentInfo> {
+    match state {
+        EcsState::InProgress => Some(common::ecs_deployment(false)),
+        EcsState::Failed | EcsState::RollingBack | EcsState::Completed => {
+            Some(common::ecs_deployment(true))
+        }
+        _ => None,
+    }
+}
+
+#[test]
+fn a_recovery_says_what_broke_for_how_long_and_what_fixed_it() {
+    let recovery = Recovery {
+        fixed_by: "7d41c2e9-0b6a-4f1e-8d2c-5a9b3e7f1c20".into(),
+        fixed_at: 1_795_171_287,
+        first_failed: "3f2a0c1e-7b4d-4c55-9a7e-2d1f6b8e9a01".into(),
+        broken_since: 1_795_169_643,
+        failed_runs: 2,
+        cause: Some(
+            "BuildImage in stage Build (CodeBuild): Build terminated with state: FAILED".into(),
+        ),
+    };
+    let place = Place {
+        region: "eu-west-1",
+        account: Some("123456789012"),
+    };
+    let n = render_recovery(Subject::Pipeline("prod-api"), &recovery, &place);
+    assert_eq!(n.attributes.severity, shared::notifier::Tone::Recovery);
+    insta::assert_json_snapshot!(
+        "recovery",
+        json!({"slack": n.slack.to_payload(), "sns": {"subject": n.subject, "message": n.body()}})
+    );
+}
+
 #[test]
 fn every_sample_event_renders_the_expected_message() {
     for name in standins::sample_names("pipeline-notifier") {
         let event = common::sample(&name);
+        if pipeline_notifier::ecs_event::is_ecs(&event) {
+            let snapshot = match pipeline_notifier::ecs_event::parse(&event) {
+                Ok(e) => {
+                    let info = ecs_info(e.state);
+                    let n = render_ecs(&e, info.as_ref(), &ECS_OPTIONS);
+                    json!({"slack": n.slack.to_payload(), "sns": {"subject": n.subject, "message": n.body()}})
+                }
+                Err(why) => json!({"ignored": why.0}),
+            };
+            insta::assert_json_snapshot!(name.trim_end_matches(".json"), snapshot);
+            continue;
+        }
         let snapshot = match parse(&event) {
             Ok(e) => {
                 let n = render(&e, Some(&info()), &OPTIONS);

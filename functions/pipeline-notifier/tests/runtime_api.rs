@@ -692,7 +692,8 @@ async fn the_published_circuit_breaker_failure_is_posted_once_with_the_service_t
 /// cannot describe it, the message goes without its revisions), a rollback under way, a
 /// release that reached steady state, a service whose tasks keep failing to start (told
 /// once an hour however often ECS repeats it), a placement failure, and a steady state,
-/// which is not news.
+/// which is not news. `ecs:*`: the default leaves out the rollback under way, which the
+/// failure and the rollback's completion tell.
 #[tokio::test]
 async fn published_ecs_events_tell_a_start_a_rollback_a_release_and_a_service_in_trouble() {
     let Rig {
@@ -701,6 +702,7 @@ async fn published_ecs_events_tell_a_start_a_rollback_a_release_and_a_service_in
     let webhook = webhook_in_ssm(&moto, &sink, "ops").await;
     let mut env = standins::moto::aws_env(&stub.endpoint());
     env.push(("SLACK_WEBHOOK_URL".into(), webhook));
+    env.push(("NOTIFY_ON".into(), "ecs:*".into()));
     env.push(("IDEMPOTENCY_TABLE".into(), TABLE.into()));
     let api = RuntimeApi::start().await;
     let mut function = FunctionProcess::spawn(&binary(), &api, &env);

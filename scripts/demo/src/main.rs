@@ -75,6 +75,7 @@ async fn main() -> Fallible<()> {
     let notifier_bin = standins::workspace_root().join("target/debug/pipeline-notifier");
     if notifier_bin.exists() {
         notifier::run(&notifier_bin, &moto, &stub, &sink).await?;
+        notifier::run_ecs(&notifier_bin, &moto, &stub, &sink).await?;
         notifier::run_live(&notifier_bin, &moto, &stub, &sink).await?;
     } else {
         println!("\n(pipeline-notifier is not built: run `make demo`, which builds it first)");

@@ -37,6 +37,10 @@ const EVENTS: &[(&str, &str)] = &[
         "the pipeline fails: kept short, the action message above has the details",
     ),
     (
+        "pipeline-succeeded.json",
+        "the next execution succeeds: its message, then one \"green again\" message, which goes wherever failures go even when successes are muted (NOTIFY_ON=pipeline:FAILED)",
+    ),
+    (
         "not-codepipeline.json",
         "an event from another source reaches the function",
     ),
@@ -71,7 +75,13 @@ pub async fn run(
     let mut other_container = FunctionProcess::spawn(binary, &other_api, &env);
 
     for (i, (file, what)) in EVENTS.iter().enumerate() {
-        let event = standins::sample_event("pipeline-notifier", file);
+        let mut event = standins::sample_event("pipeline-notifier", file);
+        if what.contains("next execution") {
+            // The sample is the failed execution's own; the fix is a later one.
+            event["id"] = json!("6d2f4c0b-1a7e-4f3b-8c51-0e9a7d3b0042");
+            event["time"] = json!("2026-11-20T10:41:27Z");
+            event["detail"]["execution-id"] = json!("7d41c2e9-0b6a-4f1e-8d2c-5a9b3e7f1c20");
+        }
         let before = sink.delivered().len();
         let redelivered = what.contains("another container");
         let invocation = if redelivered {
@@ -100,9 +110,12 @@ pub async fn run(
             }
             other => println!("   result: {other:?}"),
         }
-        match sink.delivered().get(before) {
-            Some(payload) => print!("{}", slack_payload(payload)),
-            None => println!("   (nothing posted to Slack)"),
+        let posted = sink.delivered();
+        if posted.len() == before {
+            println!("   (nothing posted to Slack)");
+        }
+        for payload in &posted[before..] {
+            print!("{}", slack_payload(payload));
         }
     }
     other_container.stop().await;
@@ -209,9 +222,10 @@ pub async fn run_live(
     a.stop().await;
     b.stop().await;
     let tops = sink.top_messages(CHANNEL);
+    let is_recovery = |m: &&standins::SlackMessage| m.text.starts_with("💚");
     let race: Vec<_> = tops
         .iter()
-        .filter(|m| m.blocks.to_string().contains("9c3d2a10"))
+        .filter(|m| m.blocks.to_string().contains("9c3d2a10") && !is_recovery(m))
         .collect();
     println!(
         "   {} event(s), newest first, split between the two: {} message(s) in the channel for it, ending:",
@@ -221,6 +235,151 @@ pub async fn run_live(
     if let Some(m) = race.last() {
         print!("{}", shown(m));
     }
+    if let Some(m) = tops.iter().rfind(is_recovery) {
+        println!(
+            "   The execution before it failed, so the pipeline is green again: told once, as a message of its own:"
+        );
+        print!("{}", shown(m));
+    }
+    Ok(())
+}
+
+/// ECS deployments: the events ECS publishes for a service, with the stub answering the
+/// service-deployment calls as ECS would at each moment.
+pub async fn run_ecs(
+    binary: &Path,
+    moto: &Moto,
+    stub: &RecordingStub,
+    sink: &SlackSink,
+) -> Fallible<()> {
+    println!(
+        "
+== pipeline-notifier, ECS deployments: a circuit-breaker rollback, then the fix"
+    );
+    let api = RuntimeApi::start().await;
+    let env = function_env(
+        moto,
+        &[
+            ("AWS_ENDPOINT_URL_ECS", &stub.endpoint()),
+            ("FAILURE_MENTION", "<!subteam^S0PLATFORM>"),
+        ],
+    );
+    println!(
+        "Configuration: as above; the template's rule delivers the ECS events of EcsServices (here default/servicetest)."
+    );
+    let mut function = FunctionProcess::spawn(binary, &api, &env);
+    let sample = |name: &str| standins::sample_event("pipeline-notifier", name);
+    let answers = |status: &str, to: &str, rolled_back: bool| -> [(&'static str, Value); 3] {
+        let mut list = sample("api/list-service-deployments.json");
+        let mut described = sample("api/describe-service-deployments.json");
+        let mut revisions = sample("api/describe-service-revisions.json");
+        list["serviceDeployments"][0]["status"] = json!(status);
+        let d = &mut described["serviceDeployments"][0];
+        d["status"] = json!(status);
+        if !rolled_back {
+            for field in ["rollback", "statusReason", "deploymentCircuitBreaker"] {
+                d.as_object_mut().map(|o| o.remove(field));
+            }
+        }
+        if to != "42" {
+            let image =
+                format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/servicetest:1.{to}.0");
+            let r = &mut revisions["serviceRevisions"][1];
+            r["taskDefinition"] = json!(format!(
+                "arn:aws:ecs:us-east-1:123456789012:task-definition/servicetest:{to}"
+            ));
+            r["containerImages"][0]["image"] = json!(image);
+        }
+        [
+            ("ListServiceDeployments", list),
+            ("DescribeServiceDeployments", described),
+            ("DescribeServiceRevisions", revisions),
+        ]
+    };
+    let later = |name: &str, id: &str, deployment: &str, time: &str| {
+        let mut event = sample(name);
+        event["id"] = json!(id);
+        event["time"] = json!(time);
+        event["detail"]["deploymentId"] = json!(deployment);
+        event
+    };
+    let steps: Vec<(&str, Value, Option<[(&str, Value); 3]>)> = vec![
+        (
+            "a new release starts rolling out (task definition :41 → :42)",
+            later(
+                "ecs-deployment-in-progress.json",
+                "demo-ecs-1",
+                "ecs-svc/123",
+                "2020-05-23T12:29:02Z",
+            ),
+            Some(answers("IN_PROGRESS", "42", false)),
+        ),
+        (
+            "its tasks fail to start: the circuit breaker fails the deployment and rolls it back (the event as the ECS guide publishes it)",
+            sample("ecs-deployment-failed.json"),
+            Some(answers("ROLLBACK_IN_PROGRESS", "42", true)),
+        ),
+        (
+            "the rollback starts: not in the default NOTIFY_ON, the failure above already says it",
+            later(
+                "ecs-deployment-rollback.json",
+                "demo-ecs-3",
+                "ecs-svc/124",
+                "2020-05-23T12:31:20Z",
+            ),
+            None,
+        ),
+        (
+            "the rollback completes: the service is healthy on its previous revision, the release is not running",
+            later(
+                "ecs-deployment-completed.json",
+                "demo-ecs-4",
+                "ecs-svc/124",
+                "2020-05-23T12:34:51Z",
+            ),
+            Some(answers("ROLLBACK_SUCCESSFUL", "42", true)),
+        ),
+        (
+            "the fix is deployed (:43) and reaches steady state: its message, then the service is green again",
+            later(
+                "ecs-deployment-completed.json",
+                "demo-ecs-5",
+                "ecs-svc/125",
+                "2020-05-23T13:12:40Z",
+            ),
+            Some(answers("SUCCESSFUL", "43", false)),
+        ),
+        (
+            "later, the service cannot keep its tasks running (told once an hour however often ECS repeats it)",
+            sample("ecs-service-task-start-impaired.json"),
+            None,
+        ),
+    ];
+    for (i, (what, event, fixtures)) in steps.into_iter().enumerate() {
+        for (operation, answer) in fixtures.into_iter().flatten() {
+            stub.fixture(operation, json!({}), answer);
+        }
+        let before = sink.delivered().len();
+        let invocation = api
+            .invoke(&mut function, &event, Duration::from_secs(30))
+            .await;
+        println!("\n{}. {what}", i + 1);
+        match &invocation.outcome {
+            Outcome::Response(v) => println!(
+                "   result: {}",
+                v.get("outcome").and_then(Value::as_str).unwrap_or("?")
+            ),
+            other => println!("   result: {other:?}"),
+        }
+        let posted = sink.delivered();
+        if posted.len() == before {
+            println!("   (nothing posted to Slack)");
+        }
+        for payload in &posted[before..] {
+            print!("{}", slack_payload(payload));
+        }
+    }
+    print!("{}", metrics_summary(&function.stop().await));
     Ok(())
 }
 
