@@ -4,6 +4,9 @@
 //!
 //! A service that cannot start its tasks says so again every few minutes (each a new event):
 //! each kind of trouble is told once an hour per service.
+//!
+//! In Web API mode a deployment's events keep one live message per deployment (its rollback
+//! included, [`crate::live::service`]); a service's trouble is a message of its own.
 
 use shared::invocation::once::{self, Handled, Key};
 use shared::metrics;
@@ -15,7 +18,9 @@ use crate::config::Config;
 use crate::ecs_event::{EcsEvent, EcsState};
 use crate::ecs_lookup::{DeploymentInfo, DeploymentLookup};
 use crate::ecs_render::{EcsRenderOptions, render_ecs};
-use crate::on_pipeline_event::{EventReply, count_event};
+use crate::live::Live;
+use crate::live::service::ServiceEvent;
+use crate::on_pipeline_event::{EventReply, count_event, delivered};
 use crate::recovery::{Cause, Change, Outcome, Place, Subject};
 use crate::render::epoch;
 
@@ -36,7 +41,18 @@ where
         let service = e.qualified_service();
         metrics::context("Service", &service);
         let subject = Subject::Service(&service);
-        let (told, info) = if config.notify_on.wants_ecs(e.state) {
+        let wanted = config.notify_on.wants_ecs(e.state);
+        let live = match (&self.ports.live, config.channel_for(subject)) {
+            (Some(live), Some(channel)) if e.state.is_deployment() => Some((live, channel)),
+            _ => None,
+        };
+        let (told, info) = if let Some((live, channel)) = live {
+            // Every deployment event shapes the service's live message, selected or not.
+            match Box::pin(self.tell_ecs_live(live, channel, config, e, wanted, deadline)).await {
+                Ok((reply, info)) => (Ok(reply), info),
+                Err(err) => (Err(err), None),
+            }
+        } else if wanted {
             match Box::pin(self.tell_ecs(config, e, subject, deadline)).await {
                 Ok((reply, info)) => (Ok(reply), info),
                 Err(err) => (Err(err), None),
@@ -71,6 +87,66 @@ where
         let reply = told?;
         recorded?;
         Ok(reply)
+    }
+
+    /// Web API mode: the deployment event goes into its service's live message (a failure's
+    /// details also in its thread), and to SNS as a message of its own when selected.
+    async fn tell_ecs_live(
+        &self,
+        live: &Live,
+        channel: &str,
+        config: &Config,
+        e: &EcsEvent,
+        wanted: bool,
+        deadline: &Deadline,
+    ) -> Result<(EventReply, Option<DeploymentInfo>), Error> {
+        let info = self.describe(e, deadline).await;
+        let options = EcsRenderOptions {
+            failure_mention: config.failure_mention.as_deref(),
+        };
+        let single = wanted.then(|| render_ecs(e, info.as_ref(), &options));
+        let request = ServiceEvent {
+            event: e,
+            channel,
+            info: info.as_ref(),
+            message: single.as_ref().map(|n| &n.slack),
+        };
+        let claims = self.ports.answerer.idempotency();
+        let (slack, sns) = self
+            .live_and_sns(
+                &e.id,
+                single.as_ref(),
+                |by| async move {
+                    let outcome = live.deliver_service(&request, claims, &by).await;
+                    metrics::count(
+                        &metrics::NOTIFICATIONS,
+                        &[("Channel", "slack"), ("Outcome", outcome.metric_outcome())],
+                    );
+                    delivered(outcome)
+                },
+                deadline,
+            )
+            .await?;
+        let reply = if slack.is_none() && sns.is_none_or(|s| !s) {
+            count_event("duplicate");
+            EventReply::Skipped {
+                event_id: e.id.clone(),
+                reason: "already posted (duplicate delivery)".into(),
+            }
+        } else if slack != Some(true) && sns != Some(true) {
+            count_event("skipped");
+            EventReply::Skipped {
+                event_id: e.id.clone(),
+                reason: "not selected by NOTIFY_ON; the live message shows it".into(),
+            }
+        } else {
+            count_event("notified");
+            tracing::info!(event_id = %e.id, service = %e.qualified_service(), state = e.state.name(), "service's live message up to date");
+            EventReply::Notified {
+                event_id: e.id.clone(),
+            }
+        };
+        Ok((reply, info))
     }
 
     /// The deployment's details, or `None` when ECS cannot say in time.

@@ -5,7 +5,9 @@
 use serde::Serialize;
 use shared::invocation::once::{self, Handled, Key};
 use shared::metrics;
-use shared::notifier::{ChannelOutcome, Notify};
+use std::future::Future;
+
+use shared::notifier::{ChannelOutcome, Notification, Notify};
 use shared::{Deadline, Error};
 
 use crate::app::PipelineNotifier;
@@ -45,7 +47,7 @@ pub(crate) fn count_event(outcome: &str) {
 }
 
 /// A channel's outcome as a claimed piece of work: delivered or not, or why it failed.
-fn delivered(outcome: ChannelOutcome) -> Result<bool, Error> {
+pub(crate) fn delivered(outcome: ChannelOutcome) -> Result<bool, Error> {
     match outcome {
         ChannelOutcome::Delivered => Ok(true),
         ChannelOutcome::NotConfigured => Ok(false),
@@ -216,33 +218,78 @@ where
             reply: Reply::for_event(e, options.action_failures_posted).filter(|_| selected),
         };
         let claims = self.ports.answerer.idempotency();
+        let (slack, sns) = self
+            .live_and_sns(
+                &e.id,
+                single.as_ref(),
+                |by| async move {
+                    let outcome = live
+                        .deliver(&request, claims, &self.ports.lookup, &by)
+                        .await;
+                    metrics::count(
+                        &metrics::NOTIFICATIONS,
+                        &[("Channel", "slack"), ("Outcome", outcome.metric_outcome())],
+                    );
+                    delivered(outcome)
+                },
+                deadline,
+            )
+            .await?;
+        if slack.is_none() && sns.is_none_or(|s| !s) {
+            return Ok(None);
+        }
+        if slack != Some(true) && sns != Some(true) {
+            tracing::info!(event_id = %e.id, pipeline = %e.pipeline, state = e.state.name(), level = e.level.name(), "folded into the execution's state");
+            count_event("skipped");
+            return Ok(Some(EventReply::Skipped {
+                event_id: e.id.clone(),
+                reason: "not selected by NOTIFY_ON; the live message shows it".into(),
+            }));
+        }
+        count_event("notified");
+        tracing::info!(event_id = %e.id, pipeline = %e.pipeline, state = e.state.name(), level = e.level.name(), "live message up to date");
+        Ok(Some(EventReply::Notified {
+            event_id: e.id.clone(),
+        }))
+    }
+}
+
+impl<L, N> PipelineNotifier<L, N>
+where
+    L: Sync,
+    N: Notify + Sync,
+{
+    /// Web API mode's two deliveries of one event: Slack's (the live message, by `slack`) and
+    /// SNS's copy of `sns_copy`, each claimed on its own (`event/<id>`, `event/<id>/sns`), so a
+    /// retryable failure of one is retried by Lambda without repeating the other. Each is
+    /// `Some(delivered)`, or `None` when a claim says it was done before.
+    pub(crate) async fn live_and_sns<F, Fut>(
+        &self,
+        event_id: &str,
+        sns_copy: Option<&Notification>,
+        slack: F,
+        deadline: &Deadline,
+    ) -> Result<(Option<bool>, Option<bool>), Error>
+    where
+        F: FnOnce(Deadline) -> Fut,
+        Fut: Future<Output = Result<bool, Error>>,
+    {
+        let claims = self.ports.answerer.idempotency();
         // Slack's claim is the event's own key, the one webhook mode claims too.
-        let slack_key = Key::Event(&e.id).to_string();
-        let sns_key = Key::EventPart(&e.id, "sns").to_string();
-        let (slack, sns) = tokio::join!(
-            claims.once_or_retry(&slack_key, deadline, |by| async move {
-                let outcome = live
-                    .deliver(&request, claims, &self.ports.lookup, &by)
-                    .await;
-                metrics::count(
-                    &metrics::NOTIFICATIONS,
-                    &[("Channel", "slack"), ("Outcome", outcome.metric_outcome())],
-                );
-                delivered(outcome)
-            }),
-            async {
-                let Some(n) = &single else {
-                    return Ok(Some(false));
-                };
-                claims
-                    .once_or_retry(&sns_key, deadline, |by| async move {
-                        let sns_only = n.clone().sns_only();
-                        let notifier = self.ports.answerer.notifier();
-                        delivered(notifier.notify(&sns_only, &by).await.sns)
-                    })
-                    .await
-            }
-        );
+        let slack_key = Key::Event(event_id).to_string();
+        let sns_key = Key::EventPart(event_id, "sns").to_string();
+        let (slack, sns) = tokio::join!(claims.once_or_retry(&slack_key, deadline, slack), async {
+            let Some(n) = sns_copy else {
+                return Ok(Some(false));
+            };
+            claims
+                .once_or_retry(&sns_key, deadline, |by| async move {
+                    let sns_only = n.clone().sns_only();
+                    let notifier = self.ports.answerer.notifier();
+                    delivered(notifier.notify(&sns_only, &by).await.sns)
+                })
+                .await
+        });
         let (slack, sns) = match (slack, sns) {
             (Ok(slack), Ok(sns)) => (slack, sns),
             (Err(a), Err(b)) => {
@@ -267,22 +314,7 @@ where
                 (other, other)
             }
         };
-        if slack.is_none() && sns.is_none_or(|s| !s) {
-            return Ok(None);
-        }
-        if slack != Some(true) && sns != Some(true) {
-            tracing::info!(event_id = %e.id, pipeline = %e.pipeline, state = e.state.name(), level = e.level.name(), "folded into the execution's state");
-            count_event("skipped");
-            return Ok(Some(EventReply::Skipped {
-                event_id: e.id.clone(),
-                reason: "not selected by NOTIFY_ON; the live message shows it".into(),
-            }));
-        }
-        count_event("notified");
-        tracing::info!(event_id = %e.id, pipeline = %e.pipeline, state = e.state.name(), level = e.level.name(), "live message up to date");
-        Ok(Some(EventReply::Notified {
-            event_id: e.id.clone(),
-        }))
+        Ok((slack, sns))
     }
 }
 

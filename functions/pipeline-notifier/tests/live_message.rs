@@ -2,6 +2,8 @@
 //! state in moto's DynamoDB, Slack's `chat.postMessage` / `chat.update` and threads in the
 //! sink (which enforces the Web API's rules: see its module notes).
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use pipeline_notifier::EventReply;
@@ -436,4 +438,90 @@ async fn a_failure_reply_is_posted_even_when_the_edit_is_refused() {
         "the failure still reaches the thread and channel"
     );
     assert!(replies[0].reply_broadcast);
+}
+
+/// The ECS guide's deployment events of a release the circuit breaker rolled back, with each
+/// its own id and time (the guide's examples share one).
+fn ecs_rollback_events() -> Vec<Value> {
+    let event = |sample: &str, id: &str, deployment: &str, time: &str| {
+        let mut e = common::sample(sample);
+        e["id"] = serde_json::json!(id);
+        e["time"] = serde_json::json!(time);
+        e["detail"]["deploymentId"] = serde_json::json!(deployment);
+        e
+    };
+    vec![
+        event(
+            "ecs-deployment-in-progress.json",
+            "ecs-1",
+            "ecs-svc/1",
+            "2026-11-20T12:29:02Z",
+        ),
+        event(
+            "ecs-deployment-failed.json",
+            "ecs-2",
+            "ecs-svc/1",
+            "2026-11-20T12:31:14Z",
+        ),
+        event(
+            "ecs-deployment-rollback.json",
+            "ecs-3",
+            "ecs-svc/2",
+            "2026-11-20T12:31:20Z",
+        ),
+        event(
+            "ecs-deployment-completed.json",
+            "ecs-4",
+            "ecs-svc/2",
+            "2026-11-20T12:34:51Z",
+        ),
+    ]
+}
+
+/// Web API mode for ECS: a release and the rollback that undoes it are two ECS deployments and
+/// one story. Shuffled, on two containers at once, they end in one message for the service
+/// that says it was rolled back, with the failure told once in its thread (with the mention,
+/// shown in the channel); a duplicate edits nothing, and a later release gets a message of
+/// its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ecs_release_and_its_rollback_shuffled_on_two_containers_are_one_message() {
+    for seed in [3, 99] {
+        let rig = Rig::start().await;
+        let (a, b) = (container(&rig, &[]), container(&rig, &[]));
+        let events = shuffled(ecs_rollback_events(), seed);
+        let (left, right): (Vec<_>, Vec<_>) =
+            events.iter().enumerate().partition(|(i, _)| i % 2 == 0);
+        tokio::join!(run_all(a, left), run_all(b, right));
+        let top = only_top(&rig.sink, CHANNEL);
+        assert_eq!(
+            header(&top),
+            "↩️ servicetest: deployment failed, rolled back to the previous revision",
+            "seed {seed}"
+        );
+        let shown = top.blocks.to_string();
+        assert!(
+            shown.contains("`ecs-svc/1` failed") && shown.contains("`ecs-svc/2` completed"),
+            "seed {seed}: {shown}"
+        );
+        let replies = rig.sink.replies(CHANNEL, &top.ts);
+        assert_eq!(replies.len(), 1, "seed {seed}: {replies:#?}");
+        assert!(replies[0].reply_broadcast && replies[0].blocks.to_string().contains(MENTION));
+
+        let h = container(&rig, &[]);
+        let updates = only_top(&rig.sink, CHANNEL).updates;
+        deliver(&h, &events[0]).await.unwrap();
+        assert_eq!(
+            only_top(&rig.sink, CHANNEL).updates,
+            updates,
+            "a duplicate edits nothing"
+        );
+        let mut next = common::sample("ecs-deployment-in-progress.json");
+        next["id"] = serde_json::json!("ecs-5");
+        next["time"] = serde_json::json!("2026-11-20T13:02:00Z");
+        next["detail"]["deploymentId"] = serde_json::json!("ecs-svc/3");
+        deliver(&h, &next).await.unwrap();
+        let tops = rig.sink.top_messages(CHANNEL);
+        assert_eq!(tops.len(), 2, "a later release, a message of its own");
+        assert_eq!(header(&tops[1]), "🚀 servicetest: deploying");
+    }
 }

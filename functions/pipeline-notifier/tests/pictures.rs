@@ -5,6 +5,8 @@
 //! `UPDATE_PICTURES=1` redraws them after a change.
 
 mod common;
+#[path = "common/deployment.rs"]
+mod deployment;
 
 use std::path::Path;
 
@@ -77,7 +79,7 @@ fn ecs_rolled_back() -> Value {
     let options = EcsRenderOptions {
         failure_mention: Some("<!subteam^S0PLATFORM|@platform-oncall>"),
     };
-    render_ecs(&event, Some(&common::ecs_deployment(true)), &options)
+    render_ecs(&event, Some(&deployment::ecs_deployment(true)), &options)
         .slack
         .to_payload()
 }

@@ -2,6 +2,8 @@
 //! limits applied to hostile or huge text from events and the API.
 
 mod common;
+#[path = "common/deployment.rs"]
+mod deployment;
 
 use pipeline_notifier::ecs_event::EcsState;
 use pipeline_notifier::ecs_lookup::DeploymentInfo;
@@ -39,9 +41,9 @@ const ECS_OPTIONS: EcsRenderOptions = EcsRenderOptions {
 /// still rolling out.
 fn ecs_info(state: EcsState) -> Option<DeploymentInfo> {
     match state {
-        EcsState::InProgress => Some(common::ecs_deployment(false)),
+        EcsState::InProgress => Some(deployment::ecs_deployment(false)),
         EcsState::Failed | EcsState::RollingBack | EcsState::Completed => {
-            Some(common::ecs_deployment(true))
+            Some(deployment::ecs_deployment(true))
         }
         _ => None,
     }

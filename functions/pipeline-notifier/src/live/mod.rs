@@ -13,6 +13,7 @@
 //!   only one container posts it.
 
 mod edit;
+pub mod service;
 pub mod state;
 pub mod view;
 
@@ -112,12 +113,9 @@ impl Live {
         lookup: &L,
         deadline: &Deadline,
     ) -> ChannelOutcome {
-        let token = match self.secrets.resolve(&self.token, deadline).await {
+        let token = match self.token(deadline).await {
             Ok(t) => t,
-            Err(e) => {
-                tracing::error!(token = %self.token.describe(), error = %e, "cannot read the Slack bot token");
-                return ChannelOutcome::Failed(e);
-            }
+            Err(e) => return ChannelOutcome::Failed(e),
         };
         // Boxed: the merge, claim and Slack futures nest deep, and on the stack they overflow
         // a 2 MiB thread in a debug build.
@@ -129,7 +127,17 @@ impl Live {
         }
     }
 
-    /// A message of its own in `channel` (an ECS event, a recovery), outside any execution's
+    /// The bot token, from its store (cached with the suite's TTL).
+    async fn token(&self, deadline: &Deadline) -> Result<Secret, Error> {
+        self.secrets
+            .resolve(&self.token, deadline)
+            .await
+            .inspect_err(|e| {
+                tracing::error!(token = %self.token.describe(), error = %e, "cannot read the Slack bot token");
+            })
+    }
+
+    /// A message of its own in `channel` (an ECS service's trouble, a recovery), outside any
     /// live message.
     pub async fn post_standalone(
         &self,
@@ -137,12 +145,9 @@ impl Live {
         message: &Message,
         deadline: &Deadline,
     ) -> ChannelOutcome {
-        let token = match self.secrets.resolve(&self.token, deadline).await {
+        let token = match self.token(deadline).await {
             Ok(t) => t,
-            Err(e) => {
-                tracing::error!(token = %self.token.describe(), error = %e, "cannot read the Slack bot token");
-                return ChannelOutcome::Failed(e);
-            }
+            Err(e) => return ChannelOutcome::Failed(e),
         };
         let posted = self
             .call(self.slack.post_message(
