@@ -5,7 +5,9 @@
 //! role's `dynamodb:LeadingKeys` condition covers it.
 //!
 //! Unlike a claim, a document is not optional: a caller that cannot read or write it gets an
-//! error and decides what a person should see instead.
+//! error and decides what a person should see instead. One that cannot be read (its body is
+//! not the shape this version writes) is replaced by the next update, under the same version
+//! check, and said so at ERROR: left, it would stop every change to it until it expired.
 
 use std::time::Duration;
 
@@ -33,6 +35,17 @@ const CONFLICT_BACKOFF: Backoff = Backoff {
     max: Duration::from_millis(320),
     max_attempts: MOST_CONFLICTS,
 };
+
+/// What the table holds under a key.
+enum Stored<T> {
+    Absent,
+    Readable(Versioned<T>),
+    /// An item whose body this code cannot read, and its version if it has one.
+    Unreadable {
+        version: Option<u64>,
+        why: String,
+    },
+}
 
 /// A document and the version it was read at.
 #[derive(Debug, Clone, PartialEq)]
@@ -95,31 +108,49 @@ impl Documents {
         key: &str,
         deadline: &Deadline,
     ) -> Result<Option<Versioned<T>>, Error> {
+        match self.stored(key, deadline).await? {
+            Stored::Absent => Ok(None),
+            Stored::Readable(v) => Ok(Some(v)),
+            Stored::Unreadable { why, .. } => Err(Error::bad_input(why)),
+        }
+    }
+
+    async fn stored<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        deadline: &Deadline,
+    ) -> Result<Stored<T>, Error> {
         let id = scoped_key(self.scope, key);
         let Some(item) = read_live(&self.client, &self.table, &id, deadline).await? else {
-            return Ok(None);
+            return Ok(Stored::Absent);
         };
         let number = |name: &str| {
             item.get(name)
                 .and_then(|v| v.as_n().ok())
                 .and_then(|v| v.parse::<u64>().ok())
         };
-        let (Some(version), Some(doc)) = (
-            number("version"),
-            item.get("doc").and_then(|v| v.as_s().ok()),
-        ) else {
-            return Err(Error::bad_input(format!(
-                "the stored document {id} has no version or body"
-            )));
+        let version = number("version");
+        let Some(doc) = item.get("doc").and_then(|v| v.as_s().ok()) else {
+            return Ok(Stored::Unreadable {
+                version,
+                why: format!("the stored document {id} has no body"),
+            });
         };
-        let value = serde_json::from_str(doc).map_err(|e| {
-            Error::bad_input(format!(
-                "the stored document {id} is unreadable (line {} column {})",
-                e.line(),
-                e.column()
-            ))
-        })?;
-        Ok(Some(Versioned { value, version }))
+        match (version, serde_json::from_str(doc)) {
+            (Some(version), Ok(value)) => Ok(Stored::Readable(Versioned { value, version })),
+            (None, _) => Ok(Stored::Unreadable {
+                version,
+                why: format!("the stored document {id} has no version"),
+            }),
+            (_, Err(e)) => Ok(Stored::Unreadable {
+                version,
+                why: format!(
+                    "the stored document {id} is unreadable (line {} column {})",
+                    e.line(),
+                    e.column()
+                ),
+            }),
+        }
     }
 
     /// Applies `merge` to the current document (`None` when there is none) and writes the
@@ -138,11 +169,22 @@ impl Documents {
     {
         let id = scoped_key(self.scope, key);
         for conflict in 0..MOST_CONFLICTS {
-            let current = self.read::<T>(key, deadline).await?;
+            let (current, unreadable) = match self.stored::<T>(key, deadline).await? {
+                Stored::Absent => (None, None),
+                Stored::Readable(v) => (Some(v), None),
+                Stored::Unreadable { version, why } => {
+                    tracing::error!(reason = %why, "replacing a stored document that cannot be read");
+                    (None, Some(version))
+                }
+            };
             let Some(next) = merge(current.as_ref().map(|c| &c.value)) else {
                 return Ok(Updated::Unchanged(current));
             };
-            let version = current.as_ref().map_or(1, |c| c.version + 1);
+            let version = match (&current, unreadable) {
+                (Some(c), _) => c.version + 1,
+                (None, Some(Some(v))) => v + 1,
+                _ => 1,
+            };
             let doc = serde_json::to_string(&next)
                 .map_err(|e| Error::bad_input(format!("cannot write {id}: {e}")))?;
             if doc.len() > LARGEST_DOCUMENT {
@@ -160,14 +202,19 @@ impl Documents {
                 .item("version", n(version))
                 .item("doc", s(&doc))
                 .item("expires_at", n(expires));
-            put = match &current {
-                // An expired item that TTL has not deleted yet is overwritten as absent.
-                None => put
-                    .condition_expression("attribute_not_exists(id) OR expires_at < :now_s")
-                    .expression_attribute_values(":now_s", n(now_ms() / 1000)),
-                Some(c) => put
+            put = match (&current, unreadable) {
+                (Some(c), _) => put
                     .condition_expression("version = :read")
                     .expression_attribute_values(":read", n(c.version)),
+                // Replaced only as it was read: nobody wrote a readable one meanwhile.
+                (None, Some(Some(v))) => put
+                    .condition_expression("version = :read")
+                    .expression_attribute_values(":read", n(v)),
+                (None, Some(None)) => put.condition_expression("attribute_not_exists(version)"),
+                // An expired item that TTL has not deleted yet is overwritten as absent.
+                (None, None) => put
+                    .condition_expression("attribute_not_exists(id) OR expires_at < :now_s")
+                    .expression_attribute_values(":now_s", n(now_ms() / 1000)),
             };
             match bounded(deadline, "writing a shared document", put.send()).await? {
                 Ok(_) => {

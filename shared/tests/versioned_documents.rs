@@ -83,3 +83,39 @@ async fn a_missing_table_is_an_error_the_caller_sees() {
         .unwrap_err();
     assert!(e.to_string().contains("DynamoDB"), "{e}");
 }
+
+/// A document this code cannot read (written by another version, or damaged) would stop
+/// every change to it until it expired: the next update replaces it, under the version it
+/// was read at, and a plain read still says it is unreadable rather than absent.
+#[tokio::test]
+async fn an_unreadable_document_is_replaced_by_the_next_update() {
+    let moto = Moto::start();
+    let table = moto.create_idempotency_table().await;
+    let sdk = moto.sdk_config().await;
+    let docs = Documents::new("pipeline-notifier", &sdk, &table, KEPT);
+    docs.update("k", &budget(20), |_: Option<&String>| {
+        Some("a text".to_owned())
+    })
+    .await
+    .unwrap();
+    assert!(
+        docs.read::<u32>("k", &budget(20)).await.is_err(),
+        "not a number"
+    );
+    let replaced = docs
+        .update("k", &budget(20), |seen: Option<&u32>| {
+            assert_eq!(seen, None, "an unreadable document merges as none");
+            Some(7)
+        })
+        .await
+        .unwrap();
+    assert!(matches!(replaced, Updated::Changed(ref v) if v.value == 7 && v.version == 2));
+    assert_eq!(
+        docs.read::<u32>("k", &budget(20))
+            .await
+            .unwrap()
+            .unwrap()
+            .value,
+        7
+    );
+}

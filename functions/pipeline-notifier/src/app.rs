@@ -5,9 +5,10 @@
 use serde_json::Value;
 use shared::clients::Clients;
 use shared::config::{Environment, Loaded};
+use shared::invocation::once::{self, Handled, Key};
 use shared::invocation::{Function, Invocation};
 use shared::metrics;
-use shared::notifier::{ChannelOutcome, DeliveryReport, Notification, Notifier, Notify};
+use shared::notifier::{Notification, Notifier, Notify};
 use shared::report::Answerer;
 use shared::versioned::Documents;
 use shared::{Deadline, Error};
@@ -18,7 +19,7 @@ use crate::ecs_lookup::DeploymentLookup;
 use crate::event::parse;
 use crate::live::{self, Live};
 use crate::lookup::{AwsLookup, ExecutionLookup};
-use crate::on_pipeline_event::{EventReply, count_event};
+use crate::on_pipeline_event::{EventReply, count_event, delivered};
 use crate::recovery::{self, Subject};
 use crate::render::render_configuration_error;
 
@@ -187,43 +188,61 @@ where
     L: Sync,
     N: Notify + Sync,
 {
-    /// A message of its own about `subject` (an ECS event, a recovery): into the subject's
-    /// channel in Web API mode, else to its webhook; and to SNS.
-    pub(crate) async fn deliver(
+    /// A message of its own about `subject` (an ECS service's trouble, a recovery), told once
+    /// under `key`: in Web API mode into the subject's channel and to SNS, each claimed apart
+    /// so a retry for one does not repeat the other; else to its webhook and SNS as one
+    /// notification. `Ok(false)`: told before.
+    pub(crate) async fn tell_once(
+        &self,
+        config: &Config,
+        subject: Subject<'_>,
+        key: Key<'_>,
+        n: Notification,
+        deadline: &Deadline,
+    ) -> Result<bool, Error> {
+        if let (Some(live), Some(channel)) = (&self.ports.live, config.channel_for(subject)) {
+            let message = &n.slack;
+            let (slack, sns) = self
+                .live_and_sns(
+                    key,
+                    Some(&n),
+                    |by| async move {
+                        let outcome = live.post_standalone(channel, message, &by).await;
+                        metrics::count(
+                            &metrics::NOTIFICATIONS,
+                            &[("Channel", "slack"), ("Outcome", outcome.metric_outcome())],
+                        );
+                        delivered(outcome)
+                    },
+                    deadline,
+                )
+                .await?;
+            return Ok(slack.is_some() || sns.is_some());
+        }
+        let handled = once::handle(
+            self.ports.answerer.idempotency(),
+            Some(key),
+            deadline,
+            |by| async move { self.notify_routed(config, subject, n, &by).await },
+        )
+        .await?;
+        Ok(matches!(handled, Handled::Done(())))
+    }
+
+    /// Webhook mode: `n` to `subject`'s webhook (its route's, or `SLACK_WEBHOOK_URL`) and SNS.
+    pub(crate) async fn notify_routed(
         &self,
         config: &Config,
         subject: Subject<'_>,
         n: Notification,
         deadline: &Deadline,
     ) -> Result<(), Error> {
-        let notifier = self.ports.answerer.notifier();
-        let report = match (&self.ports.live, config.channel_for(subject)) {
-            (Some(live), Some(channel)) => {
-                let sns_only = n.clone().sns_only();
-                let (slack, report) = tokio::join!(
-                    live.post_standalone(channel, &n.slack, deadline),
-                    notifier.notify(&sns_only, deadline)
-                );
-                metrics::count(
-                    &metrics::NOTIFICATIONS,
-                    &[("Channel", "slack"), ("Outcome", slack.metric_outcome())],
-                );
-                DeliveryReport {
-                    slack,
-                    sns: report.sns,
-                }
-            }
-            _ => {
-                let routed = n.routed_to(config.webhook_for(subject).cloned());
-                notifier.notify(&routed, deadline).await
-            }
-        };
-        if matches!(
-            (&report.slack, &report.sns),
-            (ChannelOutcome::NotConfigured, ChannelOutcome::NotConfigured)
-        ) {
-            tracing::warn!("neither Slack nor SNS is configured: the message went nowhere");
-        }
-        report.into_result()
+        let routed = n.routed_to(config.webhook_for(subject).cloned());
+        self.ports
+            .answerer
+            .notifier()
+            .notify(&routed, deadline)
+            .await
+            .into_result()
     }
 }

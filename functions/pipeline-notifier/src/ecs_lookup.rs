@@ -13,7 +13,7 @@ use aws_sdk_ecs::types::{CreatedAt, ServiceDeployment, ServiceRevision};
 use aws_smithy_types::DateTime;
 use shared::{Deadline, Error};
 
-use crate::ecs_event::EcsEvent;
+use crate::ecs_event::{EcsEvent, EcsState};
 use crate::render::epoch;
 
 /// A service revision as a message shows it.
@@ -41,13 +41,45 @@ pub struct DeploymentInfo {
     pub triggered_alarms: Vec<String>,
 }
 
+/// Where a rollback of the deployment stands, from its `ServiceDeploymentStatus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rollback {
+    None,
+    /// `ROLLBACK_REQUESTED`, `ROLLBACK_IN_PROGRESS`: the release is being undone.
+    Underway,
+    /// `ROLLBACK_SUCCESSFUL`: the service runs its previous revision again.
+    Done,
+    /// `ROLLBACK_FAILED`: neither the release nor the previous revision runs as it should.
+    Failed,
+}
+
 impl DeploymentInfo {
+    pub fn rollback(&self) -> Rollback {
+        match self.status.as_deref() {
+            Some("ROLLBACK_REQUESTED" | "ROLLBACK_IN_PROGRESS") => Rollback::Underway,
+            Some("ROLLBACK_SUCCESSFUL") => Rollback::Done,
+            Some("ROLLBACK_FAILED") => Rollback::Failed,
+            _ => Rollback::None,
+        }
+    }
+
+    /// The previous revision runs again: the release was undone.
     pub fn rolled_back(&self) -> bool {
-        self.rolled_back_to.is_some()
-            || self
-                .status
-                .as_deref()
-                .is_some_and(|s| s.starts_with("ROLLBACK"))
+        self.rollback() == Rollback::Done
+    }
+}
+
+/// Whether a service deployment in `status` can be the one an event in `state` is about: a
+/// deployment created just after the event (a late delivery, a redrive) must not lend its
+/// details to it.
+fn fits(state: EcsState, status: Option<&str>) -> bool {
+    let Some(status) = status else {
+        return true;
+    };
+    match state {
+        EcsState::Completed => matches!(status, "SUCCESSFUL" | "ROLLBACK_SUCCESSFUL"),
+        EcsState::Failed => status != "SUCCESSFUL" && status != "PENDING",
+        _ => true,
     }
 }
 
@@ -64,9 +96,10 @@ pub struct EcsLookup {
     client: aws_sdk_ecs::Client,
 }
 
-/// ECS's clock and EventBridge's may differ, and a deployment is created before its first
-/// event: a deployment created up to this long after the event's time still counts.
-const CLOCK_SLACK_SECS: i64 = 60;
+/// The event's `time` is whole seconds, and a deployment is created before its first event:
+/// one created up to this long after the event's time still counts. Short, so that the next
+/// deployment (started right after a failure) is not taken for it.
+const CLOCK_SLACK_SECS: i64 = 5;
 
 impl EcsLookup {
     pub fn new(sdk: &aws_config::SdkConfig) -> Self {
@@ -161,6 +194,17 @@ impl DeploymentLookup for EcsLookup {
         let Some(d) = self.describe(arn, deadline).await? else {
             return Ok(DeploymentInfo::default());
         };
+        let status = d.status.as_ref().map(|s| s.as_str().to_owned());
+        if !fits(e.state, status.as_deref()) {
+            tracing::warn!(
+                state = e.state.name(),
+                status = status.as_deref().unwrap_or("?"),
+                "the service's newest deployment does not match the event; posting without its details"
+            );
+            return Err(Error::bad_input(
+                "the newest service deployment does not match the event",
+            ));
+        }
         let source_arn = d
             .source_service_revisions
             .as_deref()
@@ -180,6 +224,8 @@ impl DeploymentLookup for EcsLookup {
             .flatten()
             .cloned()
             .collect();
+        // A rollback goes back to the source revision: ask for each once.
+        wanted.sort();
         wanted.dedup();
         // The revisions only add the images: without them the message still has the rest.
         let revisions = match self.revisions(wanted, deadline).await {
@@ -202,7 +248,7 @@ impl DeploymentLookup for EcsLookup {
             })
         };
         Ok(DeploymentInfo {
-            status: d.status.as_ref().map(|s| s.as_str().to_owned()),
+            status,
             status_reason: d.status_reason.clone(),
             source: view(&source_arn),
             target: view(&target_arn),
@@ -255,5 +301,36 @@ fn short_digest(digest: &str) -> String {
     match digest.strip_prefix("sha256:") {
         Some(hex) => format!("sha256:{}", hex.chars().take(12).collect::<String>()),
         None => digest.chars().take(24).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deployment_whose_status_contradicts_the_event_is_not_its_own() {
+        assert!(fits(EcsState::Completed, Some("ROLLBACK_SUCCESSFUL")));
+        assert!(
+            !fits(EcsState::Completed, Some("IN_PROGRESS")),
+            "a newer deployment, still rolling out"
+        );
+        assert!(!fits(EcsState::Failed, Some("SUCCESSFUL")));
+        assert!(fits(EcsState::Failed, Some("ROLLBACK_IN_PROGRESS")));
+        assert!(
+            fits(EcsState::InProgress, Some("SUCCESSFUL")),
+            "told late, finished since"
+        );
+    }
+
+    #[test]
+    fn only_a_rollback_that_succeeded_is_rolled_back() {
+        let with = |status: &str| DeploymentInfo {
+            status: Some(status.into()),
+            ..Default::default()
+        };
+        assert_eq!(with("ROLLBACK_IN_PROGRESS").rollback(), Rollback::Underway);
+        assert!(!with("ROLLBACK_FAILED").rolled_back());
+        assert!(with("ROLLBACK_SUCCESSFUL").rolled_back());
     }
 }

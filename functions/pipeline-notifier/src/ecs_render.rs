@@ -8,33 +8,33 @@ use shared::notifier::{Attributes, Notification, Tone};
 use shared::slack::{Block, Button, Message, Mrkdwn};
 
 use crate::ecs_event::{EcsEvent, EcsState};
-use crate::ecs_lookup::{DeploymentInfo, ServiceRevisionView};
+use crate::ecs_lookup::{DeploymentInfo, Rollback, ServiceRevisionView};
 use crate::render::epoch;
 
-fn icon(e: &EcsEvent, rolled_back: bool) -> &'static str {
-    match e.state {
-        EcsState::InProgress => "🚀",
-        EcsState::RollingBack => "↩️",
-        EcsState::Completed if rolled_back => "↩️",
-        EcsState::Completed => "✅",
-        EcsState::Failed => "❌",
-        EcsState::TaskStartImpaired
-        | EcsState::TaskPlacementFailure
-        | EcsState::TaskConfigurationFailure => "⚠️",
+fn icon(e: &EcsEvent, rollback: Rollback) -> &'static str {
+    match (e.state, rollback) {
+        (EcsState::InProgress, _) => "🚀",
+        (EcsState::RollingBack, _) | (EcsState::Completed, Rollback::Done) => "↩️",
+        (EcsState::Completed, _) => "✅",
+        (EcsState::Failed, _) => "❌",
+        _ => "⚠️",
     }
 }
 
-fn title(e: &EcsEvent, rolled_back: bool) -> String {
-    let what = match e.state {
-        EcsState::InProgress => "deployment started",
-        EcsState::RollingBack => "deployment failed, rolling back",
-        EcsState::Completed if rolled_back => "rolled back to the previous revision",
-        EcsState::Completed => "deployed",
-        EcsState::Failed if rolled_back => "deployment failed and was rolled back",
-        EcsState::Failed => "deployment failed",
-        EcsState::TaskStartImpaired => "tasks keep failing to start",
-        EcsState::TaskPlacementFailure => "tasks cannot be placed",
-        EcsState::TaskConfigurationFailure => "task configuration rejected",
+fn title(e: &EcsEvent, rollback: Rollback) -> String {
+    let what = match (e.state, rollback) {
+        (EcsState::InProgress, _) => "deployment started",
+        (EcsState::RollingBack, _) | (EcsState::Failed, Rollback::Underway) => {
+            "deployment failed, rolling back"
+        }
+        (EcsState::Completed, Rollback::Done) => "rolled back to the previous revision",
+        (EcsState::Completed, _) => "deployed",
+        (EcsState::Failed, Rollback::Done) => "deployment failed and was rolled back",
+        (EcsState::Failed, Rollback::Failed) => "deployment failed, and so did its rollback",
+        (EcsState::Failed, Rollback::None) => "deployment failed",
+        (EcsState::TaskStartImpaired, _) => "tasks keep failing to start",
+        (EcsState::TaskPlacementFailure, _) => "tasks cannot be placed",
+        (EcsState::TaskConfigurationFailure, _) => "task configuration rejected",
     };
     format!("{}: {what}", e.service)
 }
@@ -62,10 +62,14 @@ pub fn render_ecs(
     info: Option<&DeploymentInfo>,
     opts: &EcsRenderOptions,
 ) -> Notification {
-    let rolled_back =
-        e.state == EcsState::RollingBack || info.is_some_and(DeploymentInfo::rolled_back);
-    let icon = icon(e, rolled_back);
-    let title = title(e, rolled_back);
+    // What ECS says of the rollback; without its word, only the event's own.
+    let rollback = match (info.map(DeploymentInfo::rollback), e.state) {
+        (Some(r), _) if r != Rollback::None => r,
+        (_, EcsState::RollingBack) => Rollback::Underway,
+        _ => Rollback::None,
+    };
+    let icon = icon(e, rollback);
+    let title = title(e, rollback);
     let cluster = e.cluster.as_deref().unwrap_or("default");
     let deployments_url = console::ecs_service_deployments(&e.region, cluster, &e.service);
     let mention = opts.failure_mention.filter(|_| e.state.is_failure());
@@ -74,22 +78,28 @@ pub fn render_ecs(
     if let Some(m) = mention {
         lead = lead.markup(m).newline();
     }
-    lead = lead.plain(match e.state {
-        EcsState::InProgress => "A new deployment of the service started.",
-        EcsState::RollingBack => "The deployment failed and ECS is rolling the service back.",
-        EcsState::Completed if rolled_back => {
+    lead = lead.plain(match (e.state, rollback) {
+        (EcsState::InProgress, _) => "A new deployment of the service started.",
+        (EcsState::RollingBack, _) => "The deployment failed and ECS is rolling the service back.",
+        (EcsState::Completed, Rollback::Done) => {
             "The service is back on its previous revision after a failed deployment: the new release is not running."
         }
-        EcsState::Completed => "The deployment reached a steady state.",
-        EcsState::Failed if rolled_back => {
+        (EcsState::Completed, _) => "The deployment reached a steady state.",
+        (EcsState::Failed, Rollback::Underway) => {
+            "The deployment did not reach a steady state. ECS is rolling it back."
+        }
+        (EcsState::Failed, Rollback::Done) => {
             "The deployment did not reach a steady state. ECS rolled it back."
         }
-        EcsState::Failed => "The deployment did not reach a steady state.",
-        EcsState::TaskStartImpaired => "ECS cannot keep the service's tasks running.",
-        EcsState::TaskPlacementFailure => {
+        (EcsState::Failed, Rollback::Failed) => {
+            "The deployment did not reach a steady state, and ECS could not roll it back: the service may be running neither revision as it should."
+        }
+        (EcsState::Failed, Rollback::None) => "The deployment did not reach a steady state.",
+        (EcsState::TaskStartImpaired, _) => "ECS cannot keep the service's tasks running.",
+        (EcsState::TaskPlacementFailure, _) => {
             "ECS cannot place the service's tasks (capacity, or an agent that is disconnected)."
         }
-        EcsState::TaskConfigurationFailure => {
+        (EcsState::TaskConfigurationFailure, _) => {
             "ECS cannot start the service's tasks because of their configuration (a role it cannot assume, tags, a setting)."
         }
     });
@@ -147,20 +157,33 @@ pub fn render_ecs(
     .block(Block::fields(fields));
 
     if let Some(info) = info {
+        // Once rolled back, the release's revision is not what runs: say so where it shows.
+        let to_label = if rollback == Rollback::Done {
+            "To (undone)"
+        } else {
+            "To"
+        };
         match (&info.source, &info.target) {
             (Some(from), Some(to)) => {
                 message = message.block(Block::section(
                     revision_block("From", from)
                         .newline()
-                        .append(&revision_block("To", to)),
+                        .append(&revision_block(to_label, to)),
                 ));
             }
-            (None, Some(to)) => message = message.block(Block::section(revision_block("To", to))),
+            (None, Some(to)) => {
+                message = message.block(Block::section(revision_block(to_label, to)));
+            }
             _ => {}
         }
         if let Some(back) = &info.rolled_back_to {
+            let label = match rollback {
+                Rollback::Underway => "Rolling back to",
+                Rollback::Failed => "Could not roll back to",
+                _ => "Rolled back to",
+            };
             let mut m = Mrkdwn::new()
-                .bold("Rolled back to")
+                .bold(label)
                 .plain(" ")
                 .code(&revision_text(back));
             if let Some(why) = &info.rollback_reason {
@@ -197,7 +220,7 @@ pub fn render_ecs(
 
     let tone = match e.state {
         s if s.is_failure() => Tone::Failure,
-        EcsState::Completed if rolled_back => Tone::Info,
+        EcsState::Completed if rollback == Rollback::Done => Tone::Info,
         EcsState::Completed => Tone::Success,
         _ => Tone::Info,
     };

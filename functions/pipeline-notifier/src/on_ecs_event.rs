@@ -72,6 +72,12 @@ where
             };
             (Ok(reply), info)
         };
+        // A completion counts only with ECS's word on it (a duplicate delivery, or a post that
+        // failed, has not asked yet).
+        let info = match info {
+            None if e.state == EcsState::Completed => Box::pin(self.describe(e, deadline)).await,
+            known => known,
+        };
         let mut recorded = Ok(());
         let place = Place {
             region: &e.region,
@@ -114,7 +120,7 @@ where
         let claims = self.ports.answerer.idempotency();
         let (slack, sns) = self
             .live_and_sns(
-                &e.id,
+                Key::Event(&e.id),
                 single.as_ref(),
                 |by| async move {
                     let outcome = live.deliver_service(&request, claims, &by).await;
@@ -193,18 +199,36 @@ where
         let options = EcsRenderOptions {
             failure_mention: config.failure_mention.as_deref(),
         };
-        let posted = once::handle(
-            self.ports.answerer.idempotency(),
-            Some(key),
-            deadline,
-            |by| async move {
-                let info = self.describe(e, &by).await;
-                let message = render_ecs(e, info.as_ref(), &options);
-                self.deliver(config, subject, message, &by).await?;
-                Ok(info)
-            },
-        )
-        .await;
+        let posted = if self.ports.live.is_some() && config.channel_for(subject).is_some() {
+            // Web API mode, where only a service's trouble comes (a deployment keeps its live
+            // message): nothing to describe.
+            let message = render_ecs(e, None, &options);
+            Box::pin(self.tell_once(config, subject, key, message, deadline))
+                .await
+                .map(|told| {
+                    if told {
+                        Handled::Done(None)
+                    } else {
+                        Handled::Skipped(once::Duplicate::Skipped {
+                            reason: "already told",
+                        })
+                    }
+                })
+        } else {
+            // Described under the claim: a duplicate asks ECS nothing.
+            once::handle(
+                self.ports.answerer.idempotency(),
+                Some(key),
+                deadline,
+                |by| async move {
+                    let info = self.describe(e, &by).await;
+                    let message = render_ecs(e, info.as_ref(), &options);
+                    self.notify_routed(config, subject, message, &by).await?;
+                    Ok(info)
+                },
+            )
+            .await
+        };
         match posted {
             Ok(Handled::Done(info)) => {
                 count_event("notified");
@@ -262,15 +286,21 @@ fn outcome_changes(e: &EcsEvent, info: Option<&DeploymentInfo>) -> Vec<Change> {
             }
             changes
         }
-        EcsState::RollingBack => vec![Change::Rollback(run)],
-        EcsState::Completed if info.is_some_and(DeploymentInfo::rolled_back) => {
-            vec![Change::Rollback(run)]
-        }
-        EcsState::Completed => vec![Change::Ended(Outcome {
-            run,
-            failed: false,
-            at,
-        })],
+        EcsState::RollingBack => vec![Change::Rollback { run, at }],
+        EcsState::Completed => match info {
+            Some(i) if i.rolled_back() => vec![Change::Rollback { run, at }],
+            Some(_) => vec![Change::Ended(Outcome {
+                run,
+                failed: false,
+                at,
+            })],
+            // Without ECS's word a rollback's completion looks like a release's: a recovery
+            // missed is better than a false "green again".
+            None => {
+                tracing::warn!(deployment = %run, "cannot tell whether this completion was a rollback's; not counted as a success");
+                Vec::new()
+            }
+        },
         _ => Vec::new(),
     }
 }

@@ -220,7 +220,7 @@ where
         let claims = self.ports.answerer.idempotency();
         let (slack, sns) = self
             .live_and_sns(
-                &e.id,
+                Key::Event(&e.id),
                 single.as_ref(),
                 |by| async move {
                     let outcome = live
@@ -259,13 +259,13 @@ where
     L: Sync,
     N: Notify + Sync,
 {
-    /// Web API mode's two deliveries of one event: Slack's (the live message, by `slack`) and
-    /// SNS's copy of `sns_copy`, each claimed on its own (`event/<id>`, `event/<id>/sns`), so a
+    /// Web API mode's two deliveries of one message: Slack's (by `slack`) and SNS's copy of
+    /// `sns_copy`, each claimed on its own (`key`, `key/sns`), so a
     /// retryable failure of one is retried by Lambda without repeating the other. Each is
     /// `Some(delivered)`, or `None` when a claim says it was done before.
     pub(crate) async fn live_and_sns<F, Fut>(
         &self,
-        event_id: &str,
+        key: Key<'_>,
         sns_copy: Option<&Notification>,
         slack: F,
         deadline: &Deadline,
@@ -275,9 +275,10 @@ where
         Fut: Future<Output = Result<bool, Error>>,
     {
         let claims = self.ports.answerer.idempotency();
-        // Slack's claim is the event's own key, the one webhook mode claims too.
-        let slack_key = Key::Event(event_id).to_string();
-        let sns_key = Key::EventPart(event_id, "sns").to_string();
+        // Slack's claim is the key itself, the one webhook mode claims too; SNS's is beside it
+        // (for an event, `event/<id>/sns`).
+        let slack_key = key.to_string();
+        let sns_key = format!("{slack_key}/sns");
         let (slack, sns) = tokio::join!(claims.once_or_retry(&slack_key, deadline, slack), async {
             let Some(n) = sns_copy else {
                 return Ok(Some(false));
@@ -325,7 +326,17 @@ fn outcome_change(e: &PipelineEvent) -> Option<Change> {
         .as_deref()
         .and_then(epoch)
         .unwrap_or_else(shared::budget::now_secs);
+    // A V2 pipeline's rollback runs an older source again: its success undoes, it fixes nothing.
+    let rollback = e
+        .trigger
+        .as_ref()
+        .and_then(|t| t.kind.as_deref())
+        .is_some_and(|k| k.ends_with("Rollback"));
     match (e.level, e.state) {
+        (Level::Pipeline, State::Succeeded) if rollback => Some(Change::Rollback {
+            run: e.execution_id.clone(),
+            at,
+        }),
         (Level::Pipeline, State::Succeeded | State::Failed) => Some(Change::Ended(Outcome {
             run: e.execution_id.clone(),
             failed: e.state == State::Failed,
@@ -361,6 +372,37 @@ fn outcome_change(e: &PipelineEvent) -> Option<Change> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn pipeline(state: &str, trigger: &str) -> PipelineEvent {
+        crate::event::parse(&json!({
+            "id": "e-9", "detail-type": "CodePipeline Pipeline Execution State Change",
+            "source": "aws.codepipeline", "time": "2026-11-20T10:00:00Z", "region": "eu-west-1",
+            "detail": {"pipeline": "prod-api", "execution-id": "x-1", "state": state,
+                "execution-trigger": {"trigger-type": trigger}}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_rollback_execution_that_succeeds_is_no_fix_and_one_that_fails_is_a_failure() {
+        // CodePipeline's V2 stage rollback runs an older source again (trigger type
+        // AutomatedRollback or ManualRollback): green, but what broke is not fixed.
+        for trigger in ["AutomatedRollback", "ManualRollback"] {
+            assert!(matches!(
+                outcome_change(&pipeline("SUCCEEDED", trigger)),
+                Some(Change::Rollback { .. })
+            ));
+            assert!(matches!(
+                outcome_change(&pipeline("FAILED", trigger)),
+                Some(Change::Ended(Outcome { failed: true, .. }))
+            ));
+        }
+        assert!(matches!(
+            outcome_change(&pipeline("SUCCEEDED", "StartPipelineExecution")),
+            Some(Change::Ended(Outcome { failed: false, .. }))
+        ));
+        assert_eq!(outcome_change(&pipeline("STOPPED", "Webhook")), None);
+    }
 
     #[test]
     fn each_outcome_is_answered_with_its_own_fields() {

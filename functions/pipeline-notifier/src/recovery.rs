@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use shared::console;
 use shared::idempotency::STORE_FAULTS;
-use shared::invocation::once::{self, Handled, Key};
+use shared::invocation::once::Key;
 use shared::metrics;
 use shared::notifier::{Attributes, Notification, Notify, Tone};
 use shared::{Deadline, Error};
@@ -30,6 +30,8 @@ use shared::text::human_duration;
 const KEPT_OUTCOMES: usize = 50;
 /// Recoveries remembered as announced.
 const KEPT_ANNOUNCED: usize = 20;
+/// Rollbacks remembered, so their success is not taken for a fix.
+const KEPT_ROLLBACKS: usize = 20;
 /// Failure causes kept (one per failed run).
 const KEPT_CAUSES: usize = 10;
 const LONGEST_CAUSE: usize = 300;
@@ -78,8 +80,9 @@ pub struct Outcomes {
     pub announced: Vec<String>,
     /// What broke, per failed run, when an event said.
     pub causes: Vec<Cause>,
-    /// ECS deployments that were rollbacks: their completion is not a recovery.
-    pub rollbacks: Vec<String>,
+    /// Runs that roll a release back (an ECS rollback deployment, a CodePipeline rollback
+    /// execution), from when: their success is not a recovery.
+    pub rollbacks: Vec<Outcome>,
 }
 
 /// A recovery to announce.
@@ -101,8 +104,11 @@ pub enum Change {
     Ended(Outcome),
     /// Why a run failed (a failing action, a deployment's reason).
     Cause(Cause),
-    /// A deployment that rolls back another: its completion is not a success.
-    Rollback(String),
+    /// A run that rolls a release back, from `at`: its success is not a fix.
+    Rollback {
+        run: String,
+        at: i64,
+    },
 }
 
 fn cut(s: &str) -> String {
@@ -121,7 +127,12 @@ pub fn merge(current: Option<&Outcomes>, change: &Change) -> Option<Outcomes> {
     let mut next = current.cloned().unwrap_or_default();
     match change {
         Change::Ended(o) => {
-            if next.rollbacks.contains(&o.run) && !o.failed {
+            if !o.failed
+                && next
+                    .rollbacks
+                    .iter()
+                    .any(|r| r.run == o.run && o.at >= r.at)
+            {
                 return None;
             }
             // A redelivery is the same run, outcome and time. A run may end more than once: a
@@ -144,17 +155,24 @@ pub fn merge(current: Option<&Outcomes>, change: &Change) -> Option<Outcomes> {
             });
             keep_last(&mut next.causes, KEPT_CAUSES);
         }
-        Change::Rollback(run) => {
-            if next.rollbacks.contains(run) {
+        Change::Rollback { run, at } => {
+            if next.rollbacks.iter().any(|r| &r.run == run) {
                 return None;
             }
-            next.rollbacks.push(run.clone());
-            keep_last(&mut next.rollbacks, KEPT_ANNOUNCED);
-            // Completed before its rollback was heard of: it was never a success.
-            next.history.retain(|h| &h.run != run || h.failed);
+            next.rollbacks.push(Outcome {
+                run: run.clone(),
+                failed: false,
+                at: *at,
+            });
+            keep_last(&mut next.rollbacks, KEPT_ROLLBACKS);
+            // Its success heard before the rollback itself: it was never a fix. A success of
+            // the same run from before the rollback (a deployment id reused) stays.
+            next.history
+                .retain(|h| &h.run != run || h.failed || h.at < *at);
         }
     }
-    Some(next)
+    // A late outcome trimmed at once leaves the document as it was.
+    (current != Some(&next)).then_some(next)
 }
 
 /// What an announced recovery is remembered by: the fixing run and when it succeeded (a run
@@ -183,16 +201,19 @@ pub fn announced(current: Option<&Outcomes>, key: &str) -> Option<Outcomes> {
 }
 
 impl Outcomes {
-    /// The recovery to announce now, if one is due.
+    /// The recovery to announce now, if one is due: the first success after the newest
+    /// failures, when nothing failed since and it was not told. (Not only the newest outcome:
+    /// a recovery whose post kept failing is still told when a later success comes.)
     pub fn due(&self) -> Option<Recovery> {
-        let (newest, before) = self.history.split_last()?;
-        if newest.failed
-            || self
-                .announced
-                .contains(&announcement(&newest.run, newest.at))
+        let last_failure = self.history.iter().rposition(|o| o.failed)?;
+        let newest = self.history.get(last_failure + 1)?;
+        if self
+            .announced
+            .contains(&announcement(&newest.run, newest.at))
         {
             return None;
         }
+        let before = &self.history[..=last_failure];
         let streak: Vec<&Outcome> = before.iter().rev().take_while(|o| o.failed).collect();
         let first = *streak.last()?;
         let cause = streak
@@ -361,27 +382,34 @@ where
         let told_as = recovery.key();
         let claim = format!("{key}/{told_as}");
         let message = render_recovery(subject, &recovery, place);
-        let told = once::handle(
-            self.ports.answerer.idempotency(),
-            Some(Key::Fact("recovery", &claim)),
+        // Boxed: a debug build's test thread has 2 MiB of stack, and this nests deep.
+        let told = Box::pin(self.tell_once(
+            config,
+            subject,
+            Key::Fact("recovery", &claim),
+            message,
             deadline,
-            |by| async move { self.deliver(config, subject, message, &by).await },
-        )
+        ))
         .await?;
-        if let Handled::Done(()) = told {
+        if told {
             metrics::count(&RECOVERIES, &[]);
             tracing::info!(subject = %key, fixed_by = %recovery.fixed_by, failed_runs = recovery.failed_runs, "recovery told");
         }
-        if let Err(e) = documents
+        let marked = documents
             .update(&key, deadline, |d: Option<&Outcomes>| {
                 announced(d, &told_as)
             })
-            .await
-        {
-            // Its claim keeps it from being told twice meanwhile.
-            tracing::warn!(error = %e, "the recovery was told but could not be marked so");
+            .await;
+        match marked {
+            Ok(_) => Ok(()),
+            // Its claim keeps it from being told twice while Lambda's retry marks it; the
+            // claim does not last for ever, the mark does.
+            Err(e) if e.is_retryable() => Err(e),
+            Err(e) => {
+                tracing::warn!(error = %e, "the recovery was told but could not be marked so");
+                Ok(())
+            }
         }
-        Ok(())
     }
 }
 
@@ -468,7 +496,10 @@ mod tests {
     fn a_rollback_completing_is_not_a_recovery() {
         let doc = apply(&[
             ended("ecs-svc/1", true, 100),
-            Change::Rollback("ecs-svc/2".into()),
+            Change::Rollback {
+                run: "ecs-svc/2".into(),
+                at: 150,
+            },
             ended("ecs-svc/2", false, 200),
         ]);
         assert_eq!(doc.due(), None);
@@ -476,16 +507,48 @@ mod tests {
         let doc = apply(&[
             ended("ecs-svc/1", true, 100),
             ended("ecs-svc/2", false, 200),
-            Change::Rollback("ecs-svc/2".into()),
+            Change::Rollback {
+                run: "ecs-svc/2".into(),
+                at: 150,
+            },
         ]);
         assert_eq!(doc.due(), None);
         let doc = apply(&[
             ended("ecs-svc/1", true, 100),
-            Change::Rollback("ecs-svc/2".into()),
+            Change::Rollback {
+                run: "ecs-svc/2".into(),
+                at: 150,
+            },
             ended("ecs-svc/2", false, 200),
             ended("ecs-svc/3", false, 300),
         ]);
         assert_eq!(doc.due().unwrap().fixed_by, "ecs-svc/3");
+    }
+
+    #[test]
+    fn a_recovery_whose_post_kept_failing_is_told_when_a_later_success_comes() {
+        let doc = apply(&[
+            ended("e1", true, 100),
+            ended("e2", false, 200),
+            ended("e3", false, 300),
+        ]);
+        let r = doc.due().unwrap();
+        assert_eq!((r.fixed_by.as_str(), r.first_failed.as_str()), ("e2", "e1"));
+    }
+
+    #[test]
+    fn a_rollback_reusing_an_old_deployment_id_keeps_that_deployments_old_success() {
+        let doc = apply(&[
+            ended("ecs-svc/1", false, 100),
+            ended("ecs-svc/2", true, 200),
+            Change::Rollback {
+                run: "ecs-svc/1".into(),
+                at: 210,
+            },
+            ended("ecs-svc/1", false, 300),
+        ]);
+        assert_eq!(doc.history.len(), 2, "{doc:?}");
+        assert_eq!(doc.due(), None);
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! the sink. `PIPELINE_NOTIFIER_BIN` points it at another build (the release bootstrap).
 
 mod common;
+#[path = "common/ecs_answers.rs"]
+mod ecs_answers;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -590,28 +592,6 @@ async fn at_log_level_warn_lambda_keeps_the_warnings_errors_and_metrics() {
     );
 }
 
-/// The ECS service-deployment calls answered as ECS answers them (shapes from the ECS API
-/// reference, in `events/pipeline-notifier/api/`): the deployment of `default/servicetest`
-/// that the circuit breaker rolled back from task definition :42 to :41.
-fn describe_the_rolled_back_deployment(stub: &standins::RecordingStub) {
-    let api = |name: &str| common::sample(&format!("api/{name}"));
-    stub.fixture(
-        "ListServiceDeployments",
-        json!({"cluster": "default", "service": "servicetest"}),
-        api("list-service-deployments.json"),
-    );
-    stub.fixture(
-        "DescribeServiceDeployments",
-        json!({}),
-        api("describe-service-deployments.json"),
-    );
-    stub.fixture(
-        "DescribeServiceRevisions",
-        json!({}),
-        api("describe-service-revisions.json"),
-    );
-}
-
 /// The done-when of ECS deployments: the `ECS Deployment State Change` FAILED event exactly
 /// as the ECS developer guide publishes it (circuit breaker reason), through the binary, is
 /// posted once, with the on-call mention, the service and cluster, the revisions before and
@@ -623,7 +603,7 @@ async fn the_published_circuit_breaker_failure_is_posted_once_with_the_service_t
         moto, stub, sink, ..
     } = Rig::start().await;
     let webhook = webhook_in_ssm(&moto, &sink, "ops").await;
-    describe_the_rolled_back_deployment(&stub);
+    ecs_answers::describe_the_rolled_back_deployment(&stub);
     let mut env = standins::moto::aws_env(&stub.endpoint());
     env.push(("SLACK_WEBHOOK_URL".into(), webhook));
     env.push(("FAILURE_MENTION".into(), "<!here>".into()));
@@ -726,7 +706,7 @@ async fn published_ecs_events_tell_a_start_a_rollback_a_release_and_a_service_in
         invoke(published("ecs-deployment-in-progress.json", "e-start")).await,
         "notified"
     );
-    describe_the_rolled_back_deployment(&stub);
+    ecs_answers::describe_the_rolled_back_deployment(&stub);
     assert_eq!(
         invoke(published("ecs-deployment-rollback.json", "e-rollback")).await,
         "notified"

@@ -18,9 +18,6 @@ use crate::idempotency::Idempotency;
 pub enum Key<'a> {
     /// An EventBridge event, by its id.
     Event(&'a str),
-    /// One of an event's side effects claimed apart from the others (the SNS copy of a
-    /// notification whose Slack post is claimed under the event itself).
-    EventPart(&'a str, &'static str),
     /// A fact, told once however many events carry it (`task-stopped`, a task's ARN).
     Fact(&'static str, &'a str),
 }
@@ -29,7 +26,6 @@ impl std::fmt::Display for Key<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Event(id) => write!(f, "event/{id}"),
-            Self::EventPart(id, part) => write!(f, "event/{id}/{part}"),
             Self::Fact(kind, id) => write!(f, "{kind}/{id}"),
         }
     }

@@ -16,7 +16,7 @@ use shared::{Deadline, Error, console};
 use super::Live;
 use super::edit::LiveDocument;
 use crate::ecs_event::{EcsEvent, EcsState};
-use crate::ecs_lookup::{DeploymentInfo, ServiceRevisionView};
+use crate::ecs_lookup::{DeploymentInfo, Rollback, ServiceRevisionView};
 use crate::render::epoch;
 
 const LONGEST: usize = 300;
@@ -50,6 +50,9 @@ fn rank(state: EcsState) -> u8 {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Details {
+    /// Where ECS's rollback of the release stands, when it is rolled back without an event
+    /// of its own.
+    pub rollback: Option<RollbackWord>,
     pub from: Option<String>,
     pub to: Option<String>,
     pub images: Vec<String>,
@@ -65,9 +68,24 @@ fn revision(r: &ServiceRevisionView) -> String {
         .unwrap_or_else(|| r.arn.rsplit('/').next().unwrap_or(&r.arn)))
 }
 
+/// [`Rollback`], as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RollbackWord {
+    Underway,
+    Done,
+    Failed,
+}
+
 impl From<&DeploymentInfo> for Details {
     fn from(info: &DeploymentInfo) -> Self {
         Self {
+            rollback: match info.rollback() {
+                Rollback::None => None,
+                Rollback::Underway => Some(RollbackWord::Underway),
+                Rollback::Done => Some(RollbackWord::Done),
+                Rollback::Failed => Some(RollbackWord::Failed),
+            },
             from: info.source.as_ref().map(revision),
             to: info.target.as_ref().map(revision),
             images: info
@@ -285,7 +303,15 @@ fn headline(x: &ServiceDeployment) -> (&'static str, String) {
         .map(|t| format!(" {t}"))
         .unwrap_or_default();
     let release = x.release_mark().map(|m| m.state);
-    match (release, x.rollback_mark().map(|m| m.state)) {
+    // A rollback heard of by its own event, or else by ECS's word on the release.
+    let rollback = x.rollback_mark().map(|m| m.state).or_else(|| {
+        match x.details.as_ref().and_then(|d| d.rollback)? {
+            RollbackWord::Underway => Some(EcsState::RollingBack),
+            RollbackWord::Done => Some(EcsState::Completed),
+            RollbackWord::Failed => Some(EcsState::Failed),
+        }
+    });
+    match (release, rollback) {
         (_, Some(EcsState::Completed)) => {
             let back = x
                 .details
