@@ -244,6 +244,9 @@ pub async fn run_live(
     Ok(())
 }
 
+/// What the stub answers ECS's three service-deployment calls with, at one moment.
+type EcsAnswers = [(&'static str, Value); 3];
+
 /// ECS deployments: the events ECS publishes for a service, with the stub answering the
 /// service-deployment calls as ECS would at each moment.
 pub async fn run_ecs(
@@ -269,7 +272,7 @@ pub async fn run_ecs(
     );
     let mut function = FunctionProcess::spawn(binary, &api, &env);
     let sample = |name: &str| standins::sample_event("pipeline-notifier", name);
-    let answers = |status: &str, to: &str, rolled_back: bool| -> [(&'static str, Value); 3] {
+    let answers = |status: &str, to: &str, rolled_back: bool| -> EcsAnswers {
         let mut list = sample("api/list-service-deployments.json");
         let mut described = sample("api/describe-service-deployments.json");
         let mut revisions = sample("api/describe-service-revisions.json");
@@ -303,7 +306,7 @@ pub async fn run_ecs(
         event["detail"]["deploymentId"] = json!(deployment);
         event
     };
-    let steps: Vec<(&str, Value, Option<[(&str, Value); 3]>)> = vec![
+    let steps: Vec<(&str, Value, Option<EcsAnswers>)> = vec![
         (
             "a new release starts rolling out (task definition :41 → :42)",
             later(
