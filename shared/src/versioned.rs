@@ -130,6 +130,12 @@ impl Documents {
                 .and_then(|v| v.parse::<u64>().ok())
         };
         let version = number("version");
+        if version.is_none() && item.contains_key("version") {
+            // No condition can name a version that is not a number: leave it for a person.
+            return Err(Error::bad_input(format!(
+                "the stored document {id} has a version that is not a number"
+            )));
+        }
         let Some(doc) = item.get("doc").and_then(|v| v.as_s().ok()) else {
             return Ok(Stored::Unreadable {
                 version,

@@ -164,7 +164,9 @@ impl crate::ecs_lookup::DeploymentLookup for AwsLookup {
         e: &crate::ecs_event::EcsEvent,
         deadline: &Deadline,
     ) -> impl Future<Output = Result<crate::ecs_lookup::DeploymentInfo, Error>> + Send {
-        self.services.deployment(e, deadline)
+        // Boxed: three SDK calls' futures, nested in the event's, overflow a debug build's
+        // 2 MiB test thread when kept on the stack.
+        Box::pin(self.services.deployment(e, deadline))
     }
 }
 

@@ -287,7 +287,7 @@ fn outcome_changes(e: &EcsEvent, info: Option<&DeploymentInfo>) -> Vec<Change> {
             changes
         }
         EcsState::RollingBack => vec![Change::Rollback { run, at }],
-        EcsState::Completed => match info {
+        EcsState::Completed => match info.filter(|i| i.status.is_some()) {
             Some(i) if i.rolled_back() => vec![Change::Rollback { run, at }],
             Some(_) => vec![Change::Ended(Outcome {
                 run,

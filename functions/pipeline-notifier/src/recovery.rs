@@ -207,9 +207,11 @@ impl Outcomes {
     pub fn due(&self) -> Option<Recovery> {
         let last_failure = self.history.iter().rposition(|o| o.failed)?;
         let newest = self.history.get(last_failure + 1)?;
-        if self
-            .announced
-            .contains(&announcement(&newest.run, newest.at))
+        // Told once per streak: by whichever success was told (a late success placed before
+        // the one already told is the same recovery).
+        if self.history[last_failure + 1..]
+            .iter()
+            .any(|o| self.announced.contains(&announcement(&o.run, o.at)))
         {
             return None;
         }
@@ -534,6 +536,14 @@ mod tests {
         ]);
         let r = doc.due().unwrap();
         assert_eq!((r.fixed_by.as_str(), r.first_failed.as_str()), ("e2", "e1"));
+    }
+
+    #[test]
+    fn a_late_success_placed_before_the_one_told_is_the_same_recovery() {
+        let doc = apply(&[ended("e1", true, 100), ended("e3", false, 300)]);
+        let told = announced(Some(&doc), &doc.due().unwrap().key()).unwrap();
+        let late = merge(Some(&told), &ended("e2", false, 200)).unwrap();
+        assert_eq!(late.due(), None, "told once");
     }
 
     #[test]

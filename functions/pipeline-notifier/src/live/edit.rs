@@ -1,5 +1,5 @@
 //! Keeping a live message current (an execution's, an ECS deployment's): posted once under a claim, edited by one invocation
-//! at a time (the editor, a lease in the execution's document) until it shows the newest
+//! at a time (the editor, a lease in the document) until it shows the newest
 //! state, and posted again, once, when a person deleted it.
 
 use std::time::Duration;
@@ -32,6 +32,11 @@ pub trait LiveDocument: Serialize + DeserializeOwned + Clone + PartialEq + Send 
     fn editor(&self) -> (Option<&str>, u64);
     fn set_editor(&mut self, editor: Option<String>, until_ms: u64);
     fn render(&self) -> Message;
+    /// Which story the document tells now, when one key holds one story after another (an
+    /// ECS service's deployments): a post claimed for one story is not stored into the next.
+    fn episode(&self) -> &str {
+        ""
+    }
 }
 
 impl LiveDocument for Execution {
@@ -85,6 +90,7 @@ impl Live {
         claims: &Idempotency,
         deadline: &Deadline,
     ) -> Result<Versioned<D>, Error> {
+        let episode = x.value.episode().to_owned();
         let ticket = match claims.claim(claim_key, deadline).await {
             Claim::Won(ticket) => ticket,
             Claim::Done => {
@@ -103,14 +109,15 @@ impl Live {
             }
             Claim::Held { .. } => {
                 return Err(Error::OutOfTime(
-                    "another invocation is posting this execution's message",
+                    "another invocation is posting this live message",
                 ));
             }
         };
         // The claim may have been won after the poster finished and released it for a
         // retry; what is stored now decides.
         let x = self.reread(key, x, deadline).await?;
-        if x.value.message() != replacing {
+        // Posted meanwhile, or the document moved on to another story (whose own claim posts).
+        if x.value.message() != replacing || x.value.episode() != episode {
             claims.done(ticket, deadline).await;
             return Ok(x);
         }
@@ -135,11 +142,11 @@ impl Live {
                 return Err(e);
             }
         };
-        tracing::info!(channel = %posted.channel, ts = %posted.ts, "posted the execution's live message");
+        tracing::info!(channel = %posted.channel, ts = %posted.ts, "posted the live message");
         let stored = self
             .documents
             .update(key, deadline, |s: Option<&D>| {
-                let s = s?;
+                let s = s.filter(|s| s.episode() == episode)?;
                 let mut next = s.clone();
                 next.set_shown(shown.max(if s.message() == replacing {
                     0

@@ -170,69 +170,86 @@ pub fn merge(
 ) -> Option<ServiceDeployment> {
     let id = e.deployment_id.as_deref()?;
     let at = e.time.as_deref().and_then(epoch).unwrap_or(0);
+    // ECS's word on a completion, when it gave one: a rollback's, or a release's.
+    let ecs_says_rollback = info
+        .filter(|i| i.status.is_some())
+        .map(DeploymentInfo::rolled_back);
     let mark = DeploymentMark {
         id: cut(id),
         state: e.state,
         at,
         reason: e.reason.as_deref().map(cut),
-        rollback: e.state == EcsState::RollingBack,
+        rollback: e.state == EcsState::RollingBack
+            || (e.state == EcsState::Completed && ecs_says_rollback == Some(true)),
     };
     let mut next = current
         .cloned()
         .unwrap_or_else(|| ServiceDeployment::new(e, at));
-    let changed = match next.deployments.iter_mut().find(|d| d.id == id) {
-        Some(old) => {
-            let newer = (mark.at, rank(mark.state)) > (old.at, rank(old.state));
-            let now_rollback = mark.rollback && !old.rollback;
-            if newer {
-                old.state = mark.state;
-                old.at = mark.at;
-                old.reason = mark.reason.clone().or(old.reason.take());
-            }
-            old.rollback |= mark.rollback;
-            if now_rollback && next.release == id {
-                // Heard as a release first: it rolls back the newest earlier deployment.
-                next.release.clear();
-                if let Some(undone) = next.earlier.iter().max_by_key(|d| d.at).cloned() {
-                    next.earlier.retain(|d| d.id != undone.id);
-                    next.release = undone.id.clone();
-                    next.started_at = next.started_at.min(undone.at);
-                    next.deployments.push(undone);
-                }
-            }
-            newer || now_rollback
+    let changed = if let Some(old) = next.deployments.iter_mut().find(|d| d.id == id) {
+        let newer = (mark.at, rank(mark.state)) > (old.at, rank(old.state));
+        let now_rollback = mark.rollback && !old.rollback;
+        if newer {
+            old.state = mark.state;
+            old.at = mark.at;
+            old.reason = mark.reason.clone().or(old.reason.take());
         }
-        None => {
-            let has_release = next.release_mark().is_some();
-            // A rollback says so by its reason, or (its start not heard of) by ECS's word, or
-            // by completing after the release failed with nothing rolling it back yet.
-            let rollback = mark.rollback
-                || (e.state == EcsState::Completed
-                    && (info.is_some_and(DeploymentInfo::rolled_back)
-                        || next
-                            .release_mark()
-                            .is_some_and(|r| r.state == EcsState::Failed))
-                    && next.rollback_mark().is_none()
-                    && has_release);
-            if rollback || !has_release {
-                if !rollback {
-                    next.release = cut(id);
-                }
+        old.rollback |= mark.rollback;
+        if now_rollback && next.release == id {
+            // Heard as a release first: it rolls back the newest earlier deployment.
+            next.release.clear();
+            if let Some(undone) = next.earlier.iter().max_by_key(|d| d.at).cloned() {
+                next.earlier.retain(|d| d.id != undone.id);
+                next.release = undone.id.clone();
+                next.started_at = next.started_at.min(undone.at);
+                next.deployments.push(undone);
+            }
+        }
+        newer || now_rollback
+    } else {
+        let release = next.release_mark().cloned();
+        let rollback = next.rollback_mark().cloned();
+        let newer = at >= next.started_at;
+        match release {
+            // ECS never rolls a completed deployment back: a rollback now is another
+            // release's, whose own events have not come yet. A story of its own.
+            Some(r) if r.state == EcsState::Completed && mark.rollback && newer => {
+                next = ServiceDeployment::new(e, at);
+                attach(&mut next, mark, true)?;
+            }
+            Some(r)
+                if rollback.is_none()
+                    && r.state != EcsState::Completed
+                    && (mark.rollback
+                        || (e.state == EcsState::Completed
+                            && ecs_says_rollback.unwrap_or(r.state == EcsState::Failed))) =>
+            {
+                attach(&mut next, mark, true)?;
+            }
+            // The release a rollback undoes, heard after it.
+            None if !mark.rollback && rollback.as_ref().is_none_or(|b| at <= b.at) => {
+                next.release = cut(id);
                 next.started_at = if next.deployments.is_empty() {
                     at
                 } else {
                     next.started_at.min(at)
                 };
-                next.deployments.push(DeploymentMark { rollback, ..mark });
-                next.deployments.truncate(MOST_DEPLOYMENTS);
-            } else if at >= next.started_at {
-                // A newer release: a new message.
+                attach(&mut next, mark, false)?;
+            }
+            None if mark.rollback && rollback.is_none() => attach(&mut next, mark, true)?,
+            // A newer release: a new message. Its start, or an end ECS says is a release's, or
+            // anything once this message's story is over.
+            _ if newer
+                && (e.state == EcsState::InProgress
+                    || ecs_says_rollback == Some(false)
+                    || settled(&next)) =>
+            {
                 next = ServiceDeployment::new(e, at);
                 next.release = cut(id);
-                next.deployments.push(mark);
-            } else {
-                // An older release's late event: its message has moved on, unless the release
-                // here turns out to be its rollback.
+                attach(&mut next, mark, false)?;
+            }
+            // Older, or not yet known to be a release or a rollback: kept aside, unshown, in
+            // case the message's release turns out to be its rollback (or it its rollback).
+            _ => {
                 match next.earlier.iter_mut().find(|d| d.id == id) {
                     Some(old) if (mark.at, rank(mark.state)) > (old.at, rank(old.state)) => {
                         *old = mark;
@@ -244,10 +261,10 @@ pub fn merge(
                         next.earlier.truncate(MOST_DEPLOYMENTS);
                     }
                 }
-                return Some(next);
+                return (current != Some(&next)).then_some(next);
             }
-            true
         }
+        true
     };
     let before = next.details.clone();
     let mut next = with_details(next, info);
@@ -258,10 +275,56 @@ pub fn merge(
     Some(next)
 }
 
+/// Whether the message's story is over: the release deployed, or failed and its rollback (if
+/// any) ended.
+fn settled(x: &ServiceDeployment) -> bool {
+    let ended = |m: &DeploymentMark| matches!(m.state, EcsState::Completed | EcsState::Failed);
+    match (x.release_mark(), x.rollback_mark()) {
+        (Some(r), None) => r.state == EcsState::Completed,
+        (_, Some(b)) => ended(b),
+        (None, None) => false,
+    }
+}
+
+/// Adds `mark` to the story, with what was heard of it while it was kept aside. `None` when
+/// the story is full (a bound on what the document holds, whatever the events say).
+fn attach(x: &mut ServiceDeployment, mark: DeploymentMark, rollback: bool) -> Option<()> {
+    if x.deployments.len() >= MOST_DEPLOYMENTS {
+        return None;
+    }
+    let mut mark = DeploymentMark { rollback, ..mark };
+    if let Some(pos) = x.earlier.iter().position(|d| d.id == mark.id) {
+        let heard = x.earlier.remove(pos);
+        if (heard.at, rank(heard.state)) > (mark.at, rank(mark.state)) {
+            mark = DeploymentMark {
+                rollback,
+                reason: heard.reason.or(mark.reason),
+                ..heard
+            };
+        }
+    }
+    x.deployments.push(mark);
+    Some(())
+}
+
 /// ECS's description of the release: the newest look-up wins, since ECS's state only moves on.
+/// Two containers' look-ups may land in either order: a rollback's word never goes back
+/// (rolled back does not become rolling back again).
 fn with_details(mut x: ServiceDeployment, info: Option<&DeploymentInfo>) -> ServiceDeployment {
     if let Some(info) = info.filter(|i| i.target.is_some() || i.source.is_some()) {
-        x.details = Some(Details::from(info));
+        let mut details = Details::from(info);
+        let stage = |w: Option<RollbackWord>| match w {
+            None => 0,
+            Some(RollbackWord::Underway) => 1,
+            Some(RollbackWord::Done | RollbackWord::Failed) => 2,
+        };
+        if let Some(old) = &x.details
+            && stage(old.rollback) > stage(details.rollback)
+        {
+            details.rollback = old.rollback;
+            details.rolled_back_to = details.rolled_back_to.or(old.rolled_back_to.clone());
+        }
+        x.details = Some(details);
     }
     x
 }
@@ -292,6 +355,9 @@ impl LiveDocument for ServiceDeployment {
     fn render(&self) -> Message {
         render_service(self)
     }
+    fn episode(&self) -> &str {
+        &self.episode
+    }
 }
 
 fn headline(x: &ServiceDeployment) -> (&'static str, String) {
@@ -304,13 +370,21 @@ fn headline(x: &ServiceDeployment) -> (&'static str, String) {
         .unwrap_or_default();
     let release = x.release_mark().map(|m| m.state);
     // A rollback heard of by its own event, or else by ECS's word on the release.
-    let rollback = x.rollback_mark().map(|m| m.state).or_else(|| {
-        match x.details.as_ref().and_then(|d| d.rollback)? {
-            RollbackWord::Underway => Some(EcsState::RollingBack),
-            RollbackWord::Done => Some(EcsState::Completed),
-            RollbackWord::Failed => Some(EcsState::Failed),
-        }
-    });
+    let ecs_word = x
+        .details
+        .as_ref()
+        .and_then(|d| d.rollback)
+        .map(|w| match w {
+            RollbackWord::Underway => EcsState::RollingBack,
+            RollbackWord::Done => EcsState::Completed,
+            RollbackWord::Failed => EcsState::Failed,
+        });
+    // Whichever has the rollback further along: its event, or ECS's word.
+    let rollback = match (x.rollback_mark().map(|m| m.state), ecs_word) {
+        (Some(EcsState::RollingBack), Some(word)) => Some(word),
+        (Some(state), _) => Some(state),
+        (None, word) => word,
+    };
     match (release, rollback) {
         (_, Some(EcsState::Completed)) => {
             let back = x
@@ -485,7 +559,7 @@ impl Live {
                         Ok(false)
                     };
                 };
-                return match self.post_standalone(ev.channel, message, deadline).await {
+                return match Box::pin(self.post_standalone(ev.channel, message, deadline)).await {
                     ChannelOutcome::Failed(e) => Err(e),
                     _ => Ok(true),
                 };
@@ -505,7 +579,20 @@ impl Live {
         }
         let updated =
             Box::pin(self.bring_up_to_date(&key, x.clone(), token, claims, deadline)).await;
-        let replied = match (ev.message, e.state, &x.value.message) {
+        let now = updated.as_ref().unwrap_or(&x);
+        let ours = now
+            .value
+            .deployments
+            .iter()
+            .any(|d| Some(d.id.as_str()) == e.deployment_id.as_deref());
+        let replied = match (ev.message, e.state, &now.value.message) {
+            // A late failure of an older release is not this message's: a message of its own.
+            (Some(reply), EcsState::Failed, _) if !ours => {
+                match Box::pin(self.post_standalone(ev.channel, reply, deadline)).await {
+                    ChannelOutcome::Failed(e) => Err(e),
+                    _ => Ok(()),
+                }
+            }
             (Some(reply), EcsState::Failed, Some(top)) => self
                 .call(self.slack.post_message(
                     &self.api,
@@ -603,7 +690,42 @@ mod tests {
             let x = fold(&shuffled);
             assert_eq!(headline(&x), headline(&in_order), "{order:?}");
             assert_eq!(x.release, "ecs-svc/1", "{order:?}");
+            // One story from its first event: a post is never claimed for a second one.
+            let first = fold(&shuffled[..1]);
+            assert_eq!(x.episode, first.episode, "{order:?}");
         }
+    }
+
+    #[test]
+    fn a_rollback_heard_before_its_release_never_reopens_the_release_before_it() {
+        // The service's last release deployed; the next one's start was not delivered, and
+        // its rollback comes first. ECS never rolls back a completed deployment.
+        let deployed = fold(&[
+            event(
+                "SERVICE_DEPLOYMENT_IN_PROGRESS",
+                "ecs-svc/0",
+                "2026-11-20T09:00:00Z",
+                "in progress",
+            ),
+            event(
+                "SERVICE_DEPLOYMENT_COMPLETED",
+                "ecs-svc/0",
+                "2026-11-20T09:05:00Z",
+                "completed",
+            ),
+        ]);
+        assert_eq!(headline(&deployed).1, "servicetest: deployed");
+        let events = release_then_rollback();
+        let mut x = deployed.clone();
+        for e in [&events[2], &events[1], &events[3]] {
+            x = merge(Some(&x), e, None).unwrap_or(x);
+        }
+        assert_ne!(x.episode, deployed.episode, "a story of its own");
+        assert_eq!(x.release, "ecs-svc/1");
+        assert_eq!(
+            headline(&x).1,
+            "servicetest: deployment failed, rolled back to the previous revision"
+        );
     }
 
     #[test]
