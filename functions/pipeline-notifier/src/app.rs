@@ -19,7 +19,7 @@ use crate::ecs_lookup::DeploymentLookup;
 use crate::event::parse;
 use crate::live::{self, Live};
 use crate::lookup::{AwsLookup, ExecutionLookup};
-use crate::on_pipeline_event::{EventReply, count_event, delivered};
+use crate::on_pipeline_event::{EventReply, count_event, slack_delivered};
 use crate::recovery::{self, Subject};
 use crate::render::render_configuration_error;
 
@@ -207,12 +207,7 @@ where
                     key,
                     Some(&n),
                     |by| async move {
-                        let outcome = live.post_standalone(channel, message, &by).await;
-                        metrics::count(
-                            &metrics::NOTIFICATIONS,
-                            &[("Channel", "slack"), ("Outcome", outcome.metric_outcome())],
-                        );
-                        delivered(outcome)
+                        slack_delivered(live.post_standalone(channel, message, &by).await)
                     },
                     deadline,
                 )

@@ -14,6 +14,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use shared::error::NotForUs;
 
+use crate::event::non_empty;
+
 /// What happened to a service, as `NOTIFY_ON`'s `ecs:` items name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -128,10 +130,6 @@ struct Detail {
 
 pub const DEPLOYMENT_STATE_CHANGE: &str = "ECS Deployment State Change";
 pub const SERVICE_ACTION: &str = "ECS Service Action";
-
-fn non_empty(v: Option<String>) -> Option<String> {
-    v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
-}
 
 fn quoted(s: &str) -> String {
     format!("{:?}", s.chars().take(80).collect::<String>())

@@ -5,11 +5,11 @@
 
 use shared::console;
 use shared::notifier::{Attributes, Notification, Tone};
-use shared::slack::{Block, Button, Message, Mrkdwn};
+use shared::slack::{Block, Button, Mrkdwn};
 
 use crate::ecs_event::{EcsEvent, EcsState};
 use crate::ecs_lookup::{DeploymentInfo, Rollback, ServiceRevisionView};
-use crate::render::epoch;
+use crate::render::{headed, time_field};
 
 fn icon(e: &EcsEvent, rollback: Rollback) -> &'static str {
     match (e.state, rollback) {
@@ -130,31 +130,10 @@ pub fn render_ecs(
             .plain(&place),
     );
     if let Some(time) = &e.time {
-        let f = Mrkdwn::new().bold("Time").newline();
-        fields.push(match epoch(time) {
-            Some(secs) => f
-                .markup(&format!(
-                    "<!date^{secs}^{{date_short_pretty}} {{time_secs}}|"
-                ))
-                .plain(time)
-                .markup(">"),
-            None => f.plain(time),
-        });
+        fields.push(time_field(time));
     }
 
-    let mut message = Message::new(
-        Mrkdwn::new()
-            .markup(
-                mention
-                    .map(|m| format!("{m} "))
-                    .as_deref()
-                    .unwrap_or_default(),
-            )
-            .plain(&format!("{icon} {title}")),
-    )
-    .block(Block::Header(format!("{icon} {title}")))
-    .block(Block::section(lead))
-    .block(Block::fields(fields));
+    let mut message = headed(icon, &title, mention, lead, fields);
 
     if let Some(info) = info {
         // Once rolled back, the release's revision is not what runs: say so where it shows.

@@ -161,7 +161,8 @@ struct Detail {
 
 pub use shared::error::NotForUs;
 
-fn non_empty(v: Option<String>) -> Option<String> {
+/// A field that is present and not blank, trimmed.
+pub(crate) fn non_empty(v: Option<String>) -> Option<String> {
     v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
 }
 

@@ -20,7 +20,7 @@ use crate::ecs_lookup::{DeploymentInfo, DeploymentLookup};
 use crate::ecs_render::{EcsRenderOptions, render_ecs};
 use crate::live::Live;
 use crate::live::service::ServiceEvent;
-use crate::on_pipeline_event::{EventReply, count_event, delivered};
+use crate::on_pipeline_event::{EventReply, count_event, slack_delivered};
 use crate::recovery::{Cause, Change, Outcome, Place, Subject};
 use crate::render::epoch;
 
@@ -123,12 +123,7 @@ where
                 Key::Event(&e.id),
                 single.as_ref(),
                 |by| async move {
-                    let outcome = live.deliver_service(&request, claims, &by).await;
-                    metrics::count(
-                        &metrics::NOTIFICATIONS,
-                        &[("Channel", "slack"), ("Outcome", outcome.metric_outcome())],
-                    );
-                    delivered(outcome)
+                    slack_delivered(live.deliver_service(&request, claims, &by).await)
                 },
                 deadline,
             )

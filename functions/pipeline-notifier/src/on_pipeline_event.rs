@@ -46,6 +46,16 @@ pub(crate) fn count_event(outcome: &str) {
     metrics::count(&EVENTS, &[("Outcome", outcome)]);
 }
 
+/// Slack's outcome of a post the notifier made itself (not through the shared notifier,
+/// which counts its own): counted in `Notifications`, then as [`delivered`].
+pub(crate) fn slack_delivered(outcome: ChannelOutcome) -> Result<bool, Error> {
+    metrics::count(
+        &metrics::NOTIFICATIONS,
+        &[("Channel", "slack"), ("Outcome", outcome.metric_outcome())],
+    );
+    delivered(outcome)
+}
+
 /// A channel's outcome as a claimed piece of work: delivered or not, or why it failed.
 pub(crate) fn delivered(outcome: ChannelOutcome) -> Result<bool, Error> {
     match outcome {
@@ -223,14 +233,10 @@ where
                 Key::Event(&e.id),
                 single.as_ref(),
                 |by| async move {
-                    let outcome = live
-                        .deliver(&request, claims, &self.ports.lookup, &by)
-                        .await;
-                    metrics::count(
-                        &metrics::NOTIFICATIONS,
-                        &[("Channel", "slack"), ("Outcome", outcome.metric_outcome())],
-                    );
-                    delivered(outcome)
+                    slack_delivered(
+                        live.deliver(&request, claims, &self.ports.lookup, &by)
+                            .await,
+                    )
                 },
                 deadline,
             )

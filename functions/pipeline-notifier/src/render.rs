@@ -232,17 +232,7 @@ pub fn render(
             .plain(&place),
     );
     if let Some(time) = &e.time {
-        let mut f = Mrkdwn::new().bold("Time").newline();
-        f = match epoch(time) {
-            // Slack shows the time in each reader's own time zone; the fallback is UTC.
-            Some(secs) => f
-                .markup(&format!(
-                    "<!date^{secs}^{{date_short_pretty}} {{time_secs}}|"
-                ))
-                .plain(time)
-                .markup(">"),
-            None => f.plain(time),
-        };
+        let mut f = time_field(time);
         if let (Some(start), Some(now)) = (e.start_time.as_deref().and_then(epoch), epoch(time)) {
             f = f.plain(&format!(
                 " (running for {})",
@@ -252,19 +242,7 @@ pub fn render(
         fields.push(f);
     }
 
-    let mut message = Message::new(
-        Mrkdwn::new()
-            .markup(
-                mention
-                    .map(|m| format!("{m} "))
-                    .as_deref()
-                    .unwrap_or_default(),
-            )
-            .plain(&format!("{icon} {title}")),
-    )
-    .block(Block::Header(format!("{icon} {title}")))
-    .block(Block::section(lead))
-    .block(Block::fields(fields));
+    let mut message = headed(icon, &title, mention, lead, fields);
 
     if let Some(result) = e
         .result
@@ -360,6 +338,44 @@ pub fn render(
             .outcome(e.state.name())
             .about("pipeline", &e.pipeline),
     )
+}
+
+/// An event's time as a field: in each reader's own time zone, UTC where Slack cannot.
+pub(crate) fn time_field(time: &str) -> Mrkdwn {
+    let f = Mrkdwn::new().bold("Time").newline();
+    match epoch(time) {
+        Some(secs) => f
+            .markup(&format!(
+                "<!date^{secs}^{{date_short_pretty}} {{time_secs}}|"
+            ))
+            .plain(time)
+            .markup(">"),
+        None => f.plain(time),
+    }
+}
+
+/// The top of a message of its own: the notification text (with the mention, so Slack
+/// notifies), the header, the lead and the fields.
+pub(crate) fn headed(
+    icon: &str,
+    title: &str,
+    mention: Option<&str>,
+    lead: Mrkdwn,
+    fields: Vec<Mrkdwn>,
+) -> Message {
+    Message::new(
+        Mrkdwn::new()
+            .markup(
+                mention
+                    .map(|m| format!("{m} "))
+                    .as_deref()
+                    .unwrap_or_default(),
+            )
+            .plain(&format!("{icon} {title}")),
+    )
+    .block(Block::Header(format!("{icon} {title}")))
+    .block(Block::section(lead))
+    .block(Block::fields(fields))
 }
 
 pub(crate) fn revision_line(r: &Revision) -> Mrkdwn {
