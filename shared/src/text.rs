@@ -1,4 +1,5 @@
-//! Escaping and truncation for text that reaches Slack or SNS.
+//! Escaping and truncation for text that reaches Slack or SNS; hex for the MACs the suite
+//! checks and makes.
 
 use std::borrow::Cow;
 
@@ -119,6 +120,22 @@ pub fn human_duration(d: std::time::Duration) -> String {
             rest => format!("{} h {rest} min", s / 3600),
         }
     }
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The bytes of `text` read as hex (either case); `None` for anything that is not.
+pub fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) || !text.is_ascii() {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 #[cfg(test)]

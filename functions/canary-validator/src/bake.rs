@@ -42,6 +42,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use shared::budget::now_millis;
+use shared::text::{hex, unhex};
 
 use crate::checks::Check;
 
@@ -135,21 +136,6 @@ fn mac(state: &BakeState, bound: &str, key: Option<&[u8]>) -> Option<Hmac<Sha256
     mac.update(bound.as_bytes());
     mac.update(serde_json::to_string(state).ok()?.as_bytes());
     Some(mac)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The tag's bytes from its hex; text that is not hex is not a tag.
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 /// Reads this function's state from `hookDetails`, if any.

@@ -6,6 +6,7 @@
 
 pub use crate::message::*;
 
+pub mod signature;
 mod web;
 pub use web::{ApiError, Posted, SlackApi, WebPost};
 

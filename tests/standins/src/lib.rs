@@ -5,6 +5,7 @@
 //! plays an incoming webhook; the target plays the new version of a service under test.
 //! [`rig`] starts the set the functions' tests share.
 
+pub mod approvals;
 pub mod call_log;
 pub mod captured_log;
 pub mod cbor;
@@ -19,6 +20,7 @@ pub mod planted;
 pub mod props;
 pub mod rig;
 pub mod runtime_api;
+pub mod slack_signer;
 pub mod slack_sink;
 pub mod stub;
 pub mod target;

@@ -1,6 +1,7 @@
 //! A recording stand-in for the AWS JSON (awsJson1_1) calls moto lacks: CodeDeploy
-//! `PutLifecycleEventHookExecutionStatus` and CodePipeline `PutJobSuccessResult` /
-//! `PutJobFailureResult`, routed by `X-Amz-Target`.
+//! `PutLifecycleEventHookExecutionStatus`, CodePipeline `PutJobSuccessResult` /
+//! `PutJobFailureResult`, and CodePipeline's manual approvals (`GetPipelineState`,
+//! `PutApprovalResult`, [`crate::approvals`]), routed by `X-Amz-Target`.
 //!
 //! A service's endpoint is one URL, so the stub also answers that service's other calls:
 //! from fixtures a test registers, else by forwarding to an upstream (moto), else with
@@ -74,6 +75,8 @@ struct Inner {
     upstream: Option<String>,
     /// ECS RunTask answers by (cluster, clientToken): the request and what it was answered.
     run_tokens: HashMap<(String, String), (Value, Bytes)>,
+    /// CodePipeline's manual approvals, for the pipelines a test made wait.
+    approvals: crate::approvals::Approvals,
 }
 
 #[derive(Clone)]
@@ -120,6 +123,37 @@ impl RecordingStub {
         self.lock()
             .slow
             .insert(operation.to_owned(), (delay, times));
+    }
+
+    /// `execution_id` of `pipeline` waits at the manual approval `stage`/`action`: from now
+    /// on `GetPipelineState` and `PutApprovalResult` for that pipeline follow CodePipeline's
+    /// approval rules ([`crate::approvals`]). Returns the approval's token.
+    pub fn approval_waits(
+        &self,
+        pipeline: &str,
+        stage: &str,
+        action: &str,
+        execution_id: &str,
+    ) -> String {
+        self.lock().approvals.wait(
+            pipeline,
+            stage,
+            action,
+            execution_id,
+            crate::rig::now_secs(),
+        )
+    }
+
+    /// The approval waiting at `stage`/`action` of `pipeline` expires.
+    pub fn approval_expires(&self, pipeline: &str, stage: &str, action: &str) {
+        self.lock()
+            .approvals
+            .expire(pipeline, stage, action, crate::rig::now_secs());
+    }
+
+    /// What each approval of `pipeline` came to, oldest first: (execution id, status).
+    pub fn approval_outcomes(&self, pipeline: &str) -> Vec<(String, crate::approvals::Status)> {
+        self.lock().approvals.outcomes(pipeline)
     }
 
     /// Answers `operation` with `response` when the request contains every field of `when`.
@@ -433,6 +467,30 @@ fn answer(state: &mut Inner, operation: &str, request: &Value) -> (Option<Respon
                 state.finished_jobs.insert(job);
             }
             (Some((StatusCode::OK, "{}").into_response()), 200)
+        }
+        "GetPipelineState" if state.approvals.knows(&field("name")) => {
+            let body = state
+                .approvals
+                .state(&field("name"))
+                .unwrap_or_default()
+                .to_string();
+            (Some((StatusCode::OK, body).into_response()), 200)
+        }
+        "PutApprovalResult" if state.approvals.knows(&field("pipelineName")) => {
+            match state.approvals.put_result(request, crate::rig::now_secs()) {
+                Ok(answer) => (
+                    Some((StatusCode::OK, answer.to_string()).into_response()),
+                    200,
+                ),
+                Err(refusal) => (
+                    Some(aws_error(
+                        StatusCode::BAD_REQUEST,
+                        refusal.code,
+                        &refusal.message,
+                    )),
+                    400,
+                ),
+            }
         }
         "PutLifecycleEventHookExecutionStatus" => {
             let id = field("lifecycleEventHookExecutionId");
