@@ -3,7 +3,7 @@
 //!
 //! | layer | modules |
 //! |---|---|
-//! | 0 plain values | `text` (escape, truncate, durations), `glob`, `deadline`, `budget` (the reserves of an invocation's time), `console` (links), `dedupe` (a container's memory of keys), `guard` (work that always ends in a report) |
+//! | 0 plain values | `text` (escape, truncate, durations, hex), `approval` (what an approval button carries), `glob`, `deadline`, `budget` (the reserves of an invocation's time), `console` (links), `dedupe` (a container's memory of keys), `guard` (work that always ends in a report) |
 //! | 1 errors | `error`: retryable or permanent, `settle` |
 //! | 2 mechanisms | `retry`, `secrets`, `config`, `http` + `aws` (one HTTP stack, one SDK configuration), `telemetry`, `metrics`, `jobs` and `hooks` (CodePipeline job results, CodeDeploy hook statuses) |
 //! | 3 delivery | `message` (one description → Slack blocks and SNS text), `slack`, `sns`, `notifier` |
@@ -11,6 +11,7 @@
 //! | 5 the invocation | `invocation`: start-up, one invocation's request id, deadline and clock, and one flow per kind of input (a CodePipeline job, a CodeDeploy hook, an ECS-native hook, an event handled once) |
 
 // 0: plain values
+pub mod approval;
 pub mod budget;
 pub mod console;
 pub mod deadline;

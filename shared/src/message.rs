@@ -18,6 +18,9 @@ pub const MAX_CONTEXT_TEXT: usize = 2000;
 pub const MAX_BUTTONS: usize = 25;
 pub const MAX_BUTTON_TEXT: usize = 75;
 pub const MAX_URL: usize = 3000;
+/// Block Kit: a button's `value`, `action_id` and an actions block's `block_id`.
+pub const MAX_BUTTON_VALUE: usize = 2000;
+pub const MAX_ACTION_ID: usize = 255;
 pub const MAX_FALLBACK_TEXT: usize = 40_000;
 /// Slack has rejected messages as `msg_blocks_too_long` at about 13,000 characters of
 /// block text in all, below the sum of the per-block limits; stay clear of it.
@@ -161,6 +164,24 @@ pub enum Block {
     Context(Vec<Mrkdwn>),
     Divider,
     Buttons(Vec<Button>),
+    /// Buttons a person clicks to send the app an interaction (`block_actions`, to the app's
+    /// Request URL), rather than links. Slack-only: SNS text has no use for them.
+    Choices {
+        block_id: String,
+        choices: Vec<Choice>,
+    },
+}
+
+/// A button that sends `action_id` and `value` to the app when clicked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Choice {
+    pub label: String,
+    pub action_id: String,
+    /// What the app needs to act on the click; Slack hands it back as it is. Never secret:
+    /// everyone in the channel can see the message's payload.
+    pub value: String,
+    /// `primary` (green) or `danger` (red); `None` for the default look.
+    pub style: Option<&'static str>,
 }
 
 impl Block {
@@ -223,7 +244,7 @@ impl Message {
                         .filter(|e| !e.text().trim().is_empty())
                         .map(|e| e.text().to_owned()),
                 ),
-                Block::Divider => {}
+                Block::Divider | Block::Choices { .. } => {}
                 Block::Buttons(buttons) => lines.extend(
                     buttons
                         .iter()
@@ -333,6 +354,30 @@ fn render_block(block: &Block, budget: &mut usize) -> Option<Value> {
             (!elements.is_empty()).then(|| json!({"type": "context", "elements": elements}))
         }
         Block::Divider => Some(json!({"type": "divider"})),
+        Block::Choices { block_id, choices } => {
+            let elements: Vec<Value> = choices
+                .iter()
+                // An id or value over Slack's limits would make Slack refuse the whole message:
+                // such a button is left out instead.
+                .filter(|c| {
+                    !c.action_id.is_empty()
+                        && c.action_id.len() <= MAX_ACTION_ID
+                        && c.value.chars().count() <= MAX_BUTTON_VALUE
+                })
+                .filter_map(|c| {
+                    let label = fit(&escape_mrkdwn(&c.label), MAX_BUTTON_TEXT, budget)?;
+                    let mut button = json!({"type": "button", "text": plain_object(&label),
+                                            "action_id": c.action_id, "value": c.value});
+                    if let Some(style) = c.style.filter(|s| matches!(*s, "primary" | "danger")) {
+                        button["style"] = json!(style);
+                    }
+                    Some(button)
+                })
+                .take(MAX_BUTTONS)
+                .collect();
+            (!elements.is_empty() && block_id.len() <= MAX_ACTION_ID)
+                .then(|| json!({"type": "actions", "block_id": block_id, "elements": elements}))
+        }
         Block::Buttons(buttons) => {
             let elements: Vec<Value> = buttons
                 .iter()

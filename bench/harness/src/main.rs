@@ -340,6 +340,9 @@ impl Paths {
     }
 }
 
+/// The signing secret of the bench's Slack app.
+const BENCH_SIGNING_SECRET: &str = "bench-signing-secret-0123456789ab";
+
 async fn subjects(
     paths: &Paths,
     moto: &Moto,
@@ -424,6 +427,45 @@ async fn subjects(
     // grows with the run.
     runner_env.push(("AWS_ENDPOINT_URL_ECS", stub.endpoint()));
 
+    // pipeline-approvals: an approver's click, signed as Slack signs it (the signing secret
+    // read from moto's SSM), on an approval the stub's CodePipeline holds: verify, look up the
+    // token, approve, answer through response_url. Each click is on an approval of its own.
+    moto.aws_json(
+        "ssm",
+        "AmazonSSM.PutParameter",
+        &json!({"Name": "/bench/slack/signing-secret", "Value": BENCH_SIGNING_SECRET, "Type": "SecureString"}),
+    )
+    .await;
+    let approvals_stub = stub.clone();
+    let response_url = sink.response_url("bench");
+    let approval_click = move |n: u64| {
+        let execution = format!("3f2a0c1e-7b4d-4c55-9a7e-{n:012x}");
+        approvals_stub.approval_waits("bench-api", "Approve", "ProductionGate", &execution);
+        let value = shared::approval::ApprovalRef {
+            pipeline: "bench-api".into(),
+            stage: "Approve".into(),
+            action: "ProductionGate".into(),
+            execution,
+        }
+        .to_value();
+        let payload = standins::slack_signer::block_actions(
+            "U012AB3CD",
+            shared::approval::APPROVE,
+            &value,
+            &response_url,
+            standins::slack_sink::CHANNEL,
+            "1795000000.000100",
+        );
+        standins::slack_signer::function_url_event(
+            &standins::slack_signer::form_body(&payload),
+            standins::slack_signer::Delivery {
+                secret: Some(BENCH_SIGNING_SECRET),
+                at: standins::rig::now_secs(),
+                base64: false,
+            },
+        )
+    };
+
     let mut list = vec![
         Subject {
             name: "floor (lambda_runtime echo)",
@@ -472,6 +514,24 @@ async fn subjects(
             event: Box::new(canary_event),
             size: sizes(&paths.bootstrap("canary-validator")),
             expect: |v| outcome_is(v, "reported") && v["status"] == "Succeeded",
+            launches_tasks: false,
+            soaks: true,
+        },
+        Subject {
+            name: "pipeline-approvals",
+            runtime: Runtime::Binary(paths.bootstrap("pipeline-approvals")),
+            env: base(&[
+                ("AWS_ENDPOINT_URL_CODEPIPELINE", stub.endpoint()),
+                (
+                    "SLACK_SIGNING_SECRET",
+                    "ssm:/bench/slack/signing-secret".into(),
+                ),
+                ("APPROVERS", json!({"bench-*": ["U012AB3CD"]}).to_string()),
+            ]),
+            event: Box::new(approval_click),
+            size: sizes(&paths.bootstrap("pipeline-approvals")),
+            // Not just a 200: a non-approver or a duplicate answers 200 too, on a cheaper path.
+            expect: |v| v["headers"]["x-approvals-outcome"] == "approved",
             launches_tasks: false,
             soaks: true,
         },

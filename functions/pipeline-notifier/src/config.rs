@@ -47,6 +47,12 @@ pub const VARIABLES: &[Var] = &[
         "Web API mode: the channel id (not its name: names change) the live messages go to. Invite the bot to it.",
     ),
     Var::defaulted(
+        "SLACK_APPROVALS",
+        "off",
+        "`on`",
+        "`on`: a waiting approval gets Approve and Reject buttons, answered by `pipeline-approvals` (the template sets it when that function is deployed). The link to the console stays.",
+    ),
+    Var::defaulted(
         "SLACK_API_URL",
         "https://slack.com/api",
         "`https://slack-gov.com/api`",
@@ -225,6 +231,8 @@ pub struct Config {
     pub web: Option<WebApi>,
     /// `DELIVERED_STATES`, upper-cased; empty when unknown.
     pub delivered_states: Vec<String>,
+    /// `SLACK_APPROVALS=on`.
+    pub approvals: bool,
 }
 
 /// A Slack channel id: `C…` (public), `G…` (private, older), `D…` (direct message).
@@ -386,7 +394,25 @@ impl Config {
             }
         };
 
+        let approvals = match vars
+            .optional("SLACK_APPROVALS")?
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "" | "off" => false,
+            "on" => true,
+            _ => {
+                return Err(ConfigError::malformed(
+                    "SLACK_APPROVALS",
+                    "on or off",
+                    "neither",
+                ));
+            }
+        };
         Ok(Self {
+            approvals,
             notify_on,
             failure_mention,
             routes,

@@ -69,6 +69,7 @@ fn render_options(config: &Config) -> RenderOptions<'_> {
     RenderOptions {
         failure_mention: config.failure_mention.as_deref(),
         action_failures_posted: config.notify_on.posts_action_failures(),
+        approvals: config.approvals,
     }
 }
 

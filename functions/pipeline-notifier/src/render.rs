@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use aws_smithy_types::DateTime;
 use aws_smithy_types::date_time::Format;
+use shared::approval::{self, ApprovalRef};
 use shared::console;
 use shared::notifier::{Attributes, Notification, Tone};
-use shared::slack::{Block, Button, Message, Mrkdwn};
+use shared::slack::{Block, Button, Choice, Message, Mrkdwn};
 use shared::text::human_duration;
 
 use crate::event::{Level, PipelineEvent, State};
@@ -34,6 +35,9 @@ pub struct RenderOptions<'a> {
     pub failure_mention: Option<&'a str>,
     /// Whether `action:FAILED` is posted, so a pipeline failure need not repeat it.
     pub action_failures_posted: bool,
+    /// `SLACK_APPROVALS=on`: a waiting approval gets Approve and Reject buttons, which
+    /// `pipeline-approvals` answers.
+    pub approvals: bool,
 }
 
 fn story(e: &PipelineEvent, opts: &RenderOptions) -> Story {
@@ -295,6 +299,32 @@ pub fn render(
         }
     }
 
+    if story == Story::WaitingForApproval
+        && opts.approvals
+        && let (Some(stage), Some(action)) = (&e.stage, &e.action)
+    {
+        let value = ApprovalRef {
+            pipeline: e.pipeline.clone(),
+            stage: stage.clone(),
+            action: action.clone(),
+            execution: e.execution_id.clone(),
+        }
+        .to_value();
+        let choice = |label: &str, action_id: &str, style| Choice {
+            label: label.into(),
+            action_id: action_id.into(),
+            value: value.clone(),
+            style: Some(style),
+        };
+        message = message.block(Block::Choices {
+            block_id: approval::BLOCK_ID.into(),
+            choices: vec![
+                choice("Approve", approval::APPROVE, "primary"),
+                choice("Reject", approval::REJECT, "danger"),
+            ],
+        });
+    }
+
     let mut buttons = vec![Button {
         label: "Open execution".into(),
         url: execution_url.clone(),
@@ -303,7 +333,12 @@ pub fn render(
         buttons.insert(
             0,
             Button {
-                label: "Review and approve".into(),
+                // With the buttons above, the console is where to look closer.
+                label: if opts.approvals {
+                    "Review in the console".into()
+                } else {
+                    "Review and approve".into()
+                },
                 url: console::codepipeline_pipeline(&e.region, &e.pipeline),
             },
         );

@@ -62,11 +62,20 @@ fn info() -> ExecutionInfo {
 
 /// The webhook message for a sample event, with a team mention configured for failures.
 fn webhook_message(sample: &str) -> Value {
-    let config = Config::from_env(&[("FAILURE_MENTION", "<!subteam^S0PLATFORM|@platform-oncall>")])
-        .expect("a valid configuration");
+    message_with(sample, "off")
+}
+
+/// The same, with `SLACK_APPROVALS` as given (`on`: Approve and Reject buttons).
+fn message_with(sample: &str, approvals: &str) -> Value {
+    let config = Config::from_env(&[
+        ("FAILURE_MENTION", "<!subteam^S0PLATFORM|@platform-oncall>"),
+        ("SLACK_APPROVALS", approvals),
+    ])
+    .expect("a valid configuration");
     let options = RenderOptions {
         failure_mention: config.failure_mention.as_deref(),
         action_failures_posted: config.notify_on.posts_action_failures(),
+        approvals: config.approvals,
     };
     let event = parse(&common::sample(sample)).expect("a pipeline event");
     render(&event, Some(&info()), &options).slack.to_payload()
@@ -143,6 +152,10 @@ fn the_pictures_are_the_messages_as_rendered_now() {
             (
                 "approval.svg",
                 picture::draw(APP, &[webhook_message("approval-started.json")]),
+            ),
+            (
+                "approval-buttons.svg",
+                picture::draw(APP, &[message_with("approval-started.json", "on")]),
             ),
             (
                 "ecs-rolled-back.svg",

@@ -91,7 +91,7 @@ proptest! {
     #[test]
     fn hostile_text_in_a_real_event_never_becomes_slack_markup(event in mutated_samples("pipeline-notifier")) {
         let Ok(e) = parse(&event) else { return Ok(()) };
-        let options = RenderOptions { failure_mention: None, action_failures_posted: true };
+        let options = RenderOptions { failure_mention: None, action_failures_posted: true, approvals: true };
         let payload = render(&e, None, &options).slack.to_payload();
         for text in strings(&payload) {
             for bad in FORBIDDEN {

@@ -31,6 +31,7 @@ fn info() -> ExecutionInfo {
 const OPTIONS: RenderOptions = RenderOptions {
     failure_mention: Some("<!subteam^S0PLATFORM>"),
     action_failures_posted: true,
+    approvals: false,
 };
 
 const ECS_OPTIONS: EcsRenderOptions = EcsRenderOptions {
@@ -181,6 +182,7 @@ fn failure_mention_goes_only_on_real_failures() {
     let without_actions = RenderOptions {
         failure_mention: Some(mention),
         action_failures_posted: false,
+        approvals: false,
     };
     assert!(has_mention("pipeline-failed.json", &without_actions));
 }

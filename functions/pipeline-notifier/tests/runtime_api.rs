@@ -819,3 +819,61 @@ async fn a_pipeline_green_again_is_told_once_across_two_containers_with_successe
         );
     }
 }
+
+/// With `SLACK_APPROVALS=on` (the template sets it when pipeline-approvals is deployed), the
+/// binary's "waiting for approval" message carries Approve and Reject buttons whose value
+/// names the approval (pipeline, stage, action, execution) and nothing else; the console link
+/// stays. Without it, no buttons.
+#[tokio::test]
+async fn with_slack_approvals_on_a_waiting_approval_carries_approve_and_reject_buttons() {
+    let Rig {
+        moto, stub, sink, ..
+    } = Rig::start().await;
+    let webhook = webhook_in_ssm(&moto, &sink, "ops").await;
+    let mut env = standins::moto::aws_env(&stub.endpoint());
+    env.push(("SLACK_WEBHOOK_URL".into(), webhook));
+    env.push(("SLACK_APPROVALS".into(), "on".into()));
+    let api = RuntimeApi::start().await;
+    let mut function = FunctionProcess::spawn(&binary(), &api, &env);
+    let answer = api
+        .invoke(
+            &mut function,
+            &common::sample("approval-started.json"),
+            Duration::from_secs(20),
+        )
+        .await;
+    assert!(
+        matches!(&answer.outcome, Outcome::Response(v) if v["outcome"] == "notified"),
+        "{answer:?}"
+    );
+    function.stop().await;
+    let posted = sink.delivered();
+    let choices = posted[0]["blocks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|b| b["block_id"] == shared::approval::BLOCK_ID)
+        .cloned()
+        .expect("the approval buttons");
+    let ids: Vec<&str> = choices["elements"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["action_id"].as_str())
+        .collect();
+    assert_eq!(ids, [shared::approval::APPROVE, shared::approval::REJECT]);
+    let value = choices["elements"][0]["value"].as_str().unwrap_or_default();
+    let named = shared::approval::ApprovalRef::from_value(value).expect("names the approval");
+    assert_eq!(
+        (
+            named.pipeline.as_str(),
+            named.stage.as_str(),
+            named.action.as_str()
+        ),
+        ("prod-api", "Approve", "ProductionGate")
+    );
+    assert!(
+        posted[0].to_string().contains("Review in the console"),
+        "the console link stays"
+    );
+}

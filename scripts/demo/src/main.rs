@@ -1,6 +1,7 @@
 //! `make demo`: starts the local stand-ins (moto, the recording stub, a Slack sink) and
 //! shows, step by step and in plain words, what the suite does with them. No AWS account.
 
+mod approvals;
 mod canary;
 mod migration;
 mod notifier;
@@ -91,6 +92,10 @@ async fn main() -> Fallible<()> {
     let migration_bin = standins::workspace_root().join("target/debug/migration-runner");
     if migration_bin.exists() {
         migration::run(&migration_bin, &moto, &stub, &sink).await?;
+    }
+    let approvals_bin = standins::workspace_root().join("target/debug/pipeline-approvals");
+    if approvals_bin.exists() {
+        approvals::run(&approvals_bin, &moto, &stub, &sink).await?;
     }
     adopt_one_at_a_time();
     println!("\nDone. Everything above ran against local servers; nothing left this machine.");

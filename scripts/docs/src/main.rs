@@ -10,6 +10,7 @@ fn main() {
         "ecr-scan-gate": ecr_scan_gate::config::VARIABLES,
         "canary-validator": canary_validator::config::VARIABLES,
         "migration-runner": migration_runner::config::VARIABLES,
+        "pipeline-approvals": pipeline_approvals::config::VARIABLES,
     });
     println!("{lists:#}");
 }

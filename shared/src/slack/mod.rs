@@ -120,12 +120,46 @@ impl SlackClient {
         check_url(webhook.expose())?;
         let mut payload = message.to_payload();
         without_previews(&mut payload);
+        self.post_payload(webhook, payload, deadline).await
+    }
+
+    /// Answers an interaction through its `response_url` (Slack: "Handling user
+    /// interaction"): `Replace` edits the message the button was on, `OnlyYou` shows the
+    /// clicker a message no one else sees. The URL is a bearer secret for 30 minutes, so it
+    /// is held as one; only Slack's own hosts (or a local sink) are ever posted to, whatever
+    /// a payload says.
+    pub async fn respond(
+        &self,
+        response_url: &Secret,
+        message: &Message,
+        how: Respond,
+        deadline: &Deadline,
+    ) -> Result<(), SlackError> {
+        check_response_url(response_url.expose())?;
+        let mut payload = message.to_payload();
+        without_previews(&mut payload);
+        match how {
+            Respond::Replace => payload["replace_original"] = serde_json::json!(true),
+            Respond::OnlyYou => {
+                payload["replace_original"] = serde_json::json!(false);
+                payload["response_type"] = serde_json::json!("ephemeral");
+            }
+        }
+        self.post_payload(response_url, payload, deadline).await
+    }
+
+    async fn post_payload(
+        &self,
+        to: &Secret,
+        payload: serde_json::Value,
+        deadline: &Deadline,
+    ) -> Result<(), SlackError> {
         let body = payload.to_string();
         self.with_retries(deadline, |attempt| {
             let body = body.clone();
             async move {
                 match self
-                    .exchange(webhook.expose(), None, body, deadline, attempt)
+                    .exchange(to.expose(), None, Body::Json(body), deadline, attempt)
                     .await
                 {
                     Ok(answer) => answer.judge_webhook(attempt, &self.backoff),
@@ -166,7 +200,7 @@ impl SlackClient {
         &self,
         url: &str,
         bearer: Option<&Secret>,
-        body: String,
+        body: Body,
         deadline: &Deadline,
         attempt: u32,
     ) -> Result<SlackResponse, Attempt<T, SlackError>> {
@@ -183,13 +217,14 @@ impl SlackClient {
                 after: None,
             });
         }
+        let (content_type, body) = match body {
+            Body::Json(b) => ("application/json; charset=utf-8", b),
+            Body::Form(b) => ("application/x-www-form-urlencoded", b),
+        };
         let mut request = self
             .http
             .post(url)
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                "application/json; charset=utf-8",
-            )
+            .header(reqwest::header::CONTENT_TYPE, content_type)
             .body(body)
             .timeout(budget);
         if let Some(token) = bearer {
@@ -300,6 +335,32 @@ fn last_answer(error: SlackError) -> String {
 pub(crate) fn without_previews(payload: &mut serde_json::Value) {
     payload["unfurl_links"] = serde_json::Value::Bool(false);
     payload["unfurl_media"] = serde_json::Value::Bool(false);
+}
+
+/// How an interaction is answered through its `response_url`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Respond {
+    /// The message the button was on is replaced (its buttons gone).
+    Replace,
+    /// A message only the person who clicked sees.
+    OnlyYou,
+}
+
+/// A request body: JSON for posts, a form for the Web API's read methods (which Slack does
+/// not promise to read as JSON).
+pub(crate) enum Body {
+    Json(String),
+    Form(String),
+}
+
+/// A `response_url` is Slack's: `https://hooks.slack.com/…` (or GovSlack's), or a local sink.
+fn check_response_url(url: &str) -> Result<(), SlackError> {
+    check_url(url)?;
+    let parsed = reqwest::Url::parse(url).map_err(|_| SlackError::InvalidWebhook)?;
+    match (parsed.scheme(), parsed.host_str()) {
+        ("https", Some("hooks.slack.com" | "hooks.slack-gov.com")) | ("http", _) => Ok(()),
+        _ => Err(SlackError::InvalidWebhook),
+    }
 }
 
 pub(crate) fn check_url(url: &str) -> Result<(), SlackError> {

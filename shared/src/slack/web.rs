@@ -7,7 +7,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Message, SlackClient, SlackError, SlackResponse, check_url, without_previews};
+use super::{Body, Message, SlackClient, SlackError, SlackResponse, check_url, without_previews};
 use crate::deadline::Deadline;
 use crate::retry::Attempt;
 use crate::secrets::Secret;
@@ -144,6 +144,41 @@ impl SlackClient {
             .map(|_| ())
     }
 
+    /// The members of the user group `group` (`usergroups.users.list`, scope
+    /// `usergroups:read`): user ids.
+    pub async fn group_members(
+        &self,
+        api: &SlackApi,
+        token: &Secret,
+        group: &str,
+        deadline: &Deadline,
+    ) -> Result<Vec<String>, SlackError> {
+        let form = format!(
+            "usergroup={}",
+            percent_encoding::utf8_percent_encode(group, percent_encoding::NON_ALPHANUMERIC)
+        );
+        let answer = self
+            .call_with(
+                api,
+                token,
+                "usergroups.users.list",
+                Body::Form(form),
+                deadline,
+            )
+            .await?;
+        Ok(answer
+            .get("users")
+            .and_then(Value::as_array)
+            .map(|users| {
+                users
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     async fn call(
         &self,
         api: &SlackApi,
@@ -152,10 +187,24 @@ impl SlackClient {
         body: Value,
         deadline: &Deadline,
     ) -> Result<Value, SlackError> {
+        self.call_with(api, token, method, Body::Json(body.to_string()), deadline)
+            .await
+    }
+
+    async fn call_with(
+        &self,
+        api: &SlackApi,
+        token: &Secret,
+        method: &'static str,
+        body: Body,
+        deadline: &Deadline,
+    ) -> Result<Value, SlackError> {
         let url = api.method(method);
-        let body = body.to_string();
         self.with_retries(deadline, |attempt| {
-            let body = body.clone();
+            let body = match &body {
+                Body::Json(b) => Body::Json(b.clone()),
+                Body::Form(b) => Body::Form(b.clone()),
+            };
             let url = url.as_str();
             async move {
                 match self

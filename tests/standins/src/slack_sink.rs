@@ -85,6 +85,8 @@ struct Inner {
     messages: Vec<SlackMessage>,
     next_ts: u64,
     token_revoked: bool,
+    /// User groups and their members, for `usergroups.users.list`.
+    groups: std::collections::HashMap<String, Vec<String>>,
 }
 
 #[derive(Clone)]
@@ -124,6 +126,21 @@ impl SlackSink {
             .filter(|r| r.status == 200 && !r.path.starts_with("/api/"))
             .map(|r| r.body.clone())
             .collect()
+    }
+
+    /// An interaction's `response_url` into this sink (Slack's are
+    /// `https://hooks.slack.com/actions/…`); what is posted to it shows in
+    /// [`SlackSink::delivered`].
+    pub fn response_url(&self, name: &str) -> String {
+        format!("http://{}/actions/T000/{name}/{WEBHOOK_TOKEN}", self.addr)
+    }
+
+    /// The user group `id` (`S…`) has these members, for `usergroups.users.list`.
+    pub fn user_group(&self, id: &str, members: &[&str]) {
+        self.lock().groups.insert(
+            id.to_owned(),
+            members.iter().map(|m| (*m).to_owned()).collect(),
+        );
     }
 
     /// The Web API's base, as `SLACK_API_URL` takes it.
@@ -262,7 +279,20 @@ async fn web_api(
     body: &Bytes,
 ) -> Response {
     let lock = || inner.lock().unwrap_or_else(|p| p.into_inner());
-    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    // Read methods take a form (`usergroups.users.list`), the others JSON.
+    let parsed: Option<Value> = serde_json::from_slice(body).ok().or_else(|| {
+        serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
+            .ok()
+            .filter(|pairs| !pairs.is_empty())
+            .map(|pairs| {
+                Value::Object(
+                    pairs
+                        .into_iter()
+                        .map(|(k, v)| (k, Value::String(v)))
+                        .collect(),
+                )
+            })
+    });
     let scripted = lock().script.pop_front();
     let (status, answer, wait) = match scripted {
         Some(Reply::Hang) => (0, Value::Null, Some(Duration::from_secs(3600))),
@@ -324,6 +354,13 @@ fn apply(inner: &mut Inner, method: &str, bearer: Option<&str>, body: Option<&Va
         return refusal("invalid_json");
     };
     let field = |name: &str| body.get(name).and_then(Value::as_str).map(str::to_owned);
+    // usergroups.users.list: `no_such_subteam` for a group it does not know.
+    if method == "usergroups.users.list" {
+        return match field("usergroup").and_then(|g| inner.groups.get(&g)) {
+            Some(users) => json!({"ok": true, "users": users}),
+            None => refusal("no_such_subteam"),
+        };
+    }
     let Some(channel) = field("channel") else {
         return refusal("channel_not_found");
     };
