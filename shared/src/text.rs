@@ -129,7 +129,7 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// The bytes of `text` read as hex (either case); `None` for anything that is not.
 pub fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) || !text.is_ascii() {
+    if !text.len().is_multiple_of(2) || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     (0..text.len())

@@ -527,6 +527,7 @@ async fn subjects(
                     "ssm:/bench/slack/signing-secret".into(),
                 ),
                 ("APPROVERS", json!({"bench-*": ["U012AB3CD"]}).to_string()),
+                ("SLACK_API_URL", sink.api_url()),
             ]),
             event: Box::new(approval_click),
             size: sizes(&paths.bootstrap("pipeline-approvals")),

@@ -1,14 +1,15 @@
 //! Who may approve which pipelines: `APPROVERS`, pipeline-name globs to Slack user ids
 //! (`U…`, `W…` for Enterprise Grid) and user-group ids (`S…`).
 //!
-//! The most specific glob that matches a pipeline decides (the one with the most characters
-//! that are not wildcards; globs as specific as each other are taken together), so
-//! `{"prod-*": [...], "*": [...]}` gives production its own approvers and everything else the
-//! fallback's: a broad `*` never widens who may approve production. A pipeline no glob
-//! matches cannot be approved from Slack.
+//! The first glob that matches a pipeline, in the order written, decides, as `SLACK_ROUTES`
+//! does: `{"prod-*": [...], "*": [...]}` gives production its own approvers and everything
+//! else the fallback's, and a later, broader glob never widens who may approve what an
+//! earlier one matched. A pipeline no glob matches cannot be approved from Slack. A glob
+//! written twice is refused: JSON readers keep only one of the two, silently.
 
-use std::collections::BTreeMap;
+use std::fmt;
 
+use serde::de::{Deserializer, MapAccess, Visitor};
 use shared::glob::Glob;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,19 +36,23 @@ impl Approvers {
     pub const EXPECTED: &'static str = r#"a JSON object from pipeline globs to Slack user and user-group ids, such as {"prod-*": ["U012AB3CD", "S0614TZR7"], "*": ["U09ZYX8WV"]}"#;
 
     pub fn parse(text: &str) -> Result<Self, String> {
-        let raw: BTreeMap<String, Vec<String>> = serde_json::from_str(text).map_err(|e| {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let raw = de.deserialize_map(InOrder).map_err(|e| {
             format!(
-                "not a JSON object of lists (line {} column {})",
+                "not a JSON object of lists, each glob once (line {} column {})",
                 e.line(),
                 e.column()
             )
         })?;
+        de.end()
+            .map_err(|_| "text after the JSON object".to_owned())?;
         if raw.is_empty() {
             return Err("no pipeline is named: nobody could approve anything".into());
         }
         let mut rules = Vec::new();
         for (glob, ids) in raw {
-            if glob.trim().is_empty() || glob.len() > 200 {
+            let glob = glob.trim().to_owned();
+            if glob.is_empty() || glob.len() > 200 {
                 return Err("a pipeline glob is empty or longer than 200 characters".into());
             }
             if ids.is_empty() {
@@ -73,27 +78,13 @@ impl Approvers {
         Ok(Self { rules })
     }
 
-    /// Who may approve `pipeline`: the most specific matching globs' approvers.
-    pub fn for_pipeline(&self, pipeline: &str) -> Vec<&Principal> {
-        let specificity = |g: &Glob| {
-            g.as_str()
-                .chars()
-                .filter(|c| !matches!(c, '*' | '?'))
-                .count()
-        };
-        let matching: Vec<&(Glob, Vec<Principal>)> = self
-            .rules
+    /// Who may approve `pipeline`: the first matching glob's approvers.
+    pub fn for_pipeline(&self, pipeline: &str) -> &[Principal] {
+        self.rules
             .iter()
-            .filter(|(g, _)| g.matches(pipeline))
-            .collect();
-        let Some(best) = matching.iter().map(|(g, _)| specificity(g)).max() else {
-            return Vec::new();
-        };
-        matching
-            .into_iter()
-            .filter(|(g, _)| specificity(g) == best)
-            .flat_map(|(_, p)| p)
-            .collect()
+            .find(|(g, _)| g.matches(pipeline))
+            .map(|(_, p)| p.as_slice())
+            .unwrap_or_default()
     }
 
     /// Whether any rule names a user group (resolving one needs the bot token).
@@ -105,30 +96,66 @@ impl Approvers {
     }
 }
 
+/// A JSON object's entries in the order written; a key written twice is an error.
+struct InOrder;
+
+impl<'de> Visitor<'de> for InOrder {
+    type Value = Vec<(String, Vec<String>)>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object from pipeline globs to lists of ids")
+    }
+
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+        let mut entries: Vec<(String, Vec<String>)> = Vec::new();
+        while let Some((glob, ids)) = map.next_entry::<String, Vec<String>>()? {
+            if entries.iter().any(|(g, _)| g.trim() == glob.trim()) {
+                return Err(serde::de::Error::custom("a glob is written twice"));
+            }
+            entries.push((glob, ids));
+        }
+        Ok(entries)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn the_most_specific_glob_decides_so_a_fallback_never_widens_production() {
-        let a = Approvers::parse(r#"{"prod-*": ["U012AB3CD", "S0614TZR7"], "*": ["U09ZYX8WV"]}"#)
-            .unwrap();
+    fn the_first_matching_glob_decides_so_a_later_one_never_widens_it() {
+        let a = Approvers::parse(
+            r#"{"prod-*": ["U012AB3CD", "S0614TZR7"], "*-payments": ["U0PAYTEAM1"], "*": ["U09ZYX8WV"]}"#,
+        )
+        .unwrap();
+        let prod = [
+            Principal::User("U012AB3CD".into()),
+            Principal::Group("S0614TZR7".into()),
+        ];
+        assert_eq!(a.for_pipeline("prod-api"), prod);
         assert_eq!(
-            a.for_pipeline("prod-api"),
-            vec![
-                &Principal::User("U012AB3CD".into()),
-                &Principal::Group("S0614TZR7".into())
-            ]
+            a.for_pipeline("prod-payments"),
+            prod,
+            "written first, production's approvers decide"
+        );
+        assert_eq!(
+            a.for_pipeline("dev-payments"),
+            [Principal::User("U0PAYTEAM1".into())]
         );
         assert_eq!(
             a.for_pipeline("dev-api"),
-            vec![&Principal::User("U09ZYX8WV".into())]
+            [Principal::User("U09ZYX8WV".into())]
         );
         assert!(a.names_groups());
-        let only_prod = Approvers::parse(r#"{"prod-*": ["W012AB3CD"]}"#).unwrap();
+        let only_prod = Approvers::parse(r#"{" prod-* ": ["W012AB3CD"]}"#).unwrap();
         assert!(
             only_prod.for_pipeline("dev-api").is_empty(),
             "nobody for an unnamed pipeline"
+        );
+        assert_eq!(
+            only_prod.for_pipeline("prod-api").len(),
+            1,
+            "globs are trimmed"
         );
     }
 
@@ -141,6 +168,8 @@ mod tests {
             r#"{}"#,
             r#"["U012AB3CD"]"#,
             r#"{"prod-*": ["u012ab3cd"]}"#,
+            r#"{"prod-*": ["U012AB3CD"], "prod-*": ["U09ZYX8WV"]}"#,
+            r#"{"prod-*": ["U012AB3CD"]} {"*": []}"#,
         ] {
             assert!(Approvers::parse(bad).is_err(), "{bad}");
         }

@@ -1,19 +1,22 @@
 //! One request to the endpoint, from the bytes to the answer: read it, check Slack's
-//! signature, read the click, check the clicker is an approver of that pipeline, claim the
-//! approval (a double click or a replay answers it at most once), look up its current token,
-//! answer CodePipeline, and tell the person through `response_url`.
+//! signature, read the click, check the clicker is an approver of that pipeline, look up where
+//! the approval stands, claim its current token (a double click or a replay answers it at most
+//! once; a retried stage has a new token), answer CodePipeline, and tell the person through
+//! `response_url` (and in the message's thread, with a bot token).
 //!
 //! Nothing is believed before the signature verifies, and nothing reaches CodePipeline for a
 //! request that is not a signed click from an approver.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
 use shared::idempotency::Claim;
+use shared::invocation::once::Key;
 use shared::metrics::{self, Metric};
 use shared::secrets::Secret;
 use shared::slack::signature::{self, Refused};
-use shared::slack::{Message, Respond};
+use shared::slack::{Message, Respond, WebPost};
 use shared::{Deadline, Error};
 
 use crate::app::PipelineApprovals;
@@ -23,12 +26,13 @@ use crate::pipelines::{Outcome, Pipelines, Standing};
 use crate::reply::{self, HttpReply};
 use crate::request::{Click, Interaction, http_request, interaction};
 
-/// Slack waits 3 seconds for the answer, a cold start included: the work keeps within this,
-/// whatever the Lambda timeout.
+/// Slack waits 3 seconds for the answer from the moment it sent the request: the work keeps
+/// within this much of that moment (the Function URL's `timeEpoch`), a cold start included.
 pub const SLACK_WAITS: Duration = Duration::from_millis(2_700);
 
-/// A claim held by another click is not waited for: Slack would give up first.
-const CLAIM_WAIT: Duration = Duration::from_millis(400);
+/// The claim: the wait for a click that holds it is not waited out (Slack would give up
+/// first), but the write itself gets a budget of its own.
+const CLAIM_BUDGET: Duration = Duration::from_millis(900);
 
 /// Kept back from the work for telling the person: a slow CodePipeline must not leave the
 /// clicker without a word.
@@ -37,36 +41,78 @@ const RESPOND_RESERVE: Duration = Duration::from_millis(700);
 /// `Requests` {Outcome}: what each request came to.
 const REQUESTS: Metric = Metric::count("Requests");
 /// `RefusedRequests`: requests refused before anything was done (unsigned, forged, stale,
-/// malformed). The alarm's metric: a burst means someone is trying.
+/// malformed). An alarm's metric: a burst means someone is probing, or the signing secret was
+/// regenerated in Slack and not stored here.
 const REFUSED: Metric = Metric::count("RefusedRequests");
+/// `UnansweredClicks`: an approver's click that could not be answered (CodePipeline failing or
+/// refusing, the configuration unreadable). An alarm's metric: the invocation itself succeeds
+/// (Slack gets its 200), so Lambda's error count never sees these.
+const UNANSWERED: Metric = Metric::count("UnansweredClicks");
+
+/// A broken configuration is logged at ERROR once per container, not once per request a
+/// stranger sends.
+static MISCONFIGURATION_LOGGED: AtomicBool = AtomicBool::new(false);
 
 fn count(outcome: &str) {
     metrics::count(&REQUESTS, &[("Outcome", outcome)]);
 }
 
-fn refuse(reason: &str, status: u16, body: &'static str) -> HttpReply {
+fn unanswered(outcome: &'static str) -> &'static str {
+    metrics::count(&UNANSWERED, &[]);
+    count(outcome);
+    outcome
+}
+
+fn refuse(reason: &'static str, status: u16, body: &'static str) -> HttpReply {
+    refuse_because(reason, "", status, body)
+}
+
+/// `reason` is the metric's word; `detail` what the log line adds.
+fn refuse_because(
+    reason: &'static str,
+    detail: &str,
+    status: u16,
+    body: &'static str,
+) -> HttpReply {
     // One line, never the body or the headers.
-    tracing::warn!(reason, status, "request refused");
+    tracing::warn!(reason, detail, status, "request refused");
     metrics::count(&REFUSED, &[]);
     count(&format!("refused-{reason}"));
     HttpReply::refused(status, body, "refused")
 }
 
+/// The time left until Slack stops waiting: `SLACK_WAITS` from when the Function URL received
+/// the request (`received_ms`, epoch ms), or from now when that is unknown or implausible.
+fn slack_budget(received_ms: Option<i64>, now_ms: i64) -> Duration {
+    let waits = SLACK_WAITS.as_millis() as i64;
+    match received_ms.map(|at| now_ms - at) {
+        Some(age) if (0..=waits).contains(&age) => Duration::from_millis((waits - age) as u64),
+        // Slack has stopped waiting (or the clocks disagree): the click is still answered, and
+        // told through response_url, in the time a fresh one would have.
+        _ => SLACK_WAITS,
+    }
+}
+
 impl<P: Pipelines + Sync> PipelineApprovals<P> {
     /// One request, as its HTTP answer. `now` is epoch seconds (the signature's clock).
     pub async fn handle(&self, event: &Value, deadline: &Deadline, now: i64) -> HttpReply {
-        let deadline = deadline.capped(SLACK_WAITS);
         let request = match http_request(event) {
             Ok(r) => r,
-            Err(why) => return refuse(why.0, 400, "bad request"),
+            Err(why) => return refuse_because("unreadable", why.0, 400, "bad request"),
         };
+        let deadline = deadline.capped(slack_budget(
+            request.received_ms,
+            shared::budget::now_millis() as i64,
+        ));
         if request.method != "POST" {
             return refuse("not-a-post", 405, "only Slack's POST is answered");
         }
         let config = match &self.config {
             Ok(c) => c,
             Err(why) => {
-                tracing::error!(reason = %why, "configuration error: request not answered");
+                if !MISCONFIGURATION_LOGGED.swap(true, Ordering::Relaxed) {
+                    tracing::error!(reason = %why, "configuration error: no request is answered until it is fixed");
+                }
                 metrics::count(&metrics::CONFIG_ERRORS, &[]);
                 count("misconfigured");
                 return HttpReply::refused(503, "misconfigured", "misconfigured");
@@ -81,7 +127,8 @@ impl<P: Pipelines + Sync> PipelineApprovals<P> {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(from = %config.signing_secret.describe(), error = %e, "cannot read the signing secret: no request can be verified");
-                count("failed");
+                metrics::count(&metrics::CONFIG_ERRORS, &[]);
+                unanswered("failed");
                 return HttpReply::refused(503, "cannot verify requests now", "failed");
             }
         };
@@ -110,7 +157,7 @@ impl<P: Pipelines + Sync> PipelineApprovals<P> {
                 count("ignored");
                 return HttpReply::acknowledged("ignored");
             }
-            Err(why) => return refuse(why.0, 400, "not an approval click"),
+            Err(why) => return refuse_because("malformed", why.0, 400, "not an approval click"),
         };
         let outcome = Box::pin(self.on_click(config, &click, &deadline, now)).await;
         HttpReply::acknowledged(outcome)
@@ -127,113 +174,112 @@ impl<P: Pipelines + Sync> PipelineApprovals<P> {
         let a = &click.approval;
         let (told_by, deadline) = (deadline, &deadline.less(RESPOND_RESERVE));
         tracing::info!(user = %click.user, pipeline = %a.pipeline, stage = %a.stage, action = %a.action, execution = %a.execution, approve = click.approve, "approval click");
-        match self
+        let only_you = |text: &str| (reply::only_you(text), Respond::OnlyYou);
+        let (outcome, (message, how)) = match self
             .is_approver(config, &a.pipeline, &click.user, deadline)
             .await
         {
-            Ok(true) => {}
+            Ok(true) => match self.decide(click, deadline, now).await {
+                Ok(decided) => decided,
+                Err(e) => {
+                    tracing::error!(error = %e, pipeline = %a.pipeline, "CodePipeline did not answer");
+                    (
+                        unanswered("failed"),
+                        only_you(
+                            "CodePipeline did not answer in time, so the answer may not have been recorded. Click again to see where it stands.",
+                        ),
+                    )
+                }
+            },
             Ok(false) => {
-                count("not-approver");
                 tracing::warn!(user = %click.user, pipeline = %a.pipeline, "not an approver of this pipeline: nothing sent to CodePipeline");
+                count("not-approver");
                 let text = format!(
                     "Only the approvers of {} can answer this approval (APPROVERS). Nothing was sent to CodePipeline.",
                     a.pipeline
                 );
-                self.respond(click, &reply::only_you(&text), Respond::OnlyYou, told_by)
-                    .await;
-                return "not-approver";
+                ("not-approver", only_you(&text))
             }
             Err(e) => {
-                count("failed");
                 tracing::error!(error = %e, "cannot tell who may approve: nothing sent to CodePipeline");
-                let text = "The approvers could not be read, so nothing was sent to CodePipeline. Try again in a moment; the operators have the reason in the function's log.";
-                self.respond(click, &reply::only_you(text), Respond::OnlyYou, told_by)
-                    .await;
-                return "failed";
-            }
-        }
-        let key = format!(
-            "approval/{}/{}/{}/{}",
-            a.pipeline, a.stage, a.action, a.execution
-        );
-        let ticket = match self
-            .ports
-            .claims
-            .claim(&key, &deadline.capped(CLAIM_WAIT))
-            .await
-        {
-            Claim::Won(ticket) => ticket,
-            Claim::Done | Claim::Held { .. } => {
-                count("duplicate");
-                tracing::info!(pipeline = %a.pipeline, "this approval was already answered from Slack, or is being answered now");
-                let text =
-                    "This approval was already answered from Slack, or is being answered now.";
-                self.respond(click, &reply::only_you(text), Respond::OnlyYou, told_by)
-                    .await;
-                return "duplicate";
+                metrics::count(&metrics::CONFIG_ERRORS, &[]);
+                (
+                    unanswered("failed"),
+                    only_you(
+                        "The approvers could not be read, so nothing was sent to CodePipeline. Try again in a moment; the operators have the reason in the function's log.",
+                    ),
+                )
             }
         };
-        match self.decide(click, deadline, now).await {
-            Ok((outcome, message, how)) => {
-                self.ports.claims.done(ticket, told_by).await;
-                count(outcome);
-                self.respond(click, &message, how, told_by).await;
-                outcome
-            }
-            Err(e) => {
-                // Nothing was recorded: a click may try again.
-                self.ports.claims.release(ticket, told_by).await;
-                count("failed");
-                tracing::error!(error = %e, pipeline = %a.pipeline, "CodePipeline did not take the answer");
-                let text = "CodePipeline did not answer in time, so nothing was recorded. Click again in a moment.";
-                self.respond(click, &reply::only_you(text), Respond::OnlyYou, told_by)
-                    .await;
-                "failed"
-            }
+        self.respond(click, &message, how, told_by).await;
+        if matches!(outcome, "approved" | "rejected") {
+            self.reply_in_thread(config, click, now, told_by).await;
         }
+        outcome
     }
 
-    /// The approval's token, then the answer; what the person is told about it.
+    /// Where the approval stands; if it waits, the answer under a claim on its current token.
+    /// Returns the outcome and what the person is told.
     async fn decide(
         &self,
         click: &Click,
         deadline: &Deadline,
         now: i64,
-    ) -> Result<(&'static str, Message, Respond), Error> {
+    ) -> Result<(&'static str, (Message, Respond)), Error> {
         let a = &click.approval;
-        let gone = |why: &str, summary: Option<&str>| reply::no_longer_waiting(a, why, summary);
+        let gone = |why: &str, summary: Option<&str>| {
+            (reply::no_longer_waiting(a, why, summary), Respond::Replace)
+        };
+        let superseded = "A newer execution has reached this stage, or the approval expired: this one no longer waits. (With a pipeline in PARALLEL execution mode, only the newest execution at a stage can be answered from Slack.)";
         let token = match self.ports.pipelines.standing(a, deadline).await? {
             Standing::Waiting { token } => token,
             Standing::Answered { approved, summary } => {
                 let why = if approved {
                     "It was already approved."
                 } else {
-                    "It was already rejected, or it expired."
+                    "It was already rejected, or it expired, or the execution was stopped."
                 };
-                return Ok((
-                    "already-answered",
-                    gone(why, summary.as_deref()),
-                    Respond::Replace,
-                ));
+                count("already-answered");
+                return Ok(("already-answered", gone(why, summary.as_deref())));
             }
             Standing::Superseded => {
-                return Ok((
-                    "superseded",
-                    gone(
-                        "A newer execution has reached this stage, or the approval expired: this one no longer waits.",
-                        None,
-                    ),
-                    Respond::Replace,
-                ));
+                count("superseded");
+                return Ok(("superseded", gone(superseded, None)));
             }
             Standing::Gone => {
+                count("gone");
                 return Ok((
                     "gone",
                     gone(
                         "The pipeline, its stage or its approval action no longer exists.",
                         None,
                     ),
-                    Respond::Replace,
+                ));
+            }
+            Standing::Denied => return Ok(denied(a)),
+        };
+        // One answer per token: a double click and a replay find it claimed; a stage retried
+        // after a rejection waits with a new token, and is answered afresh.
+        let fact = format!("{}/{}/{}/{token}", a.pipeline, a.stage, a.action);
+        let key = Key::Fact("approval", &fact).to_string();
+        let ticket = match self
+            .ports
+            .claims
+            .claim(&key, &deadline.capped(CLAIM_BUDGET))
+            .await
+        {
+            Claim::Won(ticket) => ticket,
+            Claim::Done | Claim::Held { .. } => {
+                tracing::info!(pipeline = %a.pipeline, "this approval was already answered from Slack, or is being answered now");
+                count("duplicate");
+                return Ok((
+                    "duplicate",
+                    (
+                        reply::only_you(
+                            "This approval was already answered from Slack, or is being answered now.",
+                        ),
+                        Respond::OnlyYou,
+                    ),
                 ));
             }
         };
@@ -243,52 +289,48 @@ impl<P: Pipelines + Sync> PipelineApprovals<P> {
             "Rejected"
         };
         let summary = format!("{verb} in Slack by {} (pipeline-approvals)", click.user);
-        Ok(
-            match self
-                .ports
-                .pipelines
-                .answer(a, &token, click.approve, &summary, deadline)
-                .await?
-            {
-                Outcome::Recorded => {
-                    tracing::info!(user = %click.user, pipeline = %a.pipeline, approve = click.approve, "answer recorded in CodePipeline");
-                    let outcome = if click.approve {
-                        "approved"
-                    } else {
-                        "rejected"
-                    };
+        let answered = self
+            .ports
+            .pipelines
+            .answer(a, &token, click.approve, &summary, deadline)
+            .await;
+        let decided = match answered {
+            Ok(Outcome::Recorded) => {
+                tracing::info!(user = %click.user, pipeline = %a.pipeline, approve = click.approve, "answer recorded in CodePipeline");
+                let outcome = if click.approve {
+                    "approved"
+                } else {
+                    "rejected"
+                };
+                count(outcome);
+                (
+                    outcome,
                     (
-                        outcome,
                         reply::answered(a, click.approve, &click.user, now),
                         Respond::Replace,
-                    )
-                }
-                Outcome::Stale => (
-                    "superseded",
-                    gone(
-                        "A newer execution has reached this stage, or the approval expired: this one no longer waits.",
-                        None,
                     ),
-                    Respond::Replace,
-                ),
-                Outcome::AlreadyAnswered => (
-                    "already-answered",
-                    gone("Someone answered it first.", None),
-                    Respond::Replace,
-                ),
-                Outcome::Denied => {
-                    tracing::error!(pipeline = %a.pipeline, "the function's role may not approve this pipeline (ApprovalPipelines)");
-                    (
-                        "denied",
-                        reply::only_you(&format!(
-                            "CodePipeline refused: this function may not approve {} (the stack's ApprovalPipelines). Nothing was recorded; approve it in the console.",
-                            a.pipeline
-                        )),
-                        Respond::OnlyYou,
-                    )
-                }
-            },
-        )
+                )
+            }
+            Ok(Outcome::Stale) => {
+                count("superseded");
+                ("superseded", gone(superseded, None))
+            }
+            Ok(Outcome::AlreadyAnswered) => {
+                count("already-answered");
+                ("already-answered", gone("Someone answered it first.", None))
+            }
+            Ok(Outcome::Denied) => {
+                // Nothing was recorded: a grant added later lets the next click through.
+                self.ports.claims.release(ticket, deadline).await;
+                return Ok(denied(a));
+            }
+            Err(e) => {
+                self.ports.claims.release(ticket, deadline).await;
+                return Err(e);
+            }
+        };
+        self.ports.claims.done(ticket, deadline).await;
+        Ok(decided)
     }
 
     async fn is_approver(
@@ -308,12 +350,8 @@ impl<P: Pipelines + Sync> PipelineApprovals<P> {
                 Principal::User(id) if id == user => return Ok(true),
                 Principal::User(_) => {}
                 Principal::Group(group) => {
-                    if self
-                        .members(config, group, deadline)
-                        .await?
-                        .iter()
-                        .any(|m| m == user)
-                    {
+                    let members = self.members(config, group, deadline).await?;
+                    if members.iter().any(|m| m == user) {
                         return Ok(true);
                     }
                 }
@@ -349,12 +387,90 @@ impl<P: Pipelines + Sync> PipelineApprovals<P> {
     /// Tells the person through the click's `response_url`; a failure is logged, not more:
     /// what CodePipeline recorded stands either way, and the notifier's messages follow it.
     async fn respond(&self, click: &Click, message: &Message, how: Respond, deadline: &Deadline) {
-        let Some(url) = &click.response_url else {
+        let (Some(url), Ok(config)) = (&click.response_url, &self.config) else {
             return;
         };
-        let url = Secret::new(url.clone());
-        if let Err(e) = self.ports.slack.respond(&url, message, how, deadline).await {
+        let sent = self
+            .ports
+            .slack
+            .respond(url, message, how, config.api.origin().as_deref(), deadline)
+            .await;
+        if let Err(e) = sent {
             tracing::warn!(error = %e, "could not update the Slack message through response_url");
         }
+    }
+
+    /// Who answered, in the message's thread too: in Web API mode the notifier edits its live
+    /// message again with the next event, and that edit would take the replacement away.
+    /// Only with a bot token; a failure is logged.
+    async fn reply_in_thread(&self, config: &Config, click: &Click, now: i64, deadline: &Deadline) {
+        let (Some(token), Some(at)) = (&config.bot_token, &click.message) else {
+            return;
+        };
+        let token = match self.ports.secrets.resolve(token, deadline).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the bot token for the thread reply");
+                return;
+            }
+        };
+        let message = reply::answered(&click.approval, click.approve, &click.user, now);
+        let posted = self
+            .ports
+            .slack
+            .post_message(
+                &config.api,
+                &token,
+                &WebPost {
+                    channel: &at.channel,
+                    message: &message,
+                    thread_ts: Some(&at.ts),
+                    reply_broadcast: false,
+                },
+                deadline,
+            )
+            .await;
+        if let Err(e) = posted {
+            tracing::warn!(error = %e, "could not reply in the approval message's thread");
+        }
+    }
+}
+
+/// The role may not answer this pipeline: nothing recorded, said to the clicker, counted.
+fn denied(a: &shared::approval::ApprovalRef) -> (&'static str, (Message, Respond)) {
+    tracing::error!(pipeline = %a.pipeline, "the function's role may not answer this pipeline (ApprovalPipelines)");
+    (
+        unanswered("denied"),
+        (
+            reply::only_you(&format!(
+                "CodePipeline refused: this function may not answer approvals of {} (the stack's ApprovalPipelines). Nothing was recorded; answer it in the console.",
+                a.pipeline
+            )),
+            Respond::OnlyYou,
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slacks_three_seconds_count_from_when_the_url_received_the_request() {
+        assert_eq!(
+            slack_budget(Some(1_000), 1_500),
+            Duration::from_millis(2_200)
+        );
+        assert_eq!(
+            slack_budget(Some(1_000), 9_000),
+            SLACK_WAITS,
+            "Slack gave up; the click is still answered"
+        );
+        assert_eq!(slack_budget(None, 1_500), SLACK_WAITS);
+        assert_eq!(
+            slack_budget(Some(9_000), 1_000),
+            SLACK_WAITS,
+            "a clock ahead: ignored"
+        );
     }
 }

@@ -24,6 +24,8 @@ pub enum Standing {
     Superseded,
     /// The pipeline, stage or action does not exist (renamed, deleted).
     Gone,
+    /// The function's role may not read it: the pipeline is not in `ApprovalPipelines`.
+    Denied,
 }
 
 /// What `PutApprovalResult` came to.
@@ -78,6 +80,9 @@ impl Pipelines for CodePipeline {
             Ok(Ok(state)) => state,
             Ok(Err(e)) if e.code() == Some("PipelineNotFoundException") => {
                 return Ok(Standing::Gone);
+            }
+            Ok(Err(e)) if e.code() == Some("AccessDeniedException") => {
+                return Ok(Standing::Denied);
             }
             Ok(Err(e)) => return Err(Error::from_sdk("CodePipeline", "GetPipelineState", e)),
         };

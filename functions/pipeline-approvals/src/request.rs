@@ -9,10 +9,13 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::Value;
 use shared::approval::{self, ApprovalRef};
+use shared::secrets::Secret;
+use shared::slack::Posted;
 
-/// Slack's interactivity payloads are a few kilobytes (the message they came from included);
-/// anything much larger is not Slack's, and is not read.
-pub const LARGEST_BODY: usize = 64 * 1024;
+/// Slack's interactivity payloads carry the message they came from, form-encoded (a non-ASCII
+/// character is 9 bytes), so a full message can come to some hundreds of kilobytes; anything
+/// larger is not Slack's, and is not read.
+pub const LARGEST_BODY: usize = 1024 * 1024;
 
 /// Why a request cannot be read, before or after its signature: a 400, said in one log line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +28,8 @@ pub struct HttpRequest {
     pub headers: HashMap<String, String>,
     /// The exact bytes received, which is what Slack signed.
     pub body: Vec<u8>,
+    /// When the Function URL received it (`requestContext.timeEpoch`, epoch ms).
+    pub received_ms: Option<i64>,
 }
 
 impl HttpRequest {
@@ -48,6 +53,8 @@ struct Event {
 #[derive(Deserialize)]
 struct Context {
     http: Option<Http>,
+    #[serde(rename = "timeEpoch")]
+    time_epoch: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -61,6 +68,7 @@ pub fn http_request(event: &Value) -> Result<HttpRequest, Unreadable> {
     if event.version.as_deref() != Some("2.0") {
         return Err(Unreadable("not a payload format 2.0 event"));
     }
+    let received_ms = event.context.as_ref().and_then(|c| c.time_epoch);
     let method = event
         .context
         .and_then(|c| c.http)
@@ -91,6 +99,7 @@ pub fn http_request(event: &Value) -> Result<HttpRequest, Unreadable> {
         method,
         headers,
         body,
+        received_ms,
     })
 }
 
@@ -101,8 +110,11 @@ pub struct Click {
     pub user: String,
     pub approve: bool,
     pub approval: ApprovalRef,
-    /// Where the answer goes (Slack's `hooks.slack.com/actions/…`); `None` when Slack sent none.
-    pub response_url: Option<String>,
+    /// Where the answer goes (Slack's `hooks.slack.com/actions/…`): for 30 minutes anyone
+    /// holding it may post into the channel, so it is held as a secret.
+    pub response_url: Option<Secret>,
+    /// The message the button was on, for a reply in its thread.
+    pub message: Option<Posted>,
 }
 
 /// What a signed interaction asks.
@@ -121,6 +133,13 @@ struct Payload {
     #[serde(default)]
     actions: Vec<Action>,
     response_url: Option<String>,
+    container: Option<Container>,
+}
+
+#[derive(Deserialize)]
+struct Container {
+    message_ts: Option<String>,
+    channel_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -175,11 +194,24 @@ pub fn interaction(body: &[u8]) -> Result<Interaction, Unreadable> {
         .as_deref()
         .and_then(ApprovalRef::from_value)
         .ok_or(Unreadable("the button does not name an approval"))?;
+    let message = payload.container.and_then(|c| {
+        let channel = c.channel_id.filter(|id| {
+            (9..=24).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric())
+        })?;
+        let ts = c.message_ts.filter(|ts| {
+            (1..=32).contains(&ts.len()) && ts.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        })?;
+        Some(Posted { channel, ts })
+    });
     Ok(Interaction::Click(Click {
         user,
         approve,
         approval,
-        response_url: payload.response_url.filter(|u| u.len() <= 1000),
+        response_url: payload
+            .response_url
+            .filter(|u| u.len() <= 1000)
+            .map(Secret::new),
+        message,
     }))
 }
 

@@ -83,9 +83,11 @@ impl Endpoint {
                 "SLACK_SIGNING_SECRET".into(),
                 "ssm:/ops/slack/signing-secret".into(),
             ),
+            // As an operator writes it: the order matters (the first glob that matches decides),
+            // and json! would sort the keys.
             (
                 "APPROVERS".into(),
-                json!({"prod-*": [APPROVER, GROUP], "*": [STRANGER]}).to_string(),
+                format!(r#"{{"prod-*": ["{APPROVER}", "{GROUP}"], "*": ["{STRANGER}"]}}"#),
             ),
             ("SLACK_BOT_TOKEN".into(), BOT_TOKEN.into()),
             ("SLACK_API_URL".into(), rig.sink.api_url()),
@@ -244,7 +246,7 @@ async fn an_approvers_signed_click_approves_once_and_nothing_else_reaches_codepi
     assert_eq!(e.send_for(&click).await, (200, "approved".to_owned()));
     assert_eq!(
         e.send_for(&click).await,
-        (200, "duplicate".to_owned()),
+        (200, "already-answered".to_owned()),
         "a replay is acknowledged and does nothing"
     );
     assert_eq!(
@@ -301,16 +303,41 @@ async fn a_group_member_rejects_and_a_superseded_approval_is_left_alone() {
     e.rig
         .stub
         .approval_waits(&a.pipeline, &a.stage, &a.action, &a.execution);
+    // The approval's message in the channel, as the notifier posts it in Web API mode.
+    let posted: Value = reqwest::Client::new()
+        .post(format!("{}/chat.postMessage", e.rig.sink.api_url()))
+        .bearer_auth(BOT_TOKEN)
+        .json(&json!({"channel": CHANNEL, "text": "prod-api: waiting for approval"}))
+        .send()
+        .await
+        .expect("the sink answers")
+        .json()
+        .await
+        .expect("JSON");
+    let ts = posted["ts"].as_str().unwrap_or_default().to_owned();
     let now = now_secs();
+    let payload = block_actions(
+        GROUP_MEMBER,
+        approval::REJECT,
+        &value,
+        &e.rig.sink.response_url("group"),
+        CHANNEL,
+        &ts,
+    );
     assert_eq!(
-        e.click(GROUP_MEMBER, false, &value, signed(now), "group")
+        e.send_for(&function_url_event(&form_body(&payload), signed(now)))
             .await,
-        200
+        (200, "rejected".to_owned())
     );
     let answered = e.approvals_answered();
     assert_eq!(answered.len(), 1, "{answered:?}");
     assert_eq!(answered[0]["result"]["status"], "Rejected");
     assert!(e.responses("group")[0].to_string().contains("Rejected by"));
+    // In the thread too: the notifier's next edit of its live message would take the
+    // replacement away.
+    let replies = e.rig.sink.replies(CHANNEL, &ts);
+    assert_eq!(replies.len(), 1, "{replies:?}");
+    assert!(replies[0].blocks.to_string().contains("Rejected by"));
 
     // The same action, reached again by a newer execution: the old message's click is stale.
     let newer = ApprovalRef {
@@ -352,7 +379,7 @@ async fn what_is_not_an_approval_click_is_answered_and_changes_nothing() {
     get["requestContext"]["http"]["method"] = json!("GET");
     assert_eq!(e.send(&get).await, 405);
     assert_eq!(e.send(&json!({"Records": []})).await, 400);
-    let huge = "payload=".to_owned() + &"a".repeat(100_000);
+    let huge = "payload=".to_owned() + &"a".repeat(2 * 1024 * 1024);
     assert_eq!(e.send(&function_url_event(&huge, signed(now))).await, 400);
     // The sample the page runs with sam local invoke: a click signed with another secret.
     let sample = standins::sample_event("pipeline-approvals", "forged-click.json");
@@ -401,9 +428,22 @@ async fn when_codepipeline_fails_nothing_is_recorded_and_the_next_click_approves
         e.responses("down")
     );
     e.rig.stub.server_error("GetPipelineState", 0);
+    let payload = block_actions(
+        APPROVER,
+        approval::APPROVE,
+        &value,
+        &e.rig.sink.response_url("again"),
+        CHANNEL,
+        "1795000000.000100",
+    );
+    let again = e
+        .send_for(&function_url_event(&form_body(&payload), signed(now)))
+        .await;
     assert_eq!(
-        e.click(APPROVER, true, &value, signed(now), "again").await,
-        200
+        again,
+        (200, "approved".to_owned()),
+        "{:?}",
+        e.responses("again")
     );
     assert_eq!(
         e.approvals_answered().len(),

@@ -33,13 +33,16 @@ pub async fn run(
         &json!({"Name": "/demo/slack/signing-secret", "Value": SECRET, "Type": "SecureString"}),
     )
     .await;
-    let approvers = json!({"prod-*": ["U012AB3CD"], "*": ["U09ZYX8WV"]}).to_string();
+    // The order matters: the first glob that matches decides.
+    let approvers = r#"{"prod-*": ["U012AB3CD"], "*": ["U09ZYX8WV"]}"#;
     let env = function_env(
         moto,
         &[
             ("AWS_ENDPOINT_URL_CODEPIPELINE", &stub.endpoint()),
             ("SLACK_SIGNING_SECRET", "ssm:/demo/slack/signing-secret"),
-            ("APPROVERS", &approvers),
+            ("APPROVERS", approvers),
+            // The sink plays Slack's Web API; its origin is where response_url may point.
+            ("SLACK_API_URL", &sink.api_url()),
         ],
     );
     println!(

@@ -126,16 +126,18 @@ impl SlackClient {
     /// Answers an interaction through its `response_url` (Slack: "Handling user
     /// interaction"): `Replace` edits the message the button was on, `OnlyYou` shows the
     /// clicker a message no one else sees. The URL is a bearer secret for 30 minutes, so it
-    /// is held as one; only Slack's own hosts (or a local sink) are ever posted to, whatever
-    /// a payload says.
+    /// is held as one. Only Slack's own `https://hooks.slack.com/actions/…` (or GovSlack's)
+    /// is posted to, whatever a payload says, or `also`: the origin of the Web API the
+    /// operator configured (`SLACK_API_URL`, a local sink in the tests).
     pub async fn respond(
         &self,
         response_url: &Secret,
         message: &Message,
         how: Respond,
+        also: Option<&str>,
         deadline: &Deadline,
     ) -> Result<(), SlackError> {
-        check_response_url(response_url.expose())?;
+        check_response_url(response_url.expose(), also)?;
         let mut payload = message.to_payload();
         without_previews(&mut payload);
         match how {
@@ -353,13 +355,23 @@ pub(crate) enum Body {
     Form(String),
 }
 
-/// A `response_url` is Slack's: `https://hooks.slack.com/…` (or GovSlack's), or a local sink.
-fn check_response_url(url: &str) -> Result<(), SlackError> {
+/// A `response_url` is Slack's: `https://hooks.slack.com/actions/…` (or GovSlack's), on the
+/// default port; or on `also`, an origin the operator configured.
+fn check_response_url(url: &str, also: Option<&str>) -> Result<(), SlackError> {
     check_url(url)?;
     let parsed = reqwest::Url::parse(url).map_err(|_| SlackError::InvalidWebhook)?;
-    match (parsed.scheme(), parsed.host_str()) {
-        ("https", Some("hooks.slack.com" | "hooks.slack-gov.com")) | ("http", _) => Ok(()),
-        _ => Err(SlackError::InvalidWebhook),
+    let slacks = parsed.scheme() == "https"
+        && matches!(
+            parsed.host_str(),
+            Some("hooks.slack.com" | "hooks.slack-gov.com")
+        )
+        && parsed.port().is_none()
+        && parsed.path().starts_with("/actions/");
+    let configured = also.is_some_and(|origin| parsed.origin().ascii_serialization() == origin);
+    if slacks || configured {
+        Ok(())
+    } else {
+        Err(SlackError::InvalidWebhook)
     }
 }
 

@@ -68,8 +68,10 @@ pub fn verify(
         return Err(Refused::Unsigned);
     };
     let timestamp = timestamp.trim();
+    // Digits only, no leading zero: one timestamp has one spelling.
     if timestamp.is_empty()
         || timestamp.len() > 12
+        || timestamp.starts_with('0')
         || !timestamp.bytes().all(|b| b.is_ascii_digit())
     {
         return Err(Refused::Malformed);
@@ -148,6 +150,7 @@ mod tests {
         );
         for (ts, sig) in [
             ("-1", SIGNATURE),
+            ("01531420618", SIGNATURE),
             ("1e9", SIGNATURE),
             ("99999999999999999999", SIGNATURE),
             (

@@ -21,6 +21,13 @@ pub struct SlackApi {
 impl SlackApi {
     pub const PUBLIC: &'static str = "https://slack.com/api";
 
+    /// `scheme://host[:port]` of the Web API, as a URL's origin is written.
+    pub fn origin(&self) -> Option<String> {
+        reqwest::Url::parse(&self.base)
+            .ok()
+            .map(|u| u.origin().ascii_serialization())
+    }
+
     pub fn new(base: &str) -> Result<Self, SlackError> {
         check_url(base)?;
         Ok(Self {

@@ -118,7 +118,8 @@ pub fn function_url_event(body: &str, delivery: Delivery<'_>) -> Value {
             "routeKey": "$default",
             "stage": "$default",
             "time": "06/Dec/2026:10:00:00 +0000",
-            "timeEpoch": delivery.at * 1000
+            // When the URL received it: now, whatever time the request was signed at.
+            "timeEpoch": shared::budget::now_millis()
         },
         "body": if delivery.base64 { base64(body.as_bytes()) } else { body.to_owned() },
         "isBase64Encoded": delivery.base64
