@@ -452,3 +452,66 @@ async fn when_codepipeline_fails_nothing_is_recorded_and_the_next_click_approves
     );
     e.function.stop().await;
 }
+
+/// Planted at DEBUG (every crate's debug output on): the function's AWS secret key and session
+/// token, the signing secret (kept in SSM), the bot token and each click's response_url. Through
+/// an approval, a forged click and a non-approver's, none of them reaches a log line, an
+/// answer, a Slack post or a request to AWS.
+#[tokio::test]
+async fn at_debug_no_planted_secret_reaches_a_log_an_answer_a_post_or_a_request() {
+    let rig = Rig::start().await;
+    rig.sink.user_group(GROUP, &[GROUP_MEMBER]);
+    rig.moto
+        .aws_json(
+            "ssm",
+            "AmazonSSM.PutParameter",
+            &json!({"Name": "/ops/slack/signing-secret", "Value": SECRET, "Type": "SecureString"}),
+        )
+        .await;
+    let mut env = standins::planted::debug_env(&rig.stub.endpoint());
+    env.extend([
+        (
+            "SLACK_SIGNING_SECRET".into(),
+            "ssm:/ops/slack/signing-secret".into(),
+        ),
+        (
+            "APPROVERS".into(),
+            format!(r#"{{"prod-*": ["{APPROVER}", "{GROUP}"]}}"#),
+        ),
+        ("SLACK_BOT_TOKEN".into(), BOT_TOKEN.into()),
+        ("SLACK_API_URL".into(), rig.sink.api_url()),
+        ("IDEMPOTENCY_TABLE".into(), TABLE.into()),
+    ]);
+    let api = RuntimeApi::start().await;
+    let function = FunctionProcess::spawn(&binary(), &api, &env);
+    let mut e = Endpoint { rig, api, function };
+    let value = button_value(true);
+    let a = ApprovalRef::from_value(&value).expect("the button names the approval");
+    e.rig
+        .stub
+        .approval_waits(&a.pipeline, &a.stage, &a.action, &a.execution);
+    let now = now_secs();
+    let mut answers = Vec::new();
+    for (user, delivery, name) in [
+        (STRANGER, signed(now), "stranger"),
+        (
+            APPROVER,
+            Delivery {
+                secret: Some("forged"),
+                ..signed(now)
+            },
+            "forged",
+        ),
+        (GROUP_MEMBER, signed(now), "approver"),
+    ] {
+        answers.push(format!(
+            "{:?}",
+            e.click(user, true, &value, delivery, name).await
+        ));
+    }
+    assert_eq!(e.approvals_answered().len(), 1, "the scenario approved");
+    let logs = e.function.stop().await;
+    let mut secrets = standins::planted::always();
+    secrets.push(SECRET);
+    standins::planted::assert_none_leaked(&secrets, &logs, &answers, &e.rig.sink, &e.rig.stub);
+}
