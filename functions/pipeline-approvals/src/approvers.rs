@@ -50,8 +50,15 @@ impl Approvers {
             return Err("no pipeline is named: nobody could approve anything".into());
         }
         let mut rules = Vec::new();
+        let mut after_everything = false;
         for (glob, ids) in raw {
             let glob = glob.trim().to_owned();
+            if after_everything {
+                return Err(format!(
+                    "{glob:?} comes after \"*\", which matches every pipeline first: it could never decide (put \"*\" last)"
+                ));
+            }
+            after_everything = glob == "*";
             if glob.is_empty() || glob.len() > 200 {
                 return Err("a pipeline glob is empty or longer than 200 characters".into());
             }
@@ -170,6 +177,7 @@ mod tests {
             r#"{"prod-*": ["u012ab3cd"]}"#,
             r#"{"prod-*": ["U012AB3CD"], "prod-*": ["U09ZYX8WV"]}"#,
             r#"{"prod-*": ["U012AB3CD"]} {"*": []}"#,
+            r#"{"*": ["U09ZYX8WV"], "prod-*": ["U012AB3CD"]}"#,
         ] {
             assert!(Approvers::parse(bad).is_err(), "{bad}");
         }

@@ -16,13 +16,13 @@ pub const VARIABLES: &[Var] = &[
     Var::required(
         "APPROVERS",
         "`{\"prod-*\": [\"U012AB3CD\", \"S0614TZR7\"], \"*\": [\"U09ZYX8WV\"]}`",
-        "Who may approve which pipelines: pipeline-name globs to Slack user ids (`U…`, `W…`) and user-group ids (`S…`), inline JSON or an `ssm:`/`secretsmanager:` reference. The most specific matching glob decides; a pipeline no glob matches cannot be approved from Slack.",
+        "Who may approve which pipelines: pipeline-name globs to Slack user ids (`U…`, `W…`) and user-group ids (`S…`), inline JSON or an `ssm:`/`secretsmanager:` reference. The first glob that matches, in the order written, decides (`\"*\"` last); a pipeline no glob matches cannot be approved from Slack.",
     ),
     Var::optional(
         "SLACK_BOT_TOKEN",
         "unset (user ids only)",
         "`ssm:/ops/slack/bot-token`",
-        "A bot token with `usergroups:read`, to read the members of the user groups `APPROVERS` names (kept for `CONFIG_TTL`). Required when it names one.",
+        "A bot token: with `usergroups:read` it reads the members of the user groups `APPROVERS` names (kept for `CONFIG_TTL`; required when it names one); with `chat:write`, and the bot in the channel, it also says who answered in the message's thread.",
     ),
     Var::defaulted(
         "SLACK_API_URL",

@@ -85,8 +85,13 @@ fn refuse_because(
 /// the request (`received_ms`, epoch ms), or from now when that is unknown or implausible.
 fn slack_budget(received_ms: Option<i64>, now_ms: i64) -> Duration {
     let waits = SLACK_WAITS.as_millis() as i64;
+    // Less than this left and the click could not be answered at all: it gets the time a
+    // fresh one would, Slack's answer being late either way.
+    let least = (RESPOND_RESERVE + Duration::from_secs(1)).as_millis() as i64;
     match received_ms.map(|at| now_ms - at) {
-        Some(age) if (0..=waits).contains(&age) => Duration::from_millis((waits - age) as u64),
+        Some(age) if (0..=waits - least).contains(&age) => {
+            Duration::from_millis((waits - age) as u64)
+        }
         // Slack has stopped waiting (or the clocks disagree): the click is still answered, and
         // told through response_url, in the time a fresh one would have.
         _ => SLACK_WAITS,
@@ -127,8 +132,13 @@ impl<P: Pipelines + Sync> PipelineApprovals<P> {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(from = %config.signing_secret.describe(), error = %e, "cannot read the signing secret: no request can be verified");
-                metrics::count(&metrics::CONFIG_ERRORS, &[]);
-                unanswered("failed");
+                // A person must act only when a retry cannot help (denied, missing); a
+                // passing fault shows as the 503 and the log. Nothing is known of the request
+                // yet, so it is not counted as an approver's click.
+                if !e.is_retryable() {
+                    metrics::count(&metrics::CONFIG_ERRORS, &[]);
+                }
+                count("failed");
                 return HttpReply::refused(503, "cannot verify requests now", "failed");
             }
         };
@@ -202,7 +212,9 @@ impl<P: Pipelines + Sync> PipelineApprovals<P> {
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot tell who may approve: nothing sent to CodePipeline");
-                metrics::count(&metrics::CONFIG_ERRORS, &[]);
+                if !e.is_retryable() {
+                    metrics::count(&metrics::CONFIG_ERRORS, &[]);
+                }
                 (
                     unanswered("failed"),
                     only_you(
@@ -227,10 +239,13 @@ impl<P: Pipelines + Sync> PipelineApprovals<P> {
         now: i64,
     ) -> Result<(&'static str, (Message, Respond)), Error> {
         let a = &click.approval;
+        // The claim is marked done or given back after the answer, in time kept for that: a
+        // claim left held would tell the next click "already answered" for nothing.
+        let (record_by, deadline) = (deadline, &deadline.less(shared::budget::RECORD_RESERVE));
         let gone = |why: &str, summary: Option<&str>| {
             (reply::no_longer_waiting(a, why, summary), Respond::Replace)
         };
-        let superseded = "A newer execution has reached this stage, or the approval expired: this one no longer waits. (With a pipeline in PARALLEL execution mode, only the newest execution at a stage can be answered from Slack.)";
+        let superseded = "A newer execution has reached this stage, or the approval expired: this one no longer waits.";
         let token = match self.ports.pipelines.standing(a, deadline).await? {
             Standing::Waiting { token } => token,
             Standing::Answered { approved, summary } => {
@@ -316,20 +331,34 @@ impl<P: Pipelines + Sync> PipelineApprovals<P> {
                 ("superseded", gone(superseded, None))
             }
             Ok(Outcome::AlreadyAnswered) => {
+                // Someone else's answer, or this very one landing on the SDK's retry: what
+                // CodePipeline now says (its summary names who) is told to this clicker only,
+                // so a winner's "approved by" replacement is never overwritten.
                 count("already-answered");
-                ("already-answered", gone("Someone answered it first.", None))
+                let summary = match self.ports.pipelines.standing(a, record_by).await {
+                    Ok(Standing::Answered { summary, .. }) => summary,
+                    _ => None,
+                };
+                let mut text = "This approval was already answered.".to_owned();
+                if let Some(s) = summary.filter(|s| !s.trim().is_empty()) {
+                    text.push_str(&format!(" CodePipeline says: {s}"));
+                }
+                (
+                    "already-answered",
+                    (reply::only_you(&text), Respond::OnlyYou),
+                )
             }
             Ok(Outcome::Denied) => {
                 // Nothing was recorded: a grant added later lets the next click through.
-                self.ports.claims.release(ticket, deadline).await;
+                self.ports.claims.release(ticket, record_by).await;
                 return Ok(denied(a));
             }
             Err(e) => {
-                self.ports.claims.release(ticket, deadline).await;
+                self.ports.claims.release(ticket, record_by).await;
                 return Err(e);
             }
         };
-        self.ports.claims.done(ticket, deadline).await;
+        self.ports.claims.done(ticket, record_by).await;
         Ok(decided)
     }
 
@@ -467,6 +496,11 @@ mod tests {
             "Slack gave up; the click is still answered"
         );
         assert_eq!(slack_budget(None, 1_500), SLACK_WAITS);
+        assert_eq!(
+            slack_budget(Some(1_000), 3_300),
+            SLACK_WAITS,
+            "too little left to answer at all: the time a fresh click gets"
+        );
         assert_eq!(
             slack_budget(Some(9_000), 1_000),
             SLACK_WAITS,

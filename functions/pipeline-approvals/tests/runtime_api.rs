@@ -405,8 +405,9 @@ async fn bad_payloads_end_cleanly_and_the_process_lives_on() {
     e.function.stop().await;
 }
 
-/// CodePipeline failing (HTTP 500 past the SDK's retries): nothing is recorded, the claim is
-/// given back and the clicker is told to click again; the next click approves, once.
+/// CodePipeline failing to take the answer (PutApprovalResult HTTP 500 past the SDK's
+/// retries): nothing is recorded, the claim on the token is given back and the clicker is told
+/// to click again; the next click approves, once.
 #[tokio::test]
 async fn when_codepipeline_fails_nothing_is_recorded_and_the_next_click_approves() {
     let mut e = Endpoint::start().await;
@@ -415,7 +416,7 @@ async fn when_codepipeline_fails_nothing_is_recorded_and_the_next_click_approves
     e.rig
         .stub
         .approval_waits(&a.pipeline, &a.stage, &a.action, &a.execution);
-    e.rig.stub.server_error("GetPipelineState", 10);
+    e.rig.stub.server_error("PutApprovalResult", 10);
     let now = now_secs();
     assert_eq!(
         e.click(APPROVER, true, &value, signed(now), "down").await,
@@ -427,7 +428,7 @@ async fn when_codepipeline_fails_nothing_is_recorded_and_the_next_click_approves
         "{:?}",
         e.responses("down")
     );
-    e.rig.stub.server_error("GetPipelineState", 0);
+    e.rig.stub.server_error("PutApprovalResult", 0);
     let payload = block_actions(
         APPROVER,
         approval::APPROVE,
@@ -514,4 +515,77 @@ async fn at_debug_no_planted_secret_reaches_a_log_an_answer_a_post_or_a_request(
     let mut secrets = standins::planted::always();
     secrets.push(SECRET);
     standins::planted::assert_none_leaked(&secrets, &logs, &answers, &e.rig.sink, &e.rig.stub);
+}
+
+/// Two approvers click at nearly the same moment, on two containers, while CodePipeline is
+/// slow to answer the first: one PutApprovalResult, and the second clicker is told it was
+/// answered (or is being answered).
+#[tokio::test]
+async fn two_clicks_at_once_on_two_containers_answer_once() {
+    let mut e = Endpoint::start().await;
+    let value = button_value(true);
+    let a = ApprovalRef::from_value(&value).expect("the button names the approval");
+    e.rig
+        .stub
+        .approval_waits(&a.pipeline, &a.stage, &a.action, &a.execution);
+    // The first answer lands at once but is answered late: the claim is held meanwhile.
+    e.rig
+        .stub
+        .delay_answers("PutApprovalResult", Duration::from_millis(1_200), 1);
+    let mut env = standins::moto::aws_env(&e.rig.stub.endpoint());
+    env.extend([
+        (
+            "SLACK_SIGNING_SECRET".into(),
+            "ssm:/ops/slack/signing-secret".into(),
+        ),
+        (
+            "APPROVERS".into(),
+            format!(r#"{{"prod-*": ["{APPROVER}", "{GROUP}"]}}"#),
+        ),
+        ("SLACK_BOT_TOKEN".into(), BOT_TOKEN.into()),
+        ("SLACK_API_URL".into(), e.rig.sink.api_url()),
+        ("IDEMPOTENCY_TABLE".into(), TABLE.into()),
+    ]);
+    let other_api = RuntimeApi::start().await;
+    let mut other = FunctionProcess::spawn(&binary(), &other_api, &env);
+    let now = now_secs();
+    let click = |user: &str, name: &str| {
+        let payload = block_actions(
+            user,
+            approval::APPROVE,
+            &value,
+            &e.rig.sink.response_url(name),
+            CHANNEL,
+            "1795000000.000100",
+        );
+        function_url_event(&form_body(&payload), signed(now))
+    };
+    let (first, second) = (click(APPROVER, "first"), click(GROUP_MEMBER, "second"));
+    let outcome = |v: &standins::runtime_api::Invocation| match &v.outcome {
+        Outcome::Response(r) => r["headers"]["x-approvals-outcome"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        other => format!("{other:?}"),
+    };
+    let (a_answer, b_answer) = tokio::join!(
+        e.api
+            .invoke(&mut e.function, &first, Duration::from_secs(20)),
+        async {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            other_api
+                .invoke(&mut other, &second, Duration::from_secs(20))
+                .await
+        }
+    );
+    assert_eq!(outcome(&a_answer), "approved", "{a_answer:?}");
+    // The answer lands in CodePipeline at once (only its reply is late), so the second click
+    // finds it answered, or, had it looked a moment sooner, the token claimed.
+    assert!(
+        ["already-answered", "duplicate"].contains(&outcome(&b_answer).as_str()),
+        "{b_answer:?}"
+    );
+    assert_eq!(e.approvals_answered().len(), 1, "one answer");
+    other.stop().await;
+    e.function.stop().await;
 }
