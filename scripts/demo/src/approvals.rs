@@ -159,7 +159,7 @@ pub async fn run(
                 print!("{}", slack_payload(message));
             }
             None => {
-                println!("   (nothing done: no look-up, no answer to CodePipeline, no message)")
+                println!("   (refused: nothing sent to CodePipeline, no message)")
             }
         }
     }
