@@ -64,12 +64,12 @@ impl Mrkdwn {
         self
     }
 
-    /// Slack syntax with the text that stands for it in plain text (a `<!date^…|…>` and the
-    /// time it shows).
-    pub fn special(mut self, trusted_markup: &str, text: &str) -> Self {
-        self.slack.push_str(trusted_markup);
-        self.text.push_str(text);
-        self
+    /// A time Slack shows in each reader's own time zone (`<!date^secs^format|fallback>`);
+    /// `fallback` (escaped) is what clients that cannot, and the plain text, show.
+    pub fn date(self, epoch_secs: i64, format: &str, fallback: &str) -> Self {
+        self.markup(&format!("<!date^{epoch_secs}^{format}|"))
+            .plain(fallback)
+            .markup(">")
     }
 
     pub fn append(mut self, other: &Mrkdwn) -> Self {

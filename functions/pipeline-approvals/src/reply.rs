@@ -76,11 +76,11 @@ pub fn answered(a: &ApprovalRef, approve: bool, user: &str, at: i64) -> Message 
                 })
                 .markup(&who(user))
                 .plain(" ")
-                // Each reader's own time zone; UTC where Slack cannot.
-                .markup(&format!(
-                    "<!date^{at}^{{date_short_pretty}} {{time_secs}}|{}>",
-                    shared::telemetry::rfc3339(u64::try_from(at).unwrap_or(0) * 1000)
-                ))
+                .date(
+                    at,
+                    "{date_short_pretty} {time_secs}",
+                    &shared::telemetry::rfc3339(u64::try_from(at).unwrap_or(0) * 1000),
+                )
                 .plain(" in Slack."),
         ))
         .block(Block::Context(vec![Mrkdwn::new().plain(&format!(

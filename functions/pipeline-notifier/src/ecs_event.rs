@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use shared::error::NotForUs;
 
-use crate::event::non_empty;
+use crate::event::{Envelope, non_empty};
 
 /// What happened to a service, as `NOTIFY_ON`'s `ecs:` items name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, Deserialize)]
@@ -101,20 +101,6 @@ impl EcsEvent {
             self.service
         )
     }
-}
-
-#[derive(Deserialize)]
-struct Envelope {
-    id: Option<String>,
-    #[serde(rename = "detail-type")]
-    detail_type: Option<String>,
-    source: Option<String>,
-    account: Option<String>,
-    region: Option<String>,
-    time: Option<String>,
-    #[serde(default)]
-    resources: Vec<Value>,
-    detail: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -215,7 +201,10 @@ pub fn parse(event: &Value) -> Result<EcsEvent, NotForUs> {
     })?;
     let (cluster_in_arn, service) = envelope
         .resources
-        .iter()
+        .as_ref()
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
         .filter_map(Value::as_str)
         .find_map(service_of)
         .ok_or_else(|| NotForUs("no service ARN in resources".into()))?;

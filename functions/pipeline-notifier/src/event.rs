@@ -128,16 +128,20 @@ impl PipelineEvent {
     }
 }
 
+/// An EventBridge event's envelope, every field optional: each source's parser checks what
+/// it needs.
 #[derive(Deserialize)]
-struct Envelope {
-    id: Option<String>,
+pub(crate) struct Envelope {
+    pub(crate) id: Option<String>,
     #[serde(rename = "detail-type")]
-    detail_type: Option<String>,
-    source: Option<String>,
-    account: Option<String>,
-    region: Option<String>,
-    time: Option<String>,
-    detail: Option<Value>,
+    pub(crate) detail_type: Option<String>,
+    pub(crate) source: Option<String>,
+    pub(crate) account: Option<String>,
+    pub(crate) region: Option<String>,
+    pub(crate) time: Option<String>,
+    /// Whatever it holds: only ECS's events are read by it.
+    pub(crate) resources: Option<Value>,
+    pub(crate) detail: Option<Value>,
 }
 
 #[derive(Deserialize)]

@@ -379,12 +379,7 @@ pub fn render(
 pub(crate) fn time_field(time: &str) -> Mrkdwn {
     let f = Mrkdwn::new().bold("Time").newline();
     match epoch(time) {
-        Some(secs) => f
-            .markup(&format!(
-                "<!date^{secs}^{{date_short_pretty}} {{time_secs}}|"
-            ))
-            .plain(time)
-            .markup(">"),
+        Some(secs) => f.date(secs, "{date_short_pretty} {time_secs}", time),
         None => f.plain(time),
     }
 }

@@ -110,13 +110,7 @@ pub async fn run(
             }
             other => println!("   result: {other:?}"),
         }
-        let posted = sink.delivered();
-        if posted.len() == before {
-            println!("   (nothing posted to Slack)");
-        }
-        for payload in &posted[before..] {
-            print!("{}", slack_payload(payload));
-        }
+        print_posted_since(sink, before);
     }
     other_container.stop().await;
     print!("{}", metrics_summary(&function.stop().await));
@@ -374,16 +368,21 @@ pub async fn run_ecs(
             ),
             other => println!("   result: {other:?}"),
         }
-        let posted = sink.delivered();
-        if posted.len() == before {
-            println!("   (nothing posted to Slack)");
-        }
-        for payload in &posted[before..] {
-            print!("{}", slack_payload(payload));
-        }
+        print_posted_since(sink, before);
     }
     print!("{}", metrics_summary(&function.stop().await));
     Ok(())
+}
+
+/// What the sink received since the `before`th post, as a person would see it.
+fn print_posted_since(sink: &SlackSink, before: usize) {
+    let posted = sink.delivered();
+    if posted.len() == before {
+        println!("   (nothing posted to Slack)");
+    }
+    for payload in posted.iter().skip(before) {
+        print!("{}", slack_payload(payload));
+    }
 }
 
 /// A message in the channel as a person reads it.

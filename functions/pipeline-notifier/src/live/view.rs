@@ -54,12 +54,10 @@ pub fn render_live(x: &Execution) -> Message {
         .plain("Execution ")
         .link(&execution_url, &short_execution(&x.execution_id));
     if let Some(start) = x.started_at {
-        summary = summary
-            .plain(" · started ")
-            // Slack shows the time in each reader's own time zone.
-            .markup(&format!("<!date^{start}^{{date_short_pretty}} {{time}}|"))
-            .plain(&utc(start))
-            .markup(">");
+        summary =
+            summary
+                .plain(" · started ")
+                .date(start, "{date_short_pretty} {time}", &utc(start));
         if let Some(end) = x
             .finished_at
             .filter(|end| *end >= start && matches!(x.phase(), Phase::Ended(_)))
